@@ -1,0 +1,565 @@
+//! Compiles a parsed config into a [`Snapshot`], and merges a new config into
+//! a previous snapshot flag by flag (last-known-good).
+//!
+//! This is where meaning is checked: names, variants, percentages, segment,
+//! layer and metric references, prerequisite cycles and layer overlaps. Every
+//! problem is reported with its position; nothing here panics on any input.
+//! Not here: reading files or watching them (the server), evaluating (`eval`).
+
+mod condition;
+mod flag;
+mod graph;
+
+use std::io::Write;
+use std::ops::Range;
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::Serialize;
+use toml::Spanned;
+use xxhash_rust::xxh3::{Xxh3, xxh3_64};
+
+use crate::config::{self, Document, FlagConfig, LayerConfig, MetricKind, SegmentConfig};
+use crate::diagnostic::{Diagnostic, Diagnostics, LineIndex, Section};
+use crate::overrides::Overrides;
+use crate::snapshot::{ConfigVersion, FlagVersion, Requirement, Segment, Slot, Snapshot};
+
+/// The result of [`compile_merged`]: what to serve and what was rejected.
+#[derive(Debug)]
+pub struct Merged {
+    /// New flags where valid, previous versions (marked stale) where not.
+    pub snapshot: Snapshot,
+    /// Every problem in the new file; empty when it was fully valid.
+    pub rejected: Diagnostics,
+}
+
+/// Compiles `text` strictly: any problem anywhere fails the whole load.
+///
+/// ```
+/// let snapshot = flags_core::compile("version = 1\n[flags.beta]\nenabled = true\n", &Default::default()).unwrap();
+/// assert_eq!(snapshot.len(), 1);
+/// ```
+pub fn compile(text: &str, overrides: &Overrides) -> Result<Snapshot, Diagnostics> {
+    let merged = compile_merged(text, None, overrides)?;
+    if merged.rejected.is_empty() {
+        Ok(merged.snapshot)
+    } else {
+        Err(merged.rejected)
+    }
+}
+
+/// Compiles `text`, keeping the previous version of every flag that is now
+/// invalid (served with `stale` set) and dropping invalid flags that had no
+/// previous version. Fails only when the file as a whole cannot be read
+/// (not TOML, wrong `version`, unknown top-level keys): then nothing changes.
+pub fn compile_merged(
+    text: &str,
+    previous: Option<&Snapshot>,
+    overrides: &Overrides,
+) -> Result<Merged, Diagnostics> {
+    let document = config::parse(text)?;
+    let index = LineIndex::new(text);
+    let mut rejected = Vec::new();
+    let scope = Scope::new(&document, &index, &mut rejected);
+    let mut compiled = compile_flags(&document, &scope, &index, &mut rejected);
+    reject_cycles(&document, &index, &mut compiled, &mut rejected);
+    reject_overlaps(&document, &index, &mut compiled, &mut rejected);
+    let slots = keep_or_replace(&document, compiled, previous);
+    let mut snapshot = Snapshot {
+        index: slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.flag.key.clone(), i as u32))
+            .collect(),
+        slots,
+        version: ConfigVersion(xxh3_64(text.as_bytes())),
+        metrics: scope.valid_metrics(&document),
+        overrides: Vec::new(),
+    };
+    resolve_requirements(&mut snapshot, &mut rejected);
+    overrides.apply(&mut snapshot);
+    rejected.sort_by_key(|d| (d.line, d.column));
+    Ok(Merged {
+        snapshot,
+        rejected: Diagnostics {
+            path: None,
+            items: rejected,
+        },
+    })
+}
+
+/// Whether `name` matches `[A-Za-z0-9][A-Za-z0-9._-]{0,127}`.
+pub fn valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (1..=128).contains(&bytes.len())
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[1..]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Collects diagnostics for one section entry.
+pub(crate) struct Problems<'a> {
+    index: &'a LineIndex<'a>,
+    items: Vec<Diagnostic>,
+}
+
+impl<'a> Problems<'a> {
+    fn new(index: &'a LineIndex<'a>) -> Self {
+        Self {
+            index,
+            items: Vec::new(),
+        }
+    }
+
+    pub(crate) fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.items.push(self.index.at(&span, message));
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub(crate) fn line(&self, span: Range<usize>) -> u32 {
+        self.index.position(span.start).0
+    }
+
+    /// Tags every problem with its section and name and moves it to `out`.
+    fn finish(self, section: Section, name: &str, out: &mut Vec<Diagnostic>) -> bool {
+        let clean = self.items.is_empty();
+        out.extend(self.items.into_iter().map(|mut d| {
+            d.section = Some(section);
+            d.name = Some(name.to_string());
+            d
+        }));
+        clean
+    }
+}
+
+/// What flags may refer to: segments, layers, metrics and other flags' keys.
+pub(crate) struct Scope<'d> {
+    segments: FxHashMap<&'d str, Option<Arc<Segment>>>,
+    layers: FxHashMap<&'d str, Option<&'d LayerConfig>>,
+    metrics: FxHashMap<&'d str, bool>,
+    flag_keys: FxHashSet<&'d str>,
+}
+
+impl<'d> Scope<'d> {
+    fn new(document: &'d Document, index: &LineIndex<'_>, out: &mut Vec<Diagnostic>) -> Self {
+        let mut scope = Scope {
+            segments: FxHashMap::default(),
+            layers: FxHashMap::default(),
+            metrics: FxHashMap::default(),
+            flag_keys: document.flags.iter().map(|f| f.name.as_str()).collect(),
+        };
+        for entry in &document.segments {
+            let mut problems = Problems::new(index);
+            let segment = entry_config(entry, &mut problems, "segment")
+                .and_then(|c| compile_segment(&entry.name, entry.span.clone(), c, &mut problems));
+            let clean = problems.finish(Section::Segment, &entry.name, out);
+            scope
+                .segments
+                .insert(&entry.name, segment.filter(|_| clean).map(Arc::new));
+        }
+        for entry in &document.layers {
+            let mut problems = Problems::new(index);
+            let layer = entry_config(entry, &mut problems, "layer");
+            let clean = problems.finish(Section::Layer, &entry.name, out);
+            scope.layers.insert(&entry.name, layer.filter(|_| clean));
+        }
+        for entry in &document.metrics {
+            let mut problems = Problems::new(index);
+            let metric = entry_config(entry, &mut problems, "metric");
+            let clean = problems.finish(Section::Metric, &entry.name, out);
+            scope.metrics.insert(&entry.name, metric.is_some() && clean);
+        }
+        scope
+    }
+
+    pub(crate) fn segment(
+        &self,
+        name: &Spanned<String>,
+        problems: &mut Problems<'_>,
+    ) -> Option<&Arc<Segment>> {
+        match self.segments.get(name.get_ref().as_str()) {
+            Some(Some(segment)) => Some(segment),
+            Some(None) => {
+                problems.at(
+                    name.span(),
+                    format!("segment `{}` has errors", name.get_ref()),
+                );
+                None
+            }
+            None => {
+                problems.at(name.span(), format!("unknown segment `{}`", name.get_ref()));
+                None
+            }
+        }
+    }
+
+    /// The seed of a layer: its `salt`, or its name when it has no table.
+    pub(crate) fn layer_seed(
+        &self,
+        name: &Spanned<String>,
+        problems: &mut Problems<'_>,
+    ) -> Option<u64> {
+        let layer = name.get_ref().as_str();
+        if !valid_name(layer) {
+            problems.at(name.span(), flag::invalid_name_message("layer", layer));
+            return None;
+        }
+        match self.layers.get(layer) {
+            Some(None) => {
+                problems.at(name.span(), format!("layer `{layer}` has errors"));
+                None
+            }
+            Some(Some(config)) => {
+                Some(crate::bucket::seed(config.salt.as_deref().unwrap_or(layer)))
+            }
+            None => Some(crate::bucket::seed(layer)),
+        }
+    }
+
+    pub(crate) fn metric(&self, name: &Spanned<String>, problems: &mut Problems<'_>) {
+        match self.metrics.get(name.get_ref().as_str()) {
+            Some(true) => {}
+            Some(false) => problems.at(
+                name.span(),
+                format!("metric `{}` has errors", name.get_ref()),
+            ),
+            None => problems.at(
+                name.span(),
+                format!(
+                    "unknown metric `{}`; declare it under [metrics]",
+                    name.get_ref()
+                ),
+            ),
+        }
+    }
+
+    fn valid_metrics(&self, document: &Document) -> Vec<(Box<str>, MetricKind)> {
+        document
+            .metrics
+            .iter()
+            .filter(|e| self.metrics.get(e.name.as_str()) == Some(&true))
+            .filter_map(|e| {
+                e.config
+                    .as_ref()
+                    .ok()
+                    .map(|c| (e.name.as_str().into(), c.kind))
+            })
+            .collect()
+    }
+}
+
+/// The entry's config, after checking its name; reports a read failure.
+fn entry_config<'e, T>(
+    entry: &'e config::Entry<T>,
+    problems: &mut Problems<'_>,
+    what: &str,
+) -> Option<&'e T> {
+    if !valid_name(&entry.name) {
+        problems.at(
+            entry.span.clone(),
+            flag::invalid_name_message(what, &entry.name),
+        );
+    }
+    match &entry.config {
+        Ok(config) => Some(config),
+        Err(diagnostic) => {
+            problems.items.push(diagnostic.clone());
+            None
+        }
+    }
+}
+
+fn compile_segment(
+    name: &str,
+    span: Range<usize>,
+    config: &SegmentConfig,
+    problems: &mut Problems<'_>,
+) -> Option<Segment> {
+    if config.keys.is_empty() && config.when.is_empty() {
+        problems.at(span, "a segment needs `keys`, `when`, or both");
+    }
+    let conditions: Vec<_> = config
+        .when
+        .iter()
+        .filter_map(|c| condition::compile(c, problems))
+        .collect();
+    Some(Segment {
+        name: name.into(),
+        keys: config.keys.iter().map(|k| k.as_str().into()).collect(),
+        conditions: conditions.into(),
+    })
+}
+
+/// Each flag entry of the file, compiled, or `None` where it has problems.
+type CompiledFlags = Vec<Option<flag::CompiledFlag>>;
+
+fn compile_flags(
+    document: &Document,
+    scope: &Scope<'_>,
+    index: &LineIndex<'_>,
+    out: &mut Vec<Diagnostic>,
+) -> CompiledFlags {
+    document
+        .flags
+        .iter()
+        .map(|entry| {
+            let mut problems = Problems::new(index);
+            let compiled = entry_config(entry, &mut problems, "flag").and_then(|config| {
+                let version = flag_version(&entry.name, config, document);
+                flag::compile(
+                    &entry.name,
+                    entry.span.clone(),
+                    config,
+                    version,
+                    scope,
+                    &mut problems,
+                )
+            });
+            let clean = problems.finish(Section::Flag, &entry.name, out);
+            compiled.filter(|_| clean)
+        })
+        .collect()
+}
+
+/// Hashes what determines a flag's behaviour: its own definition and the
+/// segments and layers it uses.
+fn flag_version(key: &str, config: &FlagConfig, document: &Document) -> FlagVersion {
+    struct HashWriter(Xxh3);
+    impl Write for HashWriter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.update(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    #[derive(Serialize)]
+    struct Hashed<'a> {
+        key: &'a str,
+        flag: &'a FlagConfig,
+        segments: Vec<Option<&'a SegmentConfig>>,
+        layers: Vec<(&'a str, Option<&'a LayerConfig>)>,
+    }
+    let segments = config
+        .rules
+        .iter()
+        .flat_map(|r| r.get_ref().segments.iter())
+        .map(|name| lookup(&document.segments, name.get_ref()))
+        .collect();
+    let layers = config
+        .rules
+        .iter()
+        .filter_map(|r| r.get_ref().experiment.as_ref()?.get_ref().layer.as_ref())
+        .map(|name| {
+            (
+                name.get_ref().as_str(),
+                lookup(&document.layers, name.get_ref()),
+            )
+        })
+        .collect();
+    let mut writer = HashWriter(Xxh3::new());
+    let hashed = Hashed {
+        key,
+        flag: config,
+        segments,
+        layers,
+    };
+    // Serializing plain data into a hasher cannot fail; a failure would only weaken the hash.
+    let _ = serde_json::to_writer(&mut writer, &hashed);
+    FlagVersion(writer.0.digest())
+}
+
+fn lookup<'d, T>(entries: &'d [config::Entry<T>], name: &str) -> Option<&'d T> {
+    entries
+        .iter()
+        .find(|e| e.name == name)
+        .and_then(|e| e.config.as_ref().ok())
+}
+
+/// Flags on a prerequisite cycle among the new definitions are invalid.
+fn reject_cycles(
+    document: &Document,
+    index: &LineIndex<'_>,
+    compiled: &mut CompiledFlags,
+    out: &mut Vec<Diagnostic>,
+) {
+    let position: FxHashMap<&str, usize> = document
+        .flags
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.name.as_str(), i))
+        .collect();
+    let edges: Vec<Vec<usize>> = document
+        .flags
+        .iter()
+        .map(|e| match &e.config {
+            Ok(config) => config
+                .requires
+                .iter()
+                .filter_map(|r| position.get(r.get_ref().flag.get_ref().as_str()).copied())
+                .collect(),
+            Err(_) => Vec::new(),
+        })
+        .collect();
+    for (from, to) in graph::back_edges(&edges) {
+        let entry = &document.flags[from];
+        let span = entry.config.as_ref().ok().and_then(|c| {
+            c.requires
+                .iter()
+                .find(|r| r.get_ref().flag.get_ref() == &document.flags[to].name)
+                .map(|r| r.span())
+        });
+        let mut problems = Problems::new(index);
+        problems.at(
+            span.unwrap_or(entry.span.clone()),
+            format!(
+                "prerequisite cycle: `{}` requires `{}`, which depends on it",
+                entry.name, document.flags[to].name
+            ),
+        );
+        problems.finish(Section::Flag, &entry.name, out);
+        compiled[from] = None;
+    }
+}
+
+/// Experiments of different flags may not claim overlapping parts of one
+/// layer; the later flag in the file is rejected.
+fn reject_overlaps(
+    document: &Document,
+    index: &LineIndex<'_>,
+    compiled: &mut CompiledFlags,
+    out: &mut Vec<Diagnostic>,
+) {
+    let mut owners: FxHashMap<Box<str>, Vec<(u32, u32, usize)>> = FxHashMap::default();
+    for (i, slot) in compiled.iter_mut().enumerate() {
+        let Some(flag) = slot else { continue };
+        let mut problems = Problems::new(index);
+        for claim in &flag.claims {
+            let taken = owners.get(&claim.layer).and_then(|ranges| {
+                ranges
+                    .iter()
+                    .find(|(start, end, _)| claim.start < *end && *start < claim.end)
+            });
+            if let Some((_, _, owner)) = taken {
+                problems.at(
+                    claim.span.clone(),
+                    format!(
+                        "range overlaps flag `{}` in layer `{}`; experiments in a layer must not overlap",
+                        document.flags[*owner].name, claim.layer
+                    ),
+                );
+            }
+        }
+        if problems.finish(Section::Flag, &document.flags[i].name, out) {
+            for claim in &flag.claims {
+                let ranges = owners.entry(claim.layer.clone()).or_default();
+                ranges.push((claim.start, claim.end, i));
+            }
+        } else {
+            *slot = None;
+        }
+    }
+}
+
+/// The slots of the new snapshot in file order: each valid flag's new
+/// version, else its previous version marked stale, else nothing.
+fn keep_or_replace(
+    document: &Document,
+    compiled: CompiledFlags,
+    previous: Option<&Snapshot>,
+) -> Vec<Slot> {
+    document
+        .flags
+        .iter()
+        .zip(compiled)
+        .filter_map(|(entry, compiled)| {
+            let (flag, stale) = match compiled {
+                Some(compiled) => (Arc::new(compiled.flag), false),
+                None => {
+                    let old = previous?.slot_index(&entry.name)?;
+                    (Arc::clone(&previous?.slots[old].flag), true)
+                }
+            };
+            Some(Slot {
+                flag,
+                requires: Box::default(),
+                stale,
+                forced: None,
+            })
+        })
+        .collect()
+}
+
+/// Points every prerequisite at its flag in this snapshot. A prerequisite
+/// that cannot be met here (its flag or variant is gone, or it would close a
+/// cycle between kept and new versions) is reported and stays unmet.
+fn resolve_requirements(snapshot: &mut Snapshot, out: &mut Vec<Diagnostic>) {
+    let resolved: Vec<Box<[Requirement]>> = snapshot
+        .slots
+        .iter()
+        .map(|slot| {
+            let resolve = |(parent, wanted): &(Box<str>, Box<str>)| {
+                let index = snapshot.slot_index(parent);
+                let variant = index.and_then(|i| {
+                    let variants = &snapshot.slots[i].flag.variants;
+                    variants.iter().position(|v| v.key == *wanted)
+                });
+                if variant.is_none() {
+                    out.push(flag_problem(
+                        &slot.flag,
+                        format!("prerequisite `{parent}` = `{wanted}` is not available in this config; it is treated as unmet"),
+                    ));
+                }
+                Requirement {
+                    slot: index.map(|i| i as u32),
+                    variant: variant.map(|v| v as u16),
+                }
+            };
+            slot.flag.requires.iter().map(resolve).collect()
+        })
+        .collect();
+    for (slot, requires) in snapshot.slots.iter_mut().zip(resolved) {
+        slot.requires = requires;
+    }
+    let edges: Vec<Vec<usize>> = snapshot
+        .slots
+        .iter()
+        .map(|s| {
+            s.requires
+                .iter()
+                .filter_map(|r| r.slot.map(|i| i as usize))
+                .collect()
+        })
+        .collect();
+    for (from, to) in graph::back_edges(&edges) {
+        let parent = snapshot.slots[to].flag.key.clone();
+        let slot = &mut snapshot.slots[from];
+        for requirement in slot
+            .requires
+            .iter_mut()
+            .filter(|r| r.slot == Some(to as u32))
+        {
+            requirement.slot = None;
+        }
+        out.push(flag_problem(
+            &slot.flag,
+            format!("prerequisite cycle through `{parent}`; the prerequisite is treated as unmet"),
+        ));
+    }
+}
+
+/// A problem about a whole flag, placed at its table header.
+fn flag_problem(flag: &crate::snapshot::Flag, message: String) -> Diagnostic {
+    Diagnostic {
+        line: flag.line,
+        column: 1,
+        section: Some(Section::Flag),
+        name: Some(flag.key.to_string()),
+        message,
+    }
+}

@@ -1,0 +1,487 @@
+//! The compiled form of a config: what evaluation reads.
+//!
+//! A [`Snapshot`] is immutable and self-contained: names are interned in a
+//! hash index, salts are pre-hashed into seeds, regexes and versions are
+//! precompiled and percentages are bucket thresholds. Flags sit behind `Arc`
+//! so a reload can carry a flag's previous version into the next snapshot
+//! unchanged. Built only by `compile`; read only by `eval` and the listing
+//! accessors below.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::config::MetricKind;
+use crate::semver::OwnedVersion;
+use crate::time::Timestamp;
+
+/// Index of a variant within its flag.
+pub(crate) type VariantIndex = u16;
+
+/// A compiled config.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) index: FxHashMap<Box<str>, u32>,
+    pub(crate) version: ConfigVersion,
+    pub(crate) metrics: Vec<(Box<str>, MetricKind)>,
+    pub(crate) overrides: Vec<OverrideStatus>,
+}
+
+/// A flag as placed in one snapshot: the shared compiled flag plus what
+/// depends on its neighbours in this snapshot.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub(crate) flag: Arc<Flag>,
+    pub(crate) requires: Box<[Requirement]>,
+    pub(crate) stale: bool,
+    pub(crate) forced: Option<VariantIndex>,
+}
+
+/// A prerequisite resolved against one snapshot.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Requirement {
+    /// `None` when the flag is not served or the edge would close a cycle: never met.
+    pub(crate) slot: Option<u32>,
+    /// `None` when the required variant does not exist: never met.
+    pub(crate) variant: Option<VariantIndex>,
+}
+
+/// A compiled flag.
+#[derive(Debug)]
+pub(crate) struct Flag {
+    pub(crate) key: Box<str>,
+    pub(crate) description: Option<Box<str>>,
+    pub(crate) version: FlagVersion,
+    pub(crate) enabled: bool,
+    pub(crate) variants: Box<[Variant]>,
+    pub(crate) value_type: ValueType,
+    pub(crate) default: VariantIndex,
+    pub(crate) off: VariantIndex,
+    pub(crate) seed: u64,
+    pub(crate) bucket_by: Attr,
+    pub(crate) rules: Box<[Rule]>,
+    /// Prerequisites by name; resolved per snapshot into [`Slot::requires`].
+    pub(crate) requires: Box<[(Box<str>, Box<str>)]>,
+    pub(crate) line: u32,
+}
+
+/// A variant: its name and value.
+#[derive(Debug)]
+pub(crate) struct Variant {
+    pub(crate) key: Box<str>,
+    pub(crate) value: Value,
+}
+
+/// A variant's value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// `true` or `false`.
+    Bool(bool),
+    /// A string.
+    String(Box<str>),
+    /// A 64-bit integer (a different type from float).
+    Int(i64),
+    /// A 64-bit float.
+    Float(f64),
+    /// A JSON object (a TOML table in the config).
+    Object(serde_json::Map<String, serde_json::Value>),
+}
+
+impl Value {
+    /// The type of this value.
+    pub fn value_type(&self) -> ValueType {
+        match self {
+            Self::Bool(_) => ValueType::Bool,
+            Self::String(_) => ValueType::String,
+            Self::Int(_) => ValueType::Int,
+            Self::Float(_) => ValueType::Float,
+            Self::Object(_) => ValueType::Object,
+        }
+    }
+}
+
+/// The type of a flag's values; every variant of a flag has the same type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueType {
+    /// Booleans.
+    Bool,
+    /// Strings.
+    String,
+    /// Integers.
+    Int,
+    /// Floats.
+    Float,
+    /// JSON objects.
+    Object,
+}
+
+impl fmt::Display for ValueType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Bool => "boolean",
+            Self::String => "string",
+            Self::Int => "integer",
+            Self::Float => "float",
+            Self::Object => "object",
+        })
+    }
+}
+
+/// A compiled rule.
+#[derive(Debug)]
+pub(crate) struct Rule {
+    pub(crate) name: Option<Box<str>>,
+    pub(crate) line: u32,
+    pub(crate) segments: Box<[Arc<Segment>]>,
+    pub(crate) conditions: Box<[Condition]>,
+    pub(crate) action: Action,
+}
+
+/// What a rule does once its targeting matches.
+#[derive(Debug)]
+pub(crate) enum Action {
+    /// Serve one variant, to everyone or to a rollout percentage.
+    Serve {
+        variant: VariantIndex,
+        rollout: Rollout,
+    },
+    /// Split units across variants, optionally as an experiment.
+    Split {
+        arms: Box<[Arm]>,
+        experiment: Option<Experiment>,
+    },
+}
+
+/// Who a `serve` rule applies to.
+#[derive(Debug)]
+pub(crate) enum Rollout {
+    /// Every matching unit, no bucket drawn.
+    All,
+    /// Units whose bucket is below the threshold.
+    Percent(u32),
+    /// The threshold of the latest step that has started.
+    Schedule(Box<[Step]>),
+}
+
+/// One schedule step.
+#[derive(Debug)]
+pub(crate) struct Step {
+    pub(crate) at: Timestamp,
+    pub(crate) threshold: u32,
+}
+
+/// One split arm: units with a bucket below `end` (and not in an earlier arm).
+#[derive(Debug)]
+pub(crate) struct Arm {
+    pub(crate) variant: VariantIndex,
+    pub(crate) end: u32,
+}
+
+/// Enrolment conditions of an experiment.
+#[derive(Debug)]
+pub(crate) struct Experiment {
+    pub(crate) traffic: u32,
+    pub(crate) traffic_seed: u64,
+    pub(crate) layer: Option<LayerRange>,
+    pub(crate) metrics: Box<[Box<str>]>,
+}
+
+/// The part of a layer an experiment owns: `start <= bucket < end`.
+#[derive(Debug)]
+pub(crate) struct LayerRange {
+    pub(crate) name: Box<str>,
+    pub(crate) seed: u64,
+    pub(crate) start: u32,
+    pub(crate) end: u32,
+}
+
+/// A compiled segment.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub(crate) name: Box<str>,
+    pub(crate) keys: FxHashSet<Box<str>>,
+    pub(crate) conditions: Box<[Condition]>,
+}
+
+/// A compiled condition.
+#[derive(Debug)]
+pub(crate) struct Condition {
+    pub(crate) attr: Attr,
+    pub(crate) test: Test,
+    pub(crate) negate: bool,
+    pub(crate) line: u32,
+    /// The condition as written, for explanations.
+    pub(crate) text: Box<str>,
+}
+
+/// Where a condition reads its left-hand side.
+#[derive(Debug)]
+pub(crate) enum Attr {
+    /// The targeting key (`attr = "key"`).
+    Key,
+    /// The evaluation instant (`attr = "now"`).
+    Now,
+    /// A context attribute.
+    Named(Box<str>),
+}
+
+/// The test a condition applies to its attribute.
+#[derive(Debug)]
+pub(crate) enum Test {
+    /// Equal to any of these (`eq`, `in`; `ne`, `not_in` negate it).
+    Equals(Scalars),
+    /// Contains any of these (substring, or list element).
+    Contains(Strings),
+    /// Starts with any of these.
+    StartsWith(Strings),
+    /// Ends with any of these.
+    EndsWith(Strings),
+    /// Any of these regexes finds a match.
+    Matches(Box<[regex::Regex]>),
+    /// A numeric comparison.
+    Number(Comparison, f64),
+    /// A SemVer comparison.
+    Semver(Comparison, OwnedVersion),
+    /// An instant comparison (`before` is `Less`, `after` is `Greater`).
+    Instant(Comparison, Timestamp),
+    /// The attribute is present (`not_exists` negates it).
+    Exists,
+}
+
+/// Values an equality test accepts; one type per condition.
+#[derive(Debug)]
+pub(crate) enum Scalars {
+    Strings(Strings),
+    Numbers(Box<[f64]>),
+    Bools(Box<[bool]>),
+}
+
+/// String operands, lower-cased when the condition ignores case.
+#[derive(Debug)]
+pub(crate) struct Strings {
+    pub(crate) values: Box<[Box<str>]>,
+    pub(crate) ignore_case: bool,
+    /// For long `in` lists: a hash set over `values` (case-sensitive only).
+    pub(crate) set: Option<FxHashSet<Box<str>>>,
+}
+
+/// An ordering test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Comparison {
+    Less,
+    LessOrEqual,
+    Equal,
+    GreaterOrEqual,
+    Greater,
+}
+
+impl Comparison {
+    pub(crate) fn holds(self, order: std::cmp::Ordering) -> bool {
+        use std::cmp::Ordering::*;
+        match self {
+            Self::Less => order == Less,
+            Self::LessOrEqual => order != Greater,
+            Self::Equal => order == Equal,
+            Self::GreaterOrEqual => order != Less,
+            Self::Greater => order == Greater,
+        }
+    }
+}
+
+/// A content hash of one flag's definition (including the segments and layer
+/// it uses): it changes exactly when the flag's behaviour may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlagVersion(pub u64);
+
+/// A content hash of a whole config file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConfigVersion(pub u64);
+
+impl serde::Serialize for FlagVersion {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl serde::Serialize for ConfigVersion {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl fmt::Display for FlagVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl fmt::Display for ConfigVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// What became of one requested override.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct OverrideStatus {
+    /// The flag named by the override.
+    pub flag: String,
+    /// The variant it forces.
+    pub variant: String,
+    /// Why it was not applied, if it was not.
+    pub problem: Option<String>,
+}
+
+/// A flag as listed by [`Snapshot::flags`].
+#[derive(Clone, Copy, Debug)]
+pub struct FlagInfo<'s> {
+    slot: &'s Slot,
+}
+
+impl<'s> FlagInfo<'s> {
+    /// The flag key.
+    pub fn key(&self) -> &'s str {
+        &self.slot.flag.key
+    }
+    /// Its description.
+    pub fn description(&self) -> Option<&'s str> {
+        self.slot.flag.description.as_deref()
+    }
+    /// Whether the kill switch is on (`enabled = true`).
+    pub fn enabled(&self) -> bool {
+        self.slot.flag.enabled
+    }
+    /// Whether this is a previous version kept because the new one is invalid.
+    pub fn stale(&self) -> bool {
+        self.slot.stale
+    }
+    /// The variant forced by an override, if any.
+    pub fn overridden_to(&self) -> Option<&'s str> {
+        self.slot
+            .forced
+            .map(|v| &*self.slot.flag.variants[v as usize].key)
+    }
+    /// Content hash of the definition.
+    pub fn version(&self) -> FlagVersion {
+        self.slot.flag.version
+    }
+    /// The type of its values.
+    pub fn value_type(&self) -> ValueType {
+        self.slot.flag.value_type
+    }
+    /// Variant names and values in the order written.
+    pub fn variants(&self) -> impl Iterator<Item = (&'s str, &'s Value)> {
+        self.slot.flag.variants.iter().map(|v| (&*v.key, &v.value))
+    }
+    /// The line of `[flags.KEY]` in the file.
+    pub fn line(&self) -> u32 {
+        self.slot.flag.line
+    }
+    /// The experiments (split rules with `experiment`) of this flag, as
+    /// (rule index, metric names, variant weights in bucket units).
+    pub fn experiments(&self) -> impl Iterator<Item = ExperimentInfo<'s>> {
+        let flag: &'s Flag = &self.slot.flag;
+        flag.rules
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, rule)| match &rule.action {
+                Action::Split {
+                    arms,
+                    experiment: Some(e),
+                } => Some(ExperimentInfo {
+                    flag,
+                    rule: i,
+                    arms,
+                    experiment: e,
+                }),
+                _ => None,
+            })
+    }
+}
+
+/// One experiment as listed by [`FlagInfo::experiments`].
+#[derive(Clone, Copy, Debug)]
+pub struct ExperimentInfo<'s> {
+    flag: &'s Flag,
+    rule: usize,
+    arms: &'s [Arm],
+    experiment: &'s Experiment,
+}
+
+impl<'s> ExperimentInfo<'s> {
+    /// Index of the rule that runs it.
+    pub fn rule_index(&self) -> usize {
+        self.rule
+    }
+    /// Metric names.
+    pub fn metrics(&self) -> impl Iterator<Item = &'s str> {
+        self.experiment.metrics.iter().map(|m| &**m)
+    }
+    /// Arms as (variant, share of the split in buckets out of 1 000 000).
+    pub fn arms(&self) -> impl Iterator<Item = (&'s str, u32)> {
+        let flag = self.flag;
+        let mut start = 0;
+        self.arms.iter().map(move |arm| {
+            let width = arm.end - start;
+            start = arm.end;
+            (&*flag.variants[arm.variant as usize].key, width)
+        })
+    }
+    /// Enrolled share of matching units, in buckets out of 1 000 000.
+    pub fn traffic(&self) -> u32 {
+        self.experiment.traffic
+    }
+    /// The layer and the `[start, end)` bucket range owned, if any.
+    pub fn layer(&self) -> Option<(&'s str, u32, u32)> {
+        self.experiment
+            .layer
+            .as_ref()
+            .map(|l| (&*l.name, l.start, l.end))
+    }
+}
+
+impl Snapshot {
+    /// The content hash of the file this snapshot was compiled from.
+    pub fn version(&self) -> ConfigVersion {
+        self.version
+    }
+
+    /// Number of flags served.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether no flag is served.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Every flag in file order.
+    pub fn flags(&self) -> impl Iterator<Item = FlagInfo<'_>> {
+        self.slots.iter().map(|slot| FlagInfo { slot })
+    }
+
+    /// One flag by key.
+    pub fn flag(&self, key: &str) -> Option<FlagInfo<'_>> {
+        self.slot_index(key).map(|i| FlagInfo {
+            slot: &self.slots[i],
+        })
+    }
+
+    /// Metrics declared in `[metrics]`, in file order.
+    pub fn metrics(&self) -> impl Iterator<Item = (&str, MetricKind)> {
+        self.metrics.iter().map(|(name, kind)| (&**name, *kind))
+    }
+
+    /// The overrides requested at compile time and whether each applied.
+    pub fn overrides(&self) -> &[OverrideStatus] {
+        &self.overrides
+    }
+
+    pub(crate) fn slot_index(&self, key: &str) -> Option<usize> {
+        self.index.get(key).map(|&i| i as usize)
+    }
+}
