@@ -134,8 +134,9 @@ pub struct ExperimentConfig {
 pub struct ConditionConfig {
     /// The attribute; `key` is the targeting key, `now` the evaluation instant.
     pub attr: Spanned<String>,
-    /// The operator.
-    pub op: Spanned<Operator>,
+    /// The operator, as written; `compile` maps it onto [`Operator`] so that
+    /// an unknown one is reported together with the entry's other problems.
+    pub op: Spanned<String>,
     /// One value to compare with.
     pub value: Option<Spanned<toml::Value>>,
     /// Several values, any of which may match.
@@ -149,8 +150,7 @@ pub struct ConditionConfig {
 }
 
 /// The condition operators of format v1.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[allow(missing_docs)] // The names are the documentation; see docs/flags-toml.md.
 pub enum Operator {
     Eq,
@@ -174,6 +174,46 @@ pub enum Operator {
     After,
     Exists,
     NotExists,
+}
+
+impl Operator {
+    /// Every operator with its name in the file.
+    pub const ALL: [(&'static str, Operator); 21] = [
+        ("eq", Self::Eq),
+        ("ne", Self::Ne),
+        ("in", Self::In),
+        ("not_in", Self::NotIn),
+        ("contains", Self::Contains),
+        ("starts_with", Self::StartsWith),
+        ("ends_with", Self::EndsWith),
+        ("matches", Self::Matches),
+        ("gt", Self::Gt),
+        ("gte", Self::Gte),
+        ("lt", Self::Lt),
+        ("lte", Self::Lte),
+        ("semver_eq", Self::SemverEq),
+        ("semver_gt", Self::SemverGt),
+        ("semver_gte", Self::SemverGte),
+        ("semver_lt", Self::SemverLt),
+        ("semver_lte", Self::SemverLte),
+        ("before", Self::Before),
+        ("after", Self::After),
+        ("exists", Self::Exists),
+        ("not_exists", Self::NotExists),
+    ];
+
+    /// The operator called `name` in the file.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, op)| *op)
+    }
+
+    /// Its name in the file.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, op)| *op == self)
+            .map_or("?", |(n, _)| n)
+    }
 }
 
 /// `[segments.NAME]`.

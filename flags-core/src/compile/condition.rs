@@ -36,7 +36,14 @@ pub(super) fn compile(
         "now" => Attr::Now,
         name => Attr::Named(name.into()),
     };
-    let op = *config.op.get_ref();
+    let Some(op) = Operator::from_name(config.op.get_ref()) else {
+        let known: Vec<&str> = Operator::ALL.iter().map(|(name, _)| *name).collect();
+        problems.at(
+            config.op.span(),
+            format!("unknown operator `{}`; expected one of {}", config.op.get_ref(), known.join(", ")),
+        );
+        return None;
+    };
     let operands = operands(config, problems);
     if config.ignore_case && !takes_strings(op) {
         problems.at(
@@ -165,7 +172,16 @@ fn scalars(
 ) -> Option<Scalars> {
     match operands.first().map(|v| v.get_ref()) {
         Some(toml::Value::Integer(_) | toml::Value::Float(_)) => {
-            let numbers: Option<Vec<f64>> = operands.iter().map(|v| number(v, problems)).collect();
+            let numbers: Option<Vec<f64>> = operands
+                .iter()
+                .map(|v| match v.get_ref() {
+                    toml::Value::Integer(_) | toml::Value::Float(_) => number(v, problems),
+                    _ => {
+                        problems.at(v.span(), "all values of a condition must have the same type");
+                        None
+                    }
+                })
+                .collect();
             Some(Scalars::Numbers(numbers?.into()))
         }
         Some(toml::Value::Boolean(_)) => {
@@ -281,10 +297,7 @@ pub(super) fn instant(
 
 /// The condition as a person would read it, e.g. `country in ["US", "CA"]`.
 fn describe(config: &ConditionConfig) -> String {
-    let op = serde_json::to_value(config.op.get_ref())
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let op = config.op.get_ref();
     let mut out = String::new();
     if config.negate {
         out.push_str("not ");

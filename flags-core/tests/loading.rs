@@ -1,0 +1,230 @@
+//! Loading: every problem reported at once with its position, and the
+//! per-flag last-known-good merge the server and the C ABI rely on.
+
+use flags_core::{Context, Overrides, Reason, Section, Timestamp, compile, compile_merged};
+
+fn problems(body: &str) -> Vec<String> {
+    let text = format!("version = 1\n{body}");
+    match compile(&text, &Overrides::new()) {
+        Ok(_) => Vec::new(),
+        Err(d) => d.items.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn assert_reports(body: &str, expected: &[&str]) {
+    let got = problems(body);
+    assert_eq!(got.len(), expected.len(), "{got:#?}");
+    for (got, want) in got.iter().zip(expected) {
+        assert!(got.starts_with(want), "expected {want:?}, got {got:?}");
+    }
+}
+
+#[test]
+fn the_root_example_config_compiles() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../flags.toml")).unwrap();
+    let snapshot = compile(&text, &Overrides::new()).unwrap();
+    assert!(snapshot.len() >= 10);
+}
+
+#[test]
+fn file_level_problems_fail_the_whole_load() {
+    for (text, want) in [
+        ("", "1:1: missing `version = 1`"),
+        ("version = 2\n", "1:11: unsupported format version"),
+        ("version = \"1\"\n", "1:11: unsupported format version"),
+        ("version = 1\n[flags.a\n", "2:9:"),
+        ("version = 1\nflgs = 1\n", "2:1: unknown top-level key `flgs`"),
+        ("version = 1\nflags = 3\n", "2:9: `flags` must be a table"),
+    ] {
+        let err = compile(text, &Overrides::new()).unwrap_err();
+        assert!(err.to_string().starts_with(want), "{text:?}: {err}");
+        assert!(compile_merged(text, None, &Overrides::new()).is_err());
+    }
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_are_reported_per_entry() {
+    assert_reports(
+        "[flags.a]\ncolour = \"red\"\n[flags.b]\nenabled = \"yes\"\n[segments.s]\nkeys = \"alice\"\n",
+        &["3:1: flags.a: unknown field `colour`", "5:11: flags.b:", "7:8: segments.s:"],
+    );
+}
+
+#[test]
+fn unknown_variants_segments_metrics_and_flags_are_reported() {
+    assert_reports(
+        r#"[flags.a]
+variants = { x = 1 }
+default = "y"
+requires = [{ flag = "nope", variant = "on" }]
+[[flags.a.rules]]
+segments = ["ghost"]
+serve = "z"
+[[flags.a.rules]]
+split = { x = 100 }
+experiment = { metrics = ["clicks"] }
+"#,
+        &[
+            "4:11: flags.a: unknown variant `y`",
+            "5:22: flags.a: requires unknown flag `nope`",
+            "7:13: flags.a: unknown segment `ghost`",
+            "8:9: flags.a: unknown variant `z`",
+            "11:27: flags.a: unknown metric `clicks`",
+        ],
+    );
+}
+
+#[test]
+fn percentages_weights_and_schedules_are_checked() {
+    assert_reports(
+        r#"[flags.a]
+[[flags.a.rules]]
+serve = "on"
+rollout = 12.34567
+[[flags.a.rules]]
+split = { on = 50, off = 49.9999 }
+[[flags.a.rules]]
+serve = "on"
+schedule = [{ at = 2026-12-08T10:00:00Z, rollout = 10 }, { at = 2026-12-01T10:00:00Z, rollout = 50 }]
+[[flags.a.rules]]
+serve = "on"
+schedule = [{ at = 2026-12-08T10:00:00, rollout = 10 }]
+[[flags.a.rules]]
+serve = "on"
+rollout = 101
+"#,
+        &[
+            "5:11: flags.a: `rollout` must be a percentage from 0 to 100 with at most 4 decimals",
+            "7:9: flags.a: split weights sum to 99.9999, not 100",
+            "10:65: flags.a: schedule steps must be in strictly increasing time order",
+            "13:20: flags.a: expected a full RFC 3339 instant",
+            "16:11: flags.a: `rollout` must be a percentage",
+        ],
+    );
+}
+
+#[test]
+fn regexes_versions_and_operands_are_checked() {
+    assert_reports(
+        r#"[flags.a]
+[[flags.a.rules]]
+when = [
+  { attr = "ua", op = "matches", value = "(" },
+  { attr = "v", op = "semver_gt", value = "v1.0.0" },
+  { attr = "n", op = "gt", values = [1, 2] },
+  { attr = "n", op = "eq", values = [1, "one"] },
+  { attr = "n", op = "gte", value = 1, ignore_case = true },
+  { attr = "n", op = "exists", value = 1 },
+  { attr = "n", op = "frobnicate", value = 1 },
+]
+serve = "on"
+"#,
+        &[
+            "5:42: flags.a: invalid regular expression",
+            "6:43: flags.a: expected a strict SemVer 2.0.0 version",
+            "7:22: flags.a: this operator takes exactly one `value`",
+            "8:41: flags.a: all values of a condition must have the same type",
+            "9:22: flags.a: `ignore_case` applies only to string operators",
+            "10:22: flags.a: `exists` and `not_exists` take no value",
+            "11:22: flags.a: unknown operator `frobnicate`",
+        ],
+    );
+}
+
+#[test]
+fn names_cycles_and_layer_overlaps_are_checked() {
+    assert_reports(
+        r#"[flags."bad name"]
+[flags.a]
+requires = [{ flag = "b", variant = "on" }]
+[flags.b]
+requires = [{ flag = "a", variant = "on" }]
+[flags.x]
+[[flags.x.rules]]
+split = { on = 50, off = 50 }
+experiment = { layer = "l", range = [0, 60] }
+[flags.y]
+[[flags.y.rules]]
+split = { on = 50, off = 50 }
+experiment = { layer = "l", range = [50, 100] }
+"#,
+        &[
+            "2:8: flags.bad name: invalid flag name `bad name`",
+            "3:1: flags.a: prerequisite `b` = `on` is not available",
+            "6:13: flags.b: prerequisite cycle",
+            "14:37: flags.y: range overlaps flag `x` in layer `l`",
+        ],
+    );
+}
+
+#[test]
+fn diagnostics_name_their_section_and_file() {
+    let err = compile("version = 1\n[metrics.m]\nkind = \"median\"\n", &Overrides::new()).unwrap_err();
+    let d = &err.items[0];
+    assert_eq!((d.section, d.name.as_deref()), (Some(Section::Metric), Some("m")));
+    let shown = err.in_file("flags.toml").to_string();
+    assert!(shown.starts_with("flags.toml:3:8: metrics.m: unknown value `median`"), "{shown}");
+}
+
+const GOOD: &str = r#"version = 1
+[flags.stable]
+[[flags.stable.rules]]
+serve = "on"
+[flags.edited]
+variants = { a = "A", b = "B" }
+default = "a"
+"#;
+
+#[test]
+fn merge_keeps_the_previous_version_of_invalid_flags_and_marks_them_stale() {
+    let previous = compile(GOOD, &Overrides::new()).unwrap();
+    let broken = GOOD.replace("default = \"a\"", "default = \"zzz\"")
+        + "[flags.brand-new]\nvariants = { q = 1 }\ndefault = \"nope\"\n[flags.added]\n";
+    let merged = compile_merged(&broken, Some(&previous), &Overrides::new()).unwrap();
+    let s = &merged.snapshot;
+    let ctx = Context::new();
+    let now = Timestamp::now();
+    let edited = s.evaluate_at("edited", &ctx, now);
+    assert_eq!((edited.variant, edited.stale), (Some("a"), true));
+    assert_eq!(edited.reason, Reason::Static, "a stale flag keeps the reason of what decided");
+    assert!(!s.evaluate_at("stable", &ctx, now).stale);
+    assert!(!s.evaluate_at("added", &ctx, now).stale);
+    assert!(s.flag("brand-new").is_none(), "an invalid flag with no previous version is not served");
+    let flagged: Vec<_> = merged.rejected.items.iter().filter_map(|d| d.name.as_deref()).collect();
+    assert_eq!(flagged, ["edited", "brand-new"]);
+    assert_ne!(s.version(), previous.version());
+}
+
+#[test]
+fn merge_of_an_unreadable_file_changes_nothing() {
+    let previous = compile(GOOD, &Overrides::new()).unwrap();
+    let result = compile_merged("version = 1\n[flags.stable\n", Some(&previous), &Overrides::new());
+    assert!(result.is_err());
+}
+
+#[test]
+fn a_stale_flag_whose_segment_broke_keeps_its_previous_segment() {
+    let text = "version = 1\n[segments.s]\nkeys = [\"alice\"]\n[flags.f]\n[[flags.f.rules]]\nsegments = [\"s\"]\nserve = \"on\"\n";
+    let previous = compile(text, &Overrides::new()).unwrap();
+    let broken = text.replace("keys = [\"alice\"]", "keys = [\"alice\"]\nwhen = [{ attr = \"x\", op = \"nope\" }]");
+    let merged = compile_merged(&broken, Some(&previous), &Overrides::new()).unwrap();
+    let r = merged.snapshot.evaluate_at("f", &Context::with_key("alice"), Timestamp::now());
+    assert_eq!((r.as_bool(), r.stale), (Some(true), true));
+    let names: Vec<_> = merged.rejected.items.iter().map(|d| (d.section, d.name.clone())).collect();
+    assert!(names.contains(&(Some(Section::Segment), Some("s".into()))));
+    assert!(names.contains(&(Some(Section::Flag), Some("f".into()))));
+}
+
+#[test]
+fn a_kept_flag_whose_prerequisite_vanished_serves_its_default() {
+    let text = "version = 1\n[flags.p]\n[flags.c]\nrequires = [{ flag = \"p\", variant = \"off\" }]\n[[flags.c.rules]]\nserve = \"on\"\n";
+    let previous = compile(text, &Overrides::new()).unwrap();
+    let ctx = Context::new();
+    assert_eq!(previous.evaluate("c", &ctx).as_bool(), Some(true));
+    // `p` loses its `off` variant; `c` is still valid and now never met.
+    let edited = text.replace("[flags.p]\n", "[flags.p]\nvariants = { on = true }\ndefault = \"on\"\n");
+    let merged = compile_merged(&edited, Some(&previous), &Overrides::new()).unwrap();
+    let r = merged.snapshot.evaluate("c", &ctx);
+    assert_eq!((r.as_bool(), r.reason, r.unmet_prerequisite), (Some(false), Reason::Default, Some("p")));
+    assert!(!merged.rejected.is_empty());
+}
