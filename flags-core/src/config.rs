@@ -204,7 +204,10 @@ impl Operator {
 
     /// The operator called `name` in the file.
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, op)| *op)
+        Self::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, op)| *op)
     }
 
     /// Its name in the file.

@@ -21,7 +21,8 @@ fn assert_reports(body: &str, expected: &[&str]) {
 
 #[test]
 fn the_root_example_config_compiles() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../flags.toml")).unwrap();
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../flags.toml")).unwrap();
     let snapshot = compile(&text, &Overrides::new()).unwrap();
     assert!(snapshot.len() >= 10);
 }
@@ -33,7 +34,10 @@ fn file_level_problems_fail_the_whole_load() {
         ("version = 2\n", "1:11: unsupported format version"),
         ("version = \"1\"\n", "1:11: unsupported format version"),
         ("version = 1\n[flags.a\n", "2:9:"),
-        ("version = 1\nflgs = 1\n", "2:1: unknown top-level key `flgs`"),
+        (
+            "version = 1\nflgs = 1\n",
+            "2:1: unknown top-level key `flgs`",
+        ),
         ("version = 1\nflags = 3\n", "2:9: `flags` must be a table"),
     ] {
         let err = compile(text, &Overrides::new()).unwrap_err();
@@ -46,7 +50,11 @@ fn file_level_problems_fail_the_whole_load() {
 fn unknown_keys_and_wrong_types_are_reported_per_entry() {
     assert_reports(
         "[flags.a]\ncolour = \"red\"\n[flags.b]\nenabled = \"yes\"\n[segments.s]\nkeys = \"alice\"\n",
-        &["3:1: flags.a: unknown field `colour`", "5:11: flags.b:", "7:8: segments.s:"],
+        &[
+            "3:1: flags.a: unknown field `colour`",
+            "5:11: flags.b:",
+            "7:8: segments.s:",
+        ],
     );
 }
 
@@ -159,11 +167,21 @@ experiment = { layer = "l", range = [50, 100] }
 
 #[test]
 fn diagnostics_name_their_section_and_file() {
-    let err = compile("version = 1\n[metrics.m]\nkind = \"median\"\n", &Overrides::new()).unwrap_err();
+    let err = compile(
+        "version = 1\n[metrics.m]\nkind = \"median\"\n",
+        &Overrides::new(),
+    )
+    .unwrap_err();
     let d = &err.items[0];
-    assert_eq!((d.section, d.name.as_deref()), (Some(Section::Metric), Some("m")));
+    assert_eq!(
+        (d.section, d.name.as_deref()),
+        (Some(Section::Metric), Some("m"))
+    );
     let shown = err.in_file("flags.toml").to_string();
-    assert!(shown.starts_with("flags.toml:3:8: metrics.m: unknown value `median`"), "{shown}");
+    assert!(
+        shown.starts_with("flags.toml:3:8: metrics.m: unknown value `median`"),
+        "{shown}"
+    );
 }
 
 const GOOD: &str = r#"version = 1
@@ -186,11 +204,23 @@ fn merge_keeps_the_previous_version_of_invalid_flags_and_marks_them_stale() {
     let now = Timestamp::now();
     let edited = s.evaluate_at("edited", &ctx, now);
     assert_eq!((edited.variant, edited.stale), (Some("a"), true));
-    assert_eq!(edited.reason, Reason::Static, "a stale flag keeps the reason of what decided");
+    assert_eq!(
+        edited.reason,
+        Reason::Static,
+        "a stale flag keeps the reason of what decided"
+    );
     assert!(!s.evaluate_at("stable", &ctx, now).stale);
     assert!(!s.evaluate_at("added", &ctx, now).stale);
-    assert!(s.flag("brand-new").is_none(), "an invalid flag with no previous version is not served");
-    let flagged: Vec<_> = merged.rejected.items.iter().filter_map(|d| d.name.as_deref()).collect();
+    assert!(
+        s.flag("brand-new").is_none(),
+        "an invalid flag with no previous version is not served"
+    );
+    let flagged: Vec<_> = merged
+        .rejected
+        .items
+        .iter()
+        .filter_map(|d| d.name.as_deref())
+        .collect();
     assert_eq!(flagged, ["edited", "brand-new"]);
     assert_ne!(s.version(), previous.version());
 }
@@ -198,7 +228,11 @@ fn merge_keeps_the_previous_version_of_invalid_flags_and_marks_them_stale() {
 #[test]
 fn merge_of_an_unreadable_file_changes_nothing() {
     let previous = compile(GOOD, &Overrides::new()).unwrap();
-    let result = compile_merged("version = 1\n[flags.stable\n", Some(&previous), &Overrides::new());
+    let result = compile_merged(
+        "version = 1\n[flags.stable\n",
+        Some(&previous),
+        &Overrides::new(),
+    );
     assert!(result.is_err());
 }
 
@@ -206,11 +240,21 @@ fn merge_of_an_unreadable_file_changes_nothing() {
 fn a_stale_flag_whose_segment_broke_keeps_its_previous_segment() {
     let text = "version = 1\n[segments.s]\nkeys = [\"alice\"]\n[flags.f]\n[[flags.f.rules]]\nsegments = [\"s\"]\nserve = \"on\"\n";
     let previous = compile(text, &Overrides::new()).unwrap();
-    let broken = text.replace("keys = [\"alice\"]", "keys = [\"alice\"]\nwhen = [{ attr = \"x\", op = \"nope\" }]");
+    let broken = text.replace(
+        "keys = [\"alice\"]",
+        "keys = [\"alice\"]\nwhen = [{ attr = \"x\", op = \"nope\" }]",
+    );
     let merged = compile_merged(&broken, Some(&previous), &Overrides::new()).unwrap();
-    let r = merged.snapshot.evaluate_at("f", &Context::with_key("alice"), Timestamp::now());
+    let r = merged
+        .snapshot
+        .evaluate_at("f", &Context::with_key("alice"), Timestamp::now());
     assert_eq!((r.as_bool(), r.stale), (Some(true), true));
-    let names: Vec<_> = merged.rejected.items.iter().map(|d| (d.section, d.name.clone())).collect();
+    let names: Vec<_> = merged
+        .rejected
+        .items
+        .iter()
+        .map(|d| (d.section, d.name.clone()))
+        .collect();
     assert!(names.contains(&(Some(Section::Segment), Some("s".into()))));
     assert!(names.contains(&(Some(Section::Flag), Some("f".into()))));
 }
@@ -222,9 +266,15 @@ fn a_kept_flag_whose_prerequisite_vanished_serves_its_default() {
     let ctx = Context::new();
     assert_eq!(previous.evaluate("c", &ctx).as_bool(), Some(true));
     // `p` loses its `off` variant; `c` is still valid and now never met.
-    let edited = text.replace("[flags.p]\n", "[flags.p]\nvariants = { on = true }\ndefault = \"on\"\n");
+    let edited = text.replace(
+        "[flags.p]\n",
+        "[flags.p]\nvariants = { on = true }\ndefault = \"on\"\n",
+    );
     let merged = compile_merged(&edited, Some(&previous), &Overrides::new()).unwrap();
     let r = merged.snapshot.evaluate("c", &ctx);
-    assert_eq!((r.as_bool(), r.reason, r.unmet_prerequisite), (Some(false), Reason::Default, Some("p")));
+    assert_eq!(
+        (r.as_bool(), r.reason, r.unmet_prerequisite),
+        (Some(false), Reason::Default, Some("p"))
+    );
     assert!(!merged.rejected.is_empty());
 }

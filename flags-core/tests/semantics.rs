@@ -70,9 +70,15 @@ fn a_flag_without_rules_is_static_and_one_with_unmatched_rules_is_default() {
         "[flags.plain]\n[flags.ruled]\n[[flags.ruled.rules]]\nwhen = [{ attr = \"x\", op = \"exists\" }]\nserve = \"on\"\n",
     );
     let plain = eval(&s, "plain", &Context::new());
-    assert_eq!((plain.as_bool(), plain.reason), (Some(false), Reason::Static));
+    assert_eq!(
+        (plain.as_bool(), plain.reason),
+        (Some(false), Reason::Static)
+    );
     let ruled = eval(&s, "ruled", &Context::new());
-    assert_eq!((ruled.as_bool(), ruled.reason), (Some(false), Reason::Default));
+    assert_eq!(
+        (ruled.as_bool(), ruled.reason),
+        (Some(false), Reason::Default)
+    );
     assert_eq!(ruled.rule, None);
 }
 
@@ -134,16 +140,37 @@ serve = "on"
     );
     let on = |flag: &str, ctx: &Context<'_>| eval(&s, flag, ctx).as_bool() == Some(true);
     assert!(on("listed", &Context::with_key("alice")));
-    assert!(!on("listed", &Context::with_key("carol").attr("plan", "pro")));
-    assert!(on("conditional", &Context::with_key("x").attr("plan", "pro").attr("age", 30.0)));
-    assert!(!on("conditional", &Context::with_key("x").attr("plan", "pro")));
+    assert!(!on(
+        "listed",
+        &Context::with_key("carol").attr("plan", "pro")
+    ));
+    assert!(on(
+        "conditional",
+        &Context::with_key("x").attr("plan", "pro").attr("age", 30.0)
+    ));
+    assert!(!on(
+        "conditional",
+        &Context::with_key("x").attr("plan", "pro")
+    ));
     assert!(on("either", &Context::with_key("bob")));
     assert!(on("either", &Context::with_key("zed").attr("plan", "pro")));
-    assert!(!on("either", &Context::with_key("zed").attr("plan", "free")));
+    assert!(!on(
+        "either",
+        &Context::with_key("zed").attr("plan", "free")
+    ));
     // Segments are any-of, AND-ed with the rule's own conditions.
-    assert!(on("any-of-two", &Context::with_key("alice").attr("country", "US")));
-    assert!(!on("any-of-two", &Context::with_key("alice").attr("country", "FR")));
-    assert!(!on("any-of-two", &Context::with_key("zed").attr("country", "US")));
+    assert!(on(
+        "any-of-two",
+        &Context::with_key("alice").attr("country", "US")
+    ));
+    assert!(!on(
+        "any-of-two",
+        &Context::with_key("alice").attr("country", "FR")
+    ));
+    assert!(!on(
+        "any-of-two",
+        &Context::with_key("zed").attr("country", "US")
+    ));
 }
 
 #[test]
@@ -154,20 +181,37 @@ fn equality_compares_strings_numbers_and_bools_without_coercion() {
         .attr("name", "18")
         .attr("admin", true);
     assert!(holds(r#"{ attr = "age", op = "eq", value = 18 }"#, &ctx));
-    assert!(holds(r#"{ attr = "count", op = "eq", value = 18.0 }"#, &ctx));
+    assert!(holds(
+        r#"{ attr = "count", op = "eq", value = 18.0 }"#,
+        &ctx
+    ));
     assert!(!holds(r#"{ attr = "name", op = "eq", value = 18 }"#, &ctx));
     assert!(!holds(r#"{ attr = "age", op = "eq", value = "18" }"#, &ctx));
-    assert!(holds(r#"{ attr = "admin", op = "eq", value = true }"#, &ctx));
-    assert!(!holds(r#"{ attr = "admin", op = "eq", value = "true" }"#, &ctx));
-    assert!(holds(r#"{ attr = "name", op = "in", values = ["17", "18"] }"#, &ctx));
-    assert!(holds(r#"{ attr = "name", op = "not_in", values = ["17", "19"] }"#, &ctx));
+    assert!(holds(
+        r#"{ attr = "admin", op = "eq", value = true }"#,
+        &ctx
+    ));
+    assert!(!holds(
+        r#"{ attr = "admin", op = "eq", value = "true" }"#,
+        &ctx
+    ));
+    assert!(holds(
+        r#"{ attr = "name", op = "in", values = ["17", "18"] }"#,
+        &ctx
+    ));
+    assert!(holds(
+        r#"{ attr = "name", op = "not_in", values = ["17", "19"] }"#,
+        &ctx
+    ));
     assert!(holds(r#"{ attr = "name", op = "ne", value = "19" }"#, &ctx));
     assert!(!holds(r#"{ attr = "name", op = "in", values = [] }"#, &ctx));
 }
 
 #[test]
 fn missing_null_and_wrongly_typed_attributes_are_false_even_when_negated() {
-    let ctx = Context::with_key("u").attr("gone", AttrValue::Null).attr("n", 1.0);
+    let ctx = Context::with_key("u")
+        .attr("gone", AttrValue::Null)
+        .attr("n", 1.0);
     for when in [
         r#"{ attr = "absent", op = "ne", value = "x" }"#,
         r#"{ attr = "absent", op = "not_in", values = ["x"] }"#,
@@ -183,14 +227,23 @@ fn missing_null_and_wrongly_typed_attributes_are_false_even_when_negated() {
     assert!(holds(r#"{ attr = "absent", op = "not_exists" }"#, &ctx));
     assert!(holds(r#"{ attr = "gone", op = "not_exists" }"#, &ctx));
     assert!(holds(r#"{ attr = "n", op = "exists" }"#, &ctx));
-    assert!(holds(r#"{ attr = "absent", op = "exists", negate = true }"#, &ctx));
+    assert!(holds(
+        r#"{ attr = "absent", op = "exists", negate = true }"#,
+        &ctx
+    ));
 }
 
 #[test]
 fn string_operators_take_value_or_values_and_may_ignore_case() {
     let ctx = Context::with_key("User-42").attr("email", "Ann@Corp.Example");
-    assert!(holds(r#"{ attr = "email", op = "ends_with", value = "@Corp.Example" }"#, &ctx));
-    assert!(!holds(r#"{ attr = "email", op = "ends_with", value = "@corp.example" }"#, &ctx));
+    assert!(holds(
+        r#"{ attr = "email", op = "ends_with", value = "@Corp.Example" }"#,
+        &ctx
+    ));
+    assert!(!holds(
+        r#"{ attr = "email", op = "ends_with", value = "@corp.example" }"#,
+        &ctx
+    ));
     assert!(holds(
         r#"{ attr = "email", op = "ends_with", value = "@CORP.EXAMPLE", ignore_case = true }"#,
         &ctx
@@ -199,33 +252,78 @@ fn string_operators_take_value_or_values_and_may_ignore_case() {
         r#"{ attr = "email", op = "starts_with", values = ["bob", "ann"], ignore_case = true }"#,
         &ctx
     ));
-    assert!(holds(r#"{ attr = "email", op = "contains", value = "@Corp" }"#, &ctx));
-    assert!(holds(r#"{ attr = "email", op = "in", values = ["ann@corp.example"], ignore_case = true }"#, &ctx));
-    assert!(holds(r#"{ attr = "email", op = "eq", value = "ANN@CORP.EXAMPLE", ignore_case = true }"#, &ctx));
-    assert!(holds(r#"{ attr = "key", op = "starts_with", value = "User-" }"#, &ctx));
+    assert!(holds(
+        r#"{ attr = "email", op = "contains", value = "@Corp" }"#,
+        &ctx
+    ));
+    assert!(holds(
+        r#"{ attr = "email", op = "in", values = ["ann@corp.example"], ignore_case = true }"#,
+        &ctx
+    ));
+    assert!(holds(
+        r#"{ attr = "email", op = "eq", value = "ANN@CORP.EXAMPLE", ignore_case = true }"#,
+        &ctx
+    ));
+    assert!(holds(
+        r#"{ attr = "key", op = "starts_with", value = "User-" }"#,
+        &ctx
+    ));
 }
 
 #[test]
 fn matches_is_an_unanchored_regex_search() {
     let ctx = Context::new().attr("ua", "Mozilla/5.0 (iPhone; Mobile)");
-    assert!(holds(r#"{ attr = "ua", op = "matches", value = "iPhone" }"#, &ctx));
-    assert!(!holds(r#"{ attr = "ua", op = "matches", value = "^iPhone" }"#, &ctx));
-    assert!(!holds(r#"{ attr = "ua", op = "matches", value = "mobile" }"#, &ctx));
-    assert!(holds(r#"{ attr = "ua", op = "matches", value = "mobile", ignore_case = true }"#, &ctx));
-    assert!(holds(r#"{ attr = "ua", op = "matches", values = ["Android", "\\(iPhone"] }"#, &ctx));
+    assert!(holds(
+        r#"{ attr = "ua", op = "matches", value = "iPhone" }"#,
+        &ctx
+    ));
+    assert!(!holds(
+        r#"{ attr = "ua", op = "matches", value = "^iPhone" }"#,
+        &ctx
+    ));
+    assert!(!holds(
+        r#"{ attr = "ua", op = "matches", value = "mobile" }"#,
+        &ctx
+    ));
+    assert!(holds(
+        r#"{ attr = "ua", op = "matches", value = "mobile", ignore_case = true }"#,
+        &ctx
+    ));
+    assert!(holds(
+        r#"{ attr = "ua", op = "matches", values = ["Android", "\\(iPhone"] }"#,
+        &ctx
+    ));
 }
 
 #[test]
 fn list_attributes_match_when_any_element_does() {
     let roles: &[&str] = &["viewer", "Buyer"];
     let ctx = Context::new().attr("roles", roles);
-    assert!(holds(r#"{ attr = "roles", op = "contains", value = "viewer" }"#, &ctx));
+    assert!(holds(
+        r#"{ attr = "roles", op = "contains", value = "viewer" }"#,
+        &ctx
+    ));
     // `contains` on a list is element equality, not substring.
-    assert!(!holds(r#"{ attr = "roles", op = "contains", value = "view" }"#, &ctx));
-    assert!(holds(r#"{ attr = "roles", op = "contains", value = "buyer", ignore_case = true }"#, &ctx));
-    assert!(holds(r#"{ attr = "roles", op = "in", values = ["admin", "viewer"] }"#, &ctx));
-    assert!(holds(r#"{ attr = "roles", op = "starts_with", value = "Buy" }"#, &ctx));
-    assert!(!holds(r#"{ attr = "roles", op = "in", values = ["viewer"], negate = true }"#, &ctx));
+    assert!(!holds(
+        r#"{ attr = "roles", op = "contains", value = "view" }"#,
+        &ctx
+    ));
+    assert!(holds(
+        r#"{ attr = "roles", op = "contains", value = "buyer", ignore_case = true }"#,
+        &ctx
+    ));
+    assert!(holds(
+        r#"{ attr = "roles", op = "in", values = ["admin", "viewer"] }"#,
+        &ctx
+    ));
+    assert!(holds(
+        r#"{ attr = "roles", op = "starts_with", value = "Buy" }"#,
+        &ctx
+    ));
+    assert!(!holds(
+        r#"{ attr = "roles", op = "in", values = ["viewer"], negate = true }"#,
+        &ctx
+    ));
     assert!(!holds(r#"{ attr = "roles", op = "gt", value = 1 }"#, &ctx));
 }
 
@@ -237,19 +335,40 @@ fn numbers_compare_numerically_and_nan_matches_nothing() {
     assert!(!holds(r#"{ attr = "age", op = "lt", value = 18 }"#, &ctx));
     assert!(holds(r#"{ attr = "age", op = "lte", value = 18.0 }"#, &ctx));
     assert!(!holds(r#"{ attr = "nan", op = "lt", value = 1 }"#, &ctx));
-    assert!(!holds(r#"{ attr = "nan", op = "gte", value = 1, negate = true }"#, &ctx));
+    assert!(!holds(
+        r#"{ attr = "nan", op = "gte", value = 1, negate = true }"#,
+        &ctx
+    ));
 }
 
 #[test]
 fn semver_operators_accept_strict_versions_only() {
     let v = |version| Context::new().attr("v", version);
-    assert!(holds(r#"{ attr = "v", op = "semver_gte", value = "2.4.0" }"#, &v("2.10.0")));
-    assert!(holds(r#"{ attr = "v", op = "semver_lt", value = "2.4.0" }"#, &v("2.4.0-rc.1")));
-    assert!(holds(r#"{ attr = "v", op = "semver_eq", value = "2.4.0" }"#, &v("2.4.0+build.9")));
-    assert!(holds(r#"{ attr = "v", op = "semver_gt", value = "1.0.0-alpha.beta" }"#, &v("1.0.0-beta")));
-    assert!(holds(r#"{ attr = "v", op = "semver_lte", value = "1.0.0" }"#, &v("1.0.0")));
+    assert!(holds(
+        r#"{ attr = "v", op = "semver_gte", value = "2.4.0" }"#,
+        &v("2.10.0")
+    ));
+    assert!(holds(
+        r#"{ attr = "v", op = "semver_lt", value = "2.4.0" }"#,
+        &v("2.4.0-rc.1")
+    ));
+    assert!(holds(
+        r#"{ attr = "v", op = "semver_eq", value = "2.4.0" }"#,
+        &v("2.4.0+build.9")
+    ));
+    assert!(holds(
+        r#"{ attr = "v", op = "semver_gt", value = "1.0.0-alpha.beta" }"#,
+        &v("1.0.0-beta")
+    ));
+    assert!(holds(
+        r#"{ attr = "v", op = "semver_lte", value = "1.0.0" }"#,
+        &v("1.0.0")
+    ));
     for not_a_version in ["v2.4.0", "2.4", "banana"] {
-        assert!(!holds(r#"{ attr = "v", op = "semver_gte", value = "0.0.0" }"#, &v(not_a_version)));
+        assert!(!holds(
+            r#"{ attr = "v", op = "semver_gte", value = "0.0.0" }"#,
+            &v(not_a_version)
+        ));
         assert!(!holds(
             r#"{ attr = "v", op = "semver_gte", value = "0.0.0", negate = true }"#,
             &v(not_a_version)
@@ -262,15 +381,36 @@ fn before_and_after_compare_instants_including_now() {
     let ctx = Context::new()
         .attr("signup", "2026-01-01T00:00:00+01:00")
         .attr("bad", "2026-01-01");
-    assert!(holds(r#"{ attr = "signup", op = "before", value = 2026-01-01T00:00:00Z }"#, &ctx));
-    assert!(holds(r#"{ attr = "signup", op = "after", value = "2025-12-31T22:59:59Z" }"#, &ctx));
+    assert!(holds(
+        r#"{ attr = "signup", op = "before", value = 2026-01-01T00:00:00Z }"#,
+        &ctx
+    ));
+    assert!(holds(
+        r#"{ attr = "signup", op = "after", value = "2025-12-31T22:59:59Z" }"#,
+        &ctx
+    ));
     // Equal instants are neither before nor after.
-    assert!(!holds(r#"{ attr = "signup", op = "before", value = 2025-12-31T23:00:00Z }"#, &ctx));
-    assert!(!holds(r#"{ attr = "signup", op = "after", value = 2025-12-31T23:00:00Z }"#, &ctx));
-    assert!(!holds(r#"{ attr = "bad", op = "before", value = 2030-01-01T00:00:00Z }"#, &ctx));
+    assert!(!holds(
+        r#"{ attr = "signup", op = "before", value = 2025-12-31T23:00:00Z }"#,
+        &ctx
+    ));
+    assert!(!holds(
+        r#"{ attr = "signup", op = "after", value = 2025-12-31T23:00:00Z }"#,
+        &ctx
+    ));
+    assert!(!holds(
+        r#"{ attr = "bad", op = "before", value = 2030-01-01T00:00:00Z }"#,
+        &ctx
+    ));
     // `now` is the evaluation instant (noon on 2026-12-10 in these tests).
-    assert!(holds(r#"{ attr = "now", op = "after", value = 2026-12-10T11:59:59Z }"#, &ctx));
-    assert!(!holds(r#"{ attr = "now", op = "after", value = 2026-12-10T12:00:00Z }"#, &ctx));
+    assert!(holds(
+        r#"{ attr = "now", op = "after", value = 2026-12-10T11:59:59Z }"#,
+        &ctx
+    ));
+    assert!(!holds(
+        r#"{ attr = "now", op = "after", value = 2026-12-10T12:00:00Z }"#,
+        &ctx
+    ));
 }
 
 #[test]
@@ -294,17 +434,35 @@ rollout = 100
     );
     let r = eval(&s, "all", &Context::with_key("u1"));
     assert_eq!((r.as_bool(), r.reason), (Some(true), Reason::Split));
-    assert_eq!(r.bucket, Some(flags_core::bucket::bucket_for_salt("all", "u1")));
+    assert_eq!(
+        r.bucket,
+        Some(flags_core::bucket::bucket_for_salt("all", "u1"))
+    );
     let r = eval(&s, "none", &Context::with_key("u1"));
     assert_eq!((r.as_bool(), r.reason), (Some(false), Reason::Default));
     for unitless in [Context::new(), Context::with_key("")] {
         let r = eval(&s, "all", &unitless);
         assert_eq!((r.reason, r.bucket), (Reason::Default, None));
     }
-    let by_account = eval(&s, "by-account", &Context::with_key("u1").attr("account", "a7"));
-    assert_eq!(by_account.bucket, Some(flags_core::bucket::bucket_for_salt("by-account", "a7")));
-    let numeric = eval(&s, "by-account", &Context::with_key("u1").attr("account", 7.0));
-    assert_eq!(numeric.reason, Reason::Default, "a non-string bucket_by value is no unit");
+    let by_account = eval(
+        &s,
+        "by-account",
+        &Context::with_key("u1").attr("account", "a7"),
+    );
+    assert_eq!(
+        by_account.bucket,
+        Some(flags_core::bucket::bucket_for_salt("by-account", "a7"))
+    );
+    let numeric = eval(
+        &s,
+        "by-account",
+        &Context::with_key("u1").attr("account", 7.0),
+    );
+    assert_eq!(
+        numeric.reason,
+        Reason::Default,
+        "a non-string bucket_by value is no unit"
+    );
 }
 
 #[test]
@@ -321,7 +479,10 @@ schedule = [{ at = 2026-12-01T10:00:00Z, rollout = 0 }, { at = 2026-12-08T10:00:
     let before = s.evaluate_at("ramp", &ctx, at("2026-12-01T09:59:59Z"));
     assert_eq!((before.reason, before.bucket), (Reason::Default, None));
     let zero = s.evaluate_at("ramp", &ctx, at("2026-12-08T09:59:59Z"));
-    assert_eq!((zero.as_bool(), zero.reason), (Some(false), Reason::Default));
+    assert_eq!(
+        (zero.as_bool(), zero.reason),
+        (Some(false), Reason::Default)
+    );
     let full = s.evaluate_at("ramp", &ctx, at("2026-12-08T10:00:00Z"));
     assert_eq!((full.as_bool(), full.reason), (Some(true), Reason::Split));
 }
@@ -346,12 +507,24 @@ experiment = { metrics = ["buy"] }
 "#,
     );
     let plain = eval(&s, "plain", &Context::with_key("u"));
-    assert_eq!((plain.variant, plain.reason, plain.enrolled), (Some("b"), Reason::Split, false));
+    assert_eq!(
+        (plain.variant, plain.reason, plain.enrolled),
+        (Some("b"), Reason::Split, false)
+    );
     let exp = eval(&s, "exp", &Context::with_key("u"));
-    assert_eq!((exp.variant, exp.reason, exp.enrolled), (Some("a"), Reason::Split, true));
-    assert_eq!(exp.bucket, Some(flags_core::bucket::bucket_for_salt("exp", "u")));
+    assert_eq!(
+        (exp.variant, exp.reason, exp.enrolled),
+        (Some("a"), Reason::Split, true)
+    );
+    assert_eq!(
+        exp.bucket,
+        Some(flags_core::bucket::bucket_for_salt("exp", "u"))
+    );
     let unitless = eval(&s, "exp", &Context::new());
-    assert_eq!((unitless.reason, unitless.enrolled), (Reason::Default, false));
+    assert_eq!(
+        (unitless.reason, unitless.enrolled),
+        (Reason::Default, false)
+    );
 }
 
 #[test]
@@ -380,7 +553,10 @@ experiment = { layer = "l", range = [30, 100], traffic = 50 }
         let (l, r) = (eval(&s, "left", &ctx), eval(&s, "right", &ctx));
         assert!(!(l.enrolled && r.enrolled), "layers are mutually exclusive");
         assert_eq!(l.enrolled, layer_bucket < 300_000);
-        assert_eq!(r.enrolled, layer_bucket >= 300_000 && traffic_bucket < 500_000);
+        assert_eq!(
+            r.enrolled,
+            layer_bucket >= 300_000 && traffic_bucket < 500_000
+        );
         left += usize::from(l.enrolled);
         right += usize::from(r.enrolled);
     }
@@ -414,9 +590,15 @@ serve = "on"
 "#,
     );
     let met = eval(&s, "child", &Context::with_key("u").attr("country", "US"));
-    assert_eq!((met.as_bool(), met.reason), (Some(true), Reason::TargetingMatch));
+    assert_eq!(
+        (met.as_bool(), met.reason),
+        (Some(true), Reason::TargetingMatch)
+    );
     let unmet = eval(&s, "child", &Context::with_key("u").attr("country", "FR"));
-    assert_eq!((unmet.as_bool(), unmet.reason), (Some(false), Reason::Default));
+    assert_eq!(
+        (unmet.as_bool(), unmet.reason),
+        (Some(false), Reason::Default)
+    );
     assert_eq!(unmet.unmet_prerequisite, Some("parent"));
     assert_eq!(unmet.rule, None);
     // A disabled parent serves its off variant, which is then compared.
@@ -435,15 +617,26 @@ fn overrides_force_a_variant_and_report_what_they_could_not_do() {
     ];
     let s = compile(text, &Overrides::from_vars(env)).unwrap();
     let r = s.evaluate_at("new-checkout", &Context::new(), noon());
-    assert_eq!((r.as_bool(), r.reason, r.overridden), (Some(true), Reason::Static, true));
+    assert_eq!(
+        (r.as_bool(), r.reason, r.overridden),
+        (Some(true), Reason::Static, true)
+    );
     let problems: Vec<_> = s
         .overrides()
         .iter()
         .map(|o| (o.flag.as_str(), o.problem.is_some()))
         .collect();
-    assert_eq!(problems, [("MISSING", true), ("new-checkout", false), ("other", true)]);
+    assert_eq!(
+        problems,
+        [("MISSING", true), ("new-checkout", false), ("other", true)]
+    );
     let forced = compile(text, &Overrides::new().force("other", "on")).unwrap();
-    assert_eq!(forced.evaluate_at("other", &Context::new(), noon()).as_bool(), Some(true));
+    assert_eq!(
+        forced
+            .evaluate_at("other", &Context::new(), noon())
+            .as_bool(),
+        Some(true)
+    );
 }
 
 #[test]
@@ -454,21 +647,34 @@ fn typed_access_returns_the_callers_default_on_error() {
     assert!(s.bool_value("text", &ctx, true));
     assert_eq!(s.int_value("missing", &ctx, 7), 7);
     let missing = eval(&s, "missing", &ctx);
-    assert_eq!((missing.reason, missing.error), (Reason::Error, Some(ErrorCode::FlagNotFound)));
+    assert_eq!(
+        (missing.reason, missing.error),
+        (Reason::Error, Some(ErrorCode::FlagNotFound))
+    );
     let mismatch = eval(&s, "text", &ctx).expect_type(ValueType::Bool);
     assert_eq!(mismatch.error, Some(ErrorCode::TypeMismatch));
     assert_eq!(mismatch.value, None);
-    assert_eq!(eval(&s, "text", &ctx).expect_type(ValueType::String).as_str(), Some("A"));
+    assert_eq!(
+        eval(&s, "text", &ctx)
+            .expect_type(ValueType::String)
+            .as_str(),
+        Some("A")
+    );
 }
 
 #[test]
 fn integer_and_float_are_different_types() {
-    let s = snapshot("[flags.i]\nvariants = { a = 1 }\ndefault = \"a\"\n[flags.f]\nvariants = { a = 1.0 }\ndefault = \"a\"\n");
+    let s = snapshot(
+        "[flags.i]\nvariants = { a = 1 }\ndefault = \"a\"\n[flags.f]\nvariants = { a = 1.0 }\ndefault = \"a\"\n",
+    );
     let ctx = Context::new();
     assert_eq!(s.int_value("i", &ctx, 0), 1);
     assert_eq!(s.float_value("i", &ctx, 9.5), 9.5);
     assert_eq!(s.float_value("f", &ctx, 0.0), 1.0);
-    let mixed = compile("version = 1\n[flags.m]\nvariants = { a = 1, b = 1.5 }\ndefault = \"a\"\n", &Overrides::new());
+    let mixed = compile(
+        "version = 1\n[flags.m]\nvariants = { a = 1, b = 1.5 }\ndefault = \"a\"\n",
+        &Overrides::new(),
+    );
     assert!(mixed.unwrap_err().to_string().contains("one type per flag"));
 }
 
@@ -480,16 +686,32 @@ fn flag_versions_change_with_the_flag_or_its_segments_only() {
     assert_eq!(v, version(base, "f"));
     assert_eq!(v, version(&format!("{base}[flags.h]\n"), "f"));
     assert_ne!(v, version(&base.replace("[\"a\"]", "[\"b\"]"), "f"));
-    assert_eq!(version(base, "g"), version(&base.replace("[\"a\"]", "[\"b\"]"), "g"));
-    assert_ne!(v, version(&base.replace("serve = \"on\"", "serve = \"off\""), "f"));
+    assert_eq!(
+        version(base, "g"),
+        version(&base.replace("[\"a\"]", "[\"b\"]"), "g")
+    );
+    assert_ne!(
+        v,
+        version(&base.replace("serve = \"on\"", "serve = \"off\""), "f")
+    );
 }
 
 #[test]
 fn evaluate_all_covers_every_flag_in_file_order() {
     let s = snapshot("[flags.b]\n[flags.a]\nenabled = false\n[flags.c]\n");
     let ctx = Context::new();
-    let keys: Vec<_> = s.evaluate_all(&ctx, noon()).map(|(k, e)| (k, e.reason)).collect();
-    assert_eq!(keys, [("b", Reason::Static), ("a", Reason::Disabled), ("c", Reason::Static)]);
+    let keys: Vec<_> = s
+        .evaluate_all(&ctx, noon())
+        .map(|(k, e)| (k, e.reason))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("b", Reason::Static),
+            ("a", Reason::Disabled),
+            ("c", Reason::Static)
+        ]
+    );
 }
 
 #[test]

@@ -164,9 +164,14 @@ default = "a"
 #[test]
 fn building_contexts_and_evaluating_every_feature_allocates_nothing() {
     let previous = compile(EVERY_FEATURE, &Overrides::new()).unwrap();
-    let broken = EVERY_FEATURE.replace("[flags.stale]\nvariants = { a = \"A\" }", "[flags.stale]\nvariants = { a = 7 }\nnope = 1");
+    let broken = EVERY_FEATURE.replace(
+        "[flags.stale]\nvariants = { a = \"A\" }",
+        "[flags.stale]\nvariants = { a = 7 }\nnope = 1",
+    );
     let overrides = Overrides::new().force("forced", "on");
-    let snapshot = compile_merged(&broken, Some(&previous), &overrides).unwrap().snapshot;
+    let snapshot = compile_merged(&broken, Some(&previous), &overrides)
+        .unwrap()
+        .snapshot;
     let at = Timestamp::parse_rfc3339("2026-12-10T12:00:00Z").unwrap();
     let roles: &[&str] = &["viewer", "buyer"];
     let owned_roles = vec!["buyer".to_string()];

@@ -40,7 +40,11 @@ pub(super) fn compile(
         let known: Vec<&str> = Operator::ALL.iter().map(|(name, _)| *name).collect();
         problems.at(
             config.op.span(),
-            format!("unknown operator `{}`; expected one of {}", config.op.get_ref(), known.join(", ")),
+            format!(
+                "unknown operator `{}`; expected one of {}",
+                config.op.get_ref(),
+                known.join(", ")
+            ),
         );
         return None;
     };
@@ -177,7 +181,10 @@ fn scalars(
                 .map(|v| match v.get_ref() {
                     toml::Value::Integer(_) | toml::Value::Float(_) => number(v, problems),
                     _ => {
-                        problems.at(v.span(), "all values of a condition must have the same type");
+                        problems.at(
+                            v.span(),
+                            "all values of a condition must have the same type",
+                        );
                         None
                     }
                 })
