@@ -242,3 +242,51 @@ fn a_compiled_rollout_serves_a_unit_exactly_when_its_bucket_is_below_the_thresho
         "{served} served, {withheld} withheld"
     );
 }
+
+#[test]
+fn the_worked_examples_of_docs_bucketing_md_hold() {
+    let vectors = vectors();
+    let find = |salt: &str, unit: &str| {
+        vectors
+            .iter()
+            .find(|v| v.salt == salt && v.unit == unit)
+            .map(|v| (v.seed, v.hash, v.bucket))
+            .unwrap_or_else(|| panic!("no vector for {salt:?} {unit:?}"))
+    };
+    assert_eq!(
+        find("new-checkout", "user-42"),
+        (4380539118742348572, 11971452755194587121, 648973)
+    );
+    assert_eq!(
+        find("checkout-layer-2026", "José"),
+        (13704116632037197209, 7000344233608393962, 379489)
+    );
+    assert_eq!(
+        find("button-color/traffic", "José"),
+        (6936200140979989150, 4424274596694326523, 239840)
+    );
+    assert_eq!(
+        find("button-color", "José"),
+        (10703296889764680048, 11470420172674593470, 621812)
+    );
+    assert_eq!(seed(""), 3244421341483603138);
+
+    // End to end with the root flags.toml.
+    let root = include_str!("../../flags.toml");
+    let snapshot = compile(root, &Overrides::new()).expect("the root flags.toml compiles");
+    let at = Timestamp::from_unix(1_800_000_000, 0);
+    let jose = Context::with_key("José");
+    let colour = snapshot.evaluate_at("button-color", &jose, at);
+    assert_eq!(colour.variant, Some("green"));
+    assert_eq!((colour.enrolled, colour.bucket), (true, Some(621812)));
+    assert!(
+        !snapshot
+            .evaluate_at("free-shipping-banner", &jose, at)
+            .enrolled
+    );
+    let keyless = snapshot.evaluate_at("new-api", &Context::new(), at);
+    assert_eq!(
+        (keyless.variant, keyless.reason),
+        (Some("off"), Reason::Default)
+    );
+}
