@@ -34,14 +34,19 @@ pub fn bucket(seed: u64, unit: &str) -> u32 {
 ///
 /// Returns `None` unless `0 <= p <= 100` with at most four decimals, because a
 /// percentage that does not land on a whole bucket would be silently rounded.
+/// Decimals are counted in the shortest decimal form that reads back as the
+/// same float (what the file said), not with a float tolerance that would let
+/// `99.99999999999` through as 100.
 pub fn threshold(percent: f64) -> Option<u32> {
     if !(0.0..=100.0).contains(&percent) {
         return None;
     }
-    let scaled = percent * 10_000.0;
-    let rounded = scaled.round();
-    // Tolerance for binary floating point: 25.5 * 10_000 is exact, 0.1 * 10_000 is not.
-    ((scaled - rounded).abs() <= 1e-6).then_some(rounded as u32)
+    // `Display` for f64 prints that shortest round-trip form, never an exponent.
+    let text = percent.to_string();
+    let decimals = text
+        .split_once('.')
+        .map_or(0, |(_, fraction)| fraction.len());
+    (decimals <= PERCENT_DECIMALS as usize).then(|| (percent * 10_000.0).round() as u32)
 }
 
 /// The bucket of `unit` under `salt`, hashing the salt on the spot.
@@ -67,6 +72,10 @@ mod tests {
         assert_eq!(threshold(-1.0), None);
         assert_eq!(threshold(100.5), None);
         assert_eq!(threshold(f64::NAN), None);
+        assert_eq!(threshold(25.50000000001), None);
+        assert_eq!(threshold(99.99999999999), None);
+        assert_eq!(threshold(1e-11), None);
+        assert_eq!(threshold(0.00009999999), None);
     }
 
     #[test]
