@@ -278,3 +278,33 @@ fn a_kept_flag_whose_prerequisite_vanished_serves_its_default() {
     );
     assert!(!merged.rejected.is_empty());
 }
+
+#[test]
+fn prerequisite_chains_are_bounded_in_depth_and_evaluations() {
+    let chain: String = (0..40)
+        .map(|i| match i {
+            0 => "[flags.f0]\n".to_string(),
+            _ => format!(
+                "[flags.f{i}]\nrequires = [{{ flag = \"f{}\", variant = \"off\" }}]\n",
+                i - 1
+            ),
+        })
+        .collect();
+    let reported = problems(&chain);
+    assert!(
+        reported[0].contains("flags.f33: prerequisites nest more than 32 levels deep"),
+        "{reported:?}"
+    );
+    let doubling: String = (0..9)
+        .map(|i| match i {
+            0 => "[flags.f0]\n".to_string(),
+            _ => format!(
+                "[flags.f{i}]\nrequires = [{{ flag = \"f{p}\", variant = \"off\" }}, {{ flag = \"f{p}\", variant = \"off\" }}]\n",
+                p = i - 1
+            ),
+        })
+        .collect();
+    let reported = problems(&doubling);
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert!(reported[0].contains("flags.f8: prerequisites would evaluate more than 256 flags"));
+}

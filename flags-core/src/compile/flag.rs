@@ -369,7 +369,8 @@ fn split_action(
         let variant = find(name, problems);
         let width = percent(weight, "a split weight", problems);
         if let (Some(variant), Some(width)) = (variant, width) {
-            end += width;
+            // Saturating: thousands of arms could pass u32::MAX; the sum check below rejects it.
+            end = end.saturating_add(width);
             arms.push(Arm { variant, end });
         }
     }

@@ -1,9 +1,68 @@
-//! Cycle detection for prerequisite graphs.
+//! Checks of prerequisite graphs: cycles, and how deep and how costly one
+//! evaluation can recurse through prerequisites.
+//!
+//! Evaluation decides each prerequisite by recursion without memoising (that
+//! would need memory per call), so the compiler bounds both the recursion
+//! depth and the total number of prerequisite evaluations one flag can cause;
+//! an attacker-sized or accidental config (a 3 000-link chain, or each flag
+//! requiring the previous one twice) is rejected instead of overflowing the
+//! stack or running for ever.
 
-/// The edges `(from, to)` that close a cycle in a depth-first walk of
-/// `edges` (adjacency lists by node index). Removing them leaves the graph
-/// acyclic; an empty result means it already is.
-pub(super) fn back_edges(edges: &[Vec<usize>]) -> Vec<(usize, usize)> {
+/// Longest chain of prerequisites below one flag.
+pub(crate) const MAX_DEPTH: u32 = 32;
+/// Most prerequisite evaluations one flag's evaluation may cause, counting repeats.
+pub(crate) const MAX_EVALUATIONS: u32 = 256;
+
+/// Why a node's prerequisites cannot all be kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Problem {
+    /// The edge to this node closes a cycle.
+    Cycle(usize),
+    /// The chain below the node is longer than [`MAX_DEPTH`].
+    TooDeep,
+    /// Evaluating the node would evaluate more than [`MAX_EVALUATIONS`] prerequisites.
+    TooCostly,
+}
+
+/// The problems of the graph `edges` (adjacency lists by node index), as
+/// `(node, problem)`. Dropping every requirement of the nodes named leaves a
+/// graph that is acyclic and within the bounds.
+pub(crate) fn check(edges: &[Vec<usize>]) -> Vec<(usize, Problem)> {
+    let (back_edges, post_order) = walk(edges);
+    let mut problems: Vec<(usize, Problem)> = back_edges
+        .iter()
+        .map(|&(from, to)| (from, Problem::Cycle(to)))
+        .collect();
+    let mut on_cycle = vec![false; edges.len()];
+    for &(from, _) in &back_edges {
+        on_cycle[from] = true;
+    }
+    // (depth, evaluations) per node; children come before parents in post-order.
+    let mut measure = vec![(0u32, 0u32); edges.len()];
+    for &node in &post_order {
+        if on_cycle[node] {
+            continue;
+        }
+        let (mut depth, mut evaluations) = (0u32, 0u32);
+        for &parent in &edges[node] {
+            let (d, e) = measure.get(parent).copied().unwrap_or_default();
+            depth = depth.max(d.saturating_add(1));
+            evaluations = evaluations.saturating_add(e.saturating_add(1));
+        }
+        measure[node] = (depth, evaluations);
+        if depth > MAX_DEPTH {
+            problems.push((node, Problem::TooDeep));
+            measure[node] = (0, 0);
+        } else if evaluations > MAX_EVALUATIONS {
+            problems.push((node, Problem::TooCostly));
+            measure[node] = (0, 0);
+        }
+    }
+    problems
+}
+
+/// Depth-first walk: the edges closing a cycle, and the nodes in post-order.
+fn walk(edges: &[Vec<usize>]) -> (Vec<(usize, usize)>, Vec<usize>) {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
@@ -11,7 +70,8 @@ pub(super) fn back_edges(edges: &[Vec<usize>]) -> Vec<(usize, usize)> {
         Done,
     }
     let mut marks = vec![Mark::New; edges.len()];
-    let mut found = Vec::new();
+    let mut back_edges = Vec::new();
+    let mut post_order = Vec::with_capacity(edges.len());
     for root in 0..edges.len() {
         if marks[root] != Mark::New {
             continue;
@@ -29,30 +89,53 @@ pub(super) fn back_edges(edges: &[Vec<usize>]) -> Vec<(usize, usize)> {
                             marks[to] = Mark::Open;
                             stack.push((to, 0));
                         }
-                        Some(Mark::Open) => found.push((node, to)),
+                        Some(Mark::Open) => back_edges.push((node, to)),
                         _ => {}
                     }
                 }
                 None => {
                     marks[node] = Mark::Done;
+                    post_order.push(node);
                     stack.pop();
                 }
             }
         }
     }
-    found
+    (back_edges, post_order)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::back_edges;
+    use super::*;
 
     #[test]
     fn finds_the_edge_closing_each_cycle() {
-        assert!(back_edges(&[vec![1], vec![2], vec![]]).is_empty());
-        assert_eq!(back_edges(&[vec![1], vec![0]]), vec![(1, 0)]);
-        assert_eq!(back_edges(&[vec![0]]), vec![(0, 0)]);
-        let chain: Vec<Vec<usize>> = (0..10_000).map(|i| vec![(i + 1) % 10_000]).collect();
-        assert_eq!(back_edges(&chain), vec![(9_999, 0)]);
+        assert!(check(&[vec![1], vec![2], vec![]]).is_empty());
+        assert_eq!(check(&[vec![1], vec![0]]), vec![(1, Problem::Cycle(0))]);
+        assert_eq!(check(&[vec![0]]), vec![(0, Problem::Cycle(0))]);
+    }
+
+    #[test]
+    fn bounds_depth_without_recursing_itself() {
+        let chain: Vec<Vec<usize>> = (0..10_000)
+            .map(|i| if i == 0 { vec![] } else { vec![i - 1] })
+            .collect();
+        let problems = check(&chain);
+        // Node 33 is the first too deep; cutting it resets the count, so every 34th fails.
+        assert_eq!(problems.first(), Some(&(33, Problem::TooDeep)));
+        assert!(problems.iter().all(|(_, p)| *p == Problem::TooDeep));
+        let ok: Vec<Vec<usize>> = (0..=32)
+            .map(|i| if i == 0 { vec![] } else { vec![i - 1] })
+            .collect();
+        assert!(check(&ok).is_empty());
+    }
+
+    #[test]
+    fn bounds_the_evaluations_of_fan_outs() {
+        // Each node requires the previous twice: 2, 6, 14, 30, 62, 126, 254, 510 evaluations.
+        let doubling: Vec<Vec<usize>> = (0..9)
+            .map(|i| if i == 0 { vec![] } else { vec![i - 1, i - 1] })
+            .collect();
+        assert_eq!(check(&doubling), vec![(8, Problem::TooCostly)]);
     }
 }

@@ -62,7 +62,7 @@ pub fn compile_merged(
     let mut rejected = Vec::new();
     let scope = Scope::new(&document, &index, &mut rejected);
     let mut compiled = compile_flags(&document, &scope, &index, &mut rejected);
-    reject_cycles(&document, &index, &mut compiled, &mut rejected);
+    reject_prerequisite_problems(&document, &index, &mut compiled, &mut rejected);
     reject_overlaps(&document, &index, &mut compiled, &mut rejected);
     let slots = keep_or_replace(&document, compiled, previous);
     let mut snapshot = Snapshot {
@@ -381,8 +381,9 @@ fn lookup<'d, T>(entries: &'d [config::Entry<T>], name: &str) -> Option<&'d T> {
         .and_then(|e| e.config.as_ref().ok())
 }
 
-/// Flags on a prerequisite cycle among the new definitions are invalid.
-fn reject_cycles(
+/// Flags on a prerequisite cycle, or whose prerequisites recurse too deep or
+/// too often, are invalid (among the new definitions).
+fn reject_prerequisite_problems(
     document: &Document,
     index: &LineIndex<'_>,
     compiled: &mut CompiledFlags,
@@ -394,36 +395,46 @@ fn reject_cycles(
         .enumerate()
         .map(|(i, e)| (e.name.as_str(), i))
         .collect();
-    let edges: Vec<Vec<usize>> = document
-        .flags
-        .iter()
-        .map(|e| match &e.config {
-            Ok(config) => config
-                .requires
-                .iter()
-                .filter_map(|r| position.get(r.get_ref().flag.get_ref().as_str()).copied())
-                .collect(),
-            Err(_) => Vec::new(),
-        })
-        .collect();
-    for (from, to) in graph::back_edges(&edges) {
-        let entry = &document.flags[from];
-        let span = entry.config.as_ref().ok().and_then(|c| {
-            c.requires
-                .iter()
-                .find(|r| r.get_ref().flag.get_ref() == &document.flags[to].name)
-                .map(|r| r.span())
-        });
+    let requires = |e: &config::Entry<FlagConfig>| -> Vec<usize> {
+        let Ok(config) = &e.config else {
+            return Vec::new();
+        };
+        config
+            .requires
+            .iter()
+            .filter_map(|r| position.get(r.get_ref().flag.get_ref().as_str()).copied())
+            .collect()
+    };
+    let edges: Vec<Vec<usize>> = document.flags.iter().map(requires).collect();
+    for (node, problem) in graph::check(&edges) {
+        let entry = &document.flags[node];
+        let span = entry
+            .config
+            .as_ref()
+            .ok()
+            .and_then(|c| c.requires.first().map(Spanned::span));
         let mut problems = Problems::new(index);
+        let names = |i: usize| document.flags[i].name.as_str();
         problems.at(
             span.unwrap_or(entry.span.clone()),
-            format!(
-                "prerequisite cycle: `{}` requires `{}`, which depends on it",
-                entry.name, document.flags[to].name
-            ),
+            graph_message(problem, names),
         );
         problems.finish(Section::Flag, &entry.name, out);
-        compiled[from] = None;
+        compiled[node] = None;
+    }
+}
+
+fn graph_message<'a>(problem: graph::Problem, name: impl Fn(usize) -> &'a str) -> String {
+    match problem {
+        graph::Problem::Cycle(to) => format!("prerequisite cycle through `{}`", name(to)),
+        graph::Problem::TooDeep => format!(
+            "prerequisites nest more than {} levels deep",
+            graph::MAX_DEPTH
+        ),
+        graph::Problem::TooCostly => format!(
+            "prerequisites would evaluate more than {} flags for one evaluation",
+            graph::MAX_EVALUATIONS
+        ),
     }
 }
 
@@ -536,20 +547,15 @@ fn resolve_requirements(snapshot: &mut Snapshot, out: &mut Vec<Diagnostic>) {
                 .collect()
         })
         .collect();
-    for (from, to) in graph::back_edges(&edges) {
-        let parent = snapshot.slots[to].flag.key.clone();
-        let slot = &mut snapshot.slots[from];
-        for requirement in slot
-            .requires
-            .iter_mut()
-            .filter(|r| r.slot == Some(to as u32))
-        {
+    // Only kept (stale) flags mixed with new ones can reach this: the new
+    // definitions were checked before assembly.
+    for (node, problem) in graph::check(&edges) {
+        let message = graph_message(problem, |i| &snapshot.slots[i].flag.key);
+        let message = format!("{message}; its prerequisites are treated as unmet");
+        out.push(flag_problem(&snapshot.slots[node].flag, message));
+        for requirement in snapshot.slots[node].requires.iter_mut() {
             requirement.slot = None;
         }
-        out.push(flag_problem(
-            &slot.flag,
-            format!("prerequisite cycle through `{parent}`; the prerequisite is treated as unmet"),
-        ));
     }
 }
 
