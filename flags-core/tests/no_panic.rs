@@ -1658,20 +1658,22 @@ fn fixtures() -> &'static [Snapshot; 2] {
 // Properties
 // ---------------------------------------------------------------------------
 
-/// Cases per property: 1024 (a few seconds in debug), or `PROPTEST_CASES` for a longer soak.
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
+/// `default` cases per property, or `PROPTEST_CASES` for a longer soak. The
+/// defaults keep the whole file around 6 s of CPU in a debug build.
+fn config(default: u32) -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1024)
+        .unwrap_or(default);
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: cases(),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(config(512))]
 
     /// Valid recipes compile, corrupted ones are rejected with good
     /// diagnostics, merges keep what they can, and evaluation behaves.
@@ -1773,6 +1775,11 @@ proptest! {
             Err(diagnostics) => check_diagnostics(&diagnostics)?,
         }
     }
+
+}
+
+proptest! {
+    #![proptest_config(config(1024))]
 
     /// Text that is barely TOML at all never panics the compiler.
     #[test]
