@@ -6,3 +6,4 @@
 //!
 //! It is not a server, a file watcher or an event store: those live in
 //! `flags-server`, which wraps this crate.
+pub mod stats;

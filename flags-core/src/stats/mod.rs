@@ -1,0 +1,2 @@
+//! Experiment statistics (work in progress: distribution functions first).
+pub mod dist;
