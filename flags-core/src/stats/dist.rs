@@ -151,9 +151,7 @@ pub fn ln_beta(a: f64, b: f64) -> f64 {
     if small >= 10.0 {
         let r = small / big;
         let ln_big_share = -r.ln_1p(); // ln(big / (big + small))
-        LN_SQRT_2PI
-            + (big - 0.5) * ln_big_share
-            + (small - 0.5) * (r.ln() + ln_big_share)
+        LN_SQRT_2PI + (big - 0.5) * ln_big_share + (small - 0.5) * (r.ln() + ln_big_share)
             - 0.5 * (big + small).ln()
             + stirling_remainder(big)
             + stirling_remainder(small)
@@ -243,7 +241,12 @@ fn t_upper_tail(t: f64, df: f64) -> f64 {
     // and their logarithms, each formed without cancellation.
     let r = t2 / df;
     let (x, y, ln_x, ln_y) = if r.is_finite() && r < 1e300 {
-        (1.0 / (1.0 + r), r / (1.0 + r), -r.ln_1p(), -(1.0 / r).ln_1p())
+        (
+            1.0 / (1.0 + r),
+            r / (1.0 + r),
+            -r.ln_1p(),
+            -(1.0 / r).ln_1p(),
+        )
     } else {
         // t^2/df overflows: ln x = -ln r to double precision and y = 1.
         let ln_x = df.ln() - 2.0 * t.ln();
@@ -380,7 +383,11 @@ fn t_upper_quantile(q: f64, df: f64) -> f64 {
         let ln_sf = t_upper_tail(t, df).ln();
         let ln_pdf = t_ln_pdf(t, df);
         if !(ln_sf.is_finite() && ln_pdf.is_finite()) {
-            u = if u == previous { u - 1.0 } else { 0.5 * (u + previous) };
+            u = if u == previous {
+                u - 1.0
+            } else {
+                0.5 * (u + previous)
+            };
             continue;
         }
         // f / f' with f' = -pdf t / sf
