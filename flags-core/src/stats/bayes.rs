@@ -7,10 +7,10 @@ use super::proportions::{ConversionStats, validate_pair};
 /// Chance to beat control `P(p_t > p_c)` with uniform priors, so posteriors
 /// `Beta(1 + x, 1 + n - x)` for each arm.
 ///
-/// Exact, not Monte Carlo: see [`prob_beta_greater`]. With no data in either
-/// arm it is 0.5. About 1e-13 relative for small counts and 1e-7 at 1e8
-/// units per arm (limited by the logarithms of beta functions of 1e8-sized
-/// arguments); the smaller of the chance and its complement is the one
+/// Exact, not Monte Carlo: see [`prob_beta_greater`]. With identical arms
+/// (e.g. no data in either) it is exactly 0.5. About 1e-13 relative for small
+/// counts, and between 1e-9 and 3e-8 at 1e8 units per arm (limited by the
+/// logarithms of beta functions of 1e8-sized arguments); the smaller of the chance and its complement is the one
 /// computed directly, so neither loses accuracy near 0 or 1.
 pub fn chance_to_beat_control(
     control: &ConversionStats,
@@ -52,6 +52,9 @@ pub fn chance_to_beat_control(
 /// 1e5 terms at 1e8 units per arm (milliseconds).
 pub fn prob_beta_greater(a_x: u64, b_x: u64, a_y: u64, b_y: u64) -> f64 {
     let (a_x, b_x, a_y, b_y) = (a_x.max(1), b_x.max(1), a_y.max(1), b_y.max(1));
+    if (a_x, b_x) == (a_y, b_y) {
+        return 0.5; // identical distributions: exactly 1/2 by symmetry
+    }
     // Each form: (terms, parameters of the sum g, whether it gives P or 1 - P).
     // g(A, B, C, D) = P(Beta(A, B) > Beta(C, D)) summed over A terms.
     let direct = [(a_x, b_x, a_y, b_y), (b_y, a_y, b_x, a_x)];

@@ -63,8 +63,17 @@ pub fn chi_square(units: &[i64], weights: &[f64]) -> Result<SrmResult, InputErro
         ));
     }
     let total: f64 = units.iter().map(|&u| u as f64).sum();
-    let weight_sum: f64 = weights.iter().sum();
-    let expected: Vec<f64> = weights.iter().map(|w| total * (w / weight_sum)).collect();
+    // N w / sum(w), multiplying first (exact for integer splits like
+    // 33/33/34). Weights above 1e100 are scaled by the largest first so that
+    // nothing overflows.
+    let largest = weights.iter().copied().fold(0.0, f64::max);
+    let w: Vec<f64> = if largest > 1e100 {
+        weights.iter().map(|w| w / largest).collect()
+    } else {
+        weights.to_vec()
+    };
+    let weight_sum: f64 = w.iter().sum();
+    let expected: Vec<f64> = w.iter().map(|w| total * w / weight_sum).collect();
     let df = units.len() as u64 - 1;
     let (statistic, p) = if total > 0.0 {
         let stat: f64 = units
