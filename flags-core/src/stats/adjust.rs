@@ -46,7 +46,8 @@ pub fn benjamini_hochberg(p_values: &[Option<f64>]) -> Result<Vec<Option<f64>>, 
     let mut adjusted = vec![None; p_values.len()];
     let mut running_min: f64 = 1.0;
     for (rank, &(index, p)) in order.iter().enumerate().rev() {
-        running_min = running_min.min(m as f64 * p / (rank + 1) as f64);
+        // m/j >= 1 first, so rounding can never push the result below p.
+        running_min = running_min.min(m as f64 / (rank + 1) as f64 * p);
         adjusted[index] = Some(running_min);
     }
     Ok(adjusted)

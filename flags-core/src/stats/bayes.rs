@@ -1,7 +1,7 @@
 //! Bayesian chance to beat control for conversion metrics, computed exactly.
 
 use super::InputError;
-use super::dist::ln_beta;
+use super::dist::{ln_beta, normal_sf};
 use super::proportions::{ConversionStats, validate_pair};
 
 /// Chance to beat control `P(p_t > p_c)` with uniform priors, so posteriors
@@ -49,11 +49,21 @@ pub fn chance_to_beat_control(
 /// rigorous because the terms decrease monotonically away from the mode, so
 /// what is skipped cannot change the double-precision result. The walk then
 /// covers a few hundred standard deviations of the mass function, about
-/// 1e5 terms at 1e8 units per arm (milliseconds).
+/// 1e5 terms at 1e8 units per arm (under a millisecond in a release build).
+///
+/// Beyond about 1e10 units per arm (parameters summing to more than 4e10)
+/// both the length of that walk (growing like the square root of the counts)
+/// and the rounding of the log-beta functions (growing like the counts,
+/// ~1e-6 there) make the exact sum pointless; there the result is the normal
+/// approximation of the two Beta distributions, whose error at that size is
+/// of the same order. This never happens within the specified 1..1e8 range.
 pub fn prob_beta_greater(a_x: u64, b_x: u64, a_y: u64, b_y: u64) -> f64 {
     let (a_x, b_x, a_y, b_y) = (a_x.max(1), b_x.max(1), a_y.max(1), b_y.max(1));
     if (a_x, b_x) == (a_y, b_y) {
         return 0.5; // identical distributions: exactly 1/2 by symmetry
+    }
+    if (a_x as f64 + b_x as f64) + (a_y as f64 + b_y as f64) > EXACT_LIMIT {
+        return normal_approximation(a_x, b_x, a_y, b_y);
     }
     // Each form: (terms, parameters of the sum g, whether it gives P or 1 - P).
     // g(A, B, C, D) = P(Beta(A, B) > Beta(C, D)) summed over A terms.
@@ -77,6 +87,23 @@ pub fn prob_beta_greater(a_x: u64, b_x: u64, a_y: u64, b_y: u64) -> f64 {
         if q <= 0.5 { 1.0 - q } else { miller_sum(d) }
     }
     .clamp(0.0, 1.0)
+}
+
+/// Above this total of the four parameters (about 1e10 units per arm, 100
+/// times the range the module is specified for) the exact sum is not used.
+const EXACT_LIMIT: f64 = 4e10;
+
+/// `P(X > Y)` from normal approximations to the two Beta distributions
+/// (same means and variances); used only beyond [`EXACT_LIMIT`].
+fn normal_approximation(a_x: u64, b_x: u64, a_y: u64, b_y: u64) -> f64 {
+    let moments = |a: u64, b: u64| {
+        let (a, b) = (a as f64, b as f64);
+        let s = a + b;
+        (a / s, a / s * (b / s) / (s + 1.0))
+    };
+    let (mean_x, var_x) = moments(a_x, b_x);
+    let (mean_y, var_y) = moments(a_y, b_y);
+    normal_sf((mean_y - mean_x) / (var_x + var_y).sqrt())
 }
 
 /// `g(A, B, C, D) = sum_{i=0}^{A-1} w_i`, `w_i = B(C+i, D+B) / ((B+i) B(1+i, B) B(C, D))`,

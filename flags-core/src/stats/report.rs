@@ -266,7 +266,7 @@ pub fn analyze(request: &AnalysisRequest) -> Result<Analysis, InputError> {
 
     let mut summaries = Vec::with_capacity(request.arms.len());
     let mut comparisons = Vec::with_capacity(request.arms.len() - 1);
-    let total_units = |i: usize| (request.arms[0].units() + request.arms[i].units()) as f64;
+    let total_units = |i: usize| request.arms[0].units() as f64 + request.arms[i].units() as f64;
     match &arms {
         Arms::Conversion(stats) => {
             for (arm, s) in request.arms.iter().zip(stats) {
