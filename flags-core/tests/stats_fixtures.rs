@@ -71,7 +71,9 @@ impl Checker {
         if expected.abs() > ABS {
             self.worst = self.worst.max(err / expected.abs());
         }
-        if !(err <= (REL * expected.abs()).max(ABS)) {
+        // Written so that a NaN error counts as a failure.
+        let within = err <= (REL * expected.abs()).max(ABS);
+        if !within {
             self.failures.push(format!(
                 "{what}: got {actual:e}, expected {expected:e} (rel err {:.2e})",
                 err / expected.abs()

@@ -339,7 +339,7 @@ fn hill_quantile_start(q: f64, df: f64) -> f64 {
         if df < 5.0 {
             c += 0.3 * (df - 4.5) * (x + 0.6);
         }
-        c = (((0.05 * d * x - 5.0) * x - 7.0) * x - 2.0) * x + b + c;
+        c += (((0.05 * d * x - 5.0) * x - 7.0) * x - 2.0) * x + b;
         let w = (((((0.4 * x2 + 6.3) * x2 + 36.0) * x2 + 94.5) / c - x2 - 3.0) / b + 1.0) * x;
         (df * (a * w * w).exp_m1()).sqrt()
     } else if y < f64::EPSILON {
