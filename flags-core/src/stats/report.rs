@@ -169,12 +169,13 @@ pub struct Analysis {
     pub srm: SrmResult,
 }
 
-/// Validates the request and returns the arms' statistics of the metric's kind.
+/// The request's arms, validated and all of the metric's kind.
 enum Arms<'a> {
     Conversion(Vec<&'a ConversionStats>),
     Mean(Vec<&'a MeanStats>),
 }
 
+/// Validates the arms (at least two, all of the metric's kind, possible numbers).
 fn collect_arms(request: &AnalysisRequest) -> Result<Arms<'_>, InputError> {
     if request.arms.len() < 2 {
         return Err(InputError::setting(
