@@ -448,4 +448,8 @@ fn requests_and_results_are_plain_json() {
 
     let typo = r#"{"metric": "conversion", "alpah": 0.1, "arms": []}"#;
     assert!(serde_json::from_str::<AnalysisRequest>(typo).is_err());
+    let mixed = r#"{"metric": "conversion", "arms": [
+        {"name": "a", "units": 3, "conversions": 1, "sum": 2},
+        {"name": "b", "units": 3, "conversions": 2}]}"#;
+    assert!(serde_json::from_str::<AnalysisRequest>(mixed).is_err());
 }

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::check_alpha;
+use super::lift::Moments;
 use super::sequential::{
     SequentialResult, SequentialSettings, check_previous, check_settings, msprt,
 };
@@ -265,79 +266,69 @@ pub fn analyze(request: &AnalysisRequest) -> Result<Analysis, InputError> {
     }
     let (alpha, alternative) = (request.alpha, request.alternative);
 
-    let mut summaries = Vec::with_capacity(request.arms.len());
-    let mut comparisons = Vec::with_capacity(request.arms.len() - 1);
-    let total_units = |i: usize| request.arms[0].units() as f64 + request.arms[i].units() as f64;
-    match &arms {
-        Arms::Conversion(stats) => {
-            for (arm, s) in request.arms.iter().zip(stats) {
+    // Per arm: (mean, per-unit variance for display, plug-in moments).
+    let described: Vec<(Option<f64>, Option<f64>, Option<Moments>)> = match &arms {
+        Arms::Conversion(stats) => stats
+            .iter()
+            .map(|s| {
                 let m = s.moments();
-                summaries.push(ArmSummary {
-                    name: arm.name.clone(),
-                    units: s.units,
-                    mean: m.map(|m| m.mean),
-                    variance: m.map(|m| m.variance),
-                });
-            }
-            for (i, s) in stats.iter().enumerate().skip(1) {
-                let comparison = proportions::compare(stats[0], s, alpha, alternative)?;
-                let variance = match (stats[0].moments(), s.moments()) {
-                    (Some(c), Some(t)) => c.variance / c.units + t.variance / t.units,
-                    _ => f64::NAN,
-                };
-                let sequential = msprt(
-                    comparison.difference.unwrap_or(f64::NAN),
-                    variance,
-                    total_units(i),
-                    alpha,
-                    &request.sequential,
-                    previous[i],
-                )?;
-                comparisons.push(ArmComparison {
-                    arm: request.arms[i].name.clone(),
-                    index: i,
-                    test: TestKind::Z,
-                    comparison,
-                    adjusted_p_value: None,
-                    sequential,
-                    chance_to_beat_control: Some(bayes::chance_to_beat_control(stats[0], s)?),
-                });
-            }
-        }
-        Arms::Mean(stats) => {
-            for (arm, s) in request.arms.iter().zip(stats) {
-                summaries.push(ArmSummary {
-                    name: arm.name.clone(),
-                    units: s.units,
-                    mean: s.mean(),
-                    variance: s.variance(),
-                });
-            }
-            for (i, s) in stats.iter().enumerate().skip(1) {
-                let comparison = means::compare(stats[0], s, alpha, alternative)?;
-                let variance = match (stats[0].moments(), s.moments()) {
-                    (Some(c), Some(t)) => c.variance / c.units + t.variance / t.units,
-                    _ => f64::NAN,
-                };
-                let sequential = msprt(
-                    comparison.difference.unwrap_or(f64::NAN),
-                    variance,
-                    total_units(i),
-                    alpha,
-                    &request.sequential,
-                    previous[i],
-                )?;
-                comparisons.push(ArmComparison {
-                    arm: request.arms[i].name.clone(),
-                    index: i,
-                    test: TestKind::WelchT,
-                    comparison,
-                    adjusted_p_value: None,
-                    sequential,
-                    chance_to_beat_control: None,
-                });
-            }
-        }
+                (m.map(|m| m.mean), m.map(|m| m.variance), m)
+            })
+            .collect(),
+        Arms::Mean(stats) => stats
+            .iter()
+            .map(|s| (s.mean(), s.variance(), s.moments()))
+            .collect(),
+    };
+    let summaries = request
+        .arms
+        .iter()
+        .zip(&described)
+        .map(|(arm, &(mean, variance, _))| ArmSummary {
+            name: arm.name.clone(),
+            units: arm.units(),
+            mean,
+            variance,
+        })
+        .collect();
+
+    let mut comparisons = Vec::with_capacity(request.arms.len() - 1);
+    for i in 1..request.arms.len() {
+        let (comparison, test, chance_to_beat_control) = match &arms {
+            Arms::Conversion(s) => (
+                proportions::compare(s[0], s[i], alpha, alternative)?,
+                TestKind::Z,
+                Some(bayes::chance_to_beat_control(s[0], s[i])?),
+            ),
+            Arms::Mean(s) => (
+                means::compare(s[0], s[i], alpha, alternative)?,
+                TestKind::WelchT,
+                None,
+            ),
+        };
+        // V = v_c/n_c + v_t/n_t; NaN (an undefined look) without both moments.
+        let variance = match (described[0].2, described[i].2) {
+            (Some(c), Some(t)) => c.variance / c.units + t.variance / t.units,
+            _ => f64::NAN,
+        };
+        let total_units = request.arms[0].units() as f64 + request.arms[i].units() as f64;
+        let sequential = msprt(
+            comparison.difference.unwrap_or(f64::NAN),
+            variance,
+            total_units,
+            alpha,
+            &request.sequential,
+            previous[i],
+        )?;
+        comparisons.push(ArmComparison {
+            arm: request.arms[i].name.clone(),
+            index: i,
+            test,
+            comparison,
+            adjusted_p_value: None,
+            sequential,
+            chance_to_beat_control,
+        });
     }
 
     let raw: Vec<Option<f64>> = comparisons.iter().map(|c| c.comparison.p_value).collect();
