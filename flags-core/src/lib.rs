@@ -1,8 +1,9 @@
 //! `flags-core`: the feature-flag engine that every other part of `flags` links.
 //!
 //! It compiles a `flags.toml` document into an immutable [`Snapshot`] and
-//! evaluates flags against a user [`Context`] without allocating. The
-//! pipeline keeps three things apart, each in its own module:
+//! evaluates flags against a user [`Context`] without allocating, and it
+//! carries the experiment statistics ([`stats`]) that readouts are built
+//! from. The flag pipeline keeps three things apart, each in its own module:
 //!
 //! - [`config`]: the wire model, what the file says, with source positions;
 //! - `compile`: checks meaning and builds the [`Snapshot`] (including the
@@ -38,6 +39,7 @@ mod eval;
 mod overrides;
 mod semver;
 mod snapshot;
+pub mod stats;
 mod text;
 mod time;
 

@@ -1,0 +1,357 @@
+//! The whole readout of one metric: [`analyze`] an [`AnalysisRequest`].
+
+use serde::{Deserialize, Serialize};
+
+use super::error::check_alpha;
+use super::lift::Moments;
+use super::sequential::{
+    SequentialResult, SequentialSettings, check_previous, check_settings, msprt,
+};
+use super::srm::{SrmResult, chi_square};
+use super::{
+    Alternative, ArmProblem, Comparison, ConversionStats, Correction, InputError, MeanStats,
+    adjust, bayes, means, proportions,
+};
+
+fn default_alpha() -> f64 {
+    0.05
+}
+
+/// Kind of metric: what the arms' sufficient statistics are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricKind {
+    /// Binary outcome per unit: `(units, conversions)`.
+    Conversion,
+    /// Real-valued outcome per unit: `(units, sum, sum_of_squares)`.
+    Mean,
+}
+
+/// Which test produced `statistic`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TestKind {
+    /// Two-proportion z-test with pooled standard error.
+    Z,
+    /// Welch's unequal-variance t-test.
+    WelchT,
+}
+
+/// The sufficient statistics of one arm, of either kind. In JSON the fields
+/// sit beside `name`: `{"name": .., "units": .., "conversions": ..}` or
+/// `{"name": .., "units": .., "sum": .., "sum_of_squares": ..}`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ArmStats {
+    /// A conversion arm.
+    Conversion(ConversionStats),
+    /// A mean arm.
+    Mean(MeanStats),
+}
+
+/// One arm of the request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArmInput {
+    /// Arm name, echoed in the output.
+    pub name: String,
+    /// Its sufficient statistics.
+    #[serde(flatten)]
+    pub stats: ArmStats,
+}
+
+impl ArmInput {
+    /// A conversion arm.
+    pub fn conversion(name: &str, units: i64, conversions: i64) -> Self {
+        ArmInput {
+            name: name.to_owned(),
+            stats: ArmStats::Conversion(ConversionStats { units, conversions }),
+        }
+    }
+
+    /// A mean arm.
+    pub fn mean(name: &str, units: i64, sum: f64, sum_of_squares: f64) -> Self {
+        ArmInput {
+            name: name.to_owned(),
+            stats: ArmStats::Mean(MeanStats {
+                units,
+                sum,
+                sum_of_squares,
+            }),
+        }
+    }
+
+    fn units(&self) -> i64 {
+        match self.stats {
+            ArmStats::Conversion(s) => s.units,
+            ArmStats::Mean(s) => s.units,
+        }
+    }
+}
+
+/// Everything [`analyze`] needs for one metric of one experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisRequest {
+    /// Kind of metric; every arm must be of this kind.
+    pub metric: MetricKind,
+    /// Arms, control first; at least two.
+    pub arms: Vec<ArmInput>,
+    /// Configured traffic weights per arm for the SRM check (any positive
+    /// scale); equal weights when absent.
+    #[serde(default)]
+    pub weights: Option<Vec<f64>>,
+    /// Significance level for tests and intervals; default 0.05.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// Alternative hypothesis; default two-sided.
+    #[serde(default)]
+    pub alternative: Alternative,
+    /// Multiple-comparison correction of the p-values; default Holm.
+    #[serde(default)]
+    pub correction: Correction,
+    /// Settings of the always-valid sequential test.
+    #[serde(default)]
+    pub sequential: SequentialSettings,
+}
+
+/// Descriptive statistics of one arm.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArmSummary {
+    /// Arm name.
+    pub name: String,
+    /// Units.
+    pub units: i64,
+    /// Conversion rate or mean; `None` with no units.
+    pub mean: Option<f64>,
+    /// Per-unit variance: `p (1 - p)` for conversions, the sample variance
+    /// (n - 1) for means; `None` when undefined.
+    pub variance: Option<f64>,
+}
+
+/// One treatment arm against control.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArmComparison {
+    /// Treatment arm name.
+    pub arm: String,
+    /// Its position in the request's arms.
+    pub index: usize,
+    /// Which test `statistic` comes from.
+    pub test: TestKind,
+    /// Difference, lift, intervals, statistic, df and p-value.
+    #[serde(flatten)]
+    pub comparison: Comparison,
+    /// p-value after the request's correction across treatment arms.
+    pub adjusted_p_value: Option<f64>,
+    /// Always-valid (mSPRT) p-value and interval.
+    pub sequential: SequentialResult,
+    /// Bayesian `P(p_t > p_c)` (conversion metrics only).
+    pub chance_to_beat_control: Option<f64>,
+}
+
+/// The readout of one metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    /// Kind of metric.
+    pub metric: MetricKind,
+    /// Significance level used.
+    pub alpha: f64,
+    /// Alternative used (the sequential test is always two-sided).
+    pub alternative: Alternative,
+    /// Correction applied to `adjusted_p_value`.
+    pub correction: Correction,
+    /// Always `false`: confidence intervals are not adjusted for multiple
+    /// comparisons; only `adjusted_p_value` is.
+    pub confidence_intervals_adjusted: bool,
+    /// Per-arm descriptive statistics, control first.
+    pub arms: Vec<ArmSummary>,
+    /// One entry per treatment arm, in arm order.
+    pub comparisons: Vec<ArmComparison>,
+    /// Sample-ratio-mismatch check of the units per arm.
+    pub srm: SrmResult,
+}
+
+/// The request's arms, validated and all of the metric's kind.
+enum Arms<'a> {
+    Conversion(Vec<&'a ConversionStats>),
+    Mean(Vec<&'a MeanStats>),
+}
+
+/// Validates the arms (at least two, all of the metric's kind, possible numbers).
+fn collect_arms(request: &AnalysisRequest) -> Result<Arms<'_>, InputError> {
+    if request.arms.len() < 2 {
+        return Err(InputError::setting(
+            "arms",
+            format!(
+                "a control and at least one treatment are needed, got {} arm(s)",
+                request.arms.len()
+            ),
+        ));
+    }
+    let wrong = |index: usize, arm: &ArmInput, msg: &'static str| {
+        InputError::arm(index, &arm.name, ArmProblem::WrongKind(msg))
+    };
+    match request.metric {
+        MetricKind::Conversion => {
+            let mut out = Vec::with_capacity(request.arms.len());
+            for (i, arm) in request.arms.iter().enumerate() {
+                match &arm.stats {
+                    ArmStats::Conversion(s) => {
+                        s.validate().map_err(|p| InputError::arm(i, &arm.name, p))?;
+                        out.push(s);
+                    }
+                    ArmStats::Mean(_) => {
+                        return Err(wrong(
+                            i,
+                            arm,
+                            "a conversion metric needs `units` and `conversions`",
+                        ));
+                    }
+                }
+            }
+            Ok(Arms::Conversion(out))
+        }
+        MetricKind::Mean => {
+            let mut out = Vec::with_capacity(request.arms.len());
+            for (i, arm) in request.arms.iter().enumerate() {
+                match &arm.stats {
+                    ArmStats::Mean(s) => {
+                        s.validate().map_err(|p| InputError::arm(i, &arm.name, p))?;
+                        out.push(s);
+                    }
+                    ArmStats::Conversion(_) => {
+                        return Err(wrong(
+                            i,
+                            arm,
+                            "a mean metric needs `units`, `sum` and `sum_of_squares`",
+                        ));
+                    }
+                }
+            }
+            Ok(Arms::Mean(out))
+        }
+    }
+}
+
+/// Runs the whole readout of one metric.
+///
+/// For each treatment arm against control (arm 0): the frequentist comparison
+/// ([`proportions::compare`] or [`means::compare`]), the p-value adjusted
+/// across the treatment arms by the request's correction ([`adjust::adjust`]:
+/// Holm by default, or Benjamini-Hochberg, or none), the always-valid mSPRT
+/// p-value and interval ([`super::sequential::msprt`]) with
+/// `V = v_c/n_c + v_t/n_t`, and for conversions the chance to beat control
+/// ([`bayes::chance_to_beat_control`]). Plus the SRM check of the units
+/// against the weights ([`super::srm::chi_square`]). Confidence intervals are
+/// unadjusted and `confidence_intervals_adjusted` says so.
+///
+/// Errors: fewer than two arms, an arm of the wrong kind or with impossible
+/// numbers (named by index and name), alpha outside (0, 1), bad weights, bad
+/// sequential settings or previous p-values.
+pub fn analyze(request: &AnalysisRequest) -> Result<Analysis, InputError> {
+    check_alpha(request.alpha)?;
+    let arms = collect_arms(request)?;
+    check_settings(&request.sequential)?;
+    let previous = match &request.sequential.previous_p_values {
+        None => vec![None; request.arms.len()],
+        Some(list) if list.len() != request.arms.len() => {
+            return Err(InputError::setting(
+                "sequential.previous_p_values",
+                format!("{} entries for {} arms", list.len(), request.arms.len()),
+            ));
+        }
+        Some(list) => list.clone(),
+    };
+    for p in previous.iter().skip(1) {
+        check_previous(*p)?;
+    }
+    let (alpha, alternative) = (request.alpha, request.alternative);
+
+    // Per arm: (mean, per-unit variance for display, plug-in moments).
+    let described: Vec<(Option<f64>, Option<f64>, Option<Moments>)> = match &arms {
+        Arms::Conversion(stats) => stats
+            .iter()
+            .map(|s| {
+                let m = s.moments();
+                (m.map(|m| m.mean), m.map(|m| m.variance), m)
+            })
+            .collect(),
+        Arms::Mean(stats) => stats
+            .iter()
+            .map(|s| (s.mean(), s.variance(), s.moments()))
+            .collect(),
+    };
+    let summaries = request
+        .arms
+        .iter()
+        .zip(&described)
+        .map(|(arm, &(mean, variance, _))| ArmSummary {
+            name: arm.name.clone(),
+            units: arm.units(),
+            mean,
+            variance,
+        })
+        .collect();
+
+    let mut comparisons = Vec::with_capacity(request.arms.len() - 1);
+    for i in 1..request.arms.len() {
+        let (comparison, test, chance_to_beat_control) = match &arms {
+            Arms::Conversion(s) => (
+                proportions::compare(s[0], s[i], alpha, alternative)?,
+                TestKind::Z,
+                Some(bayes::chance_to_beat_control(s[0], s[i])?),
+            ),
+            Arms::Mean(s) => (
+                means::compare(s[0], s[i], alpha, alternative)?,
+                TestKind::WelchT,
+                None,
+            ),
+        };
+        // V = v_c/n_c + v_t/n_t; NaN (an undefined look) without both moments.
+        let variance = match (described[0].2, described[i].2) {
+            (Some(c), Some(t)) => c.variance / c.units + t.variance / t.units,
+            _ => f64::NAN,
+        };
+        let total_units = request.arms[0].units() as f64 + request.arms[i].units() as f64;
+        let sequential = msprt(
+            comparison.difference.unwrap_or(f64::NAN),
+            variance,
+            total_units,
+            alpha,
+            &request.sequential,
+            previous[i],
+        )?;
+        comparisons.push(ArmComparison {
+            arm: request.arms[i].name.clone(),
+            index: i,
+            test,
+            comparison,
+            adjusted_p_value: None,
+            sequential,
+            chance_to_beat_control,
+        });
+    }
+
+    let raw: Vec<Option<f64>> = comparisons.iter().map(|c| c.comparison.p_value).collect();
+    let adjusted = adjust::adjust(&raw, request.correction)?;
+    for (c, p) in comparisons.iter_mut().zip(adjusted) {
+        c.adjusted_p_value = p;
+    }
+
+    let units: Vec<i64> = request.arms.iter().map(ArmInput::units).collect();
+    let weights = request
+        .weights
+        .clone()
+        .unwrap_or_else(|| vec![1.0; units.len()]);
+    let srm = chi_square(&units, &weights)?;
+
+    Ok(Analysis {
+        metric: request.metric,
+        alpha,
+        alternative,
+        correction: request.correction,
+        confidence_intervals_adjusted: false,
+        arms: summaries,
+        comparisons,
+        srm,
+    })
+}

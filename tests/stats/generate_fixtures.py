@@ -1,0 +1,609 @@
+#!/usr/bin/env python3
+"""Writes tests/stats/fixtures.json: reference values for flags-core's stats module.
+
+Usage (Python 3.11):
+    pip install scipy statsmodels numpy mpmath gbstats
+    python3 tests/stats/generate_fixtures.py
+
+References are the scipy / statsmodels functions wherever one exists:
+  t, normal, chi-square tails and quantiles  scipy.stats.{t,norm,chi2}
+  two-proportion z-test                      statsmodels proportions_ztest
+  Wald interval of p_t - p_c                 statsmodels confint_proportions_2indep(method="wald")
+  Welch t-test statistic and p-value         scipy.stats.ttest_ind_from_stats(equal_var=False)
+  Welch df and interval of the difference    statsmodels CompareMeans(...).ttest_ind / tconfint_diff(usevar="unequal")
+  SRM                                        scipy.stats.chisquare
+  Holm / Benjamini-Hochberg                  statsmodels multipletests("holm" / "fdr_bh")
+  sample size / power                        statsmodels samplesize_proportions_2indep_onetail / power_proportions_2indep
+  chance to beat control                     mpmath: Evan Miller's sum at 40-60 digits, checked against
+                                             mpmath quadrature (small counts) and scipy.integrate.quad
+                                             (large counts; scipy alone is only good to ~3e-8 there)
+Where no library function exists the value is computed here from the spec's
+formula with scipy quantiles, and cross-checked where possible:
+  relative-lift delta-method interval  (means: checked against gbstats TwoSidedTTest, relative)
+  mSPRT p-value and interval           (checked against gbstats SequentialTwoSidedTTest, absolute,
+                                        when gbstats is installed)
+scipy's own t quantiles are checked against mpmath; the few points where scipy
+is wrong (q = 1e-300 with small df, where it returns -inf or a wrong value) are
+put in `t_isf_mpmath` with mpmath references instead.
+"""
+
+import json
+import math
+import os
+import sys
+import warnings
+
+import mpmath as mp
+import numpy as np
+import scipy
+import statsmodels
+from scipy import integrate, stats
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import (
+    confint_proportions_2indep,
+    power_proportions_2indep,
+    proportions_ztest,
+    samplesize_proportions_2indep_onetail,
+)
+from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
+
+try:
+    import gbstats
+    from gbstats.frequentist.tests import (
+        FrequentistConfig,
+        SequentialConfig,
+        SequentialTwoSidedTTest,
+        TwoSidedTTest,
+    )
+    from gbstats.models.statistics import ProportionStatistic, SampleMeanStatistic
+
+    HAVE_GBSTATS = True
+except ImportError:  # pragma: no cover - optional cross-check
+    HAVE_GBSTATS = False
+
+warnings.filterwarnings("ignore")
+mp.mp.dps = 60
+HERE = os.path.dirname(os.path.abspath(__file__))
+SM_ALT = {"two_sided": "two-sided", "greater": "larger", "less": "smaller"}
+SP_ALT = {"two_sided": "two-sided", "greater": "greater", "less": "less"}
+cross_checks = []
+
+
+def num(x):
+    """A finite float, or None (the Rust side's None for undefined)."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def close(a, b, rel=1e-9, abs_=1e-12):
+    return abs(a - b) <= max(rel * abs(b), abs_)
+
+
+def interval(lower, upper, alternative):
+    """One-sided intervals keep only their bounded side (the other is null)."""
+    lo, hi = num(lower), num(upper)
+    if alternative == "greater":
+        hi = None
+        if lo is None:
+            return None
+    elif alternative == "less":
+        lo = None
+        if hi is None:
+            return None
+    elif lo is None or hi is None:
+        return None
+    return {"lower": lo, "upper": hi}
+
+
+# ---------------------------------------------------------------- distributions
+DFS = [1, 1.5, 2, 2.5, 3, 4, 5, 7.3, 10, 17.5, 30, 50, 100, 250.5, 1e3, 3e3, 1e4, 3e4,
+       99_999, 1e5, 3e5, 1e6, 3e6, 1e7, 3e7, 1e8, 2e8]
+TS = [1e-6, 1e-3, 0.05, 0.3, 0.8, 1, 1.5, 1.96, 2.5, 3, 4, 5, 6, 8, 12, 20, 37, -0.5, -2, -7]
+QS = [1e-12, 1e-9, 1e-6, 1e-4, 1e-3, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.45,
+      0.55, 0.7, 0.9, 0.95, 0.975, 0.99, 0.999]
+
+
+def mp_t_sf(t, df):
+    t, df = mp.mpf(t), mp.mpf(df)
+    tail = mp.betainc(df / 2, mp.mpf(1) / 2, 0, df / (df + t * t), regularized=True) / 2
+    return tail if t > 0 else 1 - tail
+
+
+def mp_t_isf(q, df, start):
+    """Root of sf(t) = q near `start`."""
+    return mp.findroot(lambda t: mp_t_sf(t, df) - mp.mpf(q), mp.mpf(start))
+
+
+def mp_t_isf_tail(q, df, start):
+    """Far-tail root of ln sf(e^u) = ln q in u = ln t (nearly linear in u there)."""
+    q = mp.mpf(q)
+    u = mp.findroot(lambda u: mp.log(mp_t_sf(mp.exp(u), df)) - mp.log(q), mp.log(mp.mpf(start)))
+    return mp.exp(u)
+
+
+def distributions():
+    t_sf, t_isf, t_isf_mp = [], [], []
+    for df in DFS:
+        for t in TS:
+            ref = stats.t.sf(t, df)
+            if df <= 1e4:
+                exact = float(mp_t_sf(t, df))
+                assert close(ref, exact, 1e-8, 1e-15), (t, df, ref, exact)
+            t_sf.append({"t": t, "df": df, "expected": num(ref)})
+        for q in QS:
+            ref = stats.t.isf(q, df)
+            if df <= 1e4:
+                exact = float(mp_t_isf(q, df, ref))
+                assert close(ref, exact, 1e-8, 1e-15), (q, df, ref, exact)
+            t_isf.append({"q": q, "df": df, "expected": num(ref)})
+    # Extreme tails, where scipy 1.17 returns -inf or a wrong value for small df.
+    for df in [1, 1.3, 2, 2.5, 4, 10]:
+        for q in [1e-300, 1e-100]:
+            start = mp.mpf(q) ** (-1 / mp.mpf(df))  # the tail falls like t^-df
+            exact = mp_t_isf_tail(q, df, start)
+            t_isf_mp.append({"q": q, "df": df, "expected": num(exact), "scipy": num(stats.t.isf(q, df))})
+    xs = [-8, -3, -1, -1e-3, 0, 1e-3, 0.5, 1, 1.6449, 1.96, 2.4, 2.6, 3, 5, 8, 12, 20, 30, 37.5]
+    normal_sf = [{"x": x, "expected": num(stats.norm.sf(x))} for x in xs]
+    normal_isf = [{"q": q, "expected": num(stats.norm.isf(q))} for q in QS + [1e-300, 1e-50, 0.5]]
+    chi2 = []
+    for k in [1, 2, 3, 4, 7]:
+        for x in [1e-8, 0.01, 0.5, 1, 3, 7.8, 16.3, 30, 100, 500, 1400]:
+            chi2.append({"x": x, "k": k, "expected": num(stats.chi2.sf(x, k))})
+    return {"t_sf": t_sf, "t_isf": t_isf, "t_isf_mpmath": t_isf_mp, "normal_sf": normal_sf,
+            "normal_isf": normal_isf, "chi2_sf": chi2}
+
+
+# ---------------------------------------------------------------- conversions
+def conversion_case(c, t, alpha, alternative):
+    (n_c, x_c), (n_t, x_t) = c, t
+    case = {"control": {"units": n_c, "conversions": x_c},
+            "treatment": {"units": n_t, "conversions": x_t},
+            "alpha": alpha, "alternative": alternative}
+    if n_c == 0 or n_t == 0:
+        case["expected"] = {k: None for k in ["difference", "difference_ci", "relative_lift",
+                                               "relative_lift_ci", "statistic", "df", "p_value"]}
+        return case
+    p_c, p_t = x_c / n_c, x_t / n_t
+    z, p = proportions_ztest([x_t, x_c], [n_t, n_c], value=0, alternative=SM_ALT[alternative],
+                             prop_var=False)
+    pooled = (x_c + x_t) / (n_c + n_t)
+    if pooled * (1 - pooled) == 0:
+        z, p = None, None
+    wald_var = p_c * (1 - p_c) / n_c + p_t * (1 - p_t) / n_t
+    if wald_var > 0:
+        level = alpha if alternative == "two_sided" else 2 * alpha
+        lo, hi = confint_proportions_2indep(x_t, n_t, x_c, n_c, method="wald", compare="diff",
+                                            alpha=level)
+        diff_ci = interval(lo, hi, alternative)
+    else:
+        diff_ci = None
+    # Relative lift: delta method (no library function), normal quantile.
+    lift, lift_ci = None, None
+    if p_c > 0:
+        lift = p_t / p_c - 1
+        var = p_t * (1 - p_t) / (p_c**2 * n_t) + p_c * (1 - p_c) * p_t**2 / (p_c**4 * n_c)
+        if var > 0:
+            q = stats.norm.isf(alpha / 2 if alternative == "two_sided" else alpha)
+            se = math.sqrt(var)
+            lift_ci = interval(lift - q * se, lift + q * se, alternative)
+    case["expected"] = {"difference": num(p_t - p_c), "difference_ci": diff_ci,
+                        "relative_lift": num(lift), "relative_lift_ci": lift_ci,
+                        "statistic": num(z), "df": None, "p_value": num(p)}
+    return case
+
+
+CONVERSION_PAIRS = [
+    ((1000, 100), (1000, 120)),      # balanced
+    ((5000, 400), (1200, 130)),      # unbalanced
+    ((1, 0), (1, 1)),                # n = 1
+    ((2, 1), (2, 1)),                # n = 2, identical
+    ((2, 0), (1, 1)),
+    ((1000, 0), (1000, 0)),          # no conversions at all: SE 0
+    ((1000, 1000), (1000, 1000)),    # all conversions: SE 0
+    ((1000, 0), (1000, 5)),          # zero control rate: no lift
+    ((500, 500), (500, 499)),        # full conversion in control
+    ((10_000, 1234), (10_000, 1234)),  # identical arms: z = 0, p = 1
+    ((100_000_000, 5_000_000), (100_000_000, 5_010_000)),  # huge
+    ((100_000_000, 5_000_000), (100_000_000, 5_000_001)),  # huge, nearly identical
+    ((100_000_000, 50_000_000), (99_000_000, 49_700_000)),  # huge, tiny p-value
+    ((100_000_000, 10), (100_000_000, 25)),  # huge, rare events
+    ((0, 0), (10, 3)),               # empty control
+    ((40, 3), (37, 9)),
+]
+
+
+def conversions():
+    out = []
+    for c, t in CONVERSION_PAIRS:
+        for alternative in ["two_sided", "greater", "less"]:
+            out.append(conversion_case(c, t, 0.05, alternative))
+    out.append(conversion_case((1000, 100), (1000, 130), 0.01, "two_sided"))
+    out.append(conversion_case((1000, 100), (1000, 130), 0.2, "greater"))
+    return out
+
+
+# ---------------------------------------------------------------- means
+def moments(n, s, ss):
+    mean = s / n
+    var = (ss - s * (s / n)) / (n - 1) if n >= 2 else None
+    return mean, (max(var, 0.0) if var is not None else None)
+
+
+def arm_from(n, mean, sd):
+    """(units, sum, sum_of_squares) of an arm with this mean and sample sd."""
+    s = n * mean
+    return n, s, (n - 1) * sd * sd + s * mean
+
+
+def descr(n, mean, var):
+    """statsmodels DescrStatsW with exactly this n, mean and (ddof=1) variance:
+    two points mean -/+ h with weight n/2 each, h^2 = var (n - 1) / n."""
+    h = math.sqrt(var * (n - 1) / n)
+    return DescrStatsW(np.array([mean - h, mean + h]), weights=np.array([n / 2, n / 2]))
+
+
+def mean_case(c, t, alpha, alternative):
+    case = {"control": {"units": c[0], "sum": c[1], "sum_of_squares": c[2]},
+            "treatment": {"units": t[0], "sum": t[1], "sum_of_squares": t[2]},
+            "alpha": alpha, "alternative": alternative}
+    m_c, v_c = moments(*c)
+    m_t, v_t = moments(*t)
+    n_c, n_t = c[0], t[0]
+    expected = {"difference": num(m_t - m_c),
+                "relative_lift": num(m_t / m_c - 1) if m_c != 0 else None,
+                "difference_ci": None, "relative_lift_ci": None,
+                "statistic": None, "df": None, "p_value": None}
+    if v_c is not None and v_t is not None and v_c / n_c + v_t / n_t > 0:
+        res = stats.ttest_ind_from_stats(m_t, math.sqrt(v_t), n_t, m_c, math.sqrt(v_c), n_c,
+                                         equal_var=False, alternative=SP_ALT[alternative])
+        cm = CompareMeans(descr(n_t, m_t, v_t), descr(n_c, m_c, v_c))
+        t_sm, p_sm, df = cm.ttest_ind(alternative=SM_ALT[alternative], usevar="unequal")
+        assert close(t_sm, res.statistic, 1e-7) and close(p_sm, res.pvalue, 1e-6, 1e-12), \
+            (c, t, t_sm, res.statistic, p_sm, res.pvalue)
+        lo, hi = cm.tconfint_diff(alpha=alpha, alternative=SM_ALT[alternative], usevar="unequal")
+        expected.update({"statistic": num(res.statistic), "p_value": num(res.pvalue),
+                         "df": num(df), "difference_ci": interval(lo, hi, alternative)})
+        if m_c != 0:
+            lift = m_t / m_c - 1
+            var = v_t / (m_c**2 * n_t) + v_c * m_t**2 / (m_c**4 * n_c)
+            q = stats.t.isf(alpha / 2 if alternative == "two_sided" else alpha, df)
+            se = math.sqrt(var)
+            expected["relative_lift_ci"] = interval(lift - q * se, lift + q * se, alternative) \
+                if var > 0 else None
+            if HAVE_GBSTATS and alternative == "two_sided" and v_c > 0 and v_t > 0:
+                gb = TwoSidedTTest(SampleMeanStatistic(n=n_c, sum=c[1], sum_squares=c[2]),
+                                   SampleMeanStatistic(n=n_t, sum=t[1], sum_squares=t[2]),
+                                   FrequentistConfig(alpha=alpha, difference_type="relative"))
+                r = gb.compute_result()
+                assert close(r.ci[0], lift - q * se, 1e-6) and close(r.ci[1], lift + q * se, 1e-6), \
+                    (c, t, r.ci, lift - q * se)
+                cross_checks.append("means relative-lift CI == gbstats TwoSidedTTest")
+    case["expected"] = expected
+    return case
+
+
+MEAN_PAIRS = [
+    (arm_from(1000, 10.0, 3.0), arm_from(1000, 10.4, 3.1)),          # balanced
+    (arm_from(50, 2.0, 1.0), arm_from(5000, 2.2, 9.0)),              # unbalanced, unequal variances
+    (arm_from(3, 1.0, 0.1), arm_from(400, 1.5, 40.0)),               # very unequal, df ~ 2
+    (arm_from(2, 5.0, 1.0), arm_from(2, 7.0, 2.0)),                  # n = 2
+    ((1, 4.0, 16.0), arm_from(10, 5.0, 1.0)),                        # n = 1: no variance
+    (arm_from(100, 3.0, 0.0), arm_from(100, 3.0, 0.0)),              # zero variance
+    (arm_from(100, 3.0, 0.0), arm_from(100, 3.5, 0.0)),              # zero variance, different means
+    (arm_from(100, 0.0, 1.0), arm_from(100, 0.3, 1.0)),              # control mean 0: no lift
+    (arm_from(2000, 7.25, 2.5), arm_from(2000, 7.25, 2.5)),          # identical arms
+    (arm_from(100_000_000, 12.0, 30.0), arm_from(100_000_000, 12.01, 30.0)),  # huge
+    (arm_from(100_000_000, 12.0, 30.0), arm_from(90_000_000, 12.0001, 31.0)),
+    (arm_from(30, -4.0, 2.0), arm_from(35, -3.0, 2.5)),              # negative means
+    ((5, 10.0, 30.0), (7, 21.0, 70.0)),                              # small integers
+]
+
+
+def means():
+    out = []
+    for c, t in MEAN_PAIRS:
+        for alternative in ["two_sided", "greater", "less"]:
+            out.append(mean_case(c, t, 0.05, alternative))
+    out.append(mean_case(*MEAN_PAIRS[1], 0.01, "two_sided"))
+    return out
+
+
+# ---------------------------------------------------------------- SRM, adjustment
+def srm():
+    cases = [
+        ([5000, 5000], [1, 1]), ([5000, 5100], [1, 1]), ([5000, 5400], [50, 50]),
+        ([3300, 3300, 3400], [33, 33, 34]), ([3300, 3600, 3400], [33, 33, 34]),
+        ([1000, 2000, 1000, 1000, 1000], [1, 2, 1, 1, 1]), ([1, 0], [1, 1]),
+        ([100_000_000, 99_990_000], [1, 1]), ([100_000_000, 99_000_000], [1, 1]),
+        ([900, 100], [0.9, 0.1]), ([0, 0, 0], [1, 1, 1]),
+    ]
+    out = []
+    for units, weights in cases:
+        total = sum(units)
+        if total == 0:
+            exp = {"statistic": None, "df": len(units) - 1, "p_value": None, "mismatch": False}
+        else:
+            expected = [total * w / sum(weights) for w in weights]
+            res = stats.chisquare(units, expected)
+            exp = {"expected_units": expected, "statistic": num(res.statistic), "df": len(units) - 1,
+                   "p_value": num(res.pvalue), "mismatch": bool(res.pvalue < 0.001)}
+        out.append({"units": units, "weights": weights, "expected": exp})
+    return out
+
+
+def adjustments():
+    families = [[0.01, 0.04, 0.03], [0.2, 0.001, 0.04, 0.5], [0.6, 0.9], [0.01, 0.01, 0.02, 0.8],
+                [0.04], [1e-12, 0.03, 0.049, 0.051], [0.3, 0.3, 0.3, 0.3]]
+    out = []
+    for p in families:
+        for method, sm in [("holm", "holm"), ("benjamini_hochberg", "fdr_bh")]:
+            out.append({"p_values": p, "correction": method,
+                        "expected": [float(x) for x in multipletests(p, method=sm)[1]]})
+    return out
+
+
+# ---------------------------------------------------------------- sequential
+def msprt_reference(d, V, n_total, alpha, S, tau2, previous):
+    d, V = mp.mpf(d), mp.mpf(V)
+    if tau2 is None:
+        rho2 = (-2 * mp.log(alpha) + mp.log(1 - 2 * mp.log(alpha))) / S
+        tau2 = rho2 * n_total * V
+    tau2 = mp.mpf(tau2)
+    ln_l = mp.log(V / (V + tau2)) / 2 + tau2 * d**2 / (2 * V * (V + tau2))
+    p = min(mp.mpf(1), mp.exp(-ln_l))
+    if previous is not None:
+        p = min(p, mp.mpf(previous))
+    half = mp.sqrt(V * (V + tau2) / tau2 * (2 * mp.log(1 / mp.mpf(alpha)) + mp.log((V + tau2) / V)))
+    return float(p), float(d - half), float(d + half), float(tau2)
+
+
+def sequential():
+    """Two-arm analyze requests; expected values of comparisons[0].sequential."""
+    specs = [
+        ("conversion", [(1000, 100), (1000, 120)], 0.05, 5000, None, None),
+        ("conversion", [(20_000, 2000), (20_000, 2300)], 0.05, 5000, None, None),
+        ("conversion", [(20_000, 2000), (20_000, 2300)], 0.05, 5000, None, 1e-6),
+        ("conversion", [(500, 40), (520, 45)], 0.1, 100_000, None, 0.4),
+        ("conversion", [(100_000_000, 5_000_000), (100_000_000, 5_050_000)], 0.05, 5000, None, None),
+        ("conversion", [(3000, 300), (3000, 330)], 0.05, 5000, 1e-4, None),
+        ("conversion", [(10, 0), (10, 0)], 0.05, 5000, None, 0.5),
+        ("mean", [arm_from(800, 10.0, 3.0), arm_from(820, 10.5, 3.3)], 0.05, 5000, None, None),
+        ("mean", [arm_from(100_000_000, 12.0, 30.0), arm_from(100_000_000, 12.02, 30.0)], 0.05,
+         1e6, None, None),
+    ]
+    out = []
+    for metric, arms, alpha, S, tau2, previous in specs:
+        if metric == "conversion":
+            (n_c, x_c), (n_t, x_t) = arms
+            m_c, m_t = x_c / n_c, x_t / n_t
+            v_c, v_t = m_c * (1 - m_c), m_t * (1 - m_t)
+            arm_json = [{"name": "control", "units": n_c, "conversions": x_c},
+                        {"name": "treatment", "units": n_t, "conversions": x_t}]
+            gb_stats = [ProportionStatistic(n=n_c, sum=x_c), ProportionStatistic(n=n_t, sum=x_t)] \
+                if HAVE_GBSTATS else None
+        else:
+            (n_c, s_c, ss_c), (n_t, s_t, ss_t) = arms
+            m_c, v_c = moments(*arms[0])
+            m_t, v_t = moments(*arms[1])
+            arm_json = [{"name": "control", "units": n_c, "sum": s_c, "sum_of_squares": ss_c},
+                        {"name": "treatment", "units": n_t, "sum": s_t, "sum_of_squares": ss_t}]
+            gb_stats = [SampleMeanStatistic(n=n_c, sum=s_c, sum_squares=ss_c),
+                        SampleMeanStatistic(n=n_t, sum=s_t, sum_squares=ss_t)] if HAVE_GBSTATS else None
+        V = v_c / n_c + v_t / n_t
+        request = {"metric": metric, "arms": arm_json, "alpha": alpha,
+                   "sequential": {"planned_total_units": S, "tau_squared": tau2,
+                                  "previous_p_values": [None, previous]}}
+        if V > 0:
+            p, lo, hi, tau2_used = msprt_reference(m_t - m_c, V, n_c + n_t, alpha, S, tau2, previous)
+            expected = {"p_value": p, "ci": {"lower": lo, "upper": hi}, "tau_squared": tau2_used}
+            if HAVE_GBSTATS and tau2 is None and previous is None:
+                gb = SequentialTwoSidedTTest(*gb_stats, SequentialConfig(
+                    alpha=alpha, sequential_tuning_parameter=S, difference_type="absolute"))
+                r = gb.compute_result()
+                assert close(r.ci[0], lo, 1e-9) and close(r.ci[1], hi, 1e-9), (arms, r.ci, lo, hi)
+                assert close(r.p_value, p, 1e-9, 1e-300), (arms, r.p_value, p)
+                cross_checks.append("mSPRT CI and p-value == gbstats SequentialTwoSidedTTest")
+        else:
+            expected = {"p_value": previous, "ci": None, "tau_squared": tau2}
+        out.append({"request": request, "expected": expected})
+    return out
+
+
+# ---------------------------------------------------------------- planning
+def planning():
+    sizes, powers = [], []
+    for p_c in [0.01, 0.05, 0.1, 0.3, 0.5, 0.9]:
+        for mde in [-0.2, -0.05, 0.01, 0.05, 0.1, 0.5]:
+            if not 0 <= p_c * (1 + mde) <= 1:
+                continue
+            for alpha, power in [(0.05, 0.8), (0.01, 0.9), (0.1, 0.5)]:
+                p_t = p_c * (1 + mde)
+                n = samplesize_proportions_2indep_onetail(p_t - p_c, p_c, power, ratio=1,
+                                                          alpha=alpha, alternative="two-sided")
+                sizes.append({"baseline_rate": p_c, "relative_mde": mde, "alpha": alpha,
+                              "power": power, "expected": int(math.ceil(n))})
+            for n in [1, 100, 5000, 1_000_000]:
+                p_t = p_c * (1 + mde)
+                pw = power_proportions_2indep(p_t - p_c, p_c, n, ratio=1, alpha=0.05,
+                                              alternative="two-sided", return_results=False)
+                powers.append({"baseline_rate": p_c, "relative_mde": mde, "alpha": 0.05,
+                               "units_per_arm": n, "expected": num(pw)})
+    return {"sample_size": sizes, "power": powers}
+
+
+# ---------------------------------------------------------------- chance to beat control
+def ctbc_exact(a_t, b_t, a_c, b_c):
+    """Evan Miller's sum evaluated in 60-digit arithmetic (small parameters)."""
+    total = mp.mpf(0)
+    for i in range(a_t):
+        total += mp.exp(mp.log(mp.beta(a_c + i, b_c + b_t)) - mp.log(b_t + i)
+                        - mp.log(mp.beta(1 + i, b_t)) - mp.log(mp.beta(a_c, b_c)))
+    return total
+
+
+def ctbc_window_mp(a_t, b_t, a_c, b_c):
+    """Large parameters: the same sum at 40 digits, walked outward from its
+    (unimodal) mode until the terms fall below 1e-30 of the mode term; the
+    skipped tail is below 1e-22 of the result."""
+    with mp.workdps(40):
+        B, C, D = mp.mpf(b_t), mp.mpf(a_c), mp.mpf(b_c)
+        mode = int(mp.ceil((C * B - C - D - B) / (D + 1)))
+        mode = max(0, min(mode, a_t - 1))
+        i0 = mp.mpf(mode)
+        ln_w = (mp.log(mp.beta(C + i0, D + B)) - mp.log(B + i0) - mp.log(mp.beta(1 + i0, B))
+                - mp.log(mp.beta(C, D)))
+        ratio = lambda i: (C + i) * (B + i) / ((i + 1) * (C + D + B + i))
+        total, w, i = mp.mpf(1), mp.mpf(1), mode
+        while i > 0 and w > mp.mpf(10) ** -30:
+            i -= 1
+            w /= ratio(i)
+            total += w
+        w, i = mp.mpf(1), mode
+        while i < a_t - 1 and w > mp.mpf(10) ** -30:
+            w *= ratio(i)
+            i += 1
+            total += w
+        return mp.exp(ln_w) * total
+
+
+def ctbc_quad_mp(a_t, b_t, a_c, b_c):
+    """P(X_t > X_c) = int f_c(x) (1 - I_x(a_t, b_t)) dx by mpmath quadrature."""
+    f = lambda x: mp.betainc(a_t, b_t, x, 1, regularized=True) * x**(a_c - 1) * (1 - x)**(b_c - 1) \
+        / mp.beta(a_c, b_c)
+    return mp.quad(f, [0, mp.mpf(a_c) / (a_c + b_c), 1])
+
+
+def ctbc_quad_scipy(a_t, b_t, a_c, b_c):
+    """Large counts: integrate the smaller of P and 1 - P with scipy over the
+    control posterior's bulk (mean -/+ 60 sd, where all the mass is)."""
+    mean = a_c / (a_c + b_c)
+    sd = math.sqrt(a_c * b_c / ((a_c + b_c) ** 2 * (a_c + b_c + 1)))
+    lo, hi = max(0.0, mean - 60 * sd), min(1.0, mean + 60 * sd)
+    mean_t = a_t / (a_t + b_t)
+    pts = sorted({min(max(x, lo), hi) for x in [mean, mean_t, mean - 5 * sd, mean + 5 * sd]})
+    # upper tail of treatment at x (P(X_t > x)) and lower tail (P(X_t < x))
+    up = lambda x: math.exp(stats.beta.logpdf(x, a_c, b_c) + stats.beta.logsf(x, a_t, b_t))
+    dn = lambda x: math.exp(stats.beta.logpdf(x, a_c, b_c) + stats.beta.logcdf(x, a_t, b_t))
+    kw = dict(points=pts, limit=2000, epsabs=0, epsrel=1e-13)
+    p_up = integrate.quad(up, lo, hi, **kw)[0]
+    p_dn = integrate.quad(dn, lo, hi, **kw)[0]
+    return p_up if p_up <= p_dn else 1 - p_dn
+
+
+def bayes():
+    small = [((0, 0), (0, 0)), ((1, 0), (1, 1)), ((2, 1), (2, 1)), ((10, 2), (10, 5)),
+             ((100, 10), (100, 14)), ((100, 14), (100, 10)), ((1000, 100), (1000, 120)),
+             ((1000, 0), (1000, 0)), ((50, 50), (50, 49)), ((300, 10), (200, 30)),
+             ((2000, 150), (2100, 140))]
+    large = [((100_000, 5000), (100_000, 5200)), ((1_000_000, 50_000), (1_000_000, 50_300)),
+             ((100_000_000, 5_000_000), (100_000_000, 5_003_000)),
+             ((100_000_000, 50_000_000), (100_000_000, 49_990_000)),
+             ((100_000_000, 50_000_000), (100_000_000, 50_000_000)),
+             ((100_000_000, 10), (100_000_000, 25)),
+             ((10_000_000, 1_000_000), (10_000_000, 1_010_000)),
+             ((10_000_000, 1_000_000), (10_000_000, 996_000))]
+    out = []
+    for (n_c, x_c), (n_t, x_t) in small + large:
+        a_c, b_c, a_t, b_t = 1 + x_c, 1 + n_c - x_c, 1 + x_t, 1 + n_t - x_t
+        if (n_c, n_t) in [(n, m) for (n, _), (m, _) in small]:
+            ref = ctbc_exact(a_t, b_t, a_c, b_c)
+            if a_t + b_t + a_c + b_c < 800:
+                q = ctbc_quad_mp(a_t, b_t, a_c, b_c)
+                assert abs(q - ref) < mp.mpf(10) ** -20, ((n_c, x_c), (n_t, x_t), q, ref)
+                cross_checks.append("chance to beat control: exact sum == mpmath quadrature")
+            ref = float(ref)
+        elif (n_c, x_c) == (n_t, x_t):
+            ref = 0.5  # identical posteriors: exactly 1/2 by symmetry
+        else:
+            ref = float(ctbc_window_mp(a_t, b_t, a_c, b_c))
+            # Independent check of the formula by integration (scipy's beta
+            # functions limit this to ~1e-7 at 1e8 units).
+            assert close(ctbc_quad_scipy(a_t, b_t, a_c, b_c), ref, 1e-6, 1e-12), ((n_c, x_c), (n_t, x_t))
+            cross_checks.append("chance to beat control: 40-digit sum == scipy quadrature (1e-6)")
+        out.append({"control": {"units": n_c, "conversions": x_c},
+                    "treatment": {"units": n_t, "conversions": x_t}, "expected": ref})
+    # The scipy quadrature agrees with the exact sum where both are possible.
+    for (n_c, x_c), (n_t, x_t) in [((2000, 150), (2100, 140)), ((1000, 100), (1000, 120))]:
+        a_c, b_c, a_t, b_t = 1 + x_c, 1 + n_c - x_c, 1 + x_t, 1 + n_t - x_t
+        assert close(ctbc_quad_scipy(a_t, b_t, a_c, b_c), float(ctbc_exact(a_t, b_t, a_c, b_c)), 1e-9)
+        cross_checks.append("chance to beat control: scipy quadrature == exact sum")
+    return out
+
+
+# ---------------------------------------------------------------- analyze (A/B/n)
+def analyze_cases():
+    out = []
+    conv = [("control", 10_000, 1000), ("b", 10_000, 1080), ("c", 10_000, 1150), ("d", 9_800, 990),
+            ("e", 10_100, 1010)]
+    for k in [3, 5]:
+        for correction, sm in [("holm", "holm"), ("benjamini_hochberg", "fdr_bh"), ("none", None)]:
+            arms = conv[:k]
+            p = [proportions_ztest([x, arms[0][2]], [n, arms[0][1]], prop_var=False)[1]
+                 for _, n, x in arms[1:]]
+            adj = list(multipletests(p, method=sm)[1]) if sm else p
+            units = [n for _, n, _ in arms]
+            weights = [1] * k
+            srm_res = stats.chisquare(units, [sum(units) / k] * k)
+            out.append({
+                "request": {"metric": "conversion", "correction": correction,
+                            "arms": [{"name": a, "units": n, "conversions": x} for a, n, x in arms]},
+                "expected": {"confidence_intervals_adjusted": False,
+                             "comparisons": [{"arm": arms[i + 1][0], "index": i + 1, "test": "z",
+                                              "p_value": float(p[i]), "adjusted_p_value": float(adj[i])}
+                                             for i in range(k - 1)],
+                             "srm": {"df": k - 1, "statistic": float(srm_res.statistic),
+                                     "p_value": float(srm_res.pvalue),
+                                     "mismatch": bool(srm_res.pvalue < 0.001)}}})
+    mean_arms = [arm_from(400, 5.0, 2.0), arm_from(420, 5.3, 2.2), arm_from(390, 4.9, 1.5),
+                 arm_from(410, 5.6, 3.5)]
+    p = [stats.ttest_ind_from_stats(moments(*a)[0], math.sqrt(moments(*a)[1]), a[0],
+                                    moments(*mean_arms[0])[0], math.sqrt(moments(*mean_arms[0])[1]),
+                                    mean_arms[0][0], equal_var=False).pvalue for a in mean_arms[1:]]
+    units = [a[0] for a in mean_arms]
+    weights = [33, 33, 34, 30]
+    expected_units = [sum(units) * w / sum(weights) for w in weights]
+    srm_res = stats.chisquare(units, expected_units)
+    out.append({
+        "request": {"metric": "mean", "weights": weights,
+                    "arms": [{"name": f"arm{i}", "units": a[0], "sum": a[1], "sum_of_squares": a[2]}
+                             for i, a in enumerate(mean_arms)]},
+        "expected": {"comparisons": [{"index": i + 1, "test": "welch_t", "p_value": float(p[i]),
+                                      "adjusted_p_value": float(multipletests(p, method="holm")[1][i]),
+                                      "chance_to_beat_control": None} for i in range(3)],
+                     "srm": {"statistic": float(srm_res.statistic), "p_value": float(srm_res.pvalue),
+                             "mismatch": bool(srm_res.pvalue < 0.001)}}})
+    return out
+
+
+def main():
+    fixtures = {
+        "meta": {
+            "generated_by": "tests/stats/generate_fixtures.py",
+            "python": sys.version.split()[0], "scipy": scipy.__version__,
+            "statsmodels": statsmodels.__version__, "numpy": np.__version__,
+            "mpmath": mp.__version__,
+            "gbstats": gbstats.__version__ if HAVE_GBSTATS and hasattr(gbstats, "__version__")
+            else ("installed" if HAVE_GBSTATS else "not installed"),
+            "tolerance": "relative 1e-6, absolute 1e-9; integers and booleans exact",
+        },
+        **distributions(),
+        "conversions": conversions(),
+        "means": means(),
+        "srm": srm(),
+        "adjust": adjustments(),
+        "sequential": sequential(),
+        **planning(),
+        "chance_to_beat_control": bayes(),
+        "analyze": analyze_cases(),
+    }
+    fixtures["meta"]["cross_checks"] = sorted(set(cross_checks))
+    with open(os.path.join(HERE, "fixtures.json"), "w") as f:
+        json.dump(fixtures, f, indent=1, allow_nan=False)
+        f.write("\n")
+    print("wrote", os.path.join(HERE, "fixtures.json"), "cross-checks:", sorted(set(cross_checks)))
+
+
+if __name__ == "__main__":
+    main()
