@@ -17,15 +17,9 @@ fn default_alpha() -> f64 {
     0.05
 }
 
-/// Kind of metric: what the arms' sufficient statistics are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MetricKind {
-    /// Binary outcome per unit: `(units, conversions)`.
-    Conversion,
-    /// Real-valued outcome per unit: `(units, sum, sum_of_squares)`.
-    Mean,
-}
+/// Kind of metric: conversions are `(units, conversions)`, means are
+/// `(units, sum, sum_of_squares)`. The same type the config's `[metrics]` use.
+pub use crate::config::MetricKind;
 
 /// Which test produced `statistic`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
