@@ -195,39 +195,50 @@ impl<'a> Call<'a> {
     }
 }
 
-/// The body of every typed getter: evaluates `flag` expecting `expected`,
-/// returns what `pick` reads from a success or else `default`, and writes
-/// the status to `status` unless it is NULL.
-///
-/// # Safety
-/// The getters' contract: live handles, `flag` readable for `flag_len`
-/// bytes, `status` NULL or writable.
-#[allow(clippy::too_many_arguments)]
-unsafe fn typed<'s, T>(
+/// The arguments every typed getter starts with, as the caller passed them.
+struct Getter {
     snapshot: *const FlagsSnapshot,
     ctx: *const FlagsContext,
     flag: *const c_char,
     flag_len: usize,
-    expected: ValueType,
-    default: T,
     status: *mut FlagsStatus,
-    pick: impl FnOnce(&'s FlagsSnapshot, &Evaluation<'s>) -> Option<T>,
-) -> T {
-    let mut value = default;
-    let outcome = guard(|| {
-        // SAFETY: the getters' contract on the handles and `flag`.
-        let (call, flag) = unsafe { (Call::new(snapshot, ctx)?, text(flag, flag_len, "flag")?) };
-        let result = call.evaluate(flag, Some(expected));
-        if let Some(picked) = pick(call.snapshot, &result) {
-            value = picked;
+}
+
+impl Getter {
+    /// The body of every typed getter: evaluates the flag expecting
+    /// `expected`, returns what `pick` reads from a success or else
+    /// `default`, and writes the outcome to `status` unless it is NULL.
+    ///
+    /// # Safety
+    /// The getters' contract: live handles, `flag` readable for `flag_len`
+    /// bytes, `status` NULL or writable.
+    unsafe fn run<'s, T>(
+        self,
+        expected: ValueType,
+        default: T,
+        pick: impl FnOnce(&'s FlagsSnapshot, &Evaluation<'s>) -> Option<T>,
+    ) -> T {
+        let mut value = default;
+        let status = guard(|| {
+            // SAFETY: the getters' contract on the handles and `flag`.
+            let (call, flag) = unsafe {
+                (
+                    Call::new(self.snapshot, self.ctx)?,
+                    text(self.flag, self.flag_len, "flag")?,
+                )
+            };
+            let result = call.evaluate(flag, Some(expected));
+            if let Some(picked) = pick(call.snapshot, &result) {
+                value = picked;
+            }
+            Ok(outcome(&result))
+        });
+        if !self.status.is_null() {
+            // SAFETY: non-NULL and writable per the getters' contract.
+            unsafe { self.status.write(status) };
         }
-        Ok(outcome(&result))
-    });
-    if !status.is_null() {
-        // SAFETY: non-NULL and writable per the getters' contract.
-        unsafe { status.write(outcome) };
+        value
     }
-    value
 }
 
 /// The value of a boolean flag, or `default_value` if it cannot be
@@ -248,16 +259,14 @@ pub unsafe extern "C" fn flags_eval_bool(
 ) -> bool {
     // SAFETY: the same contract as this function's.
     unsafe {
-        typed(
+        Getter {
             snapshot,
             ctx,
             flag,
             flag_len,
-            ValueType::Bool,
-            default_value,
             status,
-            |_, r| r.as_bool(),
-        )
+        }
+        .run(ValueType::Bool, default_value, |_, r| r.as_bool())
     }
 }
 
@@ -283,16 +292,16 @@ pub unsafe extern "C" fn flags_eval_string(
     };
     // SAFETY: the same contract as this function's.
     unsafe {
-        typed(
+        Getter {
             snapshot,
             ctx,
             flag,
             flag_len,
-            ValueType::String,
-            default,
             status,
-            |_, r| r.as_str().map(FlagsStr::of),
-        )
+        }
+        .run(ValueType::String, default, |_, r| {
+            r.as_str().map(FlagsStr::of)
+        })
     }
 }
 
@@ -312,16 +321,14 @@ pub unsafe extern "C" fn flags_eval_int(
 ) -> i64 {
     // SAFETY: the same contract as this function's.
     unsafe {
-        typed(
+        Getter {
             snapshot,
             ctx,
             flag,
             flag_len,
-            ValueType::Int,
-            default_value,
             status,
-            |_, r| r.as_int(),
-        )
+        }
+        .run(ValueType::Int, default_value, |_, r| r.as_int())
     }
 }
 
@@ -341,16 +348,14 @@ pub unsafe extern "C" fn flags_eval_float(
 ) -> f64 {
     // SAFETY: the same contract as this function's.
     unsafe {
-        typed(
+        Getter {
             snapshot,
             ctx,
             flag,
             flag_len,
-            ValueType::Float,
-            default_value,
             status,
-            |_, r| r.as_float(),
-        )
+        }
+        .run(ValueType::Float, default_value, |_, r| r.as_float())
     }
 }
 
@@ -376,20 +381,18 @@ pub unsafe extern "C" fn flags_eval_object(
     };
     // SAFETY: the same contract as this function's.
     unsafe {
-        typed(
+        Getter {
             snapshot,
             ctx,
             flag,
             flag_len,
-            ValueType::Object,
-            default,
             status,
-            |s, r| {
-                r.value
-                    .and_then(|value| s.object_json(value))
-                    .map(FlagsStr::of)
-            },
-        )
+        }
+        .run(ValueType::Object, default, |s, r| {
+            r.value
+                .and_then(|value| s.object_json(value))
+                .map(FlagsStr::of)
+        })
     }
 }
 
