@@ -7,6 +7,7 @@ Not here: evaluating (engine.py).
 import dataclasses
 import enum
 import json
+from typing import Any, Optional
 
 from . import _native
 
@@ -31,7 +32,10 @@ class ErrorCode(str, enum.Enum):
 
 # Index = the C enum's value.
 _REASONS = list(Reason)
-_ERRORS = {_native.FLAG_NOT_FOUND: ErrorCode.FLAG_NOT_FOUND, _native.TYPE_MISMATCH: ErrorCode.TYPE_MISMATCH}
+_ERRORS = {
+    _native.FLAG_NOT_FOUND: ErrorCode.FLAG_NOT_FOUND,
+    _native.TYPE_MISMATCH: ErrorCode.TYPE_MISMATCH,
+}
 
 # FlagsType codes, and how to read each value out of a FlagsDetail.
 TYPE_CODES = {None: 0, bool: 1, str: 2, int: 3, float: 4, dict: 5}
@@ -55,18 +59,18 @@ class Detail:
     """
 
     flag: str
-    value: object
-    variant: object
+    value: Any
+    variant: Optional[str]
     reason: Reason
-    error: object
-    rule_index: object
-    rule_name: object
-    bucket: object
+    error: Optional[ErrorCode]
+    rule_index: Optional[int]
+    rule_name: Optional[str]
+    bucket: Optional[int]
     enrolled: bool
     stale: bool
     overridden: bool
-    flag_version: object
-    unmet_prerequisite: object
+    flag_version: Optional[str]
+    unmet_prerequisite: Optional[str]
 
     @classmethod
     def _from_native(cls, flag, d):
