@@ -92,7 +92,11 @@ static const char CONFIG[] =
     "[flags.schedule]\n"
     "[[flags.schedule.rules]]\n"
     "serve = \"on\"\n"
-    "schedule = [{ at = 2026-12-01T10:00:00Z, rollout = 100 }]\n";
+    "schedule = [{ at = 2026-12-01T10:00:00Z, rollout = 100 }]\n"
+    "[flags.this-century]\n"
+    "[[flags.this-century.rules]]\n"
+    "when = [{ attr = \"now\", op = \"after\", value = 2000-01-01T00:00:00Z }]\n"
+    "serve = \"on\"\n";
 
 /* CONFIG with `color` broken (an unknown key) and a new, broken flag. */
 static const char BROKEN[] =
@@ -306,6 +310,11 @@ static void test_detail_and_all(FlagsEngine *engine) {
     CHECK(flags_eval_bool(snap, ctx, FLAGS_LIT("schedule"), true, NULL) == false);
     flags_context_set_instant(ctx, 1796119200, 0); /* 2026-12-01T10:00:00Z */
     CHECK(flags_eval_bool(snap, ctx, FLAGS_LIT("schedule"), false, NULL) == true);
+    /* Without an instant, the clock decides. */
+    flags_context_set_instant(ctx, 0, 0); /* 1970 */
+    CHECK(flags_eval_bool(snap, ctx, FLAGS_LIT("this-century"), true, NULL) == false);
+    CHECK(flags_context_clear_instant(ctx) == FLAGS_STATUS_OK);
+    CHECK(flags_eval_bool(snap, ctx, FLAGS_LIT("this-century"), false, NULL) == true);
 
     /* Errors are outcomes written to the detail. */
     CHECK(flags_eval_detail(snap, ctx, FLAGS_LIT("nope"), FLAGS_TYPE_ANY, &d) == FLAGS_STATUS_FLAG_NOT_FOUND);
@@ -324,9 +333,10 @@ static void test_detail_and_all(FlagsEngine *engine) {
     CHECK(d.rule_index == 12345);
     CHECK(flags_eval_detail(snap, ctx, FLAGS_LIT("color"), 0, NULL) == FLAGS_STATUS_NULL_ARGUMENT);
 
-    /* Evaluate-all: size query, too small, exact. */
+    /* Evaluate-all: size query, too small, exact (at the schedule's start). */
+    flags_context_set_instant(ctx, 1796119200, 0);
     size_t count = 0, n = flags_snapshot_flag_count(snap);
-    CHECK(n == 11);
+    CHECK(n == 12);
     CHECK(flags_eval_all(snap, ctx, NULL, 0, &count) == FLAGS_STATUS_BUFFER_TOO_SMALL && count == n);
     FlagsDetail *all = calloc(n, sizeof *all);
     CHECK(flags_eval_all(snap, ctx, all, n - 1, &count) == FLAGS_STATUS_BUFFER_TOO_SMALL);
@@ -334,7 +344,8 @@ static void test_detail_and_all(FlagsEngine *engine) {
     CHECK(flags_eval_all(snap, ctx, all, n, &count) == FLAGS_STATUS_OK && count == n);
     CHECK(str_is(all[0].flag, "beta") && all[0].bool_value && str_is(all[0].rule_name, "staff"));
     CHECK(str_is(all[1].flag, "color") && str_is(all[1].string_value, "red"));
-    CHECK(str_is(all[n - 1].flag, "schedule") && all[n - 1].bool_value);
+    CHECK(str_is(all[n - 2].flag, "schedule") && all[n - 2].bool_value);
+    CHECK(str_is(all[n - 1].flag, "this-century") && all[n - 1].bool_value);
     CHECK(flags_eval_all(snap, ctx, all, n, NULL) == FLAGS_STATUS_NULL_ARGUMENT);
     CHECK(flags_eval_all(snap, ctx, NULL, 5, &count) == FLAGS_STATUS_NULL_ARGUMENT);
     CHECK(flags_eval_all(NULL, ctx, all, n, &count) == FLAGS_STATUS_NULL_ARGUMENT);
@@ -385,7 +396,7 @@ static void test_updates_and_lifetimes(const char *flags_toml) {
 
     /* The old snapshot is untouched, and its views stay valid even after
      * the engine is gone (valgrind checks the reads). */
-    CHECK(flags_snapshot_flag_count(before) == 11);
+    CHECK(flags_snapshot_flag_count(before) == 12);
     CHECK(flags_eval_detail(before, ctx, FLAGS_LIT("color"), 0, &d) == FLAGS_STATUS_OK && !d.stale);
 
     /* A config that cannot be used at all changes nothing. */
