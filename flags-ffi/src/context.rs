@@ -2,8 +2,8 @@
 //! evaluation instant that the caller sets once and evaluates with many times.
 //!
 //! A context owns copies of everything it is given and keeps a ready-made
-//! core [`Context`] that borrows from those copies, rebuilt after each change.
-//! Evaluating therefore neither parses nor allocates, however many
+//! core [`Context`] that borrows from those copies, kept in step with each
+//! change. Evaluating therefore neither parses nor allocates, however many
 //! attributes there are. Not here: JSON, or any knowledge of flags.
 
 use std::ffi::c_char;
@@ -25,8 +25,8 @@ pub struct FlagsContext {
     instant: Option<Timestamp>,
     /// `key` and `attrs` as the core reads them. Its `'static` is a promise
     /// kept by hand: every string it borrows is heap memory owned by the
-    /// fields above, and `view` is emptied before any of it is replaced or
-    /// freed, then rebuilt (see [`FlagsContext::change`]).
+    /// fields above, and each borrow leaves `view` before what it points at
+    /// is replaced or freed (see [`forever`]).
     view: Context<'static>,
 }
 
@@ -42,10 +42,31 @@ enum Owned {
 ///
 /// # Safety
 /// The memory must stay allocated and unchanged while the result is in
-/// `FlagsContext::view`; `change` guarantees that.
+/// `FlagsContext::view`. Every borrowed string lives on the heap (boxed
+/// strings, the buffers of `Vec<String>`), which moving `attrs` or its
+/// elements does not move; the methods below take each borrow out of
+/// `view` before freeing or replacing what it points at.
 unsafe fn forever<T: ?Sized>(borrowed: &T) -> &'static T {
     // SAFETY: upheld by the caller as documented above.
     unsafe { &*(borrowed as *const T) }
+}
+
+impl Owned {
+    /// This value as the core reads it.
+    ///
+    /// # Safety
+    /// As for [`forever`], for `self`'s heap memory.
+    unsafe fn view(&self) -> AttrValue<'static> {
+        // SAFETY: forwarded contract.
+        unsafe {
+            match self {
+                Self::Str(s) => AttrValue::Str(forever(&**s)),
+                Self::Num(n) => AttrValue::Num(*n),
+                Self::Bool(b) => AttrValue::Bool(*b),
+                Self::List(items) => AttrValue::List(List::Strings(forever(&**items))),
+            }
+        }
+    }
 }
 
 impl FlagsContext {
@@ -61,38 +82,54 @@ impl FlagsContext {
         self.instant
     }
 
-    /// Applies `edit` to the owned key and attributes, keeping `view` sound:
-    /// it is emptied first (so it never holds a borrow of freed memory) and
-    /// rebuilt after, reusing its storage.
-    fn change(&mut self, edit: impl FnOnce(&mut Option<Box<str>>, &mut Vec<(Box<str>, Owned)>)) {
+    fn set_key(&mut self, key: &str) {
+        // Unhook the old key from the view before it is freed.
+        self.view.set_key(None);
+        let key = self.key.insert(key.into());
+        // SAFETY: `key` is a boxed string owned by `self.key` (see `forever`).
+        self.view.set_key(Some(unsafe { forever(&**key) }));
+    }
+
+    /// Sets one attribute in O(attributes), keeping `view` in step without
+    /// rebuilding it.
+    fn set(&mut self, name: &str, value: Owned) {
+        let index = match self.attrs.iter().position(|(n, _)| **n == *name) {
+            Some(index) => {
+                // SAFETY: the name stays in `attrs`; only its value changes.
+                let name = unsafe { forever(&*self.attrs[index].0) };
+                // Unhook the old value from the view before it is dropped.
+                self.view.set(name, AttrValue::Null);
+                self.attrs[index].1 = value;
+                index
+            }
+            None => {
+                self.attrs.push((name.into(), value));
+                self.attrs.len() - 1
+            }
+        };
+        let (name, value) = &self.attrs[index];
+        // SAFETY: both live in `attrs` until the next change (see `forever`).
+        unsafe { self.view.set(forever(&**name), value.view()) };
+    }
+
+    /// Removes the key (if `key`) and the attributes `keep` rejects, then
+    /// rebuilds `view`, which has no removal of its own. `view` is emptied
+    /// first, so it never holds a borrow of what is freed.
+    fn remove(&mut self, key: bool, mut keep: impl FnMut(&str) -> bool) {
         self.view.clear();
-        edit(&mut self.key, &mut self.attrs);
-        // SAFETY: each borrowed string lives on the heap (boxed strings, the
-        // buffers of `Vec<String>`), which moving `attrs` or its elements
-        // does not move; nothing is replaced or freed before the next
-        // `change` clears `view` again.
+        if key {
+            self.key = None;
+        }
+        self.attrs.retain(|(name, _)| keep(name));
+        // SAFETY: everything borrowed stays in `key`/`attrs` until the next
+        // change (see `forever`).
         unsafe {
             self.view
                 .set_key(self.key.as_deref().map(|key| forever(key)));
             for (name, value) in &self.attrs {
-                let value = match value {
-                    Owned::Str(s) => AttrValue::Str(forever(&**s)),
-                    Owned::Num(n) => AttrValue::Num(*n),
-                    Owned::Bool(b) => AttrValue::Bool(*b),
-                    Owned::List(items) => AttrValue::List(List::Strings(forever(&**items))),
-                };
-                self.view.set(forever(&**name), value);
+                self.view.set(forever(&**name), value.view());
             }
         }
-    }
-
-    fn set(&mut self, name: &str, value: Owned) {
-        self.change(
-            |_, attrs| match attrs.iter_mut().find(|(n, _)| **n == *name) {
-                Some(slot) => slot.1 = value,
-                None => attrs.push((name.into(), value)),
-            },
-        );
     }
 }
 
@@ -152,7 +189,7 @@ pub unsafe extern "C" fn flags_context_set_key(
     guard(|| {
         // SAFETY: the caller's contract on `ctx` and `key`.
         let (ctx, key) = unsafe { (context(ctx)?, text(key, key_len, "key")?) };
-        ctx.change(|slot, _| *slot = Some(key.into()));
+        ctx.set_key(key);
         Ok(FlagsStatus::Ok)
     })
 }
@@ -273,7 +310,7 @@ pub unsafe extern "C" fn flags_context_remove(
     guard(|| {
         // SAFETY: the caller's contract on `ctx` and `name`.
         let (ctx, name) = unsafe { (context(ctx)?, text(name, name_len, "name")?) };
-        ctx.change(|_, attrs| attrs.retain(|(n, _)| **n != *name));
+        ctx.remove(false, |n| n != name);
         Ok(FlagsStatus::Ok)
     })
 }
@@ -288,10 +325,7 @@ pub unsafe extern "C" fn flags_context_clear(ctx: *mut FlagsContext) -> FlagsSta
     guard(|| {
         // SAFETY: the caller's contract on `ctx`.
         let ctx = unsafe { context(ctx) }?;
-        ctx.change(|key, attrs| {
-            *key = None;
-            attrs.clear();
-        });
+        ctx.remove(true, |_| false);
         ctx.instant = None;
         Ok(FlagsStatus::Ok)
     })
@@ -334,4 +368,62 @@ pub unsafe extern "C" fn flags_context_clear_instant(ctx: *mut FlagsContext) -> 
         unsafe { context(ctx) }?.instant = None;
         Ok(FlagsStatus::Ok)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new() -> FlagsContext {
+        FlagsContext {
+            key: None,
+            attrs: Vec::new(),
+            instant: None,
+            view: Context::new(),
+        }
+    }
+
+    /// The view, as (name, value as text) pairs, for comparison.
+    fn seen(ctx: &FlagsContext) -> (Option<&str>, Vec<(&str, String)>) {
+        let view = ctx.view();
+        let attrs = view
+            .attributes()
+            .map(|(n, v)| (n, format!("{v:?}")))
+            .collect();
+        (view.key(), attrs)
+    }
+
+    #[test]
+    fn the_view_follows_sets_replacements_and_removals() {
+        let mut ctx = new();
+        ctx.set_key("first");
+        ctx.set_key("second");
+        ctx.set("plan", Owned::Str("free".into()));
+        ctx.set("roles", Owned::List(vec!["a".into(), "b".into()]));
+        // Many more attributes than fit inline: the storage moves.
+        for i in 0..40 {
+            ctx.set(&format!("n{i}"), Owned::Num(f64::from(i)));
+        }
+        ctx.set("plan", Owned::Str("pro".into()));
+        ctx.set("roles", Owned::Bool(true));
+        let (key, attrs) = seen(&ctx);
+        assert_eq!(key, Some("second"));
+        assert_eq!(attrs.len(), 42);
+        assert_eq!(attrs[0], ("plan", "\"pro\"".to_string()));
+        assert_eq!(attrs[1], ("roles", "true".to_string()));
+        assert_eq!(attrs[41], ("n39", "39".to_string()));
+
+        ctx.remove(false, |name| name != "plan");
+        let (key, attrs) = seen(&ctx);
+        assert_eq!((key, attrs.len()), (Some("second"), 41));
+        assert!(ctx.view().get("plan").is_none());
+        ctx.set("plan", Owned::Str("again".into()));
+        assert!(matches!(
+            ctx.view().get("plan"),
+            Some(AttrValue::Str("again"))
+        ));
+
+        ctx.remove(true, |_| false);
+        assert_eq!(seen(&ctx), (None, Vec::new()));
+    }
 }
