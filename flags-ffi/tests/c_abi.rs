@@ -12,14 +12,25 @@ use std::process::{Command, Output};
 
 const CRATE: &str = env!("CARGO_MANIFEST_DIR");
 
-/// The directory cargo put `libflags_ffi.so` and `.a` in: the profile
-/// directory above this test binary's `deps/`.
+/// The directory holding `libflags_ffi.so` and `.a`: the profile directory
+/// above this test binary's `deps/`. `cargo test` links tests against the
+/// rlib and does not always place the C libraries there, so this builds them
+/// (a no-op when they are fresh) with the cargo that runs the test.
 fn library_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("test binary lives in <target>/<profile>/deps");
+    let target = dir.parent().expect("profile directory lives in <target>");
+    let mut build = Command::new(env!("CARGO"));
+    build
+        .args(["build", "-p", "flags-ffi", "--lib"])
+        .env("CARGO_TARGET_DIR", target);
+    if dir.file_name().is_some_and(|name| name == "release") {
+        build.arg("--release");
+    }
+    run(&mut build);
     for lib in ["libflags_ffi.so", "libflags_ffi.a"] {
         assert!(
             dir.join(lib).exists(),
