@@ -157,7 +157,7 @@ async fn bad_input_gets_400_with_code_and_details_never_500() {
     let (status, _) = server.ofrep("banner", r#"{"a":1,"b":2}"#).await;
     assert_eq!(status, 200);
     // Deeply nested JSON is a parse error, not a stack overflow.
-    let deep = format!("{}{}", "[".repeat(100_00), "]".repeat(100_00));
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     let (status, json) = status_json(server.post(single, &deep).await).await;
     assert_eq!((status, &json["errorCode"]), (400, &json!("PARSE_ERROR")));
 }
