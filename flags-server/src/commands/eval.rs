@@ -17,7 +17,7 @@ use flags_core::{ErrorCode, Overrides, Reason, RuleOutcome, Step, Timestamp, Tra
 use serde_json::{Map, Value};
 
 use crate::cli::EvalArgs;
-use crate::context::{ContextLimits, TARGETING_KEY, borrow_context};
+use crate::context::{ContextLimits, TARGETING_KEY, parse_body};
 use crate::error::{Error, read_config};
 use crate::views::EvaluationView;
 
@@ -35,8 +35,11 @@ pub fn run(args: &EvalArgs) -> Result<(), Error> {
         })?,
         None => Timestamp::now(),
     };
-    let context = context_json(args)?;
-    let ctx = borrow_context(Some(&context), &ContextLimits::new(usize::MAX))
+    // Read the way the server reads a request, so both agree on types.
+    let request = serde_json::json!({ "context": context_json(args)? }).to_string();
+    let body = parse_body(request.as_bytes()).map_err(|e| Error::Usage(e.to_string()))?;
+    let ctx = body
+        .context(&ContextLimits::new(usize::MAX))
         .map_err(|e| Error::Usage(e.to_string()))?;
     let mut trace = Trace::default();
     let evaluation = snapshot.explain(&args.flag, &ctx, at, &mut trace);

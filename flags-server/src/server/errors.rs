@@ -11,7 +11,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::context::ContextError;
+use crate::context::BodyError;
 
 /// OFREP error codes this server sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -34,6 +34,9 @@ pub struct ApiError {
     code: Option<ErrorCode>,
     details: String,
     key: Option<String>,
+    /// Answered before the body was read: the connection cannot be reused,
+    /// so say so rather than let the client reuse a closing connection.
+    close: bool,
 }
 
 #[derive(Serialize)]
@@ -56,7 +59,13 @@ impl ApiError {
             code,
             details: details.into(),
             key: None,
+            close: false,
         }
+    }
+
+    fn closing(mut self) -> Self {
+        self.close = true;
+        self
     }
 
     /// 400 `PARSE_ERROR`.
@@ -90,6 +99,7 @@ impl ApiError {
             None,
             "a valid token is required (Authorization: Bearer TOKEN or X-API-Key: TOKEN)",
         )
+        .closing()
     }
 
     /// 403: a client token on an admin endpoint.
@@ -108,6 +118,11 @@ impl ApiError {
             Some(ErrorCode::General),
             "too many requests in flight; retry after the Retry-After delay",
         )
+    }
+
+    /// 400 `GENERAL`: the declared body is larger than `max` bytes (not read).
+    pub fn too_large(max: usize) -> Self {
+        Self::general(format!("the request body is larger than {max} bytes")).closing()
     }
 
     /// 408 `GENERAL`: the client did not send its body in time.
@@ -150,13 +165,16 @@ impl ApiError {
     }
 }
 
-impl From<ContextError> for ApiError {
-    fn from(error: ContextError) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            Some(ErrorCode::InvalidContext),
-            error.to_string(),
-        )
+impl From<BodyError> for ApiError {
+    fn from(error: BodyError) -> Self {
+        match error {
+            BodyError::Parse(details) => Self::parse(details),
+            BodyError::InvalidContext(details) => Self::new(
+                StatusCode::BAD_REQUEST,
+                Some(ErrorCode::InvalidContext),
+                details,
+            ),
+        }
     }
 }
 
@@ -178,6 +196,9 @@ impl IntoResponse for ApiError {
         )
             .into_response();
         let headers = response.headers_mut();
+        if self.close {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         match self.status {
             StatusCode::TOO_MANY_REQUESTS => {
                 headers.insert(

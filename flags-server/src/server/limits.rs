@@ -10,16 +10,15 @@
 
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use flags_core::Context;
-use serde_json::Value;
 
 use super::errors::ApiError;
 use super::state::AppState;
-use crate::context::{ContextLimits, borrow_context};
+use crate::context::{ContextLimits, RequestBody, parse_body};
 
 /// Request limits.
 #[derive(Clone, Copy, Debug)]
@@ -32,15 +31,16 @@ pub struct Limits {
     pub client_timeout: Duration,
 }
 
-/// An evaluation request body, `{"context": {...}}`; an empty body is an
-/// empty context (OFREP makes the body optional).
+/// The bytes of an evaluation request body, `{"context": {...}}`, within
+/// the size and time limits and of a JSON content type; an empty body is
+/// an empty context (OFREP makes the body optional).
 #[derive(Debug)]
-pub struct EvaluationRequest(Value);
+pub struct EvaluationRequest(Bytes);
 
 impl EvaluationRequest {
-    /// The context, borrowed from the parsed body.
-    pub fn context(&self, limits: &ContextLimits) -> Result<Context<'_>, ApiError> {
-        Ok(borrow_context(self.0.get("context"), limits)?)
+    /// The parsed body, borrowing from the bytes (see `crate::context`).
+    pub fn parse(&self) -> Result<RequestBody<'_>, ApiError> {
+        Ok(parse_body(&self.0)?)
     }
 }
 
@@ -55,7 +55,7 @@ impl FromRequest<AppState> for EvaluationRequest {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|len| len > limits.max_body as u64) {
-            return Err(too_large(limits.max_body));
+            return Err(ApiError::too_large(limits.max_body));
         }
         let is_json = headers
             .get(header::CONTENT_TYPE)
@@ -65,28 +65,19 @@ impl FromRequest<AppState> for EvaluationRequest {
         let bytes = tokio::time::timeout(limits.client_timeout, body)
             .await
             .map_err(|_| ApiError::timeout())?
-            .map_err(|_| too_large(limits.max_body))?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Self(Value::Null));
-        }
-        if !is_json {
+            .map_err(|_| {
+                ApiError::general(format!(
+                    "the request body is larger than {} bytes or was cut short",
+                    limits.max_body
+                ))
+            })?;
+        if !is_json && !bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::general(
                 "the request body must be sent as Content-Type: application/json",
             ));
         }
-        let value: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::parse(format!("the request body is not valid JSON: {e}")))?;
-        if !value.is_object() {
-            return Err(ApiError::parse("the request body must be a JSON object"));
-        }
-        Ok(Self(value))
+        Ok(Self(bytes))
     }
-}
-
-fn too_large(max: usize) -> ApiError {
-    ApiError::general(format!(
-        "the request body is larger than {max} bytes or was cut short"
-    ))
 }
 
 /// `application/json`, `application/*+json`, with or without parameters.
@@ -107,6 +98,11 @@ pub async fn shed_load(State(state): State<AppState>, request: Request, next: Ne
         Ok(_permit) => next.run(request).await,
         Err(_) => {
             state.metrics.record_shed();
+            // Read the (bounded) body first: answering over an unread body
+            // makes the server close the connection, which can reset it
+            // before the client has read the 429.
+            let body = axum::body::to_bytes(request.into_body(), state.limits.max_body);
+            let _ = tokio::time::timeout(state.limits.client_timeout, body).await;
             ApiError::overloaded().into_response()
         }
     }

@@ -42,9 +42,10 @@ pub async fn evaluate_flag(
     let Path(key) = key.map_err(|e| ApiError::general(e.body_text()))?;
     let Query(query) = query.map_err(|e| ApiError::general(e.body_text()))?;
     let request = request.map_err(|e| e.for_flag(&key))?;
-    let ctx = request
+    let body = request.parse().map_err(|e| e.for_flag(&key))?;
+    let ctx = body
         .context(&state.limits.context)
-        .map_err(|e| e.for_flag(&key))?;
+        .map_err(|e| ApiError::from(e).for_flag(&key))?;
     let published = state.live.current.load();
     let mut trace = Trace::default();
     let at = Timestamp::now();
@@ -69,7 +70,8 @@ pub async fn evaluate_all(
     request: Result<EvaluationRequest, ApiError>,
 ) -> Result<Response, ApiError> {
     let request = request?;
-    let ctx = request.context(&state.limits.context)?;
+    let body = request.parse()?;
+    let ctx = body.context(&state.limits.context)?;
     let published = state.live.current.load();
     let version = published.snapshot.version();
     let flags = published

@@ -36,9 +36,10 @@ pub async fn evaluate_flag(
 ) -> Result<Response, ApiError> {
     let Path(key) = key.map_err(|e| ApiError::general(e.body_text()))?;
     let request = request.map_err(|e| e.for_flag(&key))?;
-    let ctx = request
+    let body = request.parse().map_err(|e| e.for_flag(&key))?;
+    let ctx = body
         .context(&state.limits.context)
-        .map_err(|e| e.for_flag(&key))?;
+        .map_err(|e| ApiError::from(e).for_flag(&key))?;
     let published = state.live.current.load();
     let evaluated = published
         .evaluate(&key, &ctx, Timestamp::now(), &mut NoExplain)
@@ -54,7 +55,8 @@ pub async fn evaluate_all(
     request: Result<EvaluationRequest, ApiError>,
 ) -> Result<Response, ApiError> {
     let request = request?;
-    let ctx = request.context(&state.limits.context)?;
+    let body = request.parse()?;
+    let ctx = body.context(&state.limits.context)?;
     let published = state.live.current.load();
     let version = &*published.version;
     let stream_url = match (&state.public_url, headers.get(header::HOST)) {
