@@ -15,6 +15,8 @@
 //! per-flag last-known-good merge: a file that does not parse changes
 //! nothing, invalid flags keep their previous version and are served stale,
 //! and every problem is logged, counted and kept for `/v1/status`.
+//! Not here: what a published config holds (`server::state`) or how the
+//! change is announced to clients (`server::stream`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,7 +30,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::Error;
 use crate::server::metrics::{Metrics, ReloadOutcome};
-use crate::server::state::{ConfigError, Live, Published, ReloadAttempt};
+use crate::server::state::{ConfigError, LiveConfig, Published, ReloadAttempt};
 
 /// Longest a burst of file events can postpone a reload.
 const MAX_SETTLE: Duration = Duration::from_millis(250);
@@ -49,17 +51,17 @@ enum Command {
 
 impl Reloader {
     /// Starts watching `loader`'s file and reloading into `live`.
-    pub fn start(loader: Loader, live: Arc<Live>, debounce: Duration) -> Result<Self, Error> {
+    pub fn start(loader: Loader, live: Arc<LiveConfig>, debounce: Duration) -> Result<Self, Error> {
         let (commands, inbox) = channel();
         let watcher = watch(&loader.path, commands.clone())?;
-        let worker = Worker {
+        let thread = ReloadThread {
             loader,
             live,
             debounce,
         };
         std::thread::Builder::new()
             .name("flags-reload".into())
-            .spawn(move || worker.run(inbox, watcher))
+            .spawn(move || thread.run(inbox, watcher))
             .map_err(|e| Error::Serve(format!("cannot start the reload thread: {e}")))?;
         Ok(Self { commands })
     }
@@ -110,13 +112,13 @@ fn watch(path: &Path, commands: Sender<Command>) -> Result<notify::RecommendedWa
     Ok(watcher)
 }
 
-struct Worker {
+struct ReloadThread {
     loader: Loader,
-    live: Arc<Live>,
+    live: Arc<LiveConfig>,
     debounce: Duration,
 }
 
-impl Worker {
+impl ReloadThread {
     fn run(mut self, inbox: Receiver<Command>, _watcher: notify::RecommendedWatcher) {
         while let Ok(mut command) = inbox.recv() {
             if matches!(command, Command::Changed) {

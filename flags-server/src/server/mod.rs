@@ -43,7 +43,7 @@ use crate::tokens::Tokens;
 use errors::ApiError;
 use limits::Limits;
 use metrics::Metrics;
-use state::{AppState, Live, Shared};
+use state::{AppState, LiveConfig, ServerState};
 
 /// Runs the server until SIGTERM or SIGINT, then drains.
 pub async fn serve(args: ServeArgs) -> Result<(), Error> {
@@ -59,7 +59,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::default());
     let mut loader = Loader::new(args.config.clone(), Overrides::from_env(), metrics.clone());
     let (published, attempt) = loader.initial()?;
-    let live = Arc::new(Live::new(published, attempt));
+    let live = Arc::new(LiveConfig::new(published, attempt));
     let reloader = Reloader::start(loader, live.clone(), args.debounce)?;
     let listener = TcpListener::bind(args.addr)
         .await
@@ -68,7 +68,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         .local_addr()
         .map_err(|e| Error::Serve(format!("cannot read the bound address: {e}")))?;
     let (drain, draining) = watch::channel(false);
-    let state: AppState = Arc::new(Shared {
+    let state: AppState = Arc::new(ServerState {
         live,
         metrics,
         tokens,

@@ -4,7 +4,8 @@
 //!
 //! Field names are the core's `snake_case`, shared with `flags eval --json`
 //! through `views`. Request bodies are OFREP's (`{"context": {...}}`), so a
-//! client can switch APIs without changing what it sends.
+//! client can switch APIs without changing what it sends. Not here: OFREP
+//! (`ofrep`), the change stream (`stream`) or probes and metrics.
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};

@@ -23,12 +23,12 @@ use crate::reload::Reloader;
 use crate::tokens::Tokens;
 
 /// Shared by every handler (cheap to clone).
-pub type AppState = Arc<Shared>;
+pub type AppState = Arc<ServerState>;
 
-/// What handlers read.
-pub struct Shared {
+/// Everything handlers read.
+pub struct ServerState {
     /// The live config and its history.
-    pub live: Arc<Live>,
+    pub live: Arc<LiveConfig>,
     /// Counters and histograms.
     pub metrics: Arc<Metrics>,
     /// Who may do what.
@@ -50,7 +50,7 @@ pub struct Shared {
 }
 
 /// The config being served, the last reload attempt and the change feed.
-pub struct Live {
+pub struct LiveConfig {
     /// The published config.
     pub current: ArcSwap<Published>,
     /// The last reload attempt (the initial load at first).
@@ -59,7 +59,7 @@ pub struct Live {
     pub events: watch::Sender<ConfigEvent>,
 }
 
-impl Live {
+impl LiveConfig {
     /// The initial state: `published` after the initial load `attempt`.
     pub fn new(published: Published, attempt: ReloadAttempt) -> Self {
         let (events, _) = watch::channel(ConfigEvent::of(&published));
