@@ -1,0 +1,158 @@
+//! The command line: what `flags` accepts, as clap types.
+//!
+//! Only parsing lives here; each subcommand's behaviour is in `commands/`
+//! (and `server/` for `serve`). Defaults are chosen so that `flags serve` with
+//! no arguments serves `./flags.toml` on loopback.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Feature flags and experiments from one `flags.toml`.
+#[derive(Debug, Parser)]
+#[command(name = "flags", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve OFREP and the native API, reloading the config when it changes.
+    Serve(ServeArgs),
+    /// Validate a config file; print every problem with file:line:column.
+    Check(CheckArgs),
+    /// Evaluate one flag for one context and say why.
+    Eval(EvalArgs),
+    /// Turn a flag's kill switch off (`enabled = false`), editing the file in place.
+    Kill(EditArgs),
+    /// Turn a flag's kill switch back on (`enabled = true`), editing the file in place.
+    Revive(EditArgs),
+}
+
+/// `flags serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The config file to serve and watch.
+    #[arg(long, env = "FLAGS_CONFIG", default_value = "flags.toml")]
+    pub config: PathBuf,
+    /// Address to listen on; port 0 picks a free port (the bound address is printed).
+    #[arg(long, env = "FLAGS_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// A file of tokens, one `client TOKEN` or `admin TOKEN` per line.
+    #[arg(long)]
+    pub tokens: Option<PathBuf>,
+    /// Allow binding a non-loopback address without any token configured.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Browser origins allowed by CORS (repeatable; `*` for any).
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+    /// Public base URL advertised to OFREP clients for the event stream
+    /// (default: `http://` + the request's Host header).
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub max_body: usize,
+    /// Most attributes accepted in one evaluation context.
+    #[arg(long, default_value_t = 128)]
+    pub max_attributes: usize,
+    /// Evaluation requests in flight before the server answers 429.
+    #[arg(long, default_value_t = 1024)]
+    pub max_in_flight: usize,
+    /// Time a client has to send its request headers or body.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub client_timeout: Duration,
+    /// Longest wait for in-flight requests on shutdown.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub drain_timeout: Duration,
+    /// Quiet time after the last file event before a reload.
+    #[arg(long, value_parser = parse_duration, default_value = "10ms")]
+    pub debounce: Duration,
+    /// Interval between keep-alive comments on `/v1/stream`.
+    #[arg(long, value_parser = parse_duration, default_value = "15s")]
+    pub sse_keepalive: Duration,
+}
+
+/// `flags check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The config file to validate.
+    pub file: PathBuf,
+}
+
+/// `flags eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The flag to evaluate.
+    pub flag: String,
+    /// The targeting key.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// An attribute: `name=value` (booleans and numbers are typed, anything
+    /// else is a string) or `name:=JSON` for an exact JSON value.
+    #[arg(long = "attr", value_name = "NAME=VALUE")]
+    pub attrs: Vec<String>,
+    /// The whole context as a JSON object, as OFREP sends it (`--key` and
+    /// `--attr` are applied on top).
+    #[arg(long, value_name = "JSON")]
+    pub context: Option<String>,
+    /// Evaluate at this RFC 3339 instant instead of now.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// The config file.
+    #[arg(long, env = "FLAGS_CONFIG", default_value = "flags.toml")]
+    pub config: PathBuf,
+    /// Print one JSON object (the native API's field names).
+    #[arg(long)]
+    pub json: bool,
+    /// Show every rule tried, why it matched or not, and its line.
+    #[arg(long)]
+    pub explain: bool,
+}
+
+/// `flags kill` and `flags revive`.
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// The flag to switch.
+    pub flag: String,
+    /// The config file to edit.
+    #[arg(long, env = "FLAGS_CONFIG", default_value = "flags.toml")]
+    pub config: PathBuf,
+}
+
+/// Parses `250ms`, `10s`, `2m` or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 250ms, 10s or 2m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("`{text}`: unknown unit `{unit}` (use ms, s or m)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_ms_s_and_m() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5h").is_err());
+    }
+}

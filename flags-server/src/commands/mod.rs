@@ -1,0 +1,8 @@
+//! The one-shot subcommands: `check`, `eval`, `kill` and `revive`.
+//!
+//! Each reads the config itself and reports through [`crate::error::Error`];
+//! `serve` lives in `crate::server`.
+
+pub mod check;
+pub mod edit;
+pub mod eval;

@@ -1,0 +1,52 @@
+//! The binary's error type: everything that ends a command with a non-zero
+//! exit status.
+//!
+//! HTTP handlers do not use it: their failures are answers, mapped to
+//! responses by `server::errors`.
+
+use std::path::PathBuf;
+
+use flags_core::Diagnostics;
+
+/// A failed command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// The config has problems; displays one `file:line:column: message` per line.
+    #[error("{0}")]
+    Invalid(Diagnostics),
+    /// `kill`/`revive` would leave a file that does not compile; nothing was written.
+    #[error("{0}\nrefusing to edit: the file would not compile after this change; it is unchanged")]
+    WouldBreak(Diagnostics),
+    /// No flag has this key.
+    #[error("unknown flag `{0}`")]
+    UnknownFlag(String),
+    /// An argument cannot be used (bad `--attr`, `--context`, `--at`, address, tokens).
+    #[error("{0}")]
+    Usage(String),
+    /// The server could not start or stopped on an error.
+    #[error("{0}")]
+    Serve(String),
+}
+
+impl Error {
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Reads a whole config file.
+pub fn read_config(path: &std::path::Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
+}

@@ -1,0 +1,63 @@
+//! `flags`: the command-line entry point. Parses arguments, runs one
+//! subcommand, and turns its error into a message and a non-zero exit.
+
+mod cli;
+mod commands;
+mod context;
+mod error;
+mod reload;
+mod server;
+mod tokens;
+mod views;
+
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+use error::Error;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Check(args) => commands::check::run(&args),
+        Command::Eval(args) => commands::eval::run(&args),
+        Command::Kill(args) => commands::edit::run(&args, false),
+        Command::Revive(args) => commands::edit::run(&args, true),
+        Command::Serve(args) => serve(args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Error::Invalid(problems)) => {
+            eprintln!("{problems}");
+            eprintln!("{} problem(s) found", problems.items.len());
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("flags: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: cli::ServeArgs) -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_max_level(log_level())
+        .init();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Serve(format!("cannot start the runtime: {e}")))?
+        .block_on(server::serve(args))
+}
+
+/// `FLAGS_LOG=error|warn|info|debug|trace`, `info` by default.
+fn log_level() -> tracing::Level {
+    std::env::var("FLAGS_LOG")
+        .ok()
+        .and_then(|level| level.parse().ok())
+        .unwrap_or(tracing::Level::INFO)
+}

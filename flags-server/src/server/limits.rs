@@ -1,0 +1,133 @@
+//! Defences against bad and heavy input: body size, content type, slow
+//! bodies, context size, and load shedding.
+//!
+//! Evaluation bodies are read here, within `--max-body` bytes and
+//! `--client-timeout`, and parsed once into JSON that the evaluation context
+//! then borrows from. Requests beyond `--max-in-flight` are shed with 429 and
+//! `Retry-After` rather than queued, so latency stays bounded under overload.
+//! Slow request headers are cut by the HTTP layer (`server::serve`). Not here:
+//! tokens (`auth`) or what a context means (`crate::context`).
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::errors::ApiError;
+use super::state::AppState;
+use crate::context::{ContextLimits, RequestBody, parse_body};
+
+/// Request limits.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest body, in bytes.
+    pub max_body: usize,
+    /// Bounds on the evaluation context.
+    pub context: ContextLimits,
+    /// Time to send headers, and separately the body.
+    pub client_timeout: Duration,
+}
+
+/// The bytes of an evaluation request body, `{"context": {...}}`, within
+/// the size and time limits and of a JSON content type; an empty body is
+/// an empty context (OFREP makes the body optional).
+#[derive(Debug)]
+pub struct EvaluationRequest(Bytes);
+
+impl EvaluationRequest {
+    /// The parsed body, borrowing from the bytes (see `crate::context`).
+    pub fn parse(&self) -> Result<RequestBody<'_>, ApiError> {
+        Ok(parse_body(&self.0)?)
+    }
+}
+
+impl FromRequest<AppState> for EvaluationRequest {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let limits = state.limits;
+        let headers = request.headers();
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limits.max_body as u64) {
+            return Err(ApiError::too_large(limits.max_body));
+        }
+        let is_json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(is_json_media_type);
+        let body = axum::body::to_bytes(request.into_body(), limits.max_body);
+        let bytes = tokio::time::timeout(limits.client_timeout, body)
+            .await
+            .map_err(|_| ApiError::timeout())?
+            .map_err(|_| {
+                ApiError::general(format!(
+                    "the request body is larger than {} bytes or was cut short",
+                    limits.max_body
+                ))
+            })?;
+        if !is_json && !bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::general(
+                "the request body must be sent as Content-Type: application/json",
+            ));
+        }
+        Ok(Self(bytes))
+    }
+}
+
+/// `application/json`, `application/*+json`, with or without parameters.
+fn is_json_media_type(value: &str) -> bool {
+    let essence = value.split(';').next().unwrap_or("").trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype.len() > 5 && subtype[subtype.len() - 5..].eq_ignore_ascii_case("+json"))
+}
+
+/// Middleware: answers 429 instead of queueing when `--max-in-flight`
+/// evaluation requests are already being served.
+pub async fn shed_load(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match state.in_flight.try_acquire() {
+        Ok(_permit) => next.run(request).await,
+        Err(_) => {
+            state.metrics.record_shed();
+            // Read the (bounded) body first: answering over an unread body
+            // makes the server close the connection, which can reset it
+            // before the client has read the 429.
+            let body = axum::body::to_bytes(request.into_body(), state.limits.max_body);
+            let _ = tokio::time::timeout(state.limits.client_timeout, body).await;
+            ApiError::overloaded().into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_media_types_are_recognised_with_parameters() {
+        for good in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/merge-patch+json",
+        ] {
+            assert!(is_json_media_type(good), "{good}");
+        }
+        for bad in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "json",
+            "application/+json",
+        ] {
+            assert!(!is_json_media_type(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! `flags serve`: start-up checks, the HTTP/1.1 accept loop, signals and
+//! graceful shutdown.
+//!
+//! The accept loop is hyper's own rather than `axum::serve` because the
+//! server must cut clients that are slow to send their headers
+//! (`--client-timeout`) and drain in-flight requests on SIGTERM within
+//! `--drain-timeout`. Endpoints are in `routes`; the config lifecycle is in
+//! `crate::reload`.
+
+pub mod auth;
+pub mod errors;
+pub mod limits;
+pub mod metrics;
+pub mod native;
+pub mod ofrep;
+pub mod routes;
+pub mod state;
+pub mod stream;
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use flags_core::Overrides;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{Semaphore, watch};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::cli::ServeArgs;
+use crate::context::ContextLimits;
+use crate::error::Error;
+use crate::reload::{Loader, Reloader};
+use crate::tokens::Tokens;
+use errors::ApiError;
+use limits::Limits;
+use metrics::Metrics;
+use state::{AppState, LiveConfig, ServerState};
+
+/// Runs the server until SIGTERM or SIGINT, then drains.
+pub async fn serve(args: ServeArgs) -> Result<(), Error> {
+    let tokens = Tokens::load(args.tokens.as_deref())?;
+    if tokens.is_empty() && !args.addr.ip().is_loopback() && !args.insecure {
+        return Err(Error::Usage(format!(
+            "refusing to listen on {} with no token configured: set FLAGS_CLIENT_TOKENS / \
+             FLAGS_ADMIN_TOKENS or --tokens FILE, or pass --insecure to serve anyone who can connect",
+            args.addr
+        )));
+    }
+    let cors = cors_layer(&args.cors_origins)?;
+    let metrics = Arc::new(Metrics::default());
+    let mut loader = Loader::new(args.config.clone(), Overrides::from_env(), metrics.clone());
+    let (published, attempt) = loader.initial()?;
+    let live = Arc::new(LiveConfig::new(published, attempt));
+    let reloader = Reloader::start(loader, live.clone(), args.debounce)?;
+    let listener = TcpListener::bind(args.addr)
+        .await
+        .map_err(|e| Error::Serve(format!("cannot listen on {}: {e}", args.addr)))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::Serve(format!("cannot read the bound address: {e}")))?;
+    let (drain, draining) = watch::channel(false);
+    let state: AppState = Arc::new(ServerState {
+        live,
+        metrics,
+        tokens,
+        limits: Limits {
+            max_body: args.max_body,
+            context: ContextLimits::new(args.max_attributes),
+            client_timeout: args.client_timeout,
+        },
+        reloader,
+        in_flight: Arc::new(Semaphore::new(args.max_in_flight)),
+        streams: Arc::new(Semaphore::new(args.max_in_flight)),
+        public_url: args.public_url,
+        sse_keepalive: args.sse_keepalive,
+        shutdown: draining,
+    });
+    let hangups = forward_hangups(state.clone())?;
+    let app = routes::router(state.clone(), cors);
+    // Tests and scripts read the bound address (port 0 picks one) from stdout.
+    println!("listening on http://{bound}");
+    let _ = std::io::stdout().flush();
+    tracing::info!(%bound, config = %args.config.display(), "serving");
+
+    let connections = accept_until_stopped(listener, app, args.client_timeout).await?;
+    tracing::info!("draining in-flight requests");
+    let _ = drain.send(true);
+    hangups.abort();
+    if tokio::time::timeout(args.drain_timeout, connections.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "drain timed out after {:?}; closing the remaining connections",
+            args.drain_timeout
+        );
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Accepts connections until SIGTERM or SIGINT; returns the live ones for draining.
+async fn accept_until_stopped(
+    listener: TcpListener,
+    app: Router,
+    client_timeout: Duration,
+) -> Result<GracefulShutdown, Error> {
+    let signal_error = |e| Error::Serve(format!("cannot handle signals: {e}"));
+    let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
+    let connections = GracefulShutdown::new();
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(client_timeout)
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            // A client that goes away mid-request is its own business.
+            let _ = connection.await;
+        });
+    }
+    Ok(connections)
+}
+
+/// Forwards SIGHUP to the reloader.
+fn forward_hangups(state: AppState) -> Result<tokio::task::JoinHandle<()>, Error> {
+    let mut hangups = signal(SignalKind::hangup())
+        .map_err(|e| Error::Serve(format!("cannot handle SIGHUP: {e}")))?;
+    Ok(tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading");
+            state.reloader.signal();
+        }
+    }))
+}
+
+/// The CORS layer for `--cors-origin` values, if any.
+fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, Error> {
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let values = origins
+            .iter()
+            .map(|o| {
+                HeaderValue::from_str(o)
+                    .map_err(|_| Error::Usage(format!("`{o}` is not a valid CORS origin")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        AllowOrigin::list(values)
+    };
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                header::IF_NONE_MATCH,
+                header::HeaderName::from_static("x-api-key"),
+                header::HeaderName::from_static("last-event-id"),
+            ])
+            .expose_headers([header::ETAG, header::RETRY_AFTER])
+            .max_age(Duration::from_secs(600)),
+    ))
+}
+
+/// A JSON response.
+pub(crate) fn json<T: Serialize>(value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => ApiError::internal(format!("cannot serialise the answer: {e}")).into_response(),
+    }
+}

@@ -1,0 +1,313 @@
+//! The native API under `/v1/`: full evaluation details (rule, bucket,
+//! versions, enrolment, optional trace), flag listings, status, experiments
+//! and the admin reload.
+//!
+//! Field names are the core's `snake_case`, shared with `flags eval --json`
+//! through `views`. Request bodies are OFREP's (`{"context": {...}}`), so a
+//! client can switch APIs without changing what it sends. Not here: OFREP
+//! (`ofrep`), the change stream (`stream`) or probes and metrics.
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use flags_core::{
+    ConfigVersion, FlagInfo, NoExplain, OverrideStatus, Timestamp, Trace, Value, ValueType,
+    bucket::BUCKETS,
+};
+use serde::{Deserialize, Serialize, Serializer};
+
+use super::auth::{Admin, Caller};
+use super::errors::ApiError;
+use super::json;
+use super::limits::EvaluationRequest;
+use super::state::{AppState, ReloadAttempt};
+use crate::tokens::Role;
+use crate::views::EvaluationView;
+
+/// Query of `POST /v1/evaluate/{key}`.
+#[derive(Debug, Deserialize)]
+pub struct EvaluateQuery {
+    /// Include every step tried (`?explain=true`).
+    #[serde(default)]
+    explain: bool,
+}
+
+/// `POST /v1/evaluate/{key}[?explain=true]`.
+pub async fn evaluate_flag(
+    State(state): State<AppState>,
+    _: Caller,
+    key: Result<Path<String>, PathRejection>,
+    query: Result<Query<EvaluateQuery>, QueryRejection>,
+    request: Result<EvaluationRequest, ApiError>,
+) -> Result<Response, ApiError> {
+    let Path(key) = key.map_err(|e| ApiError::general(e.body_text()))?;
+    let Query(query) = query.map_err(|e| ApiError::general(e.body_text()))?;
+    let request = request.map_err(|e| e.for_flag(&key))?;
+    let body = request.parse().map_err(|e| e.for_flag(&key))?;
+    let ctx = body
+        .context(&state.limits.context)
+        .map_err(|e| ApiError::from(e).for_flag(&key))?;
+    let published = state.live.current.load();
+    let mut trace = Trace::default();
+    let at = Timestamp::now();
+    let evaluated = if query.explain {
+        published.evaluate(&key, &ctx, at, &mut trace)
+    } else {
+        published.evaluate(&key, &ctx, at, &mut NoExplain)
+    }
+    .ok_or_else(|| ApiError::flag_not_found(&key))?;
+    Ok(json(&EvaluationView {
+        flag: evaluated.key,
+        config_version: published.snapshot.version(),
+        evaluation: evaluated.evaluation,
+        trace: query.explain.then_some(&trace.steps[..]),
+    }))
+}
+
+/// `POST /v1/evaluate`: every flag for one context.
+pub async fn evaluate_all(
+    State(state): State<AppState>,
+    _: Caller,
+    request: Result<EvaluationRequest, ApiError>,
+) -> Result<Response, ApiError> {
+    let request = request?;
+    let body = request.parse()?;
+    let ctx = body.context(&state.limits.context)?;
+    let published = state.live.current.load();
+    let version = published.snapshot.version();
+    let flags = published
+        .evaluate_all(&ctx, Timestamp::now())
+        .map(|evaluated| EvaluationView {
+            flag: evaluated.key,
+            config_version: version,
+            evaluation: evaluated.evaluation,
+            trace: None,
+        })
+        .collect();
+    Ok(json(&AllEvaluations {
+        config_version: version,
+        flags,
+    }))
+}
+
+#[derive(Serialize)]
+struct AllEvaluations<'a> {
+    config_version: ConfigVersion,
+    /// Keyed by flag, in file order.
+    #[serde(serialize_with = "by_flag")]
+    flags: Vec<EvaluationView<'a>>,
+}
+
+fn by_flag<S: Serializer>(views: &[EvaluationView<'_>], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(views.iter().map(|view| (view.flag, view)))
+}
+
+/// `GET /v1/flags`: every flag and its state.
+pub async fn list_flags(State(state): State<AppState>, _: Caller) -> Response {
+    let published = state.live.current.load();
+    json(&FlagList {
+        config_version: published.snapshot.version(),
+        flags: published.snapshot.flags().map(FlagState::of).collect(),
+    })
+}
+
+#[derive(Serialize)]
+struct FlagList<'a> {
+    config_version: ConfigVersion,
+    flags: Vec<FlagState<'a>>,
+}
+
+#[derive(Serialize)]
+struct FlagState<'a> {
+    key: &'a str,
+    description: Option<&'a str>,
+    enabled: bool,
+    stale: bool,
+    overridden_to: Option<&'a str>,
+    version: flags_core::FlagVersion,
+    #[serde(rename = "type")]
+    value_type: ValueType,
+    variants: Variants<'a>,
+    line: u32,
+    experiments: usize,
+}
+
+impl<'a> FlagState<'a> {
+    fn of(flag: FlagInfo<'a>) -> Self {
+        Self {
+            key: flag.key(),
+            description: flag.description(),
+            enabled: flag.enabled(),
+            stale: flag.stale(),
+            overridden_to: flag.overridden_to(),
+            version: flag.version(),
+            value_type: flag.value_type(),
+            variants: Variants(flag),
+            line: flag.line(),
+            experiments: flag.experiments().count(),
+        }
+    }
+}
+
+/// A flag's variants as a `name: value` map, in file order.
+struct Variants<'a>(FlagInfo<'a>);
+
+impl Serialize for Variants<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(
+            self.0
+                .variants()
+                .map(|(name, value): (&str, &Value)| (name, value)),
+        )
+    }
+}
+
+/// `GET /v1/status`: the served config and the last reload; the errors,
+/// stale flags and overrides are shown to admins only.
+pub async fn status(State(state): State<AppState>, Caller(role): Caller) -> Response {
+    let published = state.live.current.load();
+    let snapshot = &published.snapshot;
+    let attempt = state.live.last_attempt();
+    let stale: Vec<&str> = snapshot
+        .flags()
+        .filter(|f| f.stale())
+        .map(|f| f.key())
+        .collect();
+    let admin = role == Role::Admin;
+    json(&Status {
+        config_version: snapshot.version(),
+        loaded_at: Timestamp::from(published.loaded_at).to_string(),
+        flags: snapshot.len(),
+        stale: stale.len(),
+        last_reload: if admin {
+            LastReload::Full(&attempt)
+        } else {
+            LastReload::Summary {
+                at: &attempt.at,
+                trigger: attempt.trigger,
+                outcome: attempt.outcome,
+                ok: attempt.ok,
+                applied: attempt.applied,
+            }
+        },
+        stale_flags: admin.then_some(stale),
+        overrides: admin.then_some(snapshot.overrides()),
+    })
+}
+
+#[derive(Serialize)]
+struct Status<'a> {
+    config_version: ConfigVersion,
+    loaded_at: String,
+    flags: usize,
+    stale: usize,
+    last_reload: LastReload<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stale_flags: Option<Vec<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    overrides: Option<&'a [OverrideStatus]>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum LastReload<'a> {
+    Full(&'a ReloadAttempt),
+    Summary {
+        at: &'a str,
+        trigger: &'static str,
+        outcome: &'static str,
+        ok: bool,
+        applied: bool,
+    },
+}
+
+/// `GET /v1/experiments` (admin): every experiment and how it is laid out.
+///
+/// The server does not collect exposures or metric events, so there are no
+/// readouts here yet: only what each experiment enrols and splits.
+pub async fn experiments(State(state): State<AppState>, _: Admin) -> Response {
+    let published = state.live.current.load();
+    let experiments = published
+        .snapshot
+        .flags()
+        .flat_map(|flag| {
+            // Collected per flag: the iterator borrows `flag`, which is local here.
+            flag.experiments()
+                .map(|e| Experiment {
+                    flag: flag.key(),
+                    rule_index: e.rule_index(),
+                    traffic_percent: percent(e.traffic()),
+                    layer: e.layer().map(|(name, start, end)| Layer {
+                        name,
+                        range_percent: [percent(start), percent(end)],
+                    }),
+                    arms: e
+                        .arms()
+                        .map(|(variant, width)| Arm {
+                            variant,
+                            percent: percent(width),
+                        })
+                        .collect(),
+                    metrics: e.metrics().collect(),
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    json(&Experiments {
+        config_version: published.snapshot.version(),
+        experiments,
+    })
+}
+
+fn percent(buckets: u32) -> f64 {
+    f64::from(buckets) * 100.0 / f64::from(BUCKETS)
+}
+
+#[derive(Serialize)]
+struct Experiments<'a> {
+    config_version: ConfigVersion,
+    experiments: Vec<Experiment<'a>>,
+}
+
+#[derive(Serialize)]
+struct Experiment<'a> {
+    flag: &'a str,
+    rule_index: usize,
+    traffic_percent: f64,
+    layer: Option<Layer<'a>>,
+    arms: Vec<Arm<'a>>,
+    metrics: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Layer<'a> {
+    name: &'a str,
+    range_percent: [f64; 2],
+}
+
+#[derive(Serialize)]
+struct Arm<'a> {
+    variant: &'a str,
+    percent: f64,
+}
+
+/// `POST /v1/admin/reload` (admin): reloads now and reports the attempt.
+pub async fn reload(State(state): State<AppState>, _: Admin) -> Result<Response, ApiError> {
+    let attempt = state
+        .reloader
+        .reload()
+        .await
+        .ok_or_else(|| ApiError::unavailable("the reload thread has stopped"))?;
+    let published = state.live.current.load();
+    Ok(json(&Reloaded {
+        config_version: published.snapshot.version(),
+        attempt,
+    }))
+}
+
+#[derive(Serialize)]
+struct Reloaded {
+    config_version: ConfigVersion,
+    #[serde(flatten)]
+    attempt: ReloadAttempt,
+}

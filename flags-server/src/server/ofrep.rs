@@ -1,0 +1,288 @@
+//! OFREP, the OpenFeature Remote Evaluation Protocol: single-flag and bulk
+//! evaluation, shaped exactly as `service/openapi.yaml` defines them.
+//!
+//! Success items carry `key`, `value`, `reason`, `variant` and `metadata`
+//! (plain strings, numbers and booleans: `flagVersion`, `configVersion`,
+//! `ruleIndex`/`ruleName` when a rule decided, `bucket` when one was drawn,
+//! `enrolled` for flags running an experiment, `stale`/`overridden` when
+//! true). Bulk answers carry a strong ETag, honour `If-None-Match` with 304,
+//! and advertise `/v1/stream` in `eventStreams`. Errors are shaped by
+//! `errors`; bodies are read by `limits`.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use flags_core::{AttrValue, Context, FlagVersion, NoExplain, Reason, Timestamp, Value};
+use serde::Serialize;
+use xxhash_rust::xxh3::Xxh3;
+
+use super::auth::Caller;
+use super::errors::ApiError;
+use super::json;
+use super::limits::EvaluationRequest;
+use super::state::{AppState, Evaluated};
+use super::stream::STREAM_PATH;
+
+/// Seconds of inactivity after which OFREP clients may close the stream.
+const STREAM_INACTIVITY_SECONDS: u32 = 120;
+
+/// `POST /ofrep/v1/evaluate/flags/{key}`.
+pub async fn evaluate_flag(
+    State(state): State<AppState>,
+    _: Caller,
+    key: Result<Path<String>, PathRejection>,
+    request: Result<EvaluationRequest, ApiError>,
+) -> Result<Response, ApiError> {
+    let Path(key) = key.map_err(|e| ApiError::general(e.body_text()))?;
+    let request = request.map_err(|e| e.for_flag(&key))?;
+    let body = request.parse().map_err(|e| e.for_flag(&key))?;
+    let ctx = body
+        .context(&state.limits.context)
+        .map_err(|e| ApiError::from(e).for_flag(&key))?;
+    let published = state.live.current.load();
+    let evaluated = published
+        .evaluate(&key, &ctx, Timestamp::now(), &mut NoExplain)
+        .ok_or_else(|| ApiError::flag_not_found(&key))?;
+    Ok(json(&Success::new(&evaluated, &published.version)))
+}
+
+/// `POST /ofrep/v1/evaluate/flags`.
+pub async fn evaluate_all(
+    State(state): State<AppState>,
+    _: Caller,
+    headers: HeaderMap,
+    request: Result<EvaluationRequest, ApiError>,
+) -> Result<Response, ApiError> {
+    let request = request?;
+    let body = request.parse()?;
+    let ctx = body.context(&state.limits.context)?;
+    let published = state.live.current.load();
+    let version = &*published.version;
+    let stream_url = match (&state.public_url, headers.get(header::HOST)) {
+        (Some(base), _) => Some(format!("{}{STREAM_PATH}", base.trim_end_matches('/'))),
+        (None, Some(host)) => host
+            .to_str()
+            .ok()
+            .map(|host| format!("http://{host}{STREAM_PATH}")),
+        (None, None) => None,
+    };
+    let bulk = Bulk {
+        flags: published
+            .evaluate_all(&ctx, Timestamp::now())
+            .map(|evaluated| Success::new(&evaluated, version))
+            .collect(),
+        event_streams: [EventStream {
+            kind: "sse",
+            url: stream_url.as_deref(),
+            endpoint: Endpoint {
+                request_uri: STREAM_PATH,
+            },
+            inactivity_delay_sec: STREAM_INACTIVITY_SECONDS,
+        }],
+        metadata: BulkMetadata {
+            config_version: version,
+        },
+    };
+    let body = serde_json::to_vec(&bulk)
+        .map_err(|e| ApiError::internal(format!("cannot serialise evaluations: {e}")))?;
+    let etag = format!("\"{version}-{:016x}\"", digest(&ctx, &body));
+    let etag = HeaderValue::from_str(&etag).map_err(|_| ApiError::internal("bad ETag"))?;
+    if if_none_match(&headers, &etag) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    Ok((
+        [
+            (header::ETAG, etag),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// One successful evaluation, OFREP's `evaluationSuccess`.
+#[derive(Serialize)]
+struct Success<'a> {
+    key: &'a str,
+    value: Option<&'a Value>,
+    reason: &'static str,
+    variant: Option<&'a str>,
+    metadata: Metadata<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Metadata<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flag_version: Option<FlagVersion>,
+    config_version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule_index: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bucket: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enrolled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stale: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    overridden: Option<bool>,
+}
+
+impl<'a> Success<'a> {
+    fn new(evaluated: &Evaluated<'a>, config_version: &'a str) -> Self {
+        let e = &evaluated.evaluation;
+        Self {
+            key: evaluated.key,
+            value: e.value,
+            reason: match e.reason {
+                // Unreachable for a flag that exists; OFREP has no ERROR reason on success.
+                Reason::Error => "UNKNOWN",
+                reason => reason.as_str(),
+            },
+            variant: e.variant,
+            metadata: Metadata {
+                flag_version: e.flag_version,
+                config_version,
+                rule_index: e.rule.map(|r| r.index),
+                rule_name: e.rule.and_then(|r| r.name),
+                bucket: e.bucket,
+                enrolled: evaluated.has_experiment.then_some(e.enrolled),
+                stale: e.stale.then_some(true),
+                overridden: e.overridden.then_some(true),
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Bulk<'a> {
+    flags: Vec<Success<'a>>,
+    event_streams: [EventStream<'a>; 1],
+    metadata: BulkMetadata<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BulkMetadata<'a> {
+    config_version: &'a str,
+}
+
+/// OFREP's event-stream extension: where to listen for changes.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EventStream<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    endpoint: Endpoint,
+    inactivity_delay_sec: u32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Endpoint {
+    request_uri: &'static str,
+}
+
+/// A hash of the canonical context (key, then attributes sorted by name)
+/// and of the answer itself. The context makes the tag change when the
+/// context does; the answer makes it change when time alone changes the
+/// result (schedules, `now` conditions) under the same config.
+fn digest(ctx: &Context<'_>, body: &[u8]) -> u64 {
+    fn bytes(hasher: &mut Xxh3, data: &[u8]) {
+        hasher.update(&(data.len() as u64).to_le_bytes());
+        hasher.update(data);
+    }
+    let mut hasher = Xxh3::new();
+    match ctx.key() {
+        Some(key) => {
+            hasher.update(&[1]);
+            bytes(&mut hasher, key.as_bytes());
+        }
+        None => hasher.update(&[0]),
+    }
+    let mut attributes: Vec<_> = ctx.attributes().collect();
+    attributes.sort_unstable_by_key(|(name, _)| *name);
+    for (name, value) in attributes {
+        bytes(&mut hasher, name.as_bytes());
+        match value {
+            AttrValue::Str(s) => {
+                hasher.update(&[1]);
+                bytes(&mut hasher, s.as_bytes());
+            }
+            AttrValue::Num(n) => {
+                hasher.update(&[2]);
+                hasher.update(&n.to_bits().to_le_bytes());
+            }
+            AttrValue::Bool(b) => hasher.update(&[3, u8::from(b)]),
+            AttrValue::List(list) => {
+                hasher.update(&[4]);
+                for item in list.iter() {
+                    bytes(&mut hasher, item.as_bytes());
+                }
+                hasher.update(&[0xff]);
+            }
+            AttrValue::Null => hasher.update(&[5]),
+        }
+    }
+    bytes(&mut hasher, body);
+    hasher.digest()
+}
+
+/// Whether `If-None-Match` lists `etag` (weak comparison, as RFC 9110 asks) or `*`.
+fn if_none_match(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+    let Ok(etag) = etag.to_str() else {
+        return false;
+    };
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_digest_ignores_attribute_order_but_not_values_or_the_key() {
+        let a = Context::with_key("u").attr("x", "1").attr("y", 2.0);
+        let b = Context::with_key("u").attr("y", 2.0).attr("x", "1");
+        let c = Context::with_key("u").attr("x", "1").attr("y", 3.0);
+        let d = Context::with_key("v").attr("x", "1").attr("y", 2.0);
+        assert_eq!(digest(&a, b"{}"), digest(&b, b"{}"));
+        assert_ne!(digest(&a, b"{}"), digest(&c, b"{}"));
+        assert_ne!(digest(&a, b"{}"), digest(&d, b"{}"));
+        assert_ne!(digest(&a, b"{}"), digest(&a, b"[]"));
+        assert_ne!(
+            digest(&Context::new().attr("x", ""), b""),
+            digest(&Context::new(), b"")
+        );
+    }
+
+    #[test]
+    fn if_none_match_accepts_lists_weak_tags_and_star() {
+        let etag = HeaderValue::from_static("\"v-1\"");
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static(value));
+            if_none_match(&headers, &etag)
+        };
+        assert!(with("\"v-1\""));
+        assert!(with("\"x\", W/\"v-1\""));
+        assert!(with("*"));
+        assert!(!with("\"v-2\""));
+        assert!(!if_none_match(&HeaderMap::new(), &etag));
+    }
+}

@@ -1,0 +1,265 @@
+//! The server's state, in one place: the published config and what it
+//! needs to answer requests (tokens, limits, metrics, the reloader).
+//!
+//! A [`Published`] config is immutable; `reload` builds the next one off the
+//! request path and swaps it in with one atomic store. A handler loads the
+//! current one once, so a request finishes on the config it started with.
+//! Not here: building configs (`reload`) or answering requests (handlers).
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use flags_core::{Context, Diagnostic, Evaluation, Explain, Section, Snapshot, Timestamp};
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use tokio::sync::{Semaphore, watch};
+
+use super::limits::Limits;
+use super::metrics::{Metrics, ReloadOutcome};
+use super::stream::ConfigEvent;
+use crate::reload::Reloader;
+use crate::tokens::Tokens;
+
+/// Shared by every handler (cheap to clone).
+pub type AppState = Arc<ServerState>;
+
+/// Everything handlers read.
+pub struct ServerState {
+    /// The live config and its history.
+    pub live: Arc<LiveConfig>,
+    /// Counters and histograms.
+    pub metrics: Arc<Metrics>,
+    /// Who may do what.
+    pub tokens: Tokens,
+    /// Request limits.
+    pub limits: Limits,
+    /// Asks for a reload (admin endpoint).
+    pub reloader: Reloader,
+    /// Evaluation requests allowed in flight; beyond that, 429.
+    pub in_flight: Arc<Semaphore>,
+    /// Open event streams allowed; beyond that, 429.
+    pub streams: Arc<Semaphore>,
+    /// Public base URL for the event stream, if configured.
+    pub public_url: Option<String>,
+    /// Interval between SSE keep-alive comments.
+    pub sse_keepalive: Duration,
+    /// Turns true when the server starts draining.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The config being served, the last reload attempt and the change feed.
+pub struct LiveConfig {
+    /// The published config.
+    pub current: ArcSwap<Published>,
+    /// The last reload attempt (the initial load at first).
+    pub last_attempt: Mutex<ReloadAttempt>,
+    /// Announces each newly published config version (`/v1/stream`).
+    pub events: watch::Sender<ConfigEvent>,
+}
+
+impl LiveConfig {
+    /// The initial state: `published` after the initial load `attempt`.
+    pub fn new(published: Published, attempt: ReloadAttempt) -> Self {
+        let (events, _) = watch::channel(ConfigEvent::of(&published));
+        Self {
+            current: ArcSwap::from_pointee(published),
+            last_attempt: Mutex::new(attempt),
+            events,
+        }
+    }
+
+    /// Publishes `next`: one atomic swap, then the announcement.
+    pub fn publish(&self, next: Published) {
+        let event = ConfigEvent::of(&next);
+        self.current.store(Arc::new(next));
+        self.events.send_replace(event);
+    }
+
+    /// Records the outcome of a reload attempt.
+    pub fn record(&self, attempt: ReloadAttempt) {
+        *self.last_attempt.lock().unwrap_or_else(|e| e.into_inner()) = attempt;
+    }
+
+    /// A copy of the last reload attempt.
+    pub fn last_attempt(&self) -> ReloadAttempt {
+        self.last_attempt
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// A compiled config plus what the server precomputes for it.
+pub struct Published {
+    /// The compiled config.
+    pub snapshot: Snapshot,
+    /// [`Snapshot::version`] as text, formatted once.
+    pub version: Box<str>,
+    /// When it was published.
+    pub loaded_at: SystemTime,
+    flags: Box<[FlagCounters]>,
+    positions: FxHashMap<Box<str>, u32>,
+}
+
+/// Per flag: whether it runs an experiment, and its evaluation counters.
+struct FlagCounters {
+    has_experiment: bool,
+    variants: Box<[(Box<str>, Arc<AtomicU64>)]>,
+}
+
+/// One evaluation, ready to be answered.
+pub struct Evaluated<'s> {
+    /// The flag key.
+    pub key: &'s str,
+    /// The result.
+    pub evaluation: Evaluation<'s>,
+    /// Whether the flag runs an experiment (so enrolment is worth reporting).
+    pub has_experiment: bool,
+}
+
+impl Published {
+    /// Wraps `snapshot`, resolving its evaluation counters in `metrics`.
+    pub fn new(snapshot: Snapshot, metrics: &Metrics) -> Self {
+        let flags = snapshot
+            .flags()
+            .map(|flag| FlagCounters {
+                has_experiment: flag.experiments().next().is_some(),
+                variants: flag
+                    .variants()
+                    .map(|(name, _)| (name.into(), metrics.evaluation_counter(flag.key(), name)))
+                    .collect(),
+            })
+            .collect();
+        let positions = snapshot
+            .flags()
+            .enumerate()
+            .map(|(i, flag)| (flag.key().into(), i as u32))
+            .collect();
+        Self {
+            version: snapshot.version().to_string().into(),
+            snapshot,
+            loaded_at: SystemTime::now(),
+            flags,
+            positions,
+        }
+    }
+
+    /// Evaluates `key`, counting the variant served; `None` if there is no such flag.
+    pub fn evaluate<'s, E: Explain>(
+        &'s self,
+        key: &str,
+        ctx: &Context<'_>,
+        at: Timestamp,
+        explain: &mut E,
+    ) -> Option<Evaluated<'s>> {
+        let (key, position) = self.positions.get_key_value(key)?;
+        let evaluation = self.snapshot.explain(key, ctx, at, explain);
+        Some(self.count(key, *position as usize, evaluation))
+    }
+
+    /// Evaluates every flag in file order, counting each variant served.
+    pub fn evaluate_all<'s>(
+        &'s self,
+        ctx: &'s Context<'_>,
+        at: Timestamp,
+    ) -> impl Iterator<Item = Evaluated<'s>> + 's {
+        self.snapshot
+            .evaluate_all(ctx, at)
+            .enumerate()
+            .map(|(position, (key, evaluation))| self.count(key, position, evaluation))
+    }
+
+    fn count<'s>(
+        &'s self,
+        key: &'s str,
+        position: usize,
+        evaluation: Evaluation<'s>,
+    ) -> Evaluated<'s> {
+        let counters = &self.flags[position];
+        if let Some((_, counter)) = counters
+            .variants
+            .iter()
+            .find(|(name, _)| Some(&**name) == evaluation.variant)
+        {
+            counter.fetch_add(1, Relaxed);
+        }
+        Evaluated {
+            key,
+            evaluation,
+            has_experiment: counters.has_experiment,
+        }
+    }
+}
+
+/// One reload attempt as `/v1/status` reports it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReloadAttempt {
+    /// When it ran (RFC 3339).
+    pub at: String,
+    /// What started it: `startup`, `watch`, `signal` or `admin`.
+    pub trigger: &'static str,
+    /// `applied`, `partial`, `failed` or `unchanged`.
+    pub outcome: &'static str,
+    /// Whether the file was fully valid.
+    pub ok: bool,
+    /// Whether a new config was published.
+    pub applied: bool,
+    /// A problem with the file as a whole that has no position (unreadable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Every problem found, with its position.
+    pub errors: Vec<ConfigError>,
+}
+
+impl ReloadAttempt {
+    /// An attempt started by `trigger` that ended as `outcome`.
+    pub fn new(trigger: &'static str, outcome: ReloadOutcome, errors: Vec<ConfigError>) -> Self {
+        Self {
+            at: Timestamp::now().to_string(),
+            trigger,
+            outcome: outcome.as_str(),
+            ok: matches!(outcome, ReloadOutcome::Applied | ReloadOutcome::Unchanged),
+            applied: matches!(outcome, ReloadOutcome::Applied | ReloadOutcome::Partial),
+            error: None,
+            errors,
+        }
+    }
+}
+
+/// One config problem as `/v1/status` reports it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// The flag it concerns, if a flag.
+    pub flag: Option<String>,
+    /// The section (`flag`, `segment`, `layer`, `metric`), if inside one.
+    pub section: Option<Section>,
+    /// The entry's name, if inside one.
+    pub name: Option<String>,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// `diagnostic`, found in `file`.
+    pub fn new(file: &str, diagnostic: &Diagnostic) -> Self {
+        Self {
+            file: file.to_string(),
+            flag: (diagnostic.section == Some(Section::Flag))
+                .then(|| diagnostic.name.clone())
+                .flatten(),
+            section: diagnostic.section,
+            name: diagnostic.name.clone(),
+            line: diagnostic.line,
+            column: diagnostic.column,
+            message: diagnostic.message.clone(),
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! The native API, probes, metrics, overrides, CORS and authentication,
+//! against the real binary.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::{Options, Server, status_json};
+use serde_json::json;
+
+#[tokio::test]
+async fn native_evaluation_has_full_details_and_an_optional_trace() {
+    let server = Server::start(common::CONFIG);
+    let body = r#"{"context":{"targetingKey":"u-1"}}"#;
+    let (status, one) = status_json(server.post("/v1/evaluate/color", body).await).await;
+    assert_eq!(status, 200);
+    assert_eq!(one["flag"], "color");
+    assert_eq!(one["reason"], "SPLIT");
+    assert_eq!(one["rule"], json!({ "index": 0, "name": "test" }));
+    assert!(one["bucket"].is_u64());
+    assert_eq!(one["enrolled"], true);
+    assert!(one["flag_version"].is_string() && one["config_version"].is_string());
+    assert!(one.get("trace").is_none());
+
+    let (_, explained) =
+        status_json(server.post("/v1/evaluate/color?explain=true", body).await).await;
+    let steps = explained["trace"].as_array().unwrap();
+    assert_eq!(steps.last().unwrap()["outcome"], "matched");
+    assert_eq!(steps.last().unwrap()["line"], 22);
+
+    let (status, bad) =
+        status_json(server.post("/v1/evaluate/color?explain=maybe", body).await).await;
+    assert_eq!((status, &bad["errorCode"]), (400, &json!("GENERAL")));
+    let (status, missing) = status_json(server.post("/v1/evaluate/nope", body).await).await;
+    assert_eq!(
+        (status, &missing["errorCode"]),
+        (404, &json!("FLAG_NOT_FOUND"))
+    );
+
+    let (status, all) = status_json(server.post("/v1/evaluate", body).await).await;
+    assert_eq!(status, 200);
+    let flags = all["flags"].as_object().unwrap();
+    assert_eq!(flags.len(), 6);
+    assert_eq!(flags["color"]["variant"], one["variant"]);
+    assert_eq!(flags["killed"]["reason"], "DISABLED");
+}
+
+#[tokio::test]
+async fn flags_are_listed_with_their_state() {
+    let server = Server::start(common::CONFIG);
+    let (status, list) = status_json(server.get("/v1/flags").await).await;
+    assert_eq!(status, 200);
+    let flags = list["flags"].as_array().unwrap();
+    let killed = flags.iter().find(|f| f["key"] == "killed").unwrap();
+    assert_eq!(killed["enabled"], false);
+    assert_eq!(killed["stale"], false);
+    let color = flags.iter().find(|f| f["key"] == "color").unwrap();
+    assert_eq!(color["type"], "string");
+    assert_eq!(
+        color["variants"],
+        json!({ "blue": "blue", "green": "green" })
+    );
+    assert_eq!(color["experiments"], 1);
+    assert_eq!(color["line"], 19);
+}
+
+#[tokio::test]
+async fn probes_and_metrics_answer() {
+    let server = Server::start(common::CONFIG);
+    assert_eq!(server.get("/healthz").await.text().await.unwrap(), "ok");
+    assert_eq!(server.get("/readyz").await.status(), 200);
+    server.ofrep("banner", r#"{"targetingKey":"alice"}"#).await;
+    server.ofrep("nope", "{}").await;
+    let response = server.get("/metrics").await;
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    for line in [
+        r#"flags_http_requests_total{route="/ofrep/v1/evaluate/flags/{key}",status="200"} 1"#,
+        r#"flags_http_requests_total{route="/ofrep/v1/evaluate/flags/{key}",status="404"} 1"#,
+        r#"flags_evaluations_total{flag="banner",variant="on"} 1"#,
+        r#"flags_evaluations_total{flag="banner",variant="off"} 0"#,
+        r#"flags_reloads_total{outcome="applied"} 1"#,
+        "flags_config_rejections_total 0",
+        "flags_flags 6",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+    }
+    assert!(text.contains("flags_http_request_duration_seconds_bucket{route=\"/ofrep/v1/evaluate/flags/{key}\",le=\"+Inf\"} 2"));
+    assert!(text.contains("flags_config_info{version=\""));
+}
+
+#[tokio::test]
+async fn environment_overrides_apply_and_are_reported() {
+    let server = Server::start_with(
+        common::CONFIG,
+        Options::default()
+            .env("FLAGS_OVERRIDE_LIMIT", "large")
+            .env("FLAGS_OVERRIDE_BANNER", "purple"),
+    );
+    let (_, body) = server.ofrep("limit", "{}").await;
+    assert_eq!(body["value"], 100);
+    assert_eq!(body["reason"], "STATIC");
+    assert_eq!(body["metadata"]["overridden"], true);
+    let (_, status) = status_json(server.get("/v1/status").await).await;
+    let overrides = status["overrides"].as_array().unwrap();
+    assert!(overrides.contains(&json!({ "flag": "limit", "variant": "large", "problem": null })));
+    let banner = overrides.iter().find(|o| o["flag"] == "banner").unwrap();
+    assert!(banner["problem"].as_str().unwrap().contains("purple"));
+}
+
+#[tokio::test]
+async fn with_no_tokens_everything_is_open_on_loopback() {
+    let server = Server::start(common::CONFIG);
+    let (status, body) = status_json(server.get("/v1/status").await).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["last_reload"]["trigger"], "startup");
+    assert_eq!(body["last_reload"]["errors"], json!([]));
+    assert_eq!(body["stale_flags"], json!([]));
+    let (status, experiments) = status_json(server.get("/v1/experiments").await).await;
+    assert_eq!(status, 200);
+    let experiment = &experiments["experiments"][0];
+    assert_eq!(experiment["flag"], "color");
+    assert_eq!(
+        experiment["arms"][1],
+        json!({ "variant": "green", "percent": 50.0 })
+    );
+    assert_eq!(experiment["layer"]["range_percent"], json!([0.0, 100.0]));
+}
+
+#[tokio::test]
+async fn tokens_gate_evaluation_and_admin_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "# test tokens\nadmin file-admin\n").unwrap();
+    let server = Server::start_with(
+        common::CONFIG,
+        Options::default()
+            .arg("--tokens")
+            .arg(tokens.to_str().unwrap())
+            .env("FLAGS_CLIENT_TOKENS", "c1, c2")
+            .env("FLAGS_ADMIN_TOKENS", "env-admin"),
+    );
+    let send = |path: &'static str, token: Option<(&'static str, &'static str)>| {
+        let mut request = if path.contains("evaluate") || path.contains("reload") {
+            server
+                .client
+                .post(server.url(path))
+                .header("content-type", "application/json")
+                .body("{}")
+        } else {
+            server.client.get(server.url(path))
+        };
+        if let Some((name, value)) = token {
+            request = request.header(name, value);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let bearer = |t| Some(("authorization", t));
+    let single = "/ofrep/v1/evaluate/flags/banner";
+    assert_eq!(send(single, None).await, 401);
+    assert_eq!(send(single, bearer("Bearer nope")).await, 401);
+    assert_eq!(send(single, bearer("Bearer c1")).await, 200);
+    assert_eq!(send(single, Some(("x-api-key", "c2"))).await, 200);
+    assert_eq!(
+        send("/ofrep/v1/evaluate/flags", bearer("Bearer c1")).await,
+        200
+    );
+    assert_eq!(send("/v1/flags", None).await, 401);
+    assert_eq!(send("/v1/flags", bearer("Bearer c1")).await, 200);
+    assert_eq!(send("/metrics", None).await, 401);
+    assert_eq!(send("/metrics", bearer("Bearer c1")).await, 200);
+    // Admin endpoints: clients are forbidden, admins (env or file) allowed.
+    for path in ["/v1/experiments", "/v1/admin/reload"] {
+        assert_eq!(send(path, None).await, 401, "{path}");
+        assert_eq!(send(path, bearer("Bearer c1")).await, 403, "{path}");
+        assert_eq!(send(path, bearer("Bearer env-admin")).await, 200, "{path}");
+        assert_eq!(
+            send(path, Some(("x-api-key", "file-admin"))).await,
+            200,
+            "{path}"
+        );
+    }
+    // Probes and the change feed stay open.
+    assert_eq!(send("/healthz", None).await, 200);
+    assert_eq!(send("/readyz", None).await, 200);
+
+    // Status: clients get the summary, admins the details.
+    let status = |token: &'static str| {
+        let request = server
+            .client
+            .get(server.url("/v1/status"))
+            .bearer_auth(token);
+        async move { status_json(request.send().await.unwrap()).await.1 }
+    };
+    let client_view = status("c1").await;
+    assert!(client_view["last_reload"].get("errors").is_none());
+    assert!(client_view.get("overrides").is_none());
+    let admin_view = status("env-admin").await;
+    assert_eq!(admin_view["last_reload"]["errors"], json!([]));
+    assert!(admin_view.get("overrides").is_some());
+
+    let response = server.post(single, "{}").await;
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+}
+
+#[test]
+fn non_loopback_addresses_need_tokens_or_insecure() {
+    let output = common::command()
+        .args([
+            "serve",
+            "--addr",
+            "0.0.0.0:0",
+            "--config",
+            "/nonexistent/flags.toml",
+        ])
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "nothing was served");
+}
+
+#[tokio::test]
+async fn non_loopback_with_a_token_or_insecure_starts() {
+    for options in [
+        Options::default().arg("--insecure"),
+        Options::default().env("FLAGS_CLIENT_TOKENS", "t"),
+    ] {
+        let mut server = Server::start_with(common::CONFIG, options.arg("--addr").arg("0.0.0.0:0"));
+        let port = server.base.rsplit(':').next().unwrap().to_string();
+        let local = format!("http://127.0.0.1:{port}/healthz");
+        assert_eq!(server.client.get(local).send().await.unwrap().status(), 200);
+        server.signal("TERM");
+        assert!(
+            server
+                .wait_exit(std::time::Duration::from_secs(5))
+                .is_some()
+        );
+    }
+}
+
+#[tokio::test]
+async fn cors_preflights_are_answered_for_configured_origins() {
+    let server = Server::start_with(
+        common::CONFIG,
+        Options::default()
+            .arg("--cors-origin")
+            .arg("https://app.example"),
+    );
+    let preflight = |origin: &'static str| {
+        server
+            .client
+            .request(
+                reqwest::Method::OPTIONS,
+                server.url("/ofrep/v1/evaluate/flags"),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type,authorization",
+            )
+            .send()
+    };
+    let allowed = preflight("https://app.example").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    let response = server
+        .client
+        .post(server.url("/ofrep/v1/evaluate/flags"))
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    let exposed = response.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap();
+    assert!(exposed.to_ascii_lowercase().contains("etag"), "{exposed}");
+}

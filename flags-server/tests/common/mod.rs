@@ -1,0 +1,234 @@
+//! Shared by the integration tests: start the real `flags` binary on an
+//! ephemeral port with a config in a fresh directory, and talk to it.
+
+#![allow(dead_code)] // Each test binary uses a different part of this module.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_flags");
+
+/// A small config exercising every kind of answer.
+pub const CONFIG: &str = r#"version = 1
+# Comments must survive kill/revive.
+[segments.staff]
+keys = ["alice"]
+
+[layers.page]
+salt = "page"
+
+[metrics.clicks]
+kind = "conversion"
+
+[flags.banner]
+description = "A boolean with a staff rule"
+[[flags.banner.rules]]
+name = "staff"
+segments = ["staff"]
+serve = "on"
+
+[flags.color]
+variants = { blue = "blue", green = "green" }
+default = "blue"
+[[flags.color.rules]]
+name = "test"
+split = { blue = 50, green = 50 }
+experiment = { layer = "page", range = [0, 100], metrics = ["clicks"] }
+
+[flags.limit]
+variants = { small = 10, large = 100 }
+default = "small"
+[[flags.limit.rules]]
+when = [{ attr = "plan", op = "eq", value = "pro" }]
+serve = "large"
+
+[flags.ratio]
+variants = { one = 1.0, half = 0.5 }
+default = "one"
+
+[flags.settings]
+variants = { a = { depth = 2 } }
+default = "a"
+
+[flags.killed]
+enabled = false # killed in an incident
+"#;
+
+/// A running server; stopped (SIGKILL) when dropped unless stopped first.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub client: reqwest::Client,
+}
+
+/// How to start a server.
+#[derive(Default)]
+pub struct Options {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl Options {
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_string());
+        self
+    }
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+}
+
+/// A `flags` command with no `FLAGS_*` variables inherited.
+pub fn command() -> Command {
+    let mut command = Command::new(BIN);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("FLAGS_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+impl Server {
+    /// Serves `config` with default options.
+    pub fn start(config: &str) -> Self {
+        Self::start_with(config, Options::default())
+    }
+
+    /// Serves `config` with `options`.
+    pub fn start_with(config: &str, options: Options) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flags.toml");
+        std::fs::write(&path, config).unwrap();
+        Self::serve_path(dir, path, options)
+    }
+
+    /// Serves an existing file `path` kept alive by `dir`.
+    pub fn serve_path(dir: tempfile::TempDir, path: PathBuf, options: Options) -> Self {
+        let mut command = command();
+        command.args(["serve", "--config"]).arg(&path);
+        if !options.args.iter().any(|a| a == "--addr") {
+            command.args(["--addr", "127.0.0.1:0"]);
+        }
+        command
+            .args(["--debounce", "5ms"])
+            .args(&options.args)
+            .envs(options.env.iter().map(|(k, v)| (k, v)))
+            .env("FLAGS_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        Self {
+            child,
+            base,
+            dir,
+            config: path,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs `body` as JSON.
+    pub async fn post(&self, path: &str, body: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GETs `path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// OFREP single-flag evaluation for `context` (JSON).
+    pub async fn ofrep(&self, flag: &str, context: &str) -> (u16, Value) {
+        let body = format!("{{\"context\":{context}}}");
+        let response = self
+            .post(&format!("/ofrep/v1/evaluate/flags/{flag}"), &body)
+            .await;
+        status_json(response).await
+    }
+
+    /// Sends a signal to the server.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Status and JSON body of a response.
+pub async fn status_json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.unwrap();
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
+    (status, json)
+}
+
+/// Replaces `path` the way editors save: write a temporary file, rename it over.
+pub fn save_by_rename(path: &Path, text: &str) {
+    let temp = path.with_extension("toml.swp");
+    std::fs::write(&temp, text).unwrap();
+    std::fs::rename(&temp, path).unwrap();
+}
+
+/// Polls `check` every millisecond until it holds; returns how long it took.
+pub async fn until<F, Fut>(limit: Duration, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if check().await {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("condition not met within {limit:?}");
+}
