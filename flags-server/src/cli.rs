@@ -59,6 +59,17 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 64 * 1024)]
     pub max_body: usize,
+    /// Largest `POST /v1/events` body accepted, in bytes (a batch of 1 000 events).
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub max_events_body: usize,
+    /// Directory of the event database (created on first start).
+    #[arg(
+        long = "data",
+        env = "FLAGS_DATA",
+        value_name = "DIR",
+        default_value = "data"
+    )]
+    pub data: PathBuf,
     /// Most attributes accepted in one evaluation context.
     #[arg(long, default_value_t = 128)]
     pub max_attributes: usize,

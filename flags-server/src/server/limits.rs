@@ -23,8 +23,10 @@ use crate::context::{ContextLimits, RequestBody, parse_body};
 /// Request limits.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// Largest body, in bytes.
+    /// Largest evaluation body, in bytes.
     pub max_body: usize,
+    /// Largest `POST /v1/events` body, in bytes.
+    pub max_events_body: usize,
     /// Bounds on the evaluation context.
     pub context: ContextLimits,
     /// Time to send headers, and separately the body.
@@ -49,35 +51,62 @@ impl FromRequest<AppState> for EvaluationRequest {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
         let limits = state.limits;
-        let headers = request.headers();
-        let declared = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > limits.max_body as u64) {
-            return Err(ApiError::too_large(limits.max_body));
-        }
-        let is_json = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(is_json_media_type);
-        let body = axum::body::to_bytes(request.into_body(), limits.max_body);
-        let bytes = tokio::time::timeout(limits.client_timeout, body)
+        read_json(request, limits.max_body, limits.client_timeout)
             .await
-            .map_err(|_| ApiError::timeout())?
-            .map_err(|_| {
-                ApiError::general(format!(
-                    "the request body is larger than {} bytes or was cut short",
-                    limits.max_body
-                ))
-            })?;
-        if !is_json && !bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::general(
-                "the request body must be sent as Content-Type: application/json",
-            ));
-        }
-        Ok(Self(bytes))
+            .map(Self)
     }
+}
+
+/// The bytes of a `POST /v1/events` body: like [`EvaluationRequest`] but
+/// within `--max-events-body`, since a batch is far larger than a context.
+#[derive(Debug)]
+pub struct EventsRequest(pub Bytes);
+
+impl FromRequest<AppState> for EventsRequest {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let limits = state.limits;
+        read_json(request, limits.max_events_body, limits.client_timeout)
+            .await
+            .map(Self)
+    }
+}
+
+/// Reads a body of at most `max_body` bytes within `timeout`, sent as JSON
+/// (or empty).
+async fn read_json(
+    request: Request,
+    max_body: usize,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
+    let headers = request.headers();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max_body as u64) {
+        return Err(ApiError::too_large(max_body));
+    }
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_json_media_type);
+    let body = axum::body::to_bytes(request.into_body(), max_body);
+    let bytes = tokio::time::timeout(timeout, body)
+        .await
+        .map_err(|_| ApiError::timeout())?
+        .map_err(|_| {
+            ApiError::general(format!(
+                "the request body is larger than {max_body} bytes or was cut short"
+            ))
+        })?;
+    if !is_json && !bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::general(
+            "the request body must be sent as Content-Type: application/json",
+        ));
+    }
+    Ok(bytes)
 }
 
 /// `application/json`, `application/*+json`, with or without parameters.

@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod errors;
+pub mod events;
 pub mod limits;
 pub mod metrics;
 pub mod native;
@@ -38,6 +39,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::cli::ServeArgs;
 use crate::context::ContextLimits;
 use crate::error::Error;
+use crate::events::EventLog;
 use crate::reload::{Loader, Reloader};
 use crate::tokens::Tokens;
 use errors::ApiError;
@@ -67,6 +69,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     let bound = listener
         .local_addr()
         .map_err(|e| Error::Serve(format!("cannot read the bound address: {e}")))?;
+    let events = EventLog::open(&args.data);
     let (drain, draining) = watch::channel(false);
     let state: AppState = Arc::new(ServerState {
         live,
@@ -74,10 +77,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         tokens,
         limits: Limits {
             max_body: args.max_body,
+            max_events_body: args.max_events_body,
             context: ContextLimits::new(args.max_attributes),
             client_timeout: args.client_timeout,
         },
         reloader,
+        events,
         in_flight: Arc::new(Semaphore::new(args.max_in_flight)),
         streams: Arc::new(Semaphore::new(args.max_in_flight)),
         public_url: args.public_url,

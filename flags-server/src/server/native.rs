@@ -21,6 +21,7 @@ use super::errors::ApiError;
 use super::json;
 use super::limits::EvaluationRequest;
 use super::state::{AppState, ReloadAttempt};
+use crate::events::EventLogStatus;
 use crate::tokens::Role;
 use crate::views::EvaluationView;
 
@@ -56,6 +57,7 @@ pub async fn evaluate_flag(
         published.evaluate(&key, &ctx, at, &mut NoExplain)
     }
     .ok_or_else(|| ApiError::flag_not_found(&key))?;
+    state.record_exposure(&evaluated, ctx.key());
     Ok(json(&EvaluationView {
         flag: evaluated.key,
         config_version: published.snapshot.version(),
@@ -77,11 +79,14 @@ pub async fn evaluate_all(
     let version = published.snapshot.version();
     let flags = published
         .evaluate_all(&ctx, Timestamp::now())
-        .map(|evaluated| EvaluationView {
-            flag: evaluated.key,
-            config_version: version,
-            evaluation: evaluated.evaluation,
-            trace: None,
+        .map(|evaluated| {
+            state.record_exposure(&evaluated, ctx.key());
+            EvaluationView {
+                flag: evaluated.key,
+                config_version: version,
+                evaluation: evaluated.evaluation,
+                trace: None,
+            }
         })
         .collect();
     Ok(json(&AllEvaluations {
@@ -192,6 +197,7 @@ pub async fn status(State(state): State<AppState>, Caller(role): Caller) -> Resp
         },
         stale_flags: admin.then_some(stale),
         overrides: admin.then_some(snapshot.overrides()),
+        events: state.events.status(),
     })
 }
 
@@ -206,6 +212,7 @@ struct Status<'a> {
     stale_flags: Option<Vec<&'a str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     overrides: Option<&'a [OverrideStatus]>,
+    events: EventLogStatus,
 }
 
 #[derive(Serialize)]

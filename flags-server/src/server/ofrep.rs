@@ -44,6 +44,7 @@ pub async fn evaluate_flag(
     let evaluated = published
         .evaluate(&key, &ctx, Timestamp::now(), &mut NoExplain)
         .ok_or_else(|| ApiError::flag_not_found(&key))?;
+    state.record_exposure(&evaluated, ctx.key());
     Ok(json(&Success::new(&evaluated, &published.version)))
 }
 
@@ -70,7 +71,10 @@ pub async fn evaluate_all(
     let bulk = Bulk {
         flags: published
             .evaluate_all(&ctx, Timestamp::now())
-            .map(|evaluated| Success::new(&evaluated, version))
+            .map(|evaluated| {
+                state.record_exposure(&evaluated, ctx.key());
+                Success::new(&evaluated, version)
+            })
             .collect(),
         event_streams: [EventStream {
             kind: "sse",

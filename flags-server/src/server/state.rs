@@ -19,6 +19,8 @@ use tokio::sync::{Semaphore, watch};
 use super::limits::Limits;
 use super::metrics::{Metrics, ReloadOutcome};
 use super::stream::ConfigEvent;
+use crate::events::ingest::now_ms;
+use crate::events::{EventLog, Exposure};
 use crate::reload::Reloader;
 use crate::tokens::Tokens;
 
@@ -37,6 +39,8 @@ pub struct ServerState {
     pub limits: Limits,
     /// Asks for a reload (admin endpoint).
     pub reloader: Reloader,
+    /// Where experiment events go, or why they cannot.
+    pub events: EventLog,
     /// Evaluation requests allowed in flight; beyond that, 429.
     pub in_flight: Arc<Semaphore>,
     /// Open event streams allowed; beyond that, 429.
@@ -47,6 +51,28 @@ pub struct ServerState {
     pub sse_keepalive: Duration,
     /// Turns true when the server starts draining.
     pub shutdown: watch::Receiver<bool>,
+}
+
+impl ServerState {
+    /// Records `unit`'s exposure when `evaluated` enrolled it in an
+    /// experiment. Never waits: evaluations do not depend on the event store.
+    pub fn record_exposure(&self, evaluated: &Evaluated<'_>, unit: Option<&str>) {
+        let evaluation = &evaluated.evaluation;
+        if !evaluation.enrolled {
+            return;
+        }
+        if let (Ok(store), Some(unit), Some(variant)) =
+            (self.events.store(), unit, evaluation.variant)
+        {
+            store.record_exposure(Exposure {
+                id: None,
+                flag: evaluated.key.into(),
+                variant: variant.into(),
+                unit: unit.into(),
+                time: now_ms(),
+            });
+        }
+    }
 }
 
 /// The config being served, the last reload attempt and the change feed.

@@ -118,6 +118,10 @@ impl Server {
         if !options.args.iter().any(|a| a == "--addr") {
             command.args(["--addr", "127.0.0.1:0"]);
         }
+        // Never the working directory's `data/`: each server gets its own.
+        if !options.args.iter().any(|a| a == "--data") {
+            command.arg("--data").arg(dir.path().join("data"));
+        }
         command
             .args(["--debounce", "5ms"])
             .args(&options.args)

@@ -1,0 +1,83 @@
+//! Experiment events: exposures and conversions, stored durably in an
+//! embedded SQLite database under the data directory (`--data`).
+//!
+//! What it is for: accepting events (`POST /v1/events`, and the exposures the
+//! server records when it evaluates an enrolled unit) and acknowledging them
+//! only once committed (`store`); deciding which events are valid against
+//! the served config (`ingest`); and turning stored events into per-arm
+//! sufficient statistics for `flags_core::stats::analyze` (`analysis`).
+//!
+//! What it is not: a general event pipeline. Flags never depend on it: if the
+//! store cannot be opened (unwritable directory, corrupt file, full disk) the
+//! server still starts and serves flags, reports the reason in `/v1/status`,
+//! and answers event requests with 503 and that reason.
+
+pub mod ingest;
+pub mod schema;
+pub mod store;
+
+use std::path::Path;
+
+use serde::Serialize;
+
+pub use store::{EventStore, Exposure, WriteError};
+
+/// The event store, or why there is none.
+pub enum EventLog {
+    /// Open and writing.
+    Open(EventStore),
+    /// Could not be opened at startup; flags are served regardless.
+    Unavailable(String),
+}
+
+impl EventLog {
+    /// Opens the store in `dir`, or records why it cannot be.
+    pub fn open(dir: &Path) -> Self {
+        match EventStore::open(dir) {
+            Ok(store) => Self::Open(store),
+            Err(error) => {
+                tracing::error!("events are not recorded: {error}");
+                Self::Unavailable(error.to_string())
+            }
+        }
+    }
+
+    /// The store, or the reason it is unavailable.
+    pub fn store(&self) -> Result<&EventStore, &str> {
+        match self {
+            Self::Open(store) => Ok(store),
+            Self::Unavailable(reason) => Err(reason),
+        }
+    }
+
+    /// What `/v1/status` shows.
+    pub fn status(&self) -> EventLogStatus {
+        match self {
+            Self::Open(store) => {
+                let error = store.last_error();
+                EventLogStatus {
+                    available: error.is_none(),
+                    error,
+                    dropped_exposures: store.dropped_exposures(),
+                }
+            }
+            Self::Unavailable(reason) => EventLogStatus {
+                available: false,
+                error: Some(reason.clone()),
+                dropped_exposures: 0,
+            },
+        }
+    }
+}
+
+/// The event store's health.
+#[derive(Serialize)]
+pub struct EventLogStatus {
+    /// Whether events are being stored.
+    pub available: bool,
+    /// Why not, when not (startup failure or the last failed commit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Exposures dropped because the writer was saturated.
+    pub dropped_exposures: u64,
+}

@@ -1,0 +1,181 @@
+//! The event database's file, connection settings and schema migrations.
+//!
+//! One SQLite file, `events.sqlite3`, in the data directory. The schema
+//! version is `PRAGMA user_version`; each migration moves it up by one in
+//! its own transaction, so an interrupted upgrade leaves the previous
+//! version intact. A database newer than this binary is refused rather than
+//! written to. Not here: what is written (`store`) or read (`analysis`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+/// The database file's name inside the data directory.
+pub const FILE_NAME: &str = "events.sqlite3";
+
+/// Migrations in order; entry `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: first exposure per unit and variant, and conversions by id.
+    //
+    // An exposure row is the unit's first exposure to that variant: later
+    // ones change nothing an analysis reads, so the key makes them free
+    // no-ops. Conversions are keyed by the client's event id so a redelivered
+    // event is stored once. Times are Unix milliseconds.
+    "CREATE TABLE exposures (
+         flag    TEXT    NOT NULL,
+         unit    TEXT    NOT NULL,
+         variant TEXT    NOT NULL,
+         time    INTEGER NOT NULL,
+         id      TEXT,
+         PRIMARY KEY (flag, unit, variant)
+     ) WITHOUT ROWID;
+     CREATE TABLE conversions (
+         id     TEXT    NOT NULL PRIMARY KEY,
+         metric TEXT    NOT NULL,
+         unit   TEXT    NOT NULL,
+         value  REAL,
+         time   INTEGER NOT NULL
+     );
+     CREATE INDEX conversions_by_metric_unit ON conversions (metric, unit, time);",
+];
+
+/// The schema version this binary writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Why the event database cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The data directory cannot be created or is not writable.
+    #[error("data directory {}: {source}", path.display())]
+    Directory {
+        /// The directory.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// SQLite refused: corrupt file, full disk, read-only file, lock held too long.
+    #[error("event database {}: {source}", path.display())]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// The file was written by a newer `flags`.
+    #[error(
+        "event database {}: schema version {found} is newer than this binary's {VERSION}; upgrade flags",
+        path.display()
+    )]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: i64,
+    },
+}
+
+/// Opens (creating the directory and file if needed) the database for
+/// writing and brings its schema up to date.
+///
+/// WAL lets analyses read while the writer commits. `synchronous = FULL`
+/// syncs the WAL on every commit: an event is acknowledged only after its
+/// commit, and with NORMAL a power loss could roll back commits already
+/// acknowledged. Group commit (`store`) pays one sync per group, not per event.
+pub fn open_for_writing(dir: &Path) -> Result<Connection, OpenError> {
+    std::fs::create_dir_all(dir).map_err(|source| OpenError::Directory {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let path = dir.join(FILE_NAME);
+    let sqlite = |source| OpenError::Sqlite {
+        path: path.clone(),
+        source,
+    };
+    let mut connection = Connection::open(&path).map_err(sqlite)?;
+    connection
+        .busy_timeout(Duration::from_secs(5))
+        .map_err(sqlite)?;
+    // `journal_mode` answers with the mode in force: reading it is also the
+    // first read of the file, which is where a corrupt file shows up.
+    let mode: String = connection
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(sqlite)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(sqlite(rusqlite::Error::InvalidParameterName(format!(
+            "cannot switch to WAL mode (journal_mode is {mode})"
+        ))));
+    }
+    connection
+        .execute_batch("PRAGMA synchronous = FULL;")
+        .map_err(sqlite)?;
+    migrate(&mut connection).map_err(|e| match e {
+        MigrateError::Sqlite(source) => sqlite(source),
+        MigrateError::TooNew(found) => OpenError::TooNew {
+            path: path.clone(),
+            found,
+        },
+    })?;
+    Ok(connection)
+}
+
+enum MigrateError {
+    Sqlite(rusqlite::Error),
+    TooNew(i64),
+}
+
+impl From<rusqlite::Error> for MigrateError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Sqlite(error)
+    }
+}
+
+/// Applies the migrations the file lacks, one transaction each.
+fn migrate(connection: &mut Connection) -> Result<(), MigrateError> {
+    let found: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > VERSION {
+        return Err(MigrateError::TooNew(found));
+    }
+    for (from, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let transaction = connection.transaction()?;
+        transaction.execute_batch(migration)?;
+        transaction.pragma_update(None, "user_version", from as i64 + 1)?;
+        transaction.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_directory_gets_the_current_schema_and_reopening_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("nested/data");
+        let connection = open_for_writing(&data).unwrap();
+        let version: i64 = connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, VERSION);
+        drop(connection);
+        open_for_writing(&data).unwrap();
+    }
+
+    #[test]
+    fn a_corrupt_file_or_a_newer_schema_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), vec![0x5a; 8192]).unwrap();
+        let error = open_for_writing(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("not a database"), "{error}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let connection = open_for_writing(dir.path()).unwrap();
+        connection
+            .pragma_update(None, "user_version", VERSION + 1)
+            .unwrap();
+        drop(connection);
+        let error = open_for_writing(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("newer than this binary"), "{error}");
+    }
+}

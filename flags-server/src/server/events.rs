@@ -1,0 +1,41 @@
+//! `POST /v1/events`: a batch of exposures and conversions, answered once
+//! the valid ones are committed.
+//!
+//! Checking is `crate::events::ingest`, storing `crate::events::store`; this
+//! handler only joins them to HTTP. A store that is unavailable or cannot
+//! write answers 503 with the reason; flags are unaffected.
+
+use axum::extract::State;
+use axum::response::Response;
+
+use super::auth::Caller;
+use super::errors::ApiError;
+use super::json;
+use super::limits::EventsRequest;
+use super::state::AppState;
+use crate::events::ingest::{self, BatchError};
+
+/// `POST /v1/events` (any valid token).
+pub async fn ingest(
+    State(state): State<AppState>,
+    _: Caller,
+    request: Result<EventsRequest, ApiError>,
+) -> Result<Response, ApiError> {
+    let EventsRequest(body) = request?;
+    let store = state
+        .events
+        .store()
+        .map_err(|reason| ApiError::unavailable(format!("events are not recorded: {reason}")))?;
+    let mut batch = {
+        let published = state.live.current.load();
+        ingest::check(&body, &published.snapshot, ingest::now_ms()).map_err(|e| match e {
+            BatchError::Parse(details) => ApiError::parse(details),
+            BatchError::TooLarge(_) => ApiError::general(e.to_string()),
+        })?
+    };
+    let stored = store
+        .write(std::mem::take(&mut batch.events))
+        .await
+        .map_err(ApiError::from)?;
+    Ok(json(&batch.receipt(&stored)))
+}

@@ -1,0 +1,135 @@
+//! `POST /v1/events` and automatic exposures against the real binary.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Options, Server, status_json, until};
+use serde_json::{Value, json};
+
+async fn send(server: &Server, events: Value) -> (u16, Value) {
+    let body = json!({ "events": events }).to_string();
+    status_json(server.post("/v1/events", &body).await).await
+}
+
+fn count(server: &Server, sql: &str) -> i64 {
+    let path = server.dir.path().join("data/events.sqlite3");
+    let connection = rusqlite::Connection::open(path).unwrap();
+    connection.query_row(sql, [], |row| row.get(0)).unwrap()
+}
+
+#[tokio::test]
+async fn valid_events_are_stored_once_and_bad_ones_are_rejected_with_a_reason() {
+    let server = Server::start(common::CONFIG);
+    let future = "2999-01-01T00:00:00Z";
+    let (status, receipt) = send(
+        &server,
+        json!([
+            {"type": "exposure", "id": "e1", "flag": "color", "variant": "green", "key": "u1",
+             "time": "2026-01-01T00:00:00Z"},
+            {"type": "conversion", "id": "c1", "metric": "clicks", "key": "u1"},
+            {"type": "conversion", "id": "c1", "metric": "clicks", "key": "u1"},
+            {"type": "exposure", "id": "e2", "flag": "banner", "variant": "on", "key": "u1"},
+            {"type": "exposure", "id": "e3", "flag": "color", "variant": "purple", "key": "u1"},
+            {"type": "conversion", "id": "c2", "metric": "nope", "key": "u1"},
+            {"type": "conversion", "id": "c3", "metric": "clicks"},
+            {"type": "conversion", "id": "c4", "metric": "clicks", "key": "u1", "time": future},
+            {"type": "click", "id": "c5", "key": "u1"},
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200, "{receipt}");
+    assert_eq!(receipt["received"], 9);
+    assert_eq!(receipt["stored"], 2);
+    assert_eq!(receipt["duplicates"], 1);
+    assert_eq!(receipt["rejected"], 6);
+    let problems = receipt["problems"].as_array().unwrap();
+    let reason = |index: usize| -> String {
+        let problem = problems.iter().find(|p| p["index"] == index).unwrap();
+        problem["reason"].as_str().unwrap_or("").to_string()
+    };
+    assert_eq!(problems[0]["status"], "duplicate");
+    assert_eq!(problems[0]["id"], "c1");
+    assert!(reason(3).contains("runs no experiment"), "{}", reason(3));
+    assert!(reason(4).contains("not an arm"), "{}", reason(4));
+    assert!(reason(5).contains("no metric"), "{}", reason(5));
+    assert!(reason(6).contains("`key` is missing"), "{}", reason(6));
+    assert!(reason(7).contains("future"), "{}", reason(7));
+    assert!(reason(8).contains("unknown `type`"), "{}", reason(8));
+
+    // Redelivering the whole batch stores nothing new.
+    let (_, again) = send(
+        &server,
+        json!([{"type": "conversion", "id": "c1", "metric": "clicks", "key": "u1"}]),
+    )
+    .await;
+    assert_eq!(again["duplicates"], 1);
+    assert_eq!(count(&server, "SELECT count(*) FROM conversions"), 1);
+
+    let too_many: Vec<Value> = (0..1001)
+        .map(|i| json!({"type": "conversion", "id": format!("x{i}"), "metric": "clicks", "key": "u"}))
+        .collect();
+    let (status, error) = send(&server, Value::Array(too_many)).await;
+    assert_eq!(status, 400);
+    assert!(
+        error["errorDetails"]
+            .as_str()
+            .unwrap()
+            .contains("at most 1000")
+    );
+}
+
+#[tokio::test]
+async fn evaluating_an_enrolled_unit_records_its_first_exposure_once() {
+    let server = Server::start(common::CONFIG);
+    for _ in 0..3 {
+        let (status, _) = server.ofrep("color", r#"{"targetingKey": "u-7"}"#).await;
+        assert_eq!(status, 200);
+    }
+    server
+        .post("/v1/evaluate", r#"{"context": {"targetingKey": "u-8"}}"#)
+        .await;
+    // Exposures are written off the request path: wait for them.
+    until(Duration::from_secs(5), || async {
+        count(&server, "SELECT count(*) FROM exposures") == 2
+    })
+    .await;
+    assert_eq!(
+        count(
+            &server,
+            "SELECT count(*) FROM exposures WHERE flag = 'color' AND unit = 'u-7'"
+        ),
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_unusable_data_directory_leaves_flags_served_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_directory = dir.path().join("file");
+    std::fs::write(&not_a_directory, "x").unwrap();
+    let server = Server::start_with(
+        common::CONFIG,
+        Options::default()
+            .arg("--data")
+            .arg(not_a_directory.to_str().unwrap()),
+    );
+    let (status, _) = server.ofrep("color", r#"{"targetingKey": "u-1"}"#).await;
+    assert_eq!(status, 200);
+    let (status, body) = send(
+        &server,
+        json!([{"type": "conversion", "id": "c1", "metric": "clicks", "key": "u1"}]),
+    )
+    .await;
+    assert_eq!(status, 503);
+    assert!(
+        body["errorDetails"]
+            .as_str()
+            .unwrap()
+            .contains("data directory"),
+        "{body}"
+    );
+    let (_, status) = status_json(server.get("/v1/status").await).await;
+    assert_eq!(status["events"]["available"], false);
+    assert!(status["events"]["error"].is_string());
+}
