@@ -28,6 +28,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Evaluate one flag for one context and say why.
     Eval(EvalArgs),
+    /// Print an experiment's readout from the event database.
+    Results(ResultsArgs),
     /// Turn a flag's kill switch off (`enabled = false`), editing the file in place.
     Kill(EditArgs),
     /// Turn a flag's kill switch back on (`enabled = true`), editing the file in place.
@@ -125,6 +127,27 @@ pub struct EvalArgs {
     /// Show every rule tried, why it matched or not, and its line.
     #[arg(long)]
     pub explain: bool,
+}
+
+/// `flags results`.
+#[derive(Debug, Args)]
+pub struct ResultsArgs {
+    /// The flag running the experiment.
+    pub flag: String,
+    /// Directory of the event database (as `flags serve --data`).
+    #[arg(
+        long = "data",
+        env = "FLAGS_DATA",
+        value_name = "DIR",
+        default_value = "data"
+    )]
+    pub data: PathBuf,
+    /// The config file.
+    #[arg(long, env = "FLAGS_CONFIG", default_value = "flags.toml")]
+    pub config: PathBuf,
+    /// Print the results endpoint's JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `flags kill` and `flags revive`.

@@ -24,6 +24,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Check(args) => commands::check::run(&args),
         Command::Eval(args) => commands::eval::run(&args),
+        Command::Results(args) => commands::results::run(&args),
         Command::Kill(args) => commands::edit::run(&args, false),
         Command::Revive(args) => commands::edit::run(&args, true),
         Command::Serve(args) => serve(args),

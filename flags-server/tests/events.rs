@@ -133,3 +133,122 @@ async fn an_unusable_data_directory_leaves_flags_served_and_says_why() {
     assert_eq!(status["events"]["available"], false);
     assert!(status["events"]["error"].is_string());
 }
+
+/// Two arms and one conversion metric, with a revenue mean metric added.
+const AB_CONFIG: &str = r#"version = 1
+[metrics.clicks]
+kind = "conversion"
+[metrics.revenue]
+kind = "mean"
+[flags.color]
+variants = { blue = "blue", green = "green" }
+default = "blue"
+[[flags.color.rules]]
+split = { blue = 50, green = 50 }
+experiment = { metrics = ["clicks", "revenue"] }
+"#;
+
+fn exposure(id: &str, variant: &str, key: &str, time: &str) -> Value {
+    json!({"type": "exposure", "id": id, "flag": "color", "variant": variant, "key": key, "time": time})
+}
+
+fn conversion(id: &str, metric: &str, key: &str, value: Option<f64>, time: &str) -> Value {
+    json!({"type": "conversion", "id": id, "metric": metric, "key": key, "value": value, "time": time})
+}
+
+#[tokio::test]
+async fn the_readout_counts_units_from_their_first_exposure_and_excludes_switchers() {
+    let server = Server::start(AB_CONFIG);
+    let t0 = "2026-01-01T00:00:00Z";
+    let before = "2025-12-31T00:00:00Z";
+    let after = "2026-01-02T00:00:00Z";
+    let mut events = Vec::new();
+    for i in 0..10 {
+        events.push(exposure(&format!("eb{i}"), "blue", &format!("b{i}"), t0));
+        events.push(exposure(&format!("eg{i}"), "green", &format!("g{i}"), t0));
+    }
+    // A switcher, seen in both arms: excluded everywhere.
+    events.push(exposure("s1", "blue", "switcher", t0));
+    events.push(exposure("s2", "green", "switcher", t0));
+    events.push(conversion("cs", "clicks", "switcher", None, after));
+    // blue: b0 converts twice (counts once), b1 converted only before exposure.
+    events.push(conversion("c1", "clicks", "b0", None, after));
+    events.push(conversion("c2", "clicks", "b0", None, after));
+    events.push(conversion("c3", "clicks", "b1", None, before));
+    // green: g0..g4 convert.
+    for i in 0..5 {
+        events.push(conversion(
+            &format!("cg{i}"),
+            "clicks",
+            &format!("g{i}"),
+            None,
+            after,
+        ));
+    }
+    // revenue: b0 spends 10 then 5 (15 in total), g0 spends 20.
+    events.push(conversion("r1", "revenue", "b0", Some(10.0), after));
+    events.push(conversion("r2", "revenue", "b0", Some(5.0), after));
+    events.push(conversion("r3", "revenue", "g0", Some(20.0), after));
+    let (status, receipt) = send(&server, Value::Array(events)).await;
+    assert_eq!(status, 200, "{receipt}");
+    assert_eq!(receipt["rejected"], 0, "{receipt}");
+
+    let (status, results) = status_json(server.get("/v1/experiments/color/results").await).await;
+    assert_eq!(status, 200, "{results}");
+    assert_eq!(results["units"], 20);
+    assert_eq!(results["multiple_exposures"], 1);
+    assert_eq!(results["sample_ratio_mismatch"]["mismatch"], false);
+    let clicks = &results["metrics"][0];
+    assert_eq!(clicks["metric"], "clicks");
+    assert_eq!(
+        clicks["inputs"],
+        json!([
+            {"name": "blue", "units": 10, "conversions": 1},
+            {"name": "green", "units": 10, "conversions": 5},
+        ])
+    );
+    let revenue = &results["metrics"][1];
+    assert_eq!(
+        revenue["inputs"],
+        json!([
+            {"name": "blue", "units": 10, "sum": 15.0, "sum_of_squares": 225.0},
+            {"name": "green", "units": 10, "sum": 20.0, "sum_of_squares": 400.0},
+        ])
+    );
+    // The analysis is the statistics module's for the same inputs.
+    for metric in [clicks, revenue] {
+        let request: flags_core::stats::AnalysisRequest = serde_json::from_value(json!({
+            "metric": metric["analysis"]["metric"],
+            "arms": metric["inputs"],
+            "weights": [500000.0, 500000.0],
+        }))
+        .unwrap();
+        let expected = flags_core::stats::analyze(&request).unwrap();
+        common::assert_json_close(
+            &metric["analysis"],
+            &serde_json::to_value(&expected).unwrap(),
+        );
+    }
+
+    let (status, listing) = status_json(server.get("/v1/experiments").await).await;
+    assert_eq!(status, 200);
+    assert_eq!(listing["experiments"][0]["status"], "running");
+    let (status, _) = status_json(server.get("/v1/experiments/nope/results").await).await;
+    assert_eq!(status, 404);
+
+    // The command line reads the same database.
+    let output = common::command()
+        .args(["results", "color", "--data"])
+        .arg(server.dir.path().join("data"))
+        .arg("--config")
+        .arg(&server.config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains("experiment color: 20 units (1 more excluded"),
+        "{text}"
+    );
+    assert!(text.contains("metric revenue"), "{text}");
+}

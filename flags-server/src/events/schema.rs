@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 
 /// The database file's name inside the data directory.
 pub const FILE_NAME: &str = "events.sqlite3";
@@ -119,6 +119,35 @@ pub fn open_for_writing(dir: &Path) -> Result<Connection, OpenError> {
     Ok(connection)
 }
 
+/// Opens an existing database read-only (analyses, `flags results`).
+pub fn open_for_reading(dir: &Path) -> Result<Connection, OpenError> {
+    let path = dir.join(FILE_NAME);
+    let sqlite = |source| OpenError::Sqlite {
+        path: path.clone(),
+        source,
+    };
+    let connection = Connection::open_with_flags(
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sqlite)?;
+    connection
+        .busy_timeout(Duration::from_secs(5))
+        .map_err(sqlite)?;
+    let found: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(sqlite)?;
+    if found > VERSION {
+        return Err(OpenError::TooNew { path, found });
+    }
+    if found < VERSION {
+        return Err(sqlite(rusqlite::Error::InvalidParameterName(format!(
+            "schema version {found} is older than {VERSION}; start `flags serve` once to upgrade it"
+        ))));
+    }
+    Ok(connection)
+}
+
 enum MigrateError {
     Sqlite(rusqlite::Error),
     TooNew(i64),
@@ -160,6 +189,7 @@ mod tests {
         assert_eq!(version, VERSION);
         drop(connection);
         open_for_writing(&data).unwrap();
+        open_for_reading(&data).unwrap();
     }
 
     #[test]

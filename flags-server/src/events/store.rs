@@ -11,7 +11,7 @@
 //! waiting for an answer. Not here: validating events (`ingest`) or reading
 //! them (`analysis`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -95,6 +95,7 @@ struct Write {
 
 /// The writer's handle (cheap to share; the thread stops when it is dropped).
 pub struct EventStore {
+    dir: PathBuf,
     queue: SyncSender<Write>,
     health: Arc<Health>,
 }
@@ -122,7 +123,16 @@ impl EventStore {
                 path: dir.to_path_buf(),
                 source,
             })?;
-        Ok(Self { queue, health })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            queue,
+            health,
+        })
+    }
+
+    /// The data directory (readers open their own connections there).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Stores `events`, answering once they are committed.

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::context::BodyError;
 use crate::events::WriteError;
+use crate::events::analysis::ResultsError;
 
 /// OFREP error codes this server sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -182,6 +183,15 @@ impl From<BodyError> for ApiError {
 impl From<WriteError> for ApiError {
     fn from(error: WriteError) -> Self {
         Self::unavailable(error.to_string())
+    }
+}
+
+impl From<ResultsError> for ApiError {
+    fn from(error: ResultsError) -> Self {
+        match error {
+            ResultsError::NotFound(details) => Self::new(StatusCode::NOT_FOUND, None, details),
+            ResultsError::Database(_) => Self::unavailable(error.to_string()),
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod errors;
 pub mod events;
+pub mod experiments;
 pub mod limits;
 pub mod metrics;
 pub mod native;

@@ -1,6 +1,6 @@
 //! The native API under `/v1/`: full evaluation details (rule, bucket,
-//! versions, enrolment, optional trace), flag listings, status, experiments
-//! and the admin reload.
+//! versions, enrolment, optional trace), flag listings, status and the
+//! admin reload.
 //!
 //! Field names are the core's `snake_case`, shared with `flags eval --json`
 //! through `views`. Request bodies are OFREP's (`{"context": {...}}`), so a
@@ -12,7 +12,6 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use flags_core::{
     ConfigVersion, FlagInfo, NoExplain, OverrideStatus, Timestamp, Trace, Value, ValueType,
-    bucket::BUCKETS,
 };
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -226,76 +225,6 @@ enum LastReload<'a> {
         ok: bool,
         applied: bool,
     },
-}
-
-/// `GET /v1/experiments` (admin): every experiment and how it is laid out.
-///
-/// The server does not collect exposures or metric events, so there are no
-/// readouts here yet: only what each experiment enrols and splits.
-pub async fn experiments(State(state): State<AppState>, _: Admin) -> Response {
-    let published = state.live.current.load();
-    let experiments = published
-        .snapshot
-        .flags()
-        .flat_map(|flag| {
-            // Collected per flag: the iterator borrows `flag`, which is local here.
-            flag.experiments()
-                .map(|e| Experiment {
-                    flag: flag.key(),
-                    rule_index: e.rule_index(),
-                    traffic_percent: percent(e.traffic()),
-                    layer: e.layer().map(|(name, start, end)| Layer {
-                        name,
-                        range_percent: [percent(start), percent(end)],
-                    }),
-                    arms: e
-                        .arms()
-                        .map(|(variant, width)| Arm {
-                            variant,
-                            percent: percent(width),
-                        })
-                        .collect(),
-                    metrics: e.metrics().collect(),
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    json(&Experiments {
-        config_version: published.snapshot.version(),
-        experiments,
-    })
-}
-
-fn percent(buckets: u32) -> f64 {
-    f64::from(buckets) * 100.0 / f64::from(BUCKETS)
-}
-
-#[derive(Serialize)]
-struct Experiments<'a> {
-    config_version: ConfigVersion,
-    experiments: Vec<Experiment<'a>>,
-}
-
-#[derive(Serialize)]
-struct Experiment<'a> {
-    flag: &'a str,
-    rule_index: usize,
-    traffic_percent: f64,
-    layer: Option<Layer<'a>>,
-    arms: Vec<Arm<'a>>,
-    metrics: Vec<&'a str>,
-}
-
-#[derive(Serialize)]
-struct Layer<'a> {
-    name: &'a str,
-    range_percent: [f64; 2],
-}
-
-#[derive(Serialize)]
-struct Arm<'a> {
-    variant: &'a str,
-    percent: f64,
 }
 
 /// `POST /v1/admin/reload` (admin): reloads now and reports the attempt.

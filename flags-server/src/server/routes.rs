@@ -17,7 +17,7 @@ use tower_http::cors::CorsLayer;
 use super::errors::ApiError;
 use super::state::AppState;
 use super::stream::STREAM_PATH;
-use super::{events, limits, metrics, native, ofrep, stream};
+use super::{events, experiments, limits, metrics, native, ofrep, stream};
 
 /// The whole HTTP API.
 pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
@@ -31,7 +31,8 @@ pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
         .merge(evaluations)
         .route("/v1/flags", get(native::list_flags))
         .route("/v1/status", get(native::status))
-        .route("/v1/experiments", get(native::experiments))
+        .route("/v1/experiments", get(experiments::list))
+        .route("/v1/experiments/{flag}/results", get(experiments::results))
         .route("/v1/events", post(events::ingest))
         .route("/v1/admin/reload", post(native::reload))
         .route(STREAM_PATH, get(stream::stream))

@@ -236,3 +236,29 @@ where
     }
     panic!("condition not met within {limit:?}");
 }
+
+/// Asserts `actual == expected` as JSON, numbers within 1e-12 relative: JSON
+/// text parsed back may differ from the serialised float in the last bit.
+pub fn assert_json_close(actual: &Value, expected: &Value) {
+    match (actual, expected) {
+        (Value::Number(a), Value::Number(e)) => {
+            let (a, e) = (a.as_f64().unwrap(), e.as_f64().unwrap());
+            assert!((a - e).abs() <= 1e-12 * e.abs().max(1e-300), "{a} != {e}");
+        }
+        (Value::Array(a), Value::Array(e)) => {
+            assert_eq!(a.len(), e.len(), "{actual} != {expected}");
+            a.iter().zip(e).for_each(|(a, e)| assert_json_close(a, e));
+        }
+        (Value::Object(a), Value::Object(e)) => {
+            assert_eq!(
+                a.keys().collect::<Vec<_>>(),
+                e.keys().collect::<Vec<_>>(),
+                "{actual} != {expected}"
+            );
+            a.values()
+                .zip(e.values())
+                .for_each(|(a, e)| assert_json_close(a, e));
+        }
+        _ => assert_eq!(actual, expected),
+    }
+}

@@ -1,0 +1,143 @@
+//! `flags results FLAG`: an experiment's readout as tables, read straight
+//! from the event database (the server need not run; it may).
+//!
+//! The numbers are the results endpoint's (`crate::events::analysis`); only
+//! the presentation is here.
+
+use flags_core::stats::{Analysis, ArmStats, Interval};
+use flags_core::{Overrides, compile};
+
+use crate::cli::ResultsArgs;
+use crate::error::{Error, read_config};
+use crate::events::analysis::{self, ExperimentResults, MetricOutcome, ResultsError};
+use crate::events::schema;
+
+/// Prints the readout of `args.flag`.
+pub fn run(args: &ResultsArgs) -> Result<(), Error> {
+    let file = args.config.display().to_string();
+    let text = read_config(&args.config)?;
+    let snapshot = compile(&text, &Overrides::from_env())
+        .map_err(|problems| Error::Invalid(problems.in_file(file)))?;
+    let connection =
+        schema::open_for_reading(&args.data).map_err(|e| Error::Serve(e.to_string()))?;
+    let results = analysis::results(&connection, &snapshot, &args.flag).map_err(|e| match e {
+        ResultsError::NotFound(_) => Error::UnknownFlag(args.flag.clone()),
+        ResultsError::Database(_) => Error::Serve(e.to_string()),
+    })?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&results)
+            .map_err(|e| Error::Serve(format!("cannot serialise the readout: {e}")))?;
+        println!("{text}");
+    } else {
+        print!("{}", render(&results));
+    }
+    Ok(())
+}
+
+/// The readout as text.
+fn render(results: &ExperimentResults) -> String {
+    let mut out = String::new();
+    let srm = &results.sample_ratio_mismatch;
+    out += &format!("experiment {}: {} units", results.flag, results.units);
+    if results.multiple_exposures > 0 {
+        out += &format!(
+            " ({} more excluded: exposed to several variants)",
+            results.multiple_exposures
+        );
+    }
+    out += "\n";
+    if srm.mismatch {
+        out += &format!(
+            "!! SAMPLE RATIO MISMATCH: p = {} < {}: the units per arm do not match the split;\n\
+             !! assignment or logging is broken, and the results below cannot be trusted.\n",
+            number(srm.p_value),
+            srm.threshold
+        );
+    }
+    out += "\narm            split    units   expected\n";
+    for (arm, expected) in results.arms.iter().zip(&srm.expected_units) {
+        out += &format!(
+            "{:<12} {:>6.2}% {:>8} {:>10.1}\n",
+            arm.variant, arm.percent, arm.units, expected
+        );
+    }
+    out += &format!("sample ratio check: p = {}\n", number(srm.p_value));
+    for metric in &results.metrics {
+        out += &format!("\nmetric {}\n", metric.metric);
+        match &metric.outcome {
+            MetricOutcome::Analysis(analysis) => {
+                out += &render_analysis(metric.inputs.as_slice(), analysis)
+            }
+            MetricOutcome::Error(error) => out += &format!("  no analysis: {error}\n"),
+        }
+    }
+    out
+}
+
+fn render_analysis(inputs: &[flags_core::stats::ArmInput], analysis: &Analysis) -> String {
+    let mut out = format!(
+        "{:<12} {:>8} {:>12} {:>10} {:>9} {:>21} {:>9} {:>9} {:>9} {:>8}\n",
+        "arm",
+        "units",
+        "events/sum",
+        "mean",
+        "lift",
+        "lift 95% CI",
+        "p",
+        "p (holm)",
+        "p (seq)",
+        "P(beat)"
+    );
+    for (i, (input, summary)) in inputs.iter().zip(&analysis.arms).enumerate() {
+        let total = match input.stats {
+            ArmStats::Conversion(s) => s.conversions as f64,
+            ArmStats::Mean(s) => s.sum,
+        };
+        let comparison = i.checked_sub(1).and_then(|j| analysis.comparisons.get(j));
+        out += &format!(
+            "{:<12} {:>8} {:>12} {:>10}",
+            summary.name,
+            summary.units,
+            format!("{total:.6}")
+                .trim_end_matches('0')
+                .trim_end_matches('.'),
+            number(summary.mean)
+        );
+        match comparison {
+            None => out += "  (control)\n",
+            Some(c) => {
+                out += &format!(
+                    " {:>9} {:>21} {:>9} {:>9} {:>9} {:>8}\n",
+                    percent(c.comparison.relative_lift),
+                    interval(c.comparison.relative_lift_ci),
+                    number(c.comparison.p_value),
+                    number(c.adjusted_p_value),
+                    number(c.sequential.p_value),
+                    c.chance_to_beat_control
+                        .map_or("-".into(), |p| format!("{:.1}%", p * 100.0)),
+                )
+            }
+        }
+    }
+    out
+}
+
+fn number(x: Option<f64>) -> String {
+    match x {
+        None => "-".into(),
+        Some(x) if x != 0.0 && x.abs() < 1e-3 => format!("{x:.2e}"),
+        Some(x) => format!("{x:.4}"),
+    }
+}
+
+fn percent(x: Option<f64>) -> String {
+    x.map_or("-".into(), |x| format!("{:+.2}%", x * 100.0))
+}
+
+fn interval(ci: Option<Interval>) -> String {
+    let bound =
+        |b: Option<f64>, inf: &str| b.map_or(inf.to_string(), |b| format!("{:+.2}%", b * 100.0));
+    ci.map_or("-".into(), |ci| {
+        format!("[{}, {}]", bound(ci.lower, "-inf"), bound(ci.upper, "+inf"))
+    })
+}
