@@ -126,6 +126,9 @@ pub struct ExperimentConfig {
     /// Metrics the readout reports.
     #[serde(default)]
     pub metrics: Vec<Spanned<String>>,
+    /// Relative minimum detectable effect, in percent of the control's rate
+    /// (`5` = a 5% relative lift), for sizing the experiment.
+    pub mde: Option<Spanned<f64>>,
 }
 
 /// One condition of a `when` list.

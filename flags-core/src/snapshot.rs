@@ -187,6 +187,8 @@ pub(crate) struct Experiment {
     pub(crate) traffic_seed: u64,
     pub(crate) layer: Option<LayerRange>,
     pub(crate) metrics: Box<[Box<str>]>,
+    /// Relative minimum detectable effect as a fraction (`0.05` = 5%).
+    pub(crate) mde: Option<f64>,
 }
 
 /// The part of a layer an experiment owns: `start <= bucket < end`.
@@ -440,6 +442,37 @@ impl<'s> ExperimentInfo<'s> {
             .layer
             .as_ref()
             .map(|l| (&*l.name, l.start, l.end))
+    }
+    /// The relative minimum detectable effect as a fraction (`mde = 5` is
+    /// `0.05`), if configured.
+    pub fn mde(&self) -> Option<f64> {
+        self.experiment.mde
+    }
+    /// A hash of everything that decides which enrolled unit gets which arm
+    /// and who is enrolled: the split (variants and bucket ranges), the
+    /// traffic, the layer range and the salts (flag, traffic and layer
+    /// seeds). Equal hashes mean the same assignment, so a readout may pool
+    /// the units of both; a changed hash starts a new analysis phase.
+    pub fn assignment_hash(&self) -> u64 {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        let mut word = |x: u64| hasher.update(&x.to_le_bytes());
+        word(self.flag.seed);
+        word(u64::from(self.experiment.traffic));
+        word(self.experiment.traffic_seed);
+        match &self.experiment.layer {
+            Some(layer) => {
+                word(layer.seed);
+                word(u64::from(layer.start));
+                word(u64::from(layer.end));
+            }
+            None => word(u64::MAX),
+        }
+        for arm in self.arms {
+            word(u64::from(arm.end));
+            let name = &self.flag.variants[arm.variant as usize].key;
+            word(xxhash_rust::xxh3::xxh3_64(name.as_bytes()));
+        }
+        hasher.digest()
     }
 }
 

@@ -308,3 +308,34 @@ fn prerequisite_chains_are_bounded_in_depth_and_evaluations() {
     assert_eq!(reported.len(), 1, "{reported:?}");
     assert!(reported[0].contains("flags.f8: prerequisites would evaluate more than 256 flags"));
 }
+
+#[test]
+fn experiments_carry_their_mde_and_a_hash_of_their_assignment() {
+    let config = |split: &str, experiment: &str| {
+        format!(
+            "version = 1\n[metrics.m]\nkind = \"conversion\"\n[flags.f]\n\
+             variants = {{ a = 1, b = 2 }}\ndefault = \"a\"\n[[flags.f.rules]]\n\
+             split = {split}\nexperiment = {experiment}\n"
+        )
+    };
+    let hash_and_mde = |split: &str, experiment: &str| {
+        let snapshot = compile(&config(split, experiment), &Overrides::new()).unwrap();
+        let flag = snapshot.flag("f").unwrap();
+        let e = flag.experiments().next().unwrap();
+        (e.assignment_hash(), e.mde())
+    };
+    let base = hash_and_mde("{ a = 50, b = 50 }", "{ metrics = [\"m\"], mde = 5 }");
+    assert_eq!(base.1, Some(0.05));
+    // Metrics and mde do not change who gets what; the split and traffic do.
+    let same = hash_and_mde("{ a = 50, b = 50 }", "{ metrics = [] }");
+    assert_eq!(same, (base.0, None));
+    assert_ne!(hash_and_mde("{ a = 40, b = 60 }", "{}").0, base.0);
+    assert_ne!(
+        hash_and_mde("{ a = 50, b = 50 }", "{ traffic = 20 }").0,
+        base.0
+    );
+    assert_reports(
+        &config("{ a = 50, b = 50 }", "{ mde = 0 }").replace("version = 1\n", ""),
+        &["9:22: flags.f: `mde` must be a positive percentage"],
+    );
+}

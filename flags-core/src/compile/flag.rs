@@ -416,6 +416,14 @@ fn experiment(
     for metric in &config.metrics {
         scope.metric(metric, problems);
     }
+    let mde = match &config.mde {
+        Some(mde) if !(mde.get_ref().is_finite() && *mde.get_ref() > 0.0) => {
+            problems.at(mde.span(), "`mde` must be a positive percentage");
+            return None;
+        }
+        Some(mde) => Some(*mde.get_ref() / 100.0),
+        None => None,
+    };
     Some(Experiment {
         traffic: traffic?,
         traffic_seed: bucket::seed(&format!("{salt}/traffic")),
@@ -425,6 +433,7 @@ fn experiment(
             .iter()
             .map(|m| m.get_ref().as_str().into())
             .collect(),
+        mde,
     })
 }
 
