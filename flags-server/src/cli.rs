@@ -145,6 +145,9 @@ pub struct ResultsArgs {
     /// The config file.
     #[arg(long, env = "FLAGS_CONFIG", default_value = "flags.toml")]
     pub config: PathBuf,
+    /// The analysis phase (default: the current one).
+    #[arg(long)]
+    pub phase: Option<i64>,
     /// Print the results endpoint's JSON instead of tables.
     #[arg(long)]
     pub json: bool,

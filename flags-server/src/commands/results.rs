@@ -2,7 +2,8 @@
 //! from the event database (the server need not run; it may).
 //!
 //! The numbers are the results endpoint's (`crate::events::analysis`); only
-//! the presentation is here.
+//! the presentation is here. The database is opened read-only, so this look
+//! starts from the stored always-valid p-values but does not add to them.
 
 use flags_core::stats::{Analysis, ArmStats, Interval};
 use flags_core::{Overrides, compile};
@@ -20,10 +21,11 @@ pub fn run(args: &ResultsArgs) -> Result<(), Error> {
         .map_err(|problems| Error::Invalid(problems.in_file(file)))?;
     let connection =
         schema::open_for_reading(&args.data).map_err(|e| Error::Serve(e.to_string()))?;
-    let results = analysis::results(&connection, &snapshot, &args.flag).map_err(|e| match e {
-        ResultsError::NotFound(_) => Error::UnknownFlag(args.flag.clone()),
-        ResultsError::Database(_) => Error::Serve(e.to_string()),
-    })?;
+    let results =
+        analysis::results(&connection, &snapshot, &args.flag, args.phase).map_err(|e| match e {
+            ResultsError::NotFound(details) => Error::Usage(details),
+            ResultsError::Database(_) | ResultsError::Open(_) => Error::Serve(e.to_string()),
+        })?;
     if args.json {
         let text = serde_json::to_string_pretty(&results)
             .map_err(|e| Error::Serve(format!("cannot serialise the readout: {e}")))?;
@@ -45,7 +47,17 @@ fn render(results: &ExperimentResults) -> String {
             results.multiple_exposures
         );
     }
-    out += "\n";
+    out += &format!(
+        "\nphase {} of {}, started {}{}\n",
+        results.phase.number,
+        results.phase.phases.max(1),
+        results.phase.started.as_deref().unwrap_or("-"),
+        results
+            .phase
+            .ended
+            .as_deref()
+            .map_or(String::new(), |ended| format!(", ended {ended}"))
+    );
     if srm.mismatch {
         out += &format!(
             "!! SAMPLE RATIO MISMATCH: p = {} < {}: the units per arm do not match the split;\n\
@@ -69,6 +81,14 @@ fn render(results: &ExperimentResults) -> String {
                 out += &render_analysis(metric.inputs.as_slice(), analysis)
             }
             MetricOutcome::Error(error) => out += &format!("  no analysis: {error}\n"),
+        }
+        if let (Some(plan), Some(progress)) = (&metric.plan, metric.progress) {
+            out += &format!(
+                "plan: {} units per arm to detect {:+.1}% at 80% power; {:.0}% there\n",
+                plan.units_per_arm.map_or("-".into(), |n| n.to_string()),
+                plan.absolute_mde / plan.baseline_rate * 100.0,
+                progress * 100.0
+            );
         }
     }
     out

@@ -6,15 +6,26 @@
 //! its values from then on (a unit with no event counts as 0). A unit exposed
 //! to more than one variant is excluded and counted in `multiple_exposures`.
 //! The aggregation runs in SQLite (one indexed pass per metric), so memory
-//! does not grow with the number of units. Shared by the results endpoint
-//! and `flags results`. Not here: the statistics themselves (`flags_core`).
+//! does not grow with the number of units.
+//!
+//! A readout covers one analysis phase (the current one unless asked):
+//! exposures stored in that phase, and conversions from a unit's first
+//! exposure until the next phase started. Each arm's always-valid p-value
+//! starts from the running minimum stored by earlier looks, so it never goes
+//! up, across restarts too; the new minima are returned for the writer to
+//! store. Shared by the results endpoint, its hourly snapshot, and `flags
+//! results`. Not here: the statistics themselves (`flags_core`).
 
 use flags_core::stats::{
-    self, Analysis, AnalysisRequest, ArmInput, InputError, MetricKind, SrmResult,
+    self, Analysis, AnalysisRequest, ArmInput, InputError, MetricKind, Plan, PlanningRequest,
+    SequentialSettings, SrmResult,
 };
-use flags_core::{Snapshot, bucket::BUCKETS};
-use rusqlite::{Connection, params};
+use flags_core::{Snapshot, Timestamp, bucket::BUCKETS};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
+
+use super::schema;
+use super::store::{EventStore, Look};
 
 /// Why there is no readout.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +36,9 @@ pub enum ResultsError {
     /// The database could not be read.
     #[error("cannot read the event database: {0}")]
     Database(#[from] rusqlite::Error),
+    /// The database could not be opened.
+    #[error("{0}")]
+    Open(#[from] schema::OpenError),
 }
 
 /// The readout of one experiment.
@@ -32,6 +46,8 @@ pub enum ResultsError {
 pub struct ExperimentResults {
     /// The flag running it.
     pub flag: String,
+    /// The analysis phase read out.
+    pub phase: PhaseInfo,
     /// The configured arms, control first.
     pub arms: Vec<ArmSplit>,
     /// Units counted (exposed to exactly one variant).
@@ -44,6 +60,22 @@ pub struct ExperimentResults {
     pub sample_ratio_mismatch: SrmResult,
     /// One readout per configured metric, in config order.
     pub metrics: Vec<MetricResults>,
+    /// This look's running-minimum always-valid p-values, to store.
+    #[serde(skip)]
+    pub looks: Vec<Look>,
+}
+
+/// Which analysis phase a readout covers.
+#[derive(Debug, Serialize)]
+pub struct PhaseInfo {
+    /// Its number, from 1.
+    pub number: i64,
+    /// When it started (RFC 3339); `None` before the server recorded any phase.
+    pub started: Option<String>,
+    /// When the next one started, if any.
+    pub ended: Option<String>,
+    /// Phases recorded for this experiment.
+    pub phases: i64,
 }
 
 /// One arm of the split and its exposed units.
@@ -64,6 +96,14 @@ pub struct MetricResults {
     pub metric: String,
     /// The sufficient statistics handed to the analysis, control first.
     pub inputs: Vec<ArmInput>,
+    /// With `mde` configured, for conversion metrics with a defined control
+    /// rate: the units per arm needed (80% power, alpha 0.05) and the power
+    /// at the smallest arm so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    /// The smallest arm's units over the units per arm needed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<f64>,
     /// The analysis, or why the statistics module refused the inputs.
     #[serde(flatten)]
     pub outcome: MetricOutcome,
@@ -79,11 +119,28 @@ pub enum MetricOutcome {
     Error(String),
 }
 
-/// Reads the readout of the experiment on `flag` from `connection`.
+/// Reads the readout of the experiment on `flag` from the store's
+/// database and records its looks (the results endpoint and its hourly
+/// snapshot).
+pub fn read_and_record(
+    store: &EventStore,
+    snapshot: &Snapshot,
+    flag: &str,
+    phase: Option<i64>,
+) -> Result<ExperimentResults, ResultsError> {
+    let connection = schema::open_for_reading(store.dir())?;
+    let mut readout = results(&connection, snapshot, flag, phase)?;
+    store.record_looks(std::mem::take(&mut readout.looks));
+    Ok(readout)
+}
+
+/// Reads the readout of the experiment on `flag` in `phase` (the current
+/// one when `None`) from `connection`.
 pub fn results(
     connection: &Connection,
     snapshot: &Snapshot,
     flag: &str,
+    phase: Option<i64>,
 ) -> Result<ExperimentResults, ResultsError> {
     let info = snapshot
         .flag(flag)
@@ -92,15 +149,17 @@ pub fn results(
         .experiments()
         .next()
         .ok_or_else(|| ResultsError::NotFound(format!("flag `{flag}` runs no experiment")))?;
+    let window = Window::read(connection, flag, phase)?;
     let arms: Vec<(&str, u32)> = experiment.arms().collect();
     let weights: Vec<f64> = arms.iter().map(|(_, width)| f64::from(*width)).collect();
     let multiple_exposures: i64 = connection.query_row(
-        "SELECT count(*) FROM (SELECT 1 FROM exposures WHERE flag = ?1
+        "SELECT count(*) FROM (SELECT 1 FROM exposures WHERE flag = ?1 AND phase = ?2
          GROUP BY unit HAVING count(*) > 1)",
-        [flag],
+        params![flag, window.number],
         |row| row.get(0),
     )?;
     let mut metrics = Vec::new();
+    let mut looks = Vec::new();
     let mut units_per_arm = vec![0; arms.len()];
     for metric in experiment.metrics() {
         // `compile` refuses experiments naming undeclared metrics.
@@ -111,7 +170,7 @@ pub fn results(
         else {
             continue;
         };
-        let inputs = arm_inputs(connection, flag, metric, kind, &arms)?;
+        let inputs = arm_inputs(connection, flag, metric, kind, &arms, &window)?;
         units_per_arm = inputs.iter().map(units).collect();
         let request = AnalysisRequest {
             metric: kind,
@@ -120,24 +179,52 @@ pub fn results(
             alpha: 0.05,
             alternative: Default::default(),
             correction: Default::default(),
-            sequential: Default::default(),
+            sequential: SequentialSettings {
+                previous_p_values: previous_looks(connection, flag, window.number, metric, &arms)?,
+                ..Default::default()
+            },
+        };
+        let outcome = match stats::analyze(&request) {
+            Ok(analysis) => {
+                looks.extend(analysis.comparisons.iter().filter_map(|c| {
+                    Some(Look {
+                        flag: flag.to_string(),
+                        phase: window.number,
+                        metric: metric.to_string(),
+                        arm: c.arm.clone(),
+                        p_value: c.sequential.p_value?,
+                    })
+                }));
+                MetricOutcome::Analysis(Box::new(analysis))
+            }
+            Err(error) => MetricOutcome::Error(error.to_string()),
+        };
+        let plan = match (&outcome, kind, experiment.mde()) {
+            (MetricOutcome::Analysis(analysis), MetricKind::Conversion, Some(mde)) => {
+                plan_for(analysis, mde, &units_per_arm)
+            }
+            _ => None,
         };
         metrics.push(MetricResults {
             metric: metric.to_string(),
             inputs,
-            outcome: match stats::analyze(&request) {
-                Ok(analysis) => MetricOutcome::Analysis(Box::new(analysis)),
-                Err(error) => MetricOutcome::Error(error.to_string()),
-            },
+            progress: plan.as_ref().and_then(|plan| {
+                let needed = plan.units_per_arm? as f64;
+                let smallest = units_per_arm.iter().copied().min()? as f64;
+                Some(smallest / needed)
+            }),
+            plan,
+            outcome,
         });
     }
     if metrics.is_empty() {
-        units_per_arm = exposed_units(connection, flag, &arms)?;
+        units_per_arm = exposed_units(connection, flag, &arms, window.number)?;
     }
     let sample_ratio_mismatch = stats::srm::chi_square(&units_per_arm, &weights)
         .map_err(|e: InputError| ResultsError::NotFound(e.to_string()))?;
     Ok(ExperimentResults {
         flag: flag.to_string(),
+        phase: window.info(),
         arms: arms
             .iter()
             .zip(&units_per_arm)
@@ -151,7 +238,113 @@ pub fn results(
         multiple_exposures,
         sample_ratio_mismatch,
         metrics,
+        looks,
     })
+}
+
+/// The plan for detecting `mde` over the observed control rate, with the
+/// power reached at the smallest arm; `None` while the control rate is 0 or 1.
+fn plan_for(analysis: &Analysis, mde: f64, units_per_arm: &[i64]) -> Option<Plan> {
+    let baseline_rate = analysis.arms.first()?.mean?;
+    stats::plan(&PlanningRequest {
+        baseline_rate,
+        relative_mde: mde,
+        alpha: 0.05,
+        power: 0.8,
+        units_per_arm: units_per_arm.iter().copied().min(),
+    })
+    .ok()
+}
+
+/// A phase as the time window it covers.
+struct Window {
+    number: i64,
+    started: Option<i64>,
+    /// When the next phase started (Unix ms), `i64::MAX` for the current one.
+    end: i64,
+    phases: i64,
+}
+
+impl Window {
+    /// Phase `number`, or the current (last) one.
+    fn read(
+        connection: &Connection,
+        flag: &str,
+        number: Option<i64>,
+    ) -> Result<Self, ResultsError> {
+        let phases: i64 = connection.query_row(
+            "SELECT count(*) FROM phases WHERE flag = ?1",
+            [flag],
+            |row| row.get(0),
+        )?;
+        let number = number.unwrap_or(phases.max(1));
+        let started: Option<i64> = connection
+            .query_row(
+                "SELECT started FROM phases WHERE flag = ?1 AND number = ?2",
+                params![flag, number],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if started.is_none() && !(number == 1 && phases == 0) {
+            return Err(ResultsError::NotFound(format!(
+                "experiment `{flag}` has no phase {number} (it has {phases})"
+            )));
+        }
+        let end: Option<i64> = connection
+            .query_row(
+                "SELECT started FROM phases WHERE flag = ?1 AND number = ?2",
+                params![flag, number + 1],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(Self {
+            number,
+            started,
+            end: end.unwrap_or(i64::MAX),
+            phases,
+        })
+    }
+
+    fn info(&self) -> PhaseInfo {
+        let time = |ms: i64| {
+            Timestamp::from_unix(
+                ms.div_euclid(1000),
+                (ms.rem_euclid(1000) * 1_000_000) as u32,
+            )
+            .to_string()
+        };
+        PhaseInfo {
+            number: self.number,
+            started: self.started.map(time),
+            ended: (self.end != i64::MAX).then(|| time(self.end)),
+            phases: self.phases,
+        }
+    }
+}
+
+/// The stored running minima of `metric`'s arms, aligned with `arms`
+/// (control's entry is ignored by the analysis); `None` before any look.
+fn previous_looks(
+    connection: &Connection,
+    flag: &str,
+    phase: i64,
+    metric: &str,
+    arms: &[(&str, u32)],
+) -> rusqlite::Result<Option<Vec<Option<f64>>>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT arm, p_value FROM looks WHERE flag = ?1 AND phase = ?2 AND metric = ?3",
+    )?;
+    let mut previous = vec![None; arms.len()];
+    let mut rows = statement.query(params![flag, phase, metric])?;
+    let mut any = false;
+    while let Some(row) = rows.next()? {
+        let arm: String = row.get(0)?;
+        if let Some(i) = arms.iter().position(|(name, _)| *name == arm) {
+            previous[i] = Some(row.get(1)?);
+            any = true;
+        }
+    }
+    Ok(any.then_some(previous))
 }
 
 fn units(input: &ArmInput) -> i64 {
@@ -166,15 +359,16 @@ fn exposed_units(
     connection: &Connection,
     flag: &str,
     arms: &[(&str, u32)],
+    phase: i64,
 ) -> rusqlite::Result<Vec<i64>> {
     let mut statement = connection.prepare_cached(
         "SELECT variant, count(*) FROM (
-             SELECT min(variant) AS variant FROM exposures WHERE flag = ?1
+             SELECT min(variant) AS variant FROM exposures WHERE flag = ?1 AND phase = ?2
              GROUP BY unit HAVING count(*) = 1
          ) GROUP BY variant",
     )?;
     let mut per_arm = vec![0; arms.len()];
-    let mut rows = statement.query([flag])?;
+    let mut rows = statement.query(params![flag, phase])?;
     while let Some(row) = rows.next()? {
         let variant: String = row.get(0)?;
         if let Some(i) = arms.iter().position(|(name, _)| *name == variant) {
@@ -186,17 +380,18 @@ fn exposed_units(
 
 /// Per arm: units, units with at least one event, and the sum and sum of
 /// squares of each unit's total value, counting events at or after the
-/// unit's first exposure; units exposed to several variants left out.
+/// unit's first exposure in the phase and before the next phase started;
+/// units exposed to several variants left out.
 const ARM_STATISTICS: &str = "
     WITH exposed AS (
         SELECT unit, min(variant) AS variant, min(time) AS first
-        FROM exposures WHERE flag = ?1
+        FROM exposures WHERE flag = ?1 AND phase = ?3
         GROUP BY unit HAVING count(*) = 1
     ),
     per_unit AS (
         SELECT e.variant AS variant, count(c.unit) AS events, total(c.value) AS value
         FROM exposed e LEFT JOIN conversions c
-          ON c.metric = ?2 AND c.unit = e.unit AND c.time >= e.first
+          ON c.metric = ?2 AND c.unit = e.unit AND c.time >= e.first AND c.time < ?4
         GROUP BY e.unit
     )
     SELECT variant, count(*), sum(events > 0), total(value), total(value * value)
@@ -210,10 +405,11 @@ fn arm_inputs(
     metric: &str,
     kind: MetricKind,
     arms: &[(&str, u32)],
+    window: &Window,
 ) -> rusqlite::Result<Vec<ArmInput>> {
     let mut per_arm = vec![(0_i64, 0_i64, 0.0_f64, 0.0_f64); arms.len()];
     let mut statement = connection.prepare_cached(ARM_STATISTICS)?;
-    let mut rows = statement.query(params![flag, metric])?;
+    let mut rows = statement.query(params![flag, metric, window.number, window.end])?;
     while let Some(row) = rows.next()? {
         let variant: String = row.get(0)?;
         // Exposures to a variant no longer in the split are not part of this readout.

@@ -38,6 +38,39 @@ const MIGRATIONS: &[&str] = &[
          time   INTEGER NOT NULL
      );
      CREATE INDEX conversions_by_metric_unit ON conversions (metric, unit, time);",
+    // 2: analysis phases. A phase is a period of one assignment (split,
+    // traffic, layer range, salts); exposures belong to the phase in force
+    // at their time, so the key gains the phase: a unit's first exposure is
+    // per phase. Exposures stored before phases existed belong to phase 1.
+    // `looks` keeps each arm's running minimum always-valid p-value.
+    "CREATE TABLE exposures_v2 (
+         flag    TEXT    NOT NULL,
+         phase   INTEGER NOT NULL,
+         unit    TEXT    NOT NULL,
+         variant TEXT    NOT NULL,
+         time    INTEGER NOT NULL,
+         id      TEXT,
+         PRIMARY KEY (flag, phase, unit, variant)
+     ) WITHOUT ROWID;
+     INSERT INTO exposures_v2 SELECT flag, 1, unit, variant, time, id FROM exposures;
+     DROP TABLE exposures;
+     ALTER TABLE exposures_v2 RENAME TO exposures;
+     CREATE TABLE phases (
+         flag       TEXT    NOT NULL,
+         number     INTEGER NOT NULL,
+         assignment TEXT    NOT NULL,
+         started    INTEGER NOT NULL,
+         PRIMARY KEY (flag, number)
+     );
+     CREATE TABLE looks (
+         flag    TEXT    NOT NULL,
+         phase   INTEGER NOT NULL,
+         metric  TEXT    NOT NULL,
+         arm     TEXT    NOT NULL,
+         p_value REAL    NOT NULL,
+         time    INTEGER NOT NULL,
+         PRIMARY KEY (flag, phase, metric, arm)
+     );",
 ];
 
 /// The schema version this binary writes.
@@ -190,6 +223,27 @@ mod tests {
         drop(connection);
         open_for_writing(&data).unwrap();
         open_for_reading(&data).unwrap();
+    }
+
+    #[test]
+    fn version_1_exposures_move_to_phase_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let connection = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        connection.execute_batch(MIGRATIONS[0]).unwrap();
+        connection
+            .execute_batch(
+                "INSERT INTO exposures VALUES ('f', 'u', 'a', 5, NULL);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        drop(connection);
+        let connection = open_for_writing(dir.path()).unwrap();
+        let phase: i64 = connection
+            .query_row("SELECT phase FROM exposures WHERE unit = 'u'", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(phase, 1);
     }
 
     #[test]

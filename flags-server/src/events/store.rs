@@ -8,15 +8,19 @@
 //! per group instead of one per request, so throughput grows with
 //! concurrency instead of being capped by the disk's sync latency.
 //! Exposures recorded by evaluations go through the same channel without
-//! waiting for an answer. Not here: validating events (`ingest`) or reading
+//! waiting for an answer, and so do the analysis phases of each newly
+//! published config and the looks of each readout: one writer, so phases
+//! apply to exactly the exposures queued after them. Not here: validating events (`ingest`) or reading
 //! them (`analysis`).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, params};
+use flags_core::Snapshot;
+use rusqlite::{Connection, Transaction, params};
 use tokio::sync::oneshot;
 
 use super::schema::{self, OpenError};
@@ -87,16 +91,113 @@ pub enum WriteError {
     Failed(String),
 }
 
-struct Write {
-    events: Vec<Event>,
-    /// Where to send the outcome; `None` when nobody waits (exposures).
-    reply: Option<oneshot::Sender<Result<Vec<Stored>, String>>>,
+/// A look at an experiment: an arm's always-valid p-value at one readout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Look {
+    /// The flag running the experiment.
+    pub flag: String,
+    /// The analysis phase.
+    pub phase: i64,
+    /// The metric.
+    pub metric: String,
+    /// The treatment arm.
+    pub arm: String,
+    /// Its running-minimum always-valid p-value.
+    pub p_value: f64,
+}
+
+enum Job {
+    /// Events to store.
+    Events {
+        events: Vec<Event>,
+        /// Where to send the outcome; `None` when nobody waits (exposures).
+        reply: Option<oneshot::Sender<Result<Vec<Stored>, String>>>,
+    },
+    /// The experiments of a config published at `published` (Unix ms), as
+    /// (flag, assignment hash): a changed hash starts a new phase.
+    Phases {
+        experiments: Vec<(String, u64)>,
+        published: i64,
+    },
+    /// Looks to fold into each arm's running minimum.
+    Looks(Vec<Look>),
+}
+
+impl Job {
+    fn events(&self) -> usize {
+        match self {
+            Self::Events { events, .. } => events.len(),
+            Self::Phases { .. } | Self::Looks(_) => 0,
+        }
+    }
+}
+
+/// Every experiment's phases as (number, start in Unix ms, assignment hash),
+/// in order: the writer's copy of the `phases` table.
+#[derive(Default)]
+struct Phases(HashMap<String, Vec<(i64, i64, String)>>);
+
+impl Phases {
+    fn load(connection: &Connection) -> rusqlite::Result<Self> {
+        let mut phases = Self::default();
+        let mut statement = connection.prepare(
+            "SELECT flag, number, started, assignment FROM phases ORDER BY flag, number",
+        )?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            phases
+                .0
+                .entry(row.get(0)?)
+                .or_default()
+                .push((row.get(1)?, row.get(2)?, row.get(3)?));
+        }
+        Ok(phases)
+    }
+
+    /// The phase in force at `time`; events before the first phase started
+    /// (sent late, or stored before phases existed) belong to the first.
+    fn at(&self, flag: &str, time: i64) -> i64 {
+        let Some(phases) = self.0.get(flag) else {
+            return 1;
+        };
+        phases
+            .iter()
+            .rev()
+            .find(|(_, started, _)| *started <= time)
+            .or(phases.first())
+            .map_or(1, |(number, _, _)| *number)
+    }
+
+    /// Starts a new phase of `flag` unless its assignment is unchanged.
+    fn start(
+        &mut self,
+        transaction: &Transaction<'_>,
+        flag: &str,
+        assignment: u64,
+        published: i64,
+    ) -> rusqlite::Result<()> {
+        let assignment = format!("{assignment:016x}");
+        let phases = self.0.entry(flag.to_string()).or_default();
+        if phases
+            .last()
+            .is_some_and(|(_, _, last)| *last == assignment)
+        {
+            return Ok(());
+        }
+        let number = phases.last().map_or(1, |(number, _, _)| number + 1);
+        transaction.execute(
+            "INSERT INTO phases (flag, number, assignment, started) VALUES (?1, ?2, ?3, ?4)",
+            params![flag, number, assignment, published],
+        )?;
+        phases.push((number, published, assignment));
+        Ok(())
+    }
 }
 
 /// The writer's handle (cheap to share; the thread stops when it is dropped).
 pub struct EventStore {
     dir: PathBuf,
-    queue: SyncSender<Write>,
+    queue: SyncSender<Job>,
     health: Arc<Health>,
 }
 
@@ -113,12 +214,16 @@ impl EventStore {
     /// Opens the database in `dir` and starts the writer thread.
     pub fn open(dir: &Path) -> Result<Self, OpenError> {
         let connection = schema::open_for_writing(dir)?;
-        let (queue, writes) = sync_channel(QUEUE_CAPACITY);
+        let phases = Phases::load(&connection).map_err(|source| OpenError::Sqlite {
+            path: dir.join(schema::FILE_NAME),
+            source,
+        })?;
+        let (queue, jobs) = sync_channel(QUEUE_CAPACITY);
         let health = Arc::new(Health::default());
         let writer_health = health.clone();
         std::thread::Builder::new()
             .name("event-writer".into())
-            .spawn(move || write_groups(connection, &writes, &writer_health))
+            .spawn(move || write_groups(connection, phases, &jobs, &writer_health))
             .map_err(|source| OpenError::Directory {
                 path: dir.to_path_buf(),
                 source,
@@ -139,7 +244,7 @@ impl EventStore {
     pub async fn write(&self, events: Vec<Event>) -> Result<Vec<Stored>, WriteError> {
         let (reply, outcome) = oneshot::channel();
         self.queue
-            .try_send(Write {
+            .try_send(Job::Events {
                 events,
                 reply: Some(reply),
             })
@@ -158,12 +263,39 @@ impl EventStore {
     /// Queues an exposure without waiting; dropped (and counted) when the
     /// queue is full, because evaluations must never wait on the disk.
     pub fn record_exposure(&self, exposure: Exposure) {
-        let write = Write {
+        let job = Job::Events {
             events: vec![Event::Exposure(exposure)],
             reply: None,
         };
-        if self.queue.try_send(write).is_err() {
+        if self.queue.try_send(job).is_err() {
             self.health.dropped_exposures.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Starts a new analysis phase for each experiment of `snapshot` whose
+    /// assignment changed; `published` is when it was published (Unix ms).
+    /// Waits for room in the queue (rarely needed; once per reload).
+    pub fn start_phases(&self, snapshot: &Snapshot, published: i64) {
+        let experiments = snapshot
+            .flags()
+            .filter_map(|flag| {
+                let experiment = flag.experiments().next()?;
+                Some((flag.key().to_string(), experiment.assignment_hash()))
+            })
+            .collect();
+        let job = Job::Phases {
+            experiments,
+            published,
+        };
+        if self.queue.send(job).is_err() {
+            tracing::error!("cannot record analysis phases: the event writer has stopped");
+        }
+    }
+
+    /// Folds `looks` into the stored running minima, without waiting.
+    pub fn record_looks(&self, looks: Vec<Look>) {
+        if !looks.is_empty() && self.queue.try_send(Job::Looks(looks)).is_err() {
+            tracing::warn!("looks not recorded: the event writer is saturated");
         }
     }
 
@@ -183,75 +315,132 @@ impl EventStore {
 }
 
 /// The writer thread: commit whatever is queued, answer, repeat.
-fn write_groups(mut connection: Connection, writes: &Receiver<Write>, health: &Health) {
-    while let Ok(first) = writes.recv() {
-        let mut queued = first.events.len();
+fn write_groups(
+    mut connection: Connection,
+    mut phases: Phases,
+    jobs: &Receiver<Job>,
+    health: &Health,
+) {
+    while let Ok(first) = jobs.recv() {
+        let mut queued = first.events();
         let mut group = vec![first];
         while queued < MAX_GROUP_EVENTS {
-            match writes.try_recv() {
-                Ok(write) => {
-                    queued += write.events.len();
-                    group.push(write);
+            match jobs.try_recv() {
+                Ok(job) => {
+                    queued += job.events();
+                    group.push(job);
                 }
                 Err(_) => break,
             }
         }
-        let outcome = commit(&mut connection, &group);
+        let outcome = commit(&mut connection, &mut phases, &group);
         *health.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
             outcome.as_ref().err().map(ToString::to_string);
         match outcome {
             Ok(stored) => {
                 let mut stored = stored.into_iter();
-                for write in group {
-                    let mine: Vec<Stored> = stored.by_ref().take(write.events.len()).collect();
-                    if let Some(reply) = write.reply {
-                        let _ = reply.send(Ok(mine));
+                for job in group {
+                    if let Job::Events { events, reply } = job {
+                        let mine: Vec<Stored> = stored.by_ref().take(events.len()).collect();
+                        if let Some(reply) = reply {
+                            let _ = reply.send(Ok(mine));
+                        }
                     }
                 }
             }
             Err(error) => {
                 tracing::error!("event commit failed: {error}");
-                for reply in group.into_iter().filter_map(|w| w.reply) {
-                    let _ = reply.send(Err(error.to_string()));
+                // The phases started in the failed transaction are not stored.
+                if let Ok(stored) = Phases::load(&connection) {
+                    phases = stored;
+                }
+                for job in group {
+                    if let Job::Events {
+                        reply: Some(reply), ..
+                    } = job
+                    {
+                        let _ = reply.send(Err(error.to_string()));
+                    }
                 }
             }
         }
     }
 }
 
-/// Writes every event of `group` in one transaction.
-fn commit(connection: &mut Connection, group: &[Write]) -> rusqlite::Result<Vec<Stored>> {
+/// Applies every job of `group` in one transaction; returns what storing
+/// each event did, in order.
+fn commit(
+    connection: &mut Connection,
+    phases: &mut Phases,
+    group: &[Job],
+) -> rusqlite::Result<Vec<Stored>> {
     let transaction = connection.transaction()?;
-    let mut stored = Vec::with_capacity(group.iter().map(|w| w.events.len()).sum());
-    {
-        // Keeps the earliest exposure when one arrives late (clients batch).
-        let mut expose = transaction.prepare_cached(
-            "INSERT INTO exposures (flag, unit, variant, time, id) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (flag, unit, variant) DO UPDATE SET time = excluded.time, id = excluded.id
-             WHERE excluded.time < exposures.time",
-        )?;
-        let mut convert = transaction.prepare_cached(
-            "INSERT OR IGNORE INTO conversions (id, metric, unit, value, time)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        for event in group.iter().flat_map(|w| &w.events) {
-            let changed = match event {
-                Event::Exposure(e) => {
-                    expose.execute(params![e.flag, e.unit, e.variant, e.time, e.id])?
+    let mut stored = Vec::with_capacity(group.iter().map(Job::events).sum());
+    for job in group {
+        match job {
+            Job::Events { events, .. } => {
+                for event in events {
+                    stored.push(store(&transaction, phases, event)?);
                 }
-                Event::Conversion(c) => {
-                    convert.execute(params![c.id, c.metric, c.unit, c.value, c.time])?
+            }
+            Job::Phases {
+                experiments,
+                published,
+            } => {
+                for (flag, assignment) in experiments {
+                    phases.start(&transaction, flag, *assignment, *published)?;
                 }
-            };
-            stored.push(if changed > 0 {
-                Stored::New
-            } else {
-                Stored::Duplicate
-            });
+            }
+            Job::Looks(looks) => {
+                let mut look = transaction.prepare_cached(
+                    "INSERT INTO looks (flag, phase, metric, arm, p_value, time)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (flag, phase, metric, arm)
+                     DO UPDATE SET p_value = min(p_value, excluded.p_value), time = excluded.time",
+                )?;
+                let now = super::ingest::now_ms();
+                for l in looks {
+                    look.execute(params![l.flag, l.phase, l.metric, l.arm, l.p_value, now])?;
+                }
+            }
         }
     }
     transaction.commit()?;
     Ok(stored)
+}
+
+/// Writes one event.
+fn store(
+    transaction: &Transaction<'_>,
+    phases: &Phases,
+    event: &Event,
+) -> rusqlite::Result<Stored> {
+    let changed = match event {
+        Event::Exposure(e) => {
+            // Keeps the earliest exposure when one arrives late (clients batch).
+            let mut expose = transaction.prepare_cached(
+                "INSERT INTO exposures (flag, phase, unit, variant, time, id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (flag, phase, unit, variant)
+                 DO UPDATE SET time = excluded.time, id = excluded.id
+                 WHERE excluded.time < exposures.time",
+            )?;
+            let phase = phases.at(&e.flag, e.time);
+            expose.execute(params![e.flag, phase, e.unit, e.variant, e.time, e.id])?
+        }
+        Event::Conversion(c) => {
+            let mut convert = transaction.prepare_cached(
+                "INSERT OR IGNORE INTO conversions (id, metric, unit, value, time)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            convert.execute(params![c.id, c.metric, c.unit, c.value, c.time])?
+        }
+    };
+    Ok(if changed > 0 {
+        Stored::New
+    } else {
+        Stored::Duplicate
+    })
 }
 
 #[cfg(test)]

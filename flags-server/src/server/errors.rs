@@ -190,7 +190,9 @@ impl From<ResultsError> for ApiError {
     fn from(error: ResultsError) -> Self {
         match error {
             ResultsError::NotFound(details) => Self::new(StatusCode::NOT_FOUND, None, details),
-            ResultsError::Database(_) => Self::unavailable(error.to_string()),
+            ResultsError::Database(_) | ResultsError::Open(_) => {
+                Self::unavailable(error.to_string())
+            }
         }
     }
 }

@@ -3,20 +3,29 @@
 //!
 //! The readout is computed by `crate::events::analysis` on a read-only
 //! connection of its own, on a blocking thread, so it neither waits for nor
-//! delays the event writer. Not here: storing events (`events`).
+//! delays the event writer. Also here, the two background tasks that keep
+//! analyses honest: starting a new analysis phase when a reload changes an
+//! experiment's assignment, and an hourly look at every experiment so the
+//! always-valid p-values are tracked even when nobody asks. Not here:
+//! storing events (`events`).
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use std::time::Duration;
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use flags_core::{ConfigVersion, FlagInfo, bucket::BUCKETS};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::auth::Admin;
 use super::errors::ApiError;
 use super::json;
 use super::state::AppState;
 use crate::events::analysis;
-use crate::events::schema;
+use crate::events::ingest::now_ms;
+
+/// Interval between the looks taken without a request.
+const LOOK_INTERVAL: Duration = Duration::from_secs(60 * 60);
 
 /// `GET /v1/experiments` (admin): every experiment, whether it is running,
 /// and how it is laid out.
@@ -102,26 +111,93 @@ fn status(flag: &FlagInfo<'_>) -> &'static str {
     }
 }
 
-/// `GET /v1/experiments/{flag}/results` (admin): the readout of the
-/// experiment on `flag`, every metric, from the stored events.
+/// Query of the results endpoint.
+#[derive(Debug, Deserialize)]
+pub struct ResultsQuery {
+    /// The analysis phase (`?phase=N`); the current one by default.
+    phase: Option<i64>,
+}
+
+/// `GET /v1/experiments/{flag}/results[?phase=N]` (admin): the readout of
+/// the experiment on `flag`, every metric, from the stored events.
 pub async fn results(
     State(state): State<AppState>,
     _: Admin,
     flag: Result<Path<String>, PathRejection>,
+    query: Result<Query<ResultsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Path(flag) = flag.map_err(|e| ApiError::general(e.body_text()))?;
-    let store = state
-        .events
-        .store()
-        .map_err(|reason| ApiError::unavailable(format!("events are not recorded: {reason}")))?;
-    let dir = store.dir().to_path_buf();
-    let published = state.live.current.load_full();
+    let Query(query) = query.map_err(|e| ApiError::general(e.body_text()))?;
     let readout = tokio::task::spawn_blocking(move || {
-        let connection =
-            schema::open_for_reading(&dir).map_err(|e| ApiError::unavailable(e.to_string()))?;
-        analysis::results(&connection, &published.snapshot, &flag).map_err(ApiError::from)
+        let store = state.events.store().map_err(|reason| {
+            ApiError::unavailable(format!("events are not recorded: {reason}"))
+        })?;
+        let published = state.live.current.load();
+        analysis::read_and_record(store, &published.snapshot, &flag, query.phase)
+            .map_err(ApiError::from)
     })
     .await
     .map_err(|_| ApiError::internal("the readout task failed"))??;
     Ok(json(&readout))
+}
+
+/// Starts the background tasks, if events are recorded: phases for the
+/// served config and each one published after it, and the hourly looks.
+pub fn spawn_background(state: &AppState) {
+    if state.events.store().is_err() {
+        return;
+    }
+    let published = state.live.current.load();
+    start_phases(state, &published.snapshot, published.loaded_at);
+    let following = state.clone();
+    tokio::spawn(async move {
+        let mut changes = following.live.events.subscribe();
+        while changes.changed().await.is_ok() {
+            let published = following.live.current.load_full();
+            // The queue is rarely full; when it is, this waits for room
+            // rather than lose a phase.
+            tokio::task::block_in_place(|| {
+                start_phases(&following, &published.snapshot, published.loaded_at);
+            });
+        }
+    });
+    let looking = state.clone();
+    tokio::spawn(async move {
+        let mut hourly = tokio::time::interval(LOOK_INTERVAL);
+        hourly.tick().await; // The first tick is immediate; startup is no look.
+        loop {
+            hourly.tick().await;
+            let state = looking.clone();
+            let _ = tokio::task::spawn_blocking(move || look_at_every_experiment(&state)).await;
+        }
+    });
+}
+
+fn start_phases(
+    state: &AppState,
+    snapshot: &flags_core::Snapshot,
+    published: std::time::SystemTime,
+) {
+    if let Ok(store) = state.events.store() {
+        let ms = published
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or_else(|_| now_ms(), |d| d.as_millis() as i64);
+        store.start_phases(snapshot, ms);
+    }
+}
+
+/// Reads out every experiment's current phase, recording the looks.
+fn look_at_every_experiment(state: &AppState) {
+    let Ok(store) = state.events.store() else {
+        return;
+    };
+    let published = state.live.current.load();
+    for flag in published.snapshot.flags() {
+        if flag.experiments().next().is_some()
+            && let Err(error) =
+                analysis::read_and_record(store, &published.snapshot, flag.key(), None)
+        {
+            tracing::warn!(flag = flag.key(), "hourly look failed: {error}");
+        }
+    }
 }

@@ -90,6 +90,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         sse_keepalive: args.sse_keepalive,
         shutdown: draining,
     });
+    experiments::spawn_background(&state);
     let hangups = forward_hangups(state.clone())?;
     let app = routes::router(state.clone(), cors);
     // Tests and scripts read the bound address (port 0 picks one) from stdout.
