@@ -5,8 +5,8 @@
 //! it converted at least once at or after that instant, a mean metric sums
 //! its values from then on (a unit with no event counts as 0). A unit exposed
 //! to more than one variant is excluded and counted in `multiple_exposures`.
-//! The aggregation runs in SQLite (one indexed pass per metric), so memory
-//! does not grow with the number of units.
+//! The writer keeps these per-arm statistics up to date as events arrive
+//! (`aggregates`), so a readout reads a few rows whatever the number of units.
 //!
 //! A readout covers one analysis phase (the current one unless asked):
 //! exposures stored in that phase, and conversions from a unit's first
@@ -152,15 +152,17 @@ pub fn results(
     let window = Window::read(connection, flag, phase)?;
     let arms: Vec<(&str, u32)> = experiment.arms().collect();
     let weights: Vec<f64> = arms.iter().map(|(_, width)| f64::from(*width)).collect();
-    let multiple_exposures: i64 = connection.query_row(
-        "SELECT count(*) FROM (SELECT 1 FROM exposures WHERE flag = ?1 AND phase = ?2
-         GROUP BY unit HAVING count(*) > 1)",
-        params![flag, window.number],
-        |row| row.get(0),
-    )?;
+    let multiple_exposures: i64 = connection
+        .query_row(
+            "SELECT units FROM multiple_exposures WHERE flag = ?1 AND phase = ?2",
+            params![flag, window.number],
+            |row| row.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
+    let exposed = exposed_units(connection, flag, &arms, window.number)?;
     let mut metrics = Vec::new();
     let mut looks = Vec::new();
-    let mut units_per_arm = vec![0; arms.len()];
     for metric in experiment.metrics() {
         // `compile` refuses experiments naming undeclared metrics.
         let Some(kind) = snapshot
@@ -170,8 +172,15 @@ pub fn results(
         else {
             continue;
         };
-        let inputs = arm_inputs(connection, flag, metric, kind, &arms, &window)?;
-        units_per_arm = inputs.iter().map(units).collect();
+        let inputs = arm_inputs(
+            connection,
+            flag,
+            metric,
+            kind,
+            &arms,
+            &exposed,
+            window.number,
+        )?;
         let request = AnalysisRequest {
             metric: kind,
             arms: inputs.clone(),
@@ -201,7 +210,7 @@ pub fn results(
         };
         let plan = match (&outcome, kind, experiment.mde()) {
             (MetricOutcome::Analysis(analysis), MetricKind::Conversion, Some(mde)) => {
-                plan_for(analysis, mde, &units_per_arm)
+                plan_for(analysis, mde, &exposed)
             }
             _ => None,
         };
@@ -210,16 +219,14 @@ pub fn results(
             inputs,
             progress: plan.as_ref().and_then(|plan| {
                 let needed = plan.units_per_arm? as f64;
-                let smallest = units_per_arm.iter().copied().min()? as f64;
+                let smallest = exposed.iter().copied().min()? as f64;
                 Some(smallest / needed)
             }),
             plan,
             outcome,
         });
     }
-    if metrics.is_empty() {
-        units_per_arm = exposed_units(connection, flag, &arms, window.number)?;
-    }
+    let units_per_arm = exposed;
     let sample_ratio_mismatch = stats::srm::chi_square(&units_per_arm, &weights)
         .map_err(|e: InputError| ResultsError::NotFound(e.to_string()))?;
     Ok(ExperimentResults {
@@ -347,30 +354,20 @@ fn previous_looks(
     Ok(any.then_some(previous))
 }
 
-fn units(input: &ArmInput) -> i64 {
-    match input.stats {
-        stats::ArmStats::Conversion(s) => s.units,
-        stats::ArmStats::Mean(s) => s.units,
-    }
-}
-
-/// Units exposed to exactly one variant, per arm (for experiments without metrics).
+/// Units exposed to exactly one variant, per arm.
 fn exposed_units(
     connection: &Connection,
     flag: &str,
     arms: &[(&str, u32)],
     phase: i64,
 ) -> rusqlite::Result<Vec<i64>> {
-    let mut statement = connection.prepare_cached(
-        "SELECT variant, count(*) FROM (
-             SELECT min(variant) AS variant FROM exposures WHERE flag = ?1 AND phase = ?2
-             GROUP BY unit HAVING count(*) = 1
-         ) GROUP BY variant",
-    )?;
+    let mut statement = connection
+        .prepare_cached("SELECT variant, units FROM arm_units WHERE flag = ?1 AND phase = ?2")?;
     let mut per_arm = vec![0; arms.len()];
     let mut rows = statement.query(params![flag, phase])?;
     while let Some(row) = rows.next()? {
         let variant: String = row.get(0)?;
+        // Exposures to a variant no longer in the split are not part of this readout.
         if let Some(i) = arms.iter().position(|(name, _)| *name == variant) {
             per_arm[i] = row.get(1)?;
         }
@@ -378,52 +375,37 @@ fn exposed_units(
     Ok(per_arm)
 }
 
-/// Per arm: units, units with at least one event, and the sum and sum of
-/// squares of each unit's total value, counting events at or after the
-/// unit's first exposure in the phase and before the next phase started;
-/// units exposed to several variants left out.
-const ARM_STATISTICS: &str = "
-    WITH exposed AS (
-        SELECT unit, min(variant) AS variant, min(time) AS first
-        FROM exposures WHERE flag = ?1 AND phase = ?3
-        GROUP BY unit HAVING count(*) = 1
-    ),
-    per_unit AS (
-        SELECT e.variant AS variant, count(c.unit) AS events, total(c.value) AS value
-        FROM exposed e LEFT JOIN conversions c
-          ON c.metric = ?2 AND c.unit = e.unit AND c.time >= e.first AND c.time < ?4
-        GROUP BY e.unit
-    )
-    SELECT variant, count(*), sum(events > 0), total(value), total(value * value)
-    FROM per_unit GROUP BY variant";
-
-/// The sufficient statistics of `metric` per arm, in arm order (arms with
-/// no exposure are zeros).
+/// The sufficient statistics of `metric` per arm, in arm order, given
+/// the units `exposed` per arm (arms without events are zeros).
 fn arm_inputs(
     connection: &Connection,
     flag: &str,
     metric: &str,
     kind: MetricKind,
     arms: &[(&str, u32)],
-    window: &Window,
+    exposed: &[i64],
+    phase: i64,
 ) -> rusqlite::Result<Vec<ArmInput>> {
-    let mut per_arm = vec![(0_i64, 0_i64, 0.0_f64, 0.0_f64); arms.len()];
-    let mut statement = connection.prepare_cached(ARM_STATISTICS)?;
-    let mut rows = statement.query(params![flag, metric, window.number, window.end])?;
+    let mut per_arm = vec![(0_i64, 0.0_f64, 0.0_f64); arms.len()];
+    let mut statement = connection.prepare_cached(
+        "SELECT variant, converted, sum, sum_of_squares FROM arm_outcomes
+         WHERE flag = ?1 AND phase = ?2 AND metric = ?3",
+    )?;
+    let mut rows = statement.query(params![flag, phase, metric])?;
     while let Some(row) = rows.next()? {
         let variant: String = row.get(0)?;
-        // Exposures to a variant no longer in the split are not part of this readout.
         if let Some(i) = arms.iter().position(|(name, _)| *name == variant) {
-            per_arm[i] = (row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?);
+            per_arm[i] = (row.get(1)?, row.get(2)?, row.get(3)?);
         }
     }
     Ok(arms
         .iter()
+        .zip(exposed)
         .zip(per_arm)
         .map(
-            |((name, _), (units, converted, sum, sum_of_squares))| match kind {
-                MetricKind::Conversion => ArmInput::conversion(name, units, converted),
-                MetricKind::Mean => ArmInput::mean(name, units, sum, sum_of_squares),
+            |(((name, _), units), (converted, sum, sum_of_squares))| match kind {
+                MetricKind::Conversion => ArmInput::conversion(name, *units, converted),
+                MetricKind::Mean => ArmInput::mean(name, *units, sum, sum_of_squares),
             },
         )
         .collect())

@@ -12,6 +12,7 @@
 //! server still starts and serves flags, reports the reason in `/v1/status`,
 //! and answers event requests with 503 and that reason.
 
+pub mod aggregates;
 pub mod analysis;
 pub mod ingest;
 pub mod schema;

@@ -71,7 +71,77 @@ const MIGRATIONS: &[&str] = &[
          time    INTEGER NOT NULL,
          PRIMARY KEY (flag, phase, metric, arm)
      );",
+    // 3: per-arm aggregates maintained by the writer (see `aggregates`),
+    // built here from the events already stored. Conversions are now looked
+    // up by unit (covering the columns aggregates read), exposures too.
+    "CREATE TABLE unit_outcomes (
+         flag   TEXT    NOT NULL,
+         phase  INTEGER NOT NULL,
+         unit   TEXT    NOT NULL,
+         metric TEXT    NOT NULL,
+         events INTEGER NOT NULL,
+         total  REAL    NOT NULL,
+         PRIMARY KEY (flag, phase, unit, metric)
+     ) WITHOUT ROWID;
+     CREATE TABLE arm_units (
+         flag    TEXT    NOT NULL,
+         phase   INTEGER NOT NULL,
+         variant TEXT    NOT NULL,
+         units   INTEGER NOT NULL,
+         PRIMARY KEY (flag, phase, variant)
+     ) WITHOUT ROWID;
+     CREATE TABLE arm_outcomes (
+         flag           TEXT    NOT NULL,
+         phase          INTEGER NOT NULL,
+         variant        TEXT    NOT NULL,
+         metric         TEXT    NOT NULL,
+         converted      INTEGER NOT NULL,
+         sum            REAL    NOT NULL,
+         sum_of_squares REAL    NOT NULL,
+         PRIMARY KEY (flag, phase, variant, metric)
+     ) WITHOUT ROWID;
+     CREATE TABLE multiple_exposures (
+         flag  TEXT    NOT NULL,
+         phase INTEGER NOT NULL,
+         units INTEGER NOT NULL,
+         PRIMARY KEY (flag, phase)
+     ) WITHOUT ROWID;
+     DROP INDEX conversions_by_metric_unit;
+     CREATE INDEX conversions_by_unit ON conversions (unit, time, metric, value);
+     CREATE INDEX exposures_by_unit ON exposures (unit);
+     CREATE TEMP TABLE exposed AS
+         SELECT flag, phase, unit, min(variant) AS variant, min(time) AS first,
+                count(*) AS variants
+         FROM exposures GROUP BY flag, phase, unit;
+     INSERT INTO multiple_exposures
+         SELECT flag, phase, count(*) FROM exposed WHERE variants > 1 GROUP BY flag, phase;
+     INSERT INTO arm_units
+         SELECT flag, phase, variant, count(*) FROM exposed WHERE variants = 1
+         GROUP BY flag, phase, variant;
+     INSERT INTO unit_outcomes
+         SELECT e.flag, e.phase, e.unit, c.metric, count(*), total(c.value)
+         FROM exposed e JOIN conversions c
+           ON c.unit = e.unit AND c.time >= e.first
+          AND c.time < coalesce((SELECT started FROM phases p
+                                 WHERE p.flag = e.flag AND p.number = e.phase + 1),
+                                9223372036854775807)
+         WHERE e.variants = 1
+         GROUP BY e.flag, e.phase, e.unit, c.metric;
+     INSERT INTO arm_outcomes
+         SELECT e.flag, e.phase, e.variant, o.metric, sum(o.events > 0), total(o.total),
+                total(o.total * o.total)
+         FROM exposed e JOIN unit_outcomes o
+           ON o.flag = e.flag AND o.phase = e.phase AND o.unit = e.unit
+         WHERE e.variants = 1
+         GROUP BY e.flag, e.phase, e.variant, o.metric;
+     DROP TABLE exposed;",
 ];
+
+/// The migrations that build schema version `version - 1` from nothing (tests).
+#[cfg(test)]
+pub fn migrations_before(version: usize) -> &'static [&'static str] {
+    &MIGRATIONS[..version - 1]
+}
 
 /// The schema version this binary writes.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -23,6 +23,7 @@ use flags_core::Snapshot;
 use rusqlite::{Connection, Transaction, params};
 use tokio::sync::oneshot;
 
+use super::aggregates::{self, PhaseEnds};
 use super::schema::{self, OpenError};
 
 /// Writes queued before senders are turned away (a request is one write).
@@ -129,6 +130,15 @@ impl Job {
             Self::Events { events, .. } => events.len(),
             Self::Phases { .. } | Self::Looks(_) => 0,
         }
+    }
+}
+
+impl PhaseEnds for Phases {
+    fn end(&self, flag: &str, phase: i64) -> i64 {
+        self.0
+            .get(flag)
+            .and_then(|phases| phases.iter().find(|(number, _, _)| *number == phase + 1))
+            .map_or(i64::MAX, |(_, started, _)| *started)
     }
 }
 
@@ -426,14 +436,28 @@ fn store(
                  WHERE excluded.time < exposures.time",
             )?;
             let phase = phases.at(&e.flag, e.time);
-            expose.execute(params![e.flag, phase, e.unit, e.variant, e.time, e.id])?
+            aggregates::around_exposure(transaction, phases, &e.flag, phase, &e.unit, || {
+                expose.execute(params![e.flag, phase, e.unit, e.variant, e.time, e.id])
+            })?
         }
         Event::Conversion(c) => {
             let mut convert = transaction.prepare_cached(
                 "INSERT OR IGNORE INTO conversions (id, metric, unit, value, time)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            convert.execute(params![c.id, c.metric, c.unit, c.value, c.time])?
+            let changed = convert.execute(params![c.id, c.metric, c.unit, c.value, c.time])?;
+            if changed > 0 {
+                let value = c.value.unwrap_or(0.0);
+                aggregates::after_conversion(
+                    transaction,
+                    phases,
+                    &c.unit,
+                    &c.metric,
+                    value,
+                    c.time,
+                )?;
+            }
+            changed
         }
     };
     Ok(if changed > 0 {
@@ -490,5 +514,106 @@ mod tests {
             )
             .unwrap();
         assert_eq!(time, 3);
+    }
+
+    /// The aggregates' rows, sorted, for comparison.
+    fn aggregates(connection: &Connection) -> Vec<String> {
+        let mut rows = Vec::new();
+        for sql in [
+            "SELECT flag, phase, variant, units FROM arm_units WHERE units != 0",
+            "SELECT flag, phase, variant, metric, converted, sum, sum_of_squares FROM arm_outcomes
+             WHERE converted != 0 OR sum != 0",
+            "SELECT flag, phase, units FROM multiple_exposures",
+        ] {
+            let mut statement = connection.prepare(sql).unwrap();
+            let columns = statement.column_count();
+            let mut query = statement.query([]).unwrap();
+            while let Some(row) = query.next().unwrap() {
+                let values: Vec<String> = (0..columns)
+                    .map(|i| format!("{:?}", row.get_ref(i).unwrap()))
+                    .collect();
+                rows.push(values.join(" "));
+            }
+        }
+        rows.sort();
+        rows
+    }
+
+    #[tokio::test]
+    async fn incremental_aggregates_equal_an_aggregation_from_scratch() {
+        // Events in a shuffled order: late exposures, earlier re-exposures,
+        // units in both arms, conversions before and after exposure.
+        let mut seed = 0x0123_4567_89ab_cdef_u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut events = Vec::new();
+        for i in 0..400 {
+            let unit = format!("u{}", next(60));
+            let time = next(1000) as i64;
+            events.push(match next(3) {
+                0 => Event::Exposure(Exposure {
+                    id: None,
+                    flag: "f".into(),
+                    variant: ["a", "b"][(next(20) == 0) as usize ^ (unit.len() % 2)].into(),
+                    unit,
+                    time,
+                }),
+                1 => Event::Conversion(Conversion {
+                    id: format!("c{i}"),
+                    metric: "m".into(),
+                    unit,
+                    value: None,
+                    time,
+                }),
+                _ => Event::Conversion(Conversion {
+                    id: format!("c{i}"),
+                    metric: "r".into(),
+                    unit,
+                    value: Some(next(100) as f64),
+                    time,
+                }),
+            });
+        }
+        let incremental = tempfile::tempdir().unwrap();
+        let store = EventStore::open(incremental.path()).unwrap();
+        for batch in events.chunks(37) {
+            store.write(batch.to_vec()).await.unwrap();
+        }
+        drop(store);
+
+        // The same events stored at schema version 2, then migrated: version
+        // 3 builds its aggregates from scratch.
+        let scratch = tempfile::tempdir().unwrap();
+        let connection = Connection::open(scratch.path().join(schema::FILE_NAME)).unwrap();
+        connection
+            .execute_batch(&schema::migrations_before(3).join(";"))
+            .unwrap();
+        for event in &events {
+            match event {
+                Event::Exposure(e) => connection.execute(
+                    "INSERT INTO exposures (flag, phase, unit, variant, time) VALUES (?1, 1, ?2, ?3, ?4)
+                     ON CONFLICT DO UPDATE SET time = min(time, excluded.time)",
+                    params![e.flag, e.unit, e.variant, e.time],
+                ),
+                Event::Conversion(c) => connection.execute(
+                    "INSERT OR IGNORE INTO conversions (id, metric, unit, value, time)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![c.id, c.metric, c.unit, c.value, c.time],
+                ),
+            }
+            .unwrap();
+        }
+        connection.pragma_update(None, "user_version", 2).unwrap();
+        drop(connection);
+        let migrated = schema::open_for_writing(scratch.path()).unwrap();
+
+        let written = Connection::open(incremental.path().join(schema::FILE_NAME)).unwrap();
+        let expected = aggregates(&migrated);
+        assert!(expected.len() > 5, "{expected:?}");
+        assert_eq!(aggregates(&written), expected);
     }
 }
