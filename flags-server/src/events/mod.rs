@@ -4,8 +4,10 @@
 //! What it is for: accepting events (`POST /v1/events`, and the exposures the
 //! server records when it evaluates an enrolled unit) and acknowledging them
 //! only once committed (`store`); deciding which events are valid against
-//! the served config (`ingest`); and turning stored events into per-arm
-//! sufficient statistics for `flags_core::stats::analyze` (`analysis`).
+//! the served config (`ingest`); keeping per-arm sufficient statistics up to
+//! date as events are written (`aggregates`); and reading them out through
+//! `flags_core::stats::analyze` (`analysis`). The schema and its migrations
+//! are in `schema`.
 //!
 //! What it is not: a general event pipeline. Flags never depend on it: if the
 //! store cannot be opened (unwritable directory, corrupt file, full disk) the
