@@ -252,3 +252,31 @@ async fn the_readout_counts_units_from_their_first_exposure_and_excludes_switche
     );
     assert!(text.contains("metric revenue"), "{text}");
 }
+
+#[tokio::test]
+async fn a_corrupt_database_leaves_flags_served_and_readouts_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("events.sqlite3"), vec![0x5a; 8192]).unwrap();
+    let server = Server::start_with(
+        common::CONFIG,
+        Options::default()
+            .arg("--data")
+            .arg(dir.path().to_str().unwrap()),
+    );
+    let (status, answer) = server.ofrep("color", r#"{"targetingKey": "u-1"}"#).await;
+    assert_eq!(status, 200, "{answer}");
+    let (_, status) = status_json(server.get("/v1/status").await).await;
+    assert_eq!(status["events"]["available"], false);
+    let reason = status["events"]["error"].as_str().unwrap();
+    assert!(reason.contains("not a database"), "{reason}");
+    let (status, body) = status_json(server.get("/v1/experiments/color/results").await).await;
+    assert_eq!(status, 503);
+    assert!(
+        body["errorDetails"]
+            .as_str()
+            .unwrap()
+            .contains("not a database"),
+        "{body}"
+    );
+    assert_eq!(server.get("/readyz").await.status(), 200);
+}
