@@ -37,5 +37,9 @@ pub async fn ingest(
         .write(std::mem::take(&mut batch.events))
         .await
         .map_err(ApiError::from)?;
-    Ok(json(&batch.receipt(&stored)))
+    let receipt = batch.receipt(&stored);
+    state
+        .metrics
+        .record_events(receipt.stored, receipt.duplicates, receipt.rejected);
+    Ok(json(&receipt))
 }

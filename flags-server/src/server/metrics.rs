@@ -70,6 +70,8 @@ pub struct Metrics {
     reloads: [AtomicU64; 4],
     rejections: AtomicU64,
     shed: AtomicU64,
+    /// Events received through `POST /v1/events`: stored, duplicate, rejected.
+    events: [AtomicU64; 3],
 }
 
 #[derive(Default)]
@@ -114,6 +116,13 @@ impl Metrics {
             self.reloads[slot].fetch_add(1, Relaxed);
         }
         self.rejections.fetch_add(rejections as u64, Relaxed);
+    }
+
+    /// Counts the events of one acknowledged `POST /v1/events` batch.
+    pub fn record_events(&self, stored: usize, duplicates: usize, rejected: usize) {
+        for (counter, n) in self.events.iter().zip([stored, duplicates, rejected]) {
+            counter.fetch_add(n as u64, Relaxed);
+        }
     }
 
     /// Counts one request answered 429.
@@ -198,10 +207,35 @@ impl Metrics {
                 "Flags served from a previous version because the new one is invalid.",
                 config.stale as f64,
             ),
+            (
+                "flags_event_store_available",
+                "gauge",
+                "1 while events are being stored, 0 when the store is unavailable or failing.",
+                f64::from(u8::from(config.events_available)),
+            ),
+            (
+                "flags_exposures_dropped_total",
+                "counter",
+                "Automatic exposures dropped because the event writer was saturated.",
+                config.dropped_exposures as f64,
+            ),
         ];
         for (name, kind, help, value) in scalars {
             header(&mut out, name, kind, help);
             let _ = writeln!(out, "{name} {value}");
+        }
+        header(
+            &mut out,
+            "flags_events_total",
+            "counter",
+            "Events received by POST /v1/events, by outcome.",
+        );
+        for (outcome, count) in ["stored", "duplicate", "rejected"].iter().zip(&self.events) {
+            let _ = writeln!(
+                out,
+                "flags_events_total{{outcome=\"{outcome}\"}} {}",
+                count.load(Relaxed)
+            );
         }
         header(
             &mut out,
@@ -273,7 +307,7 @@ impl Metrics {
     }
 }
 
-/// Gauges read from the live config at render time.
+/// Gauges read from the live config and the event store at render time.
 pub struct ConfigGauges<'a> {
     /// The config version.
     pub version: &'a str,
@@ -283,6 +317,10 @@ pub struct ConfigGauges<'a> {
     pub flags: usize,
     /// Flags stale.
     pub stale: usize,
+    /// Whether the event store is storing events.
+    pub events_available: bool,
+    /// Automatic exposures dropped so far.
+    pub dropped_exposures: u64,
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -306,6 +344,7 @@ fn escape(value: &str) -> std::borrow::Cow<'_, str> {
 pub async fn export(State(state): State<AppState>, _: Caller) -> Response {
     let published = state.live.current.load();
     let snapshot = &published.snapshot;
+    let events = state.events.status();
     let gauges = ConfigGauges {
         version: &published.version,
         loaded_at: published
@@ -314,6 +353,8 @@ pub async fn export(State(state): State<AppState>, _: Caller) -> Response {
             .map_or(0.0, |d| d.as_secs_f64()),
         flags: snapshot.len(),
         stale: snapshot.flags().filter(|f| f.stale()).count(),
+        events_available: events.available,
+        dropped_exposures: events.dropped_exposures,
     };
     let content_type = "text/plain; version=0.0.4; charset=utf-8";
     (
@@ -354,9 +395,14 @@ mod tests {
             loaded_at: 1.5,
             flags: 2,
             stale: 1,
+            events_available: true,
+            dropped_exposures: 3,
         });
         for line in [
             "flags_http_requests_total{route=\"/healthz\",status=\"200\"} 1",
+            "flags_event_store_available 1",
+            "flags_exposures_dropped_total 3",
+            "flags_events_total{outcome=\"stored\"} 0",
             "flags_http_requests_total{route=\"/healthz\",status=\"other\"} 1",
             "flags_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"+Inf\"} 2",
             "flags_http_request_duration_seconds_count{route=\"/healthz\"} 2",
