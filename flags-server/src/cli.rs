@@ -32,6 +32,8 @@ pub enum Command {
     Kill(EditArgs),
     /// Turn a flag's kill switch back on (`enabled = true`), editing the file in place.
     Revive(EditArgs),
+    /// Experiment statistics from sufficient statistics (JSON in, JSON or a table out).
+    Stats(StatsArgs),
 }
 
 /// `flags serve`.
@@ -77,6 +79,16 @@ pub struct ServeArgs {
     /// Interval between keep-alive comments on `/v1/stream`.
     #[arg(long, value_parser = parse_duration, default_value = "15s")]
     pub sse_keepalive: Duration,
+}
+
+/// `flags stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// A JSON analysis or planning request (docs/statistics.md); standard input when absent or `-`.
+    pub file: Option<PathBuf>,
+    /// Print a table instead of JSON.
+    #[arg(long)]
+    pub table: bool,
 }
 
 /// `flags check`.

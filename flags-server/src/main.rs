@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(&args),
         Command::Kill(args) => commands::edit::run(&args, false),
         Command::Revive(args) => commands::edit::run(&args, true),
+        Command::Stats(args) => commands::stats::run(&args),
         Command::Serve(args) => serve(args),
     };
     match outcome {

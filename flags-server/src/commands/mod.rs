@@ -1,4 +1,4 @@
-//! The one-shot subcommands: `check`, `eval`, `kill` and `revive`.
+//! The one-shot subcommands: `check`, `eval`, `kill`, `revive` and `stats`.
 //!
 //! Each reads the config itself and reports through [`crate::error::Error`];
 //! `serve` lives in `crate::server`.
@@ -6,3 +6,4 @@
 pub mod check;
 pub mod edit;
 pub mod eval;
+pub mod stats;
