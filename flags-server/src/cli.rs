@@ -76,6 +76,10 @@ pub struct ServeArgs {
     /// Quiet time after the last file event before a reload.
     #[arg(long, value_parser = parse_duration, default_value = "10ms")]
     pub debounce: Duration,
+    /// Evaluate every request at this RFC 3339 instant instead of now: a
+    /// preview of what schedules and `before`/`after` conditions will serve.
+    #[arg(long, value_name = "TIME", value_parser = parse_instant)]
+    pub at: Option<flags_core::Timestamp>,
     /// Interval between keep-alive comments on `/v1/stream`.
     #[arg(long, value_parser = parse_duration, default_value = "15s")]
     pub sse_keepalive: Duration,
@@ -167,4 +171,10 @@ mod tests {
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5h").is_err());
     }
+}
+
+/// An RFC 3339 instant such as `2026-12-08T10:00:00Z`.
+fn parse_instant(text: &str) -> Result<flags_core::Timestamp, String> {
+    flags_core::Timestamp::parse_rfc3339(text)
+        .ok_or_else(|| format!("`{text}` is not an RFC 3339 instant such as 2026-12-08T10:00:00Z"))
 }
