@@ -159,6 +159,12 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// An RFC 3339 instant such as `2026-12-08T10:00:00Z`.
+fn parse_instant(text: &str) -> Result<flags_core::Timestamp, String> {
+    flags_core::Timestamp::parse_rfc3339(text)
+        .ok_or_else(|| format!("`{text}` is not an RFC 3339 instant such as 2026-12-08T10:00:00Z"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,10 +177,4 @@ mod tests {
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5h").is_err());
     }
-}
-
-/// An RFC 3339 instant such as `2026-12-08T10:00:00Z`.
-fn parse_instant(text: &str) -> Result<flags_core::Timestamp, String> {
-    flags_core::Timestamp::parse_rfc3339(text)
-        .ok_or_else(|| format!("`{text}` is not an RFC 3339 instant such as 2026-12-08T10:00:00Z"))
 }
