@@ -375,7 +375,7 @@ impl<'s> FlagInfo<'s> {
         self.slot.flag.value_type
     }
     /// Variant names and values in the order written.
-    pub fn variants(&self) -> impl Iterator<Item = (&'s str, &'s Value)> {
+    pub fn variants(&self) -> impl Iterator<Item = (&'s str, &'s Value)> + use<'s> {
         self.slot.flag.variants.iter().map(|v| (&*v.key, &v.value))
     }
     /// The line of `[flags.KEY]` in the file.
@@ -384,7 +384,7 @@ impl<'s> FlagInfo<'s> {
     }
     /// The experiments (split rules with `experiment`) of this flag, as
     /// (rule index, metric names, variant weights in bucket units).
-    pub fn experiments(&self) -> impl Iterator<Item = ExperimentInfo<'s>> {
+    pub fn experiments(&self) -> impl Iterator<Item = ExperimentInfo<'s>> + use<'s> {
         let flag: &'s Flag = &self.slot.flag;
         flag.rules
             .iter()
@@ -419,11 +419,11 @@ impl<'s> ExperimentInfo<'s> {
         self.rule
     }
     /// Metric names.
-    pub fn metrics(&self) -> impl Iterator<Item = &'s str> {
+    pub fn metrics(&self) -> impl Iterator<Item = &'s str> + use<'s> {
         self.experiment.metrics.iter().map(|m| &**m)
     }
     /// Arms as (variant, share of the split in buckets out of 1 000 000).
-    pub fn arms(&self) -> impl Iterator<Item = (&'s str, u32)> {
+    pub fn arms(&self) -> impl Iterator<Item = (&'s str, u32)> + use<'s> {
         let flag = self.flag;
         let mut start = 0;
         self.arms.iter().map(move |arm| {

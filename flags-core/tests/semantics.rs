@@ -731,3 +731,35 @@ fn explanations_name_each_rule_and_its_line() {
     assert_eq!(rendered[2]["outcome"], "outside_rollout");
     assert_eq!(rendered[2]["line"], 6);
 }
+
+#[test]
+fn experiments_are_listed_with_arms_traffic_layer_and_metrics() {
+    let s = snapshot(
+        r#"
+[metrics.buy]
+kind = "conversion"
+[flags.exp]
+variants = { a = "A", b = "B", c = "C" }
+default = "a"
+[[flags.exp.rules]]
+serve = "b"
+segments = []
+when = [{ attr = "staff", op = "eq", value = true }]
+[[flags.exp.rules]]
+split = { a = 34, b = 33, c = 33 }
+experiment = { traffic = 50, layer = "l", range = [10, 60], metrics = ["buy"] }
+"#,
+    );
+    // The iterators borrow the snapshot, not the temporary `FlagInfo`.
+    let experiments: Vec<_> = s.flag("exp").unwrap().experiments().collect();
+    assert_eq!(experiments.len(), 1);
+    let e = experiments[0];
+    assert_eq!(e.rule_index(), 1);
+    let arms: Vec<_> = e.arms().collect();
+    assert_eq!(arms, [("a", 340_000), ("b", 330_000), ("c", 330_000)]);
+    assert_eq!(e.traffic(), 500_000);
+    assert_eq!(e.layer(), Some(("l", 100_000, 600_000)));
+    assert_eq!(e.metrics().collect::<Vec<_>>(), ["buy"]);
+    let variants: Vec<_> = s.flag("exp").unwrap().variants().map(|(k, _)| k).collect();
+    assert_eq!(variants, ["a", "b", "c"]);
+}

@@ -34,6 +34,8 @@ pub enum Command {
     Kill(EditArgs),
     /// Turn a flag's kill switch back on (`enabled = true`), editing the file in place.
     Revive(EditArgs),
+    /// Experiment statistics from sufficient statistics (JSON in, JSON or a table out).
+    Stats(StatsArgs),
 }
 
 /// `flags serve`.
@@ -87,9 +89,23 @@ pub struct ServeArgs {
     /// Quiet time after the last file event before a reload.
     #[arg(long, value_parser = parse_duration, default_value = "10ms")]
     pub debounce: Duration,
+    /// Evaluate every request at this RFC 3339 instant instead of now: a
+    /// preview of what schedules and `before`/`after` conditions will serve.
+    #[arg(long, value_name = "TIME", value_parser = parse_instant)]
+    pub at: Option<flags_core::Timestamp>,
     /// Interval between keep-alive comments on `/v1/stream`.
     #[arg(long, value_parser = parse_duration, default_value = "15s")]
     pub sse_keepalive: Duration,
+}
+
+/// `flags stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// A JSON analysis or planning request (docs/statistics.md); standard input when absent or `-`.
+    pub file: Option<PathBuf>,
+    /// Print a table instead of JSON.
+    #[arg(long)]
+    pub table: bool,
 }
 
 /// `flags check`.
@@ -178,6 +194,12 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" => Ok(Duration::from_secs(n * 60)),
         _ => Err(format!("`{text}`: unknown unit `{unit}` (use ms, s or m)")),
     }
+}
+
+/// An RFC 3339 instant such as `2026-12-08T10:00:00Z`.
+fn parse_instant(text: &str) -> Result<flags_core::Timestamp, String> {
+    flags_core::Timestamp::parse_rfc3339(text)
+        .ok_or_else(|| format!("`{text}` is not an RFC 3339 instant such as 2026-12-08T10:00:00Z"))
 }
 
 #[cfg(test)]

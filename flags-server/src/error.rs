@@ -31,6 +31,9 @@ pub enum Error {
     /// An argument cannot be used (bad `--attr`, `--context`, `--at`, address, tokens).
     #[error("{0}")]
     Usage(String),
+    /// Numbers given to `flags stats` cannot be statistics.
+    #[error("{0}")]
+    Statistics(flags_core::stats::InputError),
     /// The server could not start or stopped on an error.
     #[error("{0}")]
     Serve(String),

@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Command::Results(args) => commands::results::run(&args),
         Command::Kill(args) => commands::edit::run(&args, false),
         Command::Revive(args) => commands::edit::run(&args, true),
+        Command::Stats(args) => commands::stats::run(&args),
         Command::Serve(args) => serve(args),
     };
     match outcome {

@@ -66,9 +66,18 @@ async fn valid_events_are_stored_once_and_bad_ones_are_rejected_with_a_reason() 
     assert_eq!(again["duplicates"], 1);
     assert_eq!(count(&server, "SELECT count(*) FROM conversions"), 1);
     let metrics = server.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("flags_events_total{outcome=\"stored\"} 2"), "{metrics}");
-    assert!(metrics.contains("flags_events_total{outcome=\"duplicate\"} 2"), "{metrics}");
-    assert!(metrics.contains("flags_event_store_available 1"), "{metrics}");
+    assert!(
+        metrics.contains("flags_events_total{outcome=\"stored\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("flags_events_total{outcome=\"duplicate\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("flags_event_store_available 1"),
+        "{metrics}"
+    );
 
     let too_many: Vec<Value> = (0..1001)
         .map(|i| json!({"type": "conversion", "id": format!("x{i}"), "metric": "clicks", "key": "u"}))

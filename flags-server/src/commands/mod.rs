@@ -1,4 +1,4 @@
-//! The one-shot subcommands: `check`, `eval`, `results`, `kill` and `revive`.
+//! The one-shot subcommands: `check`, `eval`, `results`, `kill`, `revive` and `stats`.
 //!
 //! Each reads the config itself and reports through [`crate::error::Error`];
 //! `serve` lives in `crate::server`.
@@ -7,3 +7,4 @@ pub mod check;
 pub mod edit;
 pub mod eval;
 pub mod results;
+pub mod stats;

@@ -46,7 +46,7 @@ use crate::tokens::Tokens;
 use errors::ApiError;
 use limits::Limits;
 use metrics::Metrics;
-use state::{AppState, LiveConfig, ServerState};
+use state::{AppState, Clock, LiveConfig, ServerState};
 
 /// Runs the server until SIGTERM or SIGINT, then drains.
 pub async fn serve(args: ServeArgs) -> Result<(), Error> {
@@ -89,6 +89,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         public_url: args.public_url,
         sse_keepalive: args.sse_keepalive,
         shutdown: draining,
+        clock: args.at.map_or(Clock::System, Clock::Fixed),
     });
     experiments::spawn_background(&state);
     let hangups = forward_hangups(state.clone())?;

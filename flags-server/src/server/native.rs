@@ -49,7 +49,7 @@ pub async fn evaluate_flag(
         .map_err(|e| ApiError::from(e).for_flag(&key))?;
     let published = state.live.current.load();
     let mut trace = Trace::default();
-    let at = Timestamp::now();
+    let at = state.clock.now();
     let evaluated = if query.explain {
         published.evaluate(&key, &ctx, at, &mut trace)
     } else {
@@ -77,7 +77,7 @@ pub async fn evaluate_all(
     let published = state.live.current.load();
     let version = published.snapshot.version();
     let flags = published
-        .evaluate_all(&ctx, Timestamp::now())
+        .evaluate_all(&ctx, state.clock.now())
         .map(|evaluated| {
             state.record_exposure(&evaluated, ctx.key());
             EvaluationView {

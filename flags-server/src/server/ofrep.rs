@@ -13,7 +13,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use flags_core::{AttrValue, Context, FlagVersion, NoExplain, Reason, Timestamp, Value};
+use flags_core::{AttrValue, Context, FlagVersion, NoExplain, Reason, Value};
 use serde::Serialize;
 use xxhash_rust::xxh3::Xxh3;
 
@@ -42,7 +42,7 @@ pub async fn evaluate_flag(
         .map_err(|e| ApiError::from(e).for_flag(&key))?;
     let published = state.live.current.load();
     let evaluated = published
-        .evaluate(&key, &ctx, Timestamp::now(), &mut NoExplain)
+        .evaluate(&key, &ctx, state.clock.now(), &mut NoExplain)
         .ok_or_else(|| ApiError::flag_not_found(&key))?;
     state.record_exposure(&evaluated, ctx.key());
     Ok(json(&Success::new(&evaluated, &published.version)))
@@ -70,7 +70,7 @@ pub async fn evaluate_all(
     };
     let bulk = Bulk {
         flags: published
-            .evaluate_all(&ctx, Timestamp::now())
+            .evaluate_all(&ctx, state.clock.now())
             .map(|evaluated| {
                 state.record_exposure(&evaluated, ctx.key());
                 Success::new(&evaluated, version)

@@ -51,6 +51,29 @@ pub struct ServerState {
     pub sse_keepalive: Duration,
     /// Turns true when the server starts draining.
     pub shutdown: watch::Receiver<bool>,
+    /// The instant evaluations are made at.
+    pub clock: Clock,
+}
+
+/// Where evaluations get "now" from.
+#[derive(Clone, Copy, Debug)]
+pub enum Clock {
+    /// The system clock (the normal case).
+    System,
+    /// A fixed instant (`flags serve --at`): previews what a schedule or a
+    /// `before`/`after` condition will serve then, and makes answers
+    /// reproducible for conformance tests.
+    Fixed(flags_core::Timestamp),
+}
+
+impl Clock {
+    /// The evaluation instant.
+    pub fn now(self) -> flags_core::Timestamp {
+        match self {
+            Self::System => flags_core::Timestamp::now(),
+            Self::Fixed(at) => at,
+        }
+    }
 }
 
 impl ServerState {

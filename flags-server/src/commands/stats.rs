@@ -1,0 +1,195 @@
+//! `flags stats [FILE]`: an A/B calculator for analysts, over the core's
+//! statistics.
+//!
+//! Reads one JSON document from FILE or standard input: an analysis request
+//! (it has `arms`) or a planning request (it has `baseline_rate`), both as
+//! documented in docs/statistics.md, and prints the result as JSON or, with
+//! `--table`, as a table. Not here: any statistics (they are all in
+//! `flags_core::stats`) or reading experiment data from the event store.
+
+use std::fmt::Write as _;
+use std::io::Read as _;
+
+use flags_core::stats::{self, Analysis, AnalysisRequest, Interval, Plan, PlanningRequest};
+
+use crate::cli::StatsArgs;
+use crate::error::Error;
+
+/// Runs the request and prints its result.
+pub fn run(args: &StatsArgs) -> Result<(), Error> {
+    let (origin, text) = read_input(args)?;
+    let document: serde_json::Value = parse(&origin, &text)?;
+    let output = if document.get("arms").is_some() {
+        let request: AnalysisRequest = parse(&origin, &text)?;
+        let analysis = stats::analyze(&request).map_err(Error::Statistics)?;
+        render(args.table, &analysis, analysis_table)
+    } else {
+        let request: PlanningRequest = parse(&origin, &text)?;
+        let plan = stats::plan(&request).map_err(Error::Statistics)?;
+        render(args.table, &plan, plan_table)
+    };
+    println!("{}", output?);
+    Ok(())
+}
+
+fn read_input(args: &StatsArgs) -> Result<(String, String), Error> {
+    match &args.file {
+        Some(path) if path.as_os_str() != "-" => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            Ok((path.display().to_string(), text))
+        }
+        _ => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| Error::io("<stdin>", e))?;
+            Ok(("<stdin>".to_string(), text))
+        }
+    }
+}
+
+/// Parses JSON, naming the place of the first problem.
+fn parse<T: serde::de::DeserializeOwned>(origin: &str, text: &str) -> Result<T, Error> {
+    serde_json::from_str(text).map_err(|e| {
+        let what = e.to_string();
+        // serde_json appends " at line L column C"; say it the file:line:column way.
+        let message = what.split(" at line ").next().unwrap_or(&what).to_string();
+        Error::Usage(format!("{origin}:{}:{}: {message}", e.line(), e.column()))
+    })
+}
+
+fn render<T: serde::Serialize>(
+    table: bool,
+    value: &T,
+    as_table: fn(&T) -> String,
+) -> Result<String, Error> {
+    if table {
+        return Ok(as_table(value));
+    }
+    serde_json::to_string_pretty(value)
+        .map_err(|e| Error::Usage(format!("cannot print the result: {e}")))
+}
+
+/// Six decimals, or scientific notation for the tiny p-values that matter.
+fn number(value: Option<f64>) -> String {
+    match value {
+        None => "n/a".to_string(),
+        Some(v) if v != 0.0 && v.abs() < 1e-4 => format!("{v:.3e}"),
+        Some(v) => format!("{v:.6}"),
+    }
+}
+
+/// The name a setting has in the JSON (`two_sided`, `holm`).
+fn name<T: serde::Serialize>(setting: &T) -> String {
+    serde_json::to_value(setting)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn percent(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".to_string(), |v| format!("{:+.2}%", v * 100.0))
+}
+
+fn interval(ci: Option<&Interval>, show: fn(Option<f64>) -> String) -> String {
+    match ci {
+        None => "n/a".to_string(),
+        Some(ci) => {
+            let bound =
+                |b: Option<f64>, infinite: &str| b.map_or(infinite.to_string(), |v| show(Some(v)));
+            format!("[{}, {}]", bound(ci.lower, "-inf"), bound(ci.upper, "+inf"))
+        }
+    }
+}
+
+fn analysis_table(analysis: &Analysis) -> String {
+    let mut out = String::new();
+    if analysis.srm.mismatch {
+        let _ = writeln!(
+            out,
+            "!! SAMPLE RATIO MISMATCH (p = {}): the split is not what was configured; do not trust this readout.\n",
+            number(analysis.srm.p_value)
+        );
+    }
+    let _ = writeln!(out, "{:<16} {:>12} {:>12}", "arm", "units", "mean");
+    for arm in &analysis.arms {
+        let _ = writeln!(
+            out,
+            "{:<16} {:>12} {:>12}",
+            arm.name,
+            arm.units,
+            number(arm.mean)
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{:<16} {:>12} {:>26} {:>10} {:>28} {:>10} {:>10} {:>10} {:>10}",
+        "vs control",
+        "difference",
+        "difference CI",
+        "lift",
+        "lift CI",
+        "p",
+        "adj. p",
+        "seq. p",
+        "P(beat)"
+    );
+    for c in &analysis.comparisons {
+        let _ = writeln!(
+            out,
+            "{:<16} {:>12} {:>26} {:>10} {:>28} {:>10} {:>10} {:>10} {:>10}",
+            c.arm,
+            number(c.comparison.difference),
+            interval(c.comparison.difference_ci.as_ref(), number),
+            percent(c.comparison.relative_lift),
+            interval(c.comparison.relative_lift_ci.as_ref(), percent),
+            number(c.comparison.p_value),
+            number(c.adjusted_p_value),
+            number(c.sequential.p_value),
+            number(c.chance_to_beat_control),
+        );
+    }
+    let _ = write!(
+        out,
+        "\nalpha {}, {}, {}-adjusted p-values; confidence intervals are not adjusted. SRM p = {}.",
+        analysis.alpha,
+        name(&analysis.alternative),
+        name(&analysis.correction),
+        number(analysis.srm.p_value)
+    );
+    out
+}
+
+fn plan_table(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "baseline rate      {}",
+        number(Some(plan.baseline_rate))
+    );
+    let _ = writeln!(
+        out,
+        "treatment rate     {}",
+        number(Some(plan.treatment_rate))
+    );
+    let _ = writeln!(
+        out,
+        "absolute MDE       {}",
+        number(Some(plan.absolute_mde))
+    );
+    let _ = writeln!(out, "alpha / power      {} / {}", plan.alpha, plan.power);
+    let needed = plan
+        .units_per_arm
+        .map_or("n/a".to_string(), |n| n.to_string());
+    let _ = write!(out, "units per arm      {needed}");
+    if let Some(achieved) = &plan.achieved_power {
+        let _ = write!(
+            out,
+            "\npower at {} per arm: {}",
+            achieved.units_per_arm,
+            number(achieved.power)
+        );
+    }
+    out
+}
