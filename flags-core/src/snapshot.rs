@@ -302,27 +302,48 @@ pub struct FlagVersion(pub u64);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConfigVersion(pub u64);
 
+/// Versions print as 16 lower-case hex digits, written without `fmt`: a
+/// version goes into every evaluation answer the server sends, and
+/// serialising through `collect_str` was a visible part of that answer's cost.
+struct Hex16([u8; 16]);
+
+impl Hex16 {
+    fn of(value: u64) -> Self {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut digits = [0; 16];
+        for (i, digit) in digits.iter_mut().enumerate() {
+            *digit = DIGITS[(value >> (60 - 4 * i)) as usize & 0xf];
+        }
+        Self(digits)
+    }
+
+    fn as_str(&self) -> &str {
+        // Always ASCII hex digits, so never the empty fallback.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
 impl serde::Serialize for FlagVersion {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        serializer.serialize_str(Hex16::of(self.0).as_str())
     }
 }
 
 impl serde::Serialize for ConfigVersion {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        serializer.serialize_str(Hex16::of(self.0).as_str())
     }
 }
 
 impl fmt::Display for FlagVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
+        f.write_str(Hex16::of(self.0).as_str())
     }
 }
 
 impl fmt::Display for ConfigVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
+        f.write_str(Hex16::of(self.0).as_str())
     }
 }
 
@@ -516,5 +537,21 @@ impl Snapshot {
 
     pub(crate) fn slot_index(&self, key: &str) -> Option<usize> {
         self.index.get(key).map(|&i| i as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_print_as_sixteen_lower_case_hex_digits() {
+        for v in [0, 1, 0xdead_beef, 0x0123_4567_89ab_cdef, u64::MAX] {
+            let expected = format!("{v:016x}");
+            assert_eq!(FlagVersion(v).to_string(), expected);
+            assert_eq!(ConfigVersion(v).to_string(), expected);
+            let json = serde_json::to_string(&(FlagVersion(v), ConfigVersion(v))).unwrap();
+            assert_eq!(json, format!("[\"{expected}\",\"{expected}\"]"));
+        }
     }
 }

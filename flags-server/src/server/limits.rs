@@ -3,18 +3,21 @@
 //!
 //! Evaluation bodies are read here, within `--max-body` bytes and
 //! `--client-timeout`, and parsed once into JSON that the evaluation context
-//! then borrows from. Requests beyond `--max-in-flight` are shed with 429 and
-//! `Retry-After` rather than queued, so latency stays bounded under overload.
+//! then borrows from. Evaluation requests beyond `--max-in-flight` are shed
+//! with 429 and `Retry-After` rather than queued, so latency stays bounded
+//! under overload; the slot is taken here, before the body is read, and held
+//! until the handler returns.
 //! Slow request headers are cut by the HTTP layer (`server::serve`). Not here:
 //! tokens (`auth`) or what a context means (`crate::context`).
 
+use std::pin::pin;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRequest, Request};
 use axum::http::header;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt as _;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::errors::ApiError;
 use super::state::AppState;
@@ -35,14 +38,18 @@ pub struct Limits {
 
 /// The bytes of an evaluation request body, `{"context": {...}}`, within
 /// the size and time limits and of a JSON content type; an empty body is
-/// an empty context (OFREP makes the body optional).
+/// an empty context (OFREP makes the body optional). Holds one of the
+/// `--max-in-flight` evaluation slots while it lives.
 #[derive(Debug)]
-pub struct EvaluationRequest(Bytes);
+pub struct EvaluationRequest {
+    body: Bytes,
+    _slot: OwnedSemaphorePermit,
+}
 
 impl EvaluationRequest {
     /// The parsed body, borrowing from the bytes (see `crate::context`).
     pub fn parse(&self) -> Result<RequestBody<'_>, ApiError> {
-        Ok(parse_body(&self.0)?)
+        Ok(parse_body(&self.body)?)
     }
 }
 
@@ -51,9 +58,17 @@ impl FromRequest<AppState> for EvaluationRequest {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
         let limits = state.limits;
-        read_json(request, limits.max_body, limits.client_timeout)
-            .await
-            .map(Self)
+        let Ok(slot) = state.in_flight.clone().try_acquire_owned() else {
+            state.metrics.record_shed();
+            // Read the (bounded) body first: answering over an unread body
+            // makes the server close the connection, which can reset it
+            // before the client has read the 429.
+            let body = axum::body::to_bytes(request.into_body(), limits.max_body);
+            let _ = tokio::time::timeout(limits.client_timeout, body).await;
+            return Err(ApiError::overloaded());
+        };
+        let body = read_json(request, limits.max_body, limits.client_timeout).await?;
+        Ok(Self { body, _slot: slot })
     }
 }
 
@@ -92,11 +107,16 @@ async fn read_json(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(is_json_media_type);
-    let body = axum::body::to_bytes(request.into_body(), max_body);
-    let bytes = tokio::time::timeout(timeout, body)
-        .await
-        .map_err(|_| ApiError::timeout())?
-        .map_err(|_| {
+    let mut body = pin!(axum::body::to_bytes(request.into_body(), max_body));
+    // Nearly every body arrives with its headers: take it without arming a
+    // timer, which is a measurable share of a small evaluation's cost.
+    let read = match body.as_mut().now_or_never() {
+        Some(read) => read,
+        None => tokio::time::timeout(timeout, body)
+            .await
+            .map_err(|_| ApiError::timeout())?,
+    };
+    let bytes = read.map_err(|_| {
             ApiError::general(format!(
                 "the request body is larger than {max_body} bytes or was cut short"
             ))
@@ -118,23 +138,6 @@ fn is_json_media_type(value: &str) -> bool {
     kind.eq_ignore_ascii_case("application")
         && (subtype.eq_ignore_ascii_case("json")
             || subtype.len() > 5 && subtype[subtype.len() - 5..].eq_ignore_ascii_case("+json"))
-}
-
-/// Middleware: answers 429 instead of queueing when `--max-in-flight`
-/// evaluation requests are already being served.
-pub async fn shed_load(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    match state.in_flight.try_acquire() {
-        Ok(_permit) => next.run(request).await,
-        Err(_) => {
-            state.metrics.record_shed();
-            // Read the (bounded) body first: answering over an unread body
-            // makes the server close the connection, which can reset it
-            // before the client has read the 429.
-            let body = axum::body::to_bytes(request.into_body(), state.limits.max_body);
-            let _ = tokio::time::timeout(state.limits.client_timeout, body).await;
-            ApiError::overloaded().into_response()
-        }
-    }
 }
 
 #[cfg(test)]

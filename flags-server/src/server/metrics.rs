@@ -1,5 +1,5 @@
 //! Prometheus metrics: the counters and histograms the server keeps, the
-//! middleware that times every request, and the text exposition format.
+//! layer that times every request, and the text exposition format.
 //!
 //! Everything on the request path is a relaxed atomic increment: routes are
 //! registered once (a read lock after that) and evaluation counters are
@@ -13,10 +13,15 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, UNIX_EPOCH};
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
 use rustc_hash::FxHashMap;
 
 use super::auth::Caller;
@@ -364,17 +369,83 @@ pub async fn export(State(state): State<AppState>, _: Caller) -> Response {
         .into_response()
 }
 
-/// Middleware: counts every routed request by route and status and times it.
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    // MatchedPath is a shared string: cloning it does not allocate.
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(request).await;
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    state
-        .metrics
-        .record_request(route, response.status().as_u16(), started);
-    response
+/// Layer: counts every routed request by route and status and times it.
+///
+/// A hand-written service rather than `axum::middleware::from_fn`, which
+/// boxes a future and clones the inner service on every request: on a
+/// single-flag evaluation that was a tenth of the server's own work.
+#[derive(Clone)]
+pub struct TrackLayer(pub Arc<Metrics>);
+
+impl<S> Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, inner: S) -> Track<S> {
+        Track {
+            inner,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+/// The service [`TrackLayer`] wraps around each route.
+#[derive(Clone)]
+pub struct Track<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S> Service<Request> for Track<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Tracked<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // MatchedPath is a shared string: cloning it does not allocate.
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        Tracked {
+            started: Instant::now(),
+            inner: self.inner.call(request),
+            route,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+pin_project! {
+    /// A request being answered; recorded when the answer is ready.
+    pub struct Tracked<F> {
+        #[pin]
+        inner: F,
+        route: Option<MatchedPath>,
+        started: Instant,
+        metrics: Arc<Metrics>,
+    }
+}
+
+impl<F, E> Future for Tracked<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let answer = ready!(this.inner.poll(cx));
+        if let Ok(response) = &answer {
+            let route = this.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+            this.metrics
+                .record_request(route, response.status().as_u16(), *this.started);
+        }
+        Poll::Ready(answer)
+    }
 }
 
 #[cfg(test)]

@@ -1,14 +1,14 @@
 //! The endpoint table: every path, its handler, and the layers around them;
 //! plus the two probes, which are too small for a module of their own.
 //!
-//! Load shedding wraps only the evaluation routes (probes, metrics and
-//! streams must answer when evaluations are saturated); metrics wrap every
-//! route; CORS, when configured, answers preflights before anything else.
+//! Metrics wrap every route; CORS, when configured, answers preflights
+//! before anything else. Load shedding is not a layer: evaluation handlers
+//! take their slot with their body (`limits::EvaluationRequest`), so probes,
+//! metrics and streams answer when evaluations are saturated.
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -17,18 +17,15 @@ use tower_http::cors::CorsLayer;
 use super::errors::ApiError;
 use super::state::AppState;
 use super::stream::STREAM_PATH;
-use super::{events, experiments, limits, metrics, native, ofrep, stream};
+use super::{events, experiments, metrics, native, ofrep, stream};
 
 /// The whole HTTP API.
 pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
-    let evaluations = Router::new()
+    let router = Router::new()
         .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_flag))
         .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_all))
         .route("/v1/evaluate/{key}", post(native::evaluate_flag))
         .route("/v1/evaluate", post(native::evaluate_all))
-        .route_layer(from_fn_with_state(state.clone(), limits::shed_load));
-    let router = Router::new()
-        .merge(evaluations)
         .route("/v1/flags", get(native::list_flags))
         .route("/v1/status", get(native::status))
         .route("/v1/experiments", get(experiments::list))
@@ -41,7 +38,7 @@ pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
         .route("/metrics", get(metrics::export))
         .fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async { ApiError::wrong_method() })
-        .layer(from_fn_with_state(state.clone(), metrics::track))
+        .layer(metrics::TrackLayer(state.metrics.clone()))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("the server hit a bug answering this request").into_response()
         }));
