@@ -117,10 +117,10 @@ async fn read_json(
             .map_err(|_| ApiError::timeout())?,
     };
     let bytes = read.map_err(|_| {
-            ApiError::general(format!(
-                "the request body is larger than {max_body} bytes or was cut short"
-            ))
-        })?;
+        ApiError::general(format!(
+            "the request body is larger than {max_body} bytes or was cut short"
+        ))
+    })?;
     if !is_json && !bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::general(
             "the request body must be sent as Content-Type: application/json",

@@ -21,8 +21,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
-use tower::{Layer, Service};
 use rustc_hash::FxHashMap;
+use tower::{Layer, Service};
 
 use super::auth::Caller;
 use super::state::AppState;
