@@ -156,6 +156,9 @@ impl ReloadThread {
     fn reload(&mut self, trigger: &'static str) -> ReloadAttempt {
         let previous = self.live.current.load_full();
         let (published, attempt) = self.loader.attempt(&previous.snapshot, trigger);
+        // Recorded before the swap, so whoever is served the new config
+        // finds the attempt that published it in /v1/status.
+        self.live.record(attempt.clone());
         if let Some(published) = published {
             tracing::info!(
                 version = %published.version,
@@ -165,7 +168,6 @@ impl ReloadThread {
             );
             self.live.publish(published);
         }
-        self.live.record(attempt.clone());
         attempt
     }
 }
