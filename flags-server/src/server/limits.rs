@@ -13,10 +13,11 @@
 use std::pin::pin;
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes, HttpBody as _};
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use futures_util::FutureExt as _;
+use http_body_util::BodyExt as _;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::errors::ApiError;
@@ -107,7 +108,7 @@ async fn read_json(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(is_json_media_type);
-    let mut body = pin!(axum::body::to_bytes(request.into_body(), max_body));
+    let mut body = pin!(read_body(request.into_body(), max_body));
     // Nearly every body arrives with its headers: take it without arming a
     // timer, which is a measurable share of a small evaluation's cost.
     let read = match body.as_mut().now_or_never() {
@@ -129,6 +130,42 @@ async fn read_json(
     Ok(bytes)
 }
 
+/// The whole body, or `Err` beyond `max` bytes or if the client broke off.
+///
+/// Not `axum::body::to_bytes`, which buffers every body through a list: a
+/// body that arrived in one piece (nearly all evaluation bodies) is returned
+/// as that piece, and the end is taken from the declared length without
+/// waiting for the stream to say so.
+async fn read_body(mut body: Body, max: usize) -> Result<Bytes, ()> {
+    let mut first = Bytes::new();
+    let mut joined = Vec::new();
+    while !body.is_end_stream() {
+        let Some(frame) = body.frame().await else {
+            break;
+        };
+        // Trailers carry nothing an evaluation reads.
+        let Ok(data) = frame.map_err(drop)?.into_data() else {
+            continue;
+        };
+        if first.len() + joined.len() + data.len() > max {
+            return Err(());
+        }
+        if first.is_empty() && joined.is_empty() {
+            first = data;
+        } else {
+            if joined.is_empty() {
+                joined.extend_from_slice(&std::mem::take(&mut first));
+            }
+            joined.extend_from_slice(&data);
+        }
+    }
+    Ok(if joined.is_empty() {
+        first
+    } else {
+        joined.into()
+    })
+}
+
 /// `application/json`, `application/*+json`, with or without parameters.
 fn is_json_media_type(value: &str) -> bool {
     let essence = value.split(';').next().unwrap_or("").trim();
@@ -143,6 +180,38 @@ fn is_json_media_type(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn chunked(parts: &[&'static str]) -> Body {
+        let parts: Vec<_> = parts
+            .iter()
+            .map(|part| Ok::<_, std::io::Error>(Bytes::from_static(part.as_bytes())))
+            .collect();
+        Body::from_stream(futures_util::stream::iter(parts))
+    }
+
+    #[tokio::test]
+    async fn bodies_are_read_whole_from_one_piece_or_many_within_the_limit() {
+        assert_eq!(read_body(Body::from("{}"), 10).await.unwrap(), "{}");
+        assert_eq!(read_body(Body::empty(), 10).await.unwrap(), "");
+        let joined = read_body(chunked(&["{\"a\"", "", ":1}"]), 10).await;
+        assert_eq!(joined.unwrap(), "{\"a\":1}");
+        assert_eq!(read_body(chunked(&["", "x", "y"]), 10).await.unwrap(), "xy");
+        assert_eq!(
+            read_body(chunked(&["12345", "67890"]), 10).await.unwrap(),
+            "1234567890"
+        );
+    }
+
+    #[tokio::test]
+    async fn bodies_beyond_the_limit_or_broken_off_are_refused() {
+        assert!(read_body(Body::from("12345678901"), 10).await.is_err());
+        assert!(read_body(chunked(&["12345", "678901"]), 10).await.is_err());
+        let broken = Body::from_stream(futures_util::stream::iter([
+            Ok(Bytes::from_static(b"{")),
+            Err(std::io::Error::other("connection reset")),
+        ]));
+        assert!(read_body(broken, 10).await.is_err());
+    }
 
     #[test]
     fn json_media_types_are_recognised_with_parameters() {
