@@ -525,6 +525,11 @@ impl Snapshot {
         })
     }
 
+    /// Where flag `key` is in file order (the order of [`Snapshot::flags`]).
+    pub fn position(&self, key: &str) -> Option<usize> {
+        self.slot_index(key)
+    }
+
     /// Metrics declared in `[metrics]`, in file order.
     pub fn metrics(&self) -> impl Iterator<Item = (&str, MetricKind)> {
         self.metrics.iter().map(|(name, kind)| (&**name, *kind))

@@ -2,8 +2,8 @@
 //! cases side by side (docs/flags-toml.md is the prose version of this file).
 
 use flags_core::{
-    AttrValue, Context, ErrorCode, Evaluation, Overrides, Reason, Snapshot, Timestamp, ValueType,
-    compile,
+    AttrValue, Context, ErrorCode, Evaluation, NoExplain, Overrides, Reason, Snapshot, Timestamp,
+    ValueType, compile,
 };
 
 fn snapshot(body: &str) -> Snapshot {
@@ -712,6 +712,22 @@ fn evaluate_all_covers_every_flag_in_file_order() {
             ("c", Reason::Static)
         ]
     );
+}
+
+#[test]
+fn a_flag_is_evaluated_by_its_position_in_file_order_as_by_its_key() {
+    let s = snapshot("[flags.b]\n[flags.a]\nenabled = false\n[flags.c]\n");
+    let ctx = Context::with_key("u");
+    for (position, flag) in s.flags().enumerate() {
+        assert_eq!(s.position(flag.key()), Some(position));
+        let (key, by_position) = s
+            .explain_at(position, &ctx, noon(), &mut NoExplain)
+            .expect("a flag at every position");
+        assert_eq!(key, flag.key());
+        assert_eq!(by_position, eval(&s, key, &ctx));
+    }
+    assert_eq!(s.position("missing"), None);
+    assert!(s.explain_at(3, &ctx, noon(), &mut NoExplain).is_none());
 }
 
 #[test]

@@ -246,6 +246,24 @@ impl Snapshot {
         }
     }
 
+    /// Like [`Snapshot::explain`], for the flag at `position` in file order
+    /// (see [`Snapshot::position`]): its key and evaluation, `None` past the
+    /// last flag. For callers that keep per-flag state in a table beside the
+    /// snapshot and would otherwise look the key up twice.
+    pub fn explain_at<E: Explain>(
+        &self,
+        position: usize,
+        ctx: &Context<'_>,
+        at: Timestamp,
+        explain: &mut E,
+    ) -> Option<(&str, Evaluation<'_>)> {
+        let slot = self.slots.get(position)?;
+        Some((
+            &slot.flag.key,
+            self.evaluate_slot(position, ctx, at, explain),
+        ))
+    }
+
     /// Evaluates every flag for `ctx` at `at`, in file order, as `(key, evaluation)`.
     pub fn evaluate_all<'s>(
         &'s self,

@@ -12,7 +12,6 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use flags_core::{Context, Diagnostic, Evaluation, Explain, Section, Snapshot, Timestamp};
-use rustc_hash::FxHashMap;
 use serde::Serialize;
 use tokio::sync::{Semaphore, watch};
 
@@ -149,7 +148,6 @@ pub struct Published {
     /// When it was published.
     pub loaded_at: SystemTime,
     flags: Box<[FlagCounters]>,
-    positions: FxHashMap<Box<str>, u32>,
 }
 
 /// Per flag: whether it runs an experiment, and its evaluation counters.
@@ -181,17 +179,11 @@ impl Published {
                     .collect(),
             })
             .collect();
-        let positions = snapshot
-            .flags()
-            .enumerate()
-            .map(|(i, flag)| (flag.key().into(), i as u32))
-            .collect();
         Self {
             version: snapshot.version().to_string().into(),
             snapshot,
             loaded_at: SystemTime::now(),
             flags,
-            positions,
         }
     }
 
@@ -203,9 +195,9 @@ impl Published {
         at: Timestamp,
         explain: &mut E,
     ) -> Option<Evaluated<'s>> {
-        let (key, position) = self.positions.get_key_value(key)?;
-        let evaluation = self.snapshot.explain(key, ctx, at, explain);
-        Some(self.count(key, *position as usize, evaluation))
+        let position = self.snapshot.position(key)?;
+        let (key, evaluation) = self.snapshot.explain_at(position, ctx, at, explain)?;
+        Some(self.count(key, position, evaluation))
     }
 
     /// Evaluates every flag in file order, counting each variant served.
