@@ -86,7 +86,12 @@ pub fn parse_body(bytes: &[u8]) -> Result<RequestBody<'_>, BodyError> {
             ));
         }
     }
-    serde_json::from_slice::<Envelope<'_>>(bytes)
+    // One check of the whole body rather than serde_json checking each
+    // string it borrows: a tenth of a single-flag request's cost, measured.
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        BodyError::Parse(format!("the request body is not valid UTF-8 JSON: {e}"))
+    })?;
+    serde_json::from_str::<Envelope<'_>>(text)
         .map(|envelope| envelope.0)
         .map_err(|e| match e.classify() {
             serde_json::error::Category::Data => BodyError::InvalidContext(e.to_string()),
@@ -324,6 +329,21 @@ mod tests {
         ] {
             assert_eq!(context_of(body, &limits).unwrap(), "None []", "{body:?}");
         }
+    }
+
+    #[test]
+    fn bodies_must_be_utf8_and_non_ascii_text_is_read_as_sent() {
+        let invalid = parse_body(b"{\"context\":{\"city\":\"Z\xfcrich\"}}");
+        assert!(
+            matches!(&invalid, Err(BodyError::Parse(m)) if m.contains("UTF-8")),
+            "{invalid:?}"
+        );
+        let body = r#"{"context":{"targetingKey":"\u00e9t\u00e9","city":"Zürich","日本":"東京"}}"#;
+        let parsed = parse_body(body.as_bytes()).unwrap();
+        let ctx = parsed.context(&ContextLimits::new(10)).unwrap();
+        assert_eq!(ctx.key(), Some("été"));
+        assert!(matches!(ctx.get("city"), Some(AttrValue::Str("Zürich"))));
+        assert!(matches!(ctx.get("日本"), Some(AttrValue::Str("東京"))));
     }
 
     #[test]
