@@ -64,7 +64,7 @@ impl FromRequest<AppState> for EvaluationRequest {
             // Read the (bounded) body first: answering over an unread body
             // makes the server close the connection, which can reset it
             // before the client has read the 429.
-            let body = axum::body::to_bytes(request.into_body(), limits.max_body);
+            let body = read_body(request.into_body(), limits.max_body);
             let _ = tokio::time::timeout(limits.client_timeout, body).await;
             return Err(ApiError::overloaded());
         };

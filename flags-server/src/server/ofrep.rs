@@ -251,6 +251,66 @@ fn if_none_match(headers: &HeaderMap, etag: &HeaderValue) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::metrics::Metrics;
+    use crate::server::state::Published;
+    use flags_core::{Overrides, Timestamp, compile};
+    use serde_json::{Value, json};
+
+    /// The answer for `flag`, parsed, with the two versions checked and
+    /// taken out; and as sent.
+    fn answer(config: &str, flag: &str, ctx: &Context<'_>) -> (Value, String) {
+        let snapshot = compile(config, &Overrides::new()).expect("test config compiles");
+        let published = Published::new(snapshot, &Metrics::default());
+        let at = Timestamp::parse_rfc3339("2026-12-10T12:00:00Z").unwrap();
+        let evaluated = published.evaluate(flag, ctx, at, &mut NoExplain).unwrap();
+        let mut out = Vec::new();
+        write_success(&mut out, &evaluated, &published.version).unwrap();
+        let flag_version = evaluated.evaluation.flag_version.map(|v| v.to_string());
+        let mut answer: Value = serde_json::from_slice(&out).expect("valid JSON");
+        assert_eq!(answer["metadata"]["flagVersion"], json!(flag_version));
+        assert_eq!(answer["metadata"]["configVersion"], *published.version);
+        let metadata = answer["metadata"].as_object_mut().unwrap();
+        metadata.remove("flagVersion");
+        metadata.remove("configVersion");
+        (answer, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn answers_carry_ofreps_fields_and_only_the_metadata_that_applies() {
+        let config = r#"version = 1
+[flags.plain]
+variants = { none = 0.0, some = 0.15 }
+default = "none"
+[flags.test]
+variants = { control = "blue", quoted = "a \"quoted\" value" }
+default = "control"
+[[flags.test.rules]]
+name = "the \"split\""
+split = { control = 0, quoted = 100 }
+experiment = { metrics = [] }
+"#;
+        let ctx = Context::with_key("u-1");
+        let (plain, text) = answer(config, "plain", &ctx);
+        assert!(
+            text.contains(r#""value":0.0,"#),
+            "floats keep their point: {text}"
+        );
+        assert_eq!(
+            plain,
+            json!({"key": "plain", "value": 0.0, "reason": "STATIC", "variant": "none",
+                   "metadata": {}})
+        );
+        let (split, _) = answer(config, "test", &ctx);
+        let bucket = split["metadata"]["bucket"]
+            .as_u64()
+            .expect("a bucket was drawn");
+        assert_eq!(
+            split,
+            json!({"key": "test", "value": "a \"quoted\" value", "reason": "SPLIT",
+                   "variant": "quoted", "metadata": {"ruleIndex": 0,
+                   "ruleName": "the \"split\"", "bucket": bucket, "enrolled": true}})
+        );
+    }
 
     #[test]
     fn the_digest_ignores_attribute_order_but_not_values_or_the_key() {
