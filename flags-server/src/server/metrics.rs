@@ -9,13 +9,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Instant, UNIX_EPOCH};
-
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll, ready};
+use std::time::{Instant, UNIX_EPOCH};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
@@ -372,8 +371,9 @@ pub async fn export(State(state): State<AppState>, _: Caller) -> Response {
 /// Layer: counts every routed request by route and status and times it.
 ///
 /// A hand-written service rather than `axum::middleware::from_fn`, which
-/// boxes a future and clones the inner service on every request: on a
-/// single-flag evaluation that was a tenth of the server's own work.
+/// boxes a future and clones the inner service on every request: with the
+/// shedding middleware beside it, about a twentieth of the server's CPU on a
+/// single-flag evaluation (perf, 2026-12-07).
 #[derive(Clone)]
 pub struct TrackLayer(pub Arc<Metrics>);
 
