@@ -259,6 +259,84 @@ fn a_stale_flag_whose_segment_broke_keeps_its_previous_segment() {
     assert!(names.contains(&(Some(Section::Flag), Some("f".into()))));
 }
 
+/// Every layer range served by `snapshot`, as (layer, start, end, flag).
+fn layer_claims(snapshot: &flags_core::Snapshot) -> Vec<(String, u32, u32, String)> {
+    snapshot
+        .flags()
+        .flat_map(|info| {
+            let key = info.key().to_string();
+            info.experiments()
+                .filter_map(|e| e.layer())
+                .map(move |(layer, start, end)| (layer.to_string(), start, end, key.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn a_new_range_overlapping_a_kept_flag_is_rejected_and_the_layer_stays_exclusive() {
+    let experiment = |flag: &str, range: &str| {
+        format!(
+            "[flags.{flag}]\n[[flags.{flag}.rules]]\nsplit = {{ on = 50, off = 50 }}\nexperiment = {{ layer = \"l\", range = {range} }}\n"
+        )
+    };
+    let text = format!(
+        "version = 1\n{}{}",
+        experiment("x", "[0, 50]"),
+        experiment("y", "[50, 100]")
+    );
+    let previous = compile(&text, &Overrides::new()).unwrap();
+    // `x` breaks and is kept at [0, 50]; `y` moves over it, so it is kept at
+    // [50, 100] too; `w`, new, fits beside `y`'s new range but not its old one.
+    let edited = format!(
+        "version = 1\n{}default = \"zzz\"\n{}{}",
+        experiment("x", "[0, 50]"),
+        experiment("w", "[60, 70]"),
+        experiment("y", "[40, 55]")
+    );
+    let merged = compile_merged(&edited, Some(&previous), &Overrides::new()).unwrap();
+    let s = &merged.snapshot;
+    let mut claims = layer_claims(s);
+    claims.sort();
+    let range_of = |flag: &str| claims.iter().find(|c| c.3 == flag).map(|c| (c.1, c.2));
+    assert_eq!(range_of("x"), Some((0, 500_000)));
+    assert_eq!(
+        range_of("y"),
+        Some((500_000, 1_000_000)),
+        "y keeps its previous range"
+    );
+    assert!(
+        s.flag("w").is_none(),
+        "w overlaps y's kept range and has no previous version"
+    );
+    for pair in claims.windows(2) {
+        assert!(
+            pair[0].2 <= pair[1].1,
+            "overlapping ranges served: {claims:?}"
+        );
+    }
+    let ctx = Context::new();
+    assert!(s.evaluate_at("y", &ctx, Timestamp::now()).stale);
+    let rejected: Vec<String> = merged
+        .rejected
+        .items
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        rejected
+            .iter()
+            .any(|d| d.contains("flags.y: range overlaps flag `x` in layer `l`")),
+        "{rejected:?}"
+    );
+    assert!(
+        rejected
+            .iter()
+            .any(|d| d.contains("flags.w: range overlaps flag `y` in layer `l`")),
+        "{rejected:?}"
+    );
+}
+
 #[test]
 fn a_kept_flag_whose_prerequisite_vanished_serves_its_default() {
     let text = "version = 1\n[flags.p]\n[flags.c]\nrequires = [{ flag = \"p\", variant = \"off\" }]\n[[flags.c.rules]]\nserve = \"on\"\n";

@@ -1646,6 +1646,33 @@ fn check_evaluations(
     })
 }
 
+/// No two flags served claim overlapping parts of one layer, whether the
+/// snapshot was compiled whole or merged with kept flags. (One flag's own
+/// rules may overlap: a unit takes only the first rule that matches.)
+fn check_layers_exclusive(snapshot: &Snapshot) -> Result<(), TestCaseError> {
+    let claims: Vec<(&str, u32, u32, &str)> = snapshot
+        .flags()
+        .flat_map(|info| {
+            info.experiments()
+                .filter_map(|e| e.layer())
+                .map(move |(layer, start, end)| (layer, start, end, info.key()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for (i, &(layer, start, end, a)) in claims.iter().enumerate() {
+        for &(other_layer, other_start, other_end, b) in &claims[i + 1..] {
+            prop_assert!(
+                layer != other_layer || a == b || end <= other_start || other_end <= start,
+                "`{}` and `{}` overlap in layer `{}`",
+                a,
+                b,
+                layer
+            );
+        }
+    }
+    Ok(())
+}
+
 fn fixtures() -> &'static [Snapshot; 2] {
     static FIXTURES: std::sync::OnceLock<[Snapshot; 2]> = std::sync::OnceLock::new();
     FIXTURES.get_or_init(|| {
@@ -1695,6 +1722,7 @@ proptest! {
             }
         };
         prop_assert_eq!(snapshot.len(), recipe.flags.len());
+        check_layers_exclusive(&snapshot)?;
         for spec in &contexts {
             check_evaluations(&snapshot, spec, at)?;
         }
@@ -1726,6 +1754,7 @@ proptest! {
                 );
                 prop_assert!(!merged.rejected.is_empty());
                 check_diagnostics(&merged.rejected)?;
+                check_layers_exclusive(&merged.snapshot)?;
                 // Last-known-good: every old flag the new file still names stays served.
                 let named = corrupted.get("flags").and_then(Value::as_table);
                 for info in snapshot.flags() {
@@ -1770,6 +1799,7 @@ proptest! {
         match compile_merged(&text, Some(previous), &Overrides::new().force("new-api", "on")) {
             Ok(merged) => {
                 check_diagnostics(&merged.rejected)?;
+                check_layers_exclusive(&merged.snapshot)?;
                 check_evaluations(&merged.snapshot, &spec, at)?;
             }
             Err(diagnostics) => check_diagnostics(&diagnostics)?,

@@ -63,7 +63,7 @@ pub fn compile_merged(
     let scope = Scope::new(&document, &index, &mut rejected);
     let mut compiled = compile_flags(&document, &scope, &index, &mut rejected);
     reject_prerequisite_problems(&document, &index, &mut compiled, &mut rejected);
-    reject_overlaps(&document, &index, &mut compiled, &mut rejected);
+    reject_overlaps(&document, &index, &mut compiled, previous, &mut rejected);
     let slots = keep_or_replace(&document, compiled, previous);
     let mut snapshot = Snapshot {
         index: slots
@@ -440,13 +440,33 @@ fn graph_message<'a>(problem: graph::Problem, name: impl Fn(usize) -> &'a str) -
 
 /// Experiments of different flags may not claim overlapping parts of one
 /// layer; the later flag in the file is rejected.
+///
+/// A flag kept at its previous version (its new one is invalid) keeps the
+/// ranges it has, and a new range overlapping them is the one rejected, or a
+/// unit could be enrolled in two experiments of one layer. A flag rejected
+/// that way is itself kept at its previous version, whose ranges can
+/// displace a flag accepted earlier in the file, so the check repeats until
+/// a round rejects nothing (at most once per flag).
 fn reject_overlaps(
     document: &Document,
     index: &LineIndex<'_>,
     compiled: &mut CompiledFlags,
+    previous: Option<&Snapshot>,
     out: &mut Vec<Diagnostic>,
 ) {
-    let mut owners: FxHashMap<Box<str>, Vec<(u32, u32, usize)>> = FxHashMap::default();
+    while reject_overlapping_round(document, index, compiled, previous, out) {}
+}
+
+/// One pass over the flags in file order; whether it rejected any.
+fn reject_overlapping_round(
+    document: &Document,
+    index: &LineIndex<'_>,
+    compiled: &mut CompiledFlags,
+    previous: Option<&Snapshot>,
+    out: &mut Vec<Diagnostic>,
+) -> bool {
+    let mut owners = kept_claims(document, compiled, previous);
+    let mut rejected_any = false;
     for (i, slot) in compiled.iter_mut().enumerate() {
         let Some(flag) = slot else { continue };
         let mut problems = Problems::new(index);
@@ -473,8 +493,35 @@ fn reject_overlaps(
             }
         } else {
             *slot = None;
+            rejected_any = true;
         }
     }
+    rejected_any
+}
+
+/// Layer ranges of the flags that will be served at their previous version,
+/// by layer: (start, end, position in the file).
+fn kept_claims(
+    document: &Document,
+    compiled: &CompiledFlags,
+    previous: Option<&Snapshot>,
+) -> FxHashMap<Box<str>, Vec<(u32, u32, usize)>> {
+    let mut owners: FxHashMap<Box<str>, Vec<(u32, u32, usize)>> = FxHashMap::default();
+    let Some(previous) = previous else {
+        return owners;
+    };
+    for (i, entry) in document.flags.iter().enumerate() {
+        let kept = compiled[i].is_none().then(|| previous.flag(&entry.name));
+        for experiment in kept.flatten().iter().flat_map(|flag| flag.experiments()) {
+            if let Some((layer, start, end)) = experiment.layer() {
+                owners
+                    .entry(layer.into())
+                    .or_default()
+                    .push((start, end, i));
+            }
+        }
+    }
+    owners
 }
 
 /// The slots of the new snapshot in file order: each valid flag's new
