@@ -204,7 +204,9 @@ impl Phases {
     }
 }
 
-/// The writer's handle (cheap to share; the thread stops when it is dropped).
+/// The writer's handle (cheap to clone; the thread stops when every clone
+/// is dropped).
+#[derive(Clone)]
 pub struct EventStore {
     dir: PathBuf,
     queue: SyncSender<Job>,

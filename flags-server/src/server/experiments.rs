@@ -3,11 +3,11 @@
 //!
 //! The readout is computed by `crate::events::analysis` on a read-only
 //! connection of its own, on a blocking thread, so it neither waits for nor
-//! delays the event writer. Also here, the two background tasks that keep
-//! analyses honest: starting a new analysis phase when a reload changes an
-//! experiment's assignment, and an hourly look at every experiment so the
-//! always-valid p-values are tracked even when nobody asks. Not here:
-//! storing events (`events`).
+//! delays the event writer. Also here, what keeps analyses honest: starting a
+//! new analysis phase when a reload changes an experiment's assignment
+//! (before the new config is served), and an hourly look at every
+//! experiment so the always-valid p-values are tracked even when nobody
+//! asks. Not here: storing events (`events`).
 
 use std::time::Duration;
 
@@ -20,9 +20,9 @@ use serde::{Deserialize, Serialize};
 use super::auth::Admin;
 use super::errors::ApiError;
 use super::json;
-use super::state::AppState;
-use crate::events::analysis;
+use super::state::{AppState, LiveConfig, Published};
 use crate::events::ingest::now_ms;
+use crate::events::{EventLog, EventStore, analysis};
 
 /// Interval between the looks taken without a request.
 const LOOK_INTERVAL: Duration = Duration::from_secs(60 * 60);
@@ -141,26 +141,24 @@ pub async fn results(
     Ok(json(&readout))
 }
 
-/// Starts the background tasks, if events are recorded: phases for the
-/// served config and each one published after it, and the hourly looks.
-pub fn spawn_background(state: &AppState) {
+/// Starts the analysis phases of the served config's experiments, and has
+/// those of every config published later started before it is served, so
+/// that no exposure to a new assignment is stored before its phase exists
+/// (the writer takes jobs in order). Call before the reloader starts.
+pub fn follow_phases(live: &LiveConfig, events: &EventLog) {
+    let Ok(store) = events.store() else {
+        return;
+    };
+    start_phases(store, &live.current.load());
+    let store = store.clone();
+    live.before_publish(move |next| start_phases(&store, next));
+}
+
+/// Starts the hourly looks, if events are recorded.
+pub fn spawn_looks(state: &AppState) {
     if state.events.store().is_err() {
         return;
     }
-    let published = state.live.current.load();
-    start_phases(state, &published.snapshot, published.loaded_at);
-    let following = state.clone();
-    tokio::spawn(async move {
-        let mut changes = following.live.events.subscribe();
-        while changes.changed().await.is_ok() {
-            let published = following.live.current.load_full();
-            // The queue is rarely full; when it is, this waits for room
-            // rather than lose a phase.
-            tokio::task::block_in_place(|| {
-                start_phases(&following, &published.snapshot, published.loaded_at);
-            });
-        }
-    });
     let looking = state.clone();
     tokio::spawn(async move {
         let mut hourly = tokio::time::interval(LOOK_INTERVAL);
@@ -173,17 +171,14 @@ pub fn spawn_background(state: &AppState) {
     });
 }
 
-fn start_phases(
-    state: &AppState,
-    snapshot: &flags_core::Snapshot,
-    published: std::time::SystemTime,
-) {
-    if let Ok(store) = state.events.store() {
-        let ms = published
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or_else(|_| now_ms(), |d| d.as_millis() as i64);
-        store.start_phases(snapshot, ms);
-    }
+/// Queues the phases of `published` (waiting for room in the rare case the
+/// queue is full, rather than lose a phase).
+fn start_phases(store: &EventStore, published: &Published) {
+    let ms = published
+        .loaded_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or_else(|_| now_ms(), |d| d.as_millis() as i64);
+    store.start_phases(&published.snapshot, ms);
 }
 
 /// Reads out every experiment's current phase, recording the looks.
@@ -199,5 +194,56 @@ fn look_at_every_experiment(state: &AppState) {
         {
             tracing::warn!(flag = flag.key(), "hourly look failed: {error}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use flags_core::{Overrides, compile};
+    use rusqlite::Connection;
+
+    use super::*;
+    use crate::events::schema;
+    use crate::events::store::Exposure;
+    use crate::server::metrics::{Metrics, ReloadOutcome};
+    use crate::server::state::ReloadAttempt;
+
+    fn published(split: &str) -> Published {
+        let text = format!(
+            "version = 1\n[flags.f]\n[[flags.f.rules]]\nsplit = {split}\nexperiment = {{}}\n"
+        );
+        let snapshot = compile(&text, &Overrides::new()).unwrap();
+        Published::new(snapshot, &Metrics::default())
+    }
+
+    #[tokio::test]
+    async fn an_exposure_to_a_new_assignment_lands_in_its_new_phase() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = EventLog::open(dir.path());
+        let live = LiveConfig::new(
+            published("{ on = 50, off = 50 }"),
+            ReloadAttempt::new("startup", ReloadOutcome::Applied, Vec::new()),
+        );
+        follow_phases(&live, &events);
+        live.publish(published("{ on = 90, off = 10 }"));
+        // Recorded the moment the new split is served, as a request would.
+        let store = events.store().unwrap();
+        store.record_exposure(Exposure {
+            id: None,
+            flag: "f".into(),
+            variant: "on".into(),
+            unit: "u".into(),
+            time: now_ms(),
+        });
+        store.write(Vec::new()).await.unwrap(); // after everything queued before it
+        let connection = Connection::open(dir.path().join(schema::FILE_NAME)).unwrap();
+        let phases: Vec<(i64, i64)> = connection
+            .prepare("SELECT phase, count(*) FROM exposures GROUP BY phase")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(phases, [(2, 1)]);
     }
 }

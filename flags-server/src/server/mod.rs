@@ -63,6 +63,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     let mut loader = Loader::new(args.config.clone(), Overrides::from_env(), metrics.clone());
     let (published, attempt) = loader.initial()?;
     let live = Arc::new(LiveConfig::new(published, attempt));
+    let events = EventLog::open(&args.data);
+    experiments::follow_phases(&live, &events);
     let reloader = Reloader::start(loader, live.clone(), args.debounce)?;
     let listener = TcpListener::bind(args.addr)
         .await
@@ -70,7 +72,6 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     let bound = listener
         .local_addr()
         .map_err(|e| Error::Serve(format!("cannot read the bound address: {e}")))?;
-    let events = EventLog::open(&args.data);
     let (drain, draining) = watch::channel(false);
     let state: AppState = Arc::new(ServerState {
         live,
@@ -91,7 +92,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         shutdown: draining,
         clock: args.at.map_or(Clock::System, Clock::Fixed),
     });
-    experiments::spawn_background(&state);
+    experiments::spawn_looks(&state);
     let hangups = forward_hangups(state.clone())?;
     let app = routes::router(state.clone(), cors);
     // Tests and scripts read the bound address (port 0 picks one) from stdout.

@@ -7,7 +7,7 @@
 //! Not here: building configs (`reload`) or answering requests (handlers).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -105,7 +105,11 @@ pub struct LiveConfig {
     pub last_attempt: Mutex<ReloadAttempt>,
     /// Announces each newly published config version (`/v1/stream`).
     pub events: watch::Sender<ConfigEvent>,
+    before_publish: OnceLock<PublishHook>,
 }
+
+/// Runs on the reloading thread just before a config is swapped in.
+type PublishHook = Box<dyn Fn(&Published) + Send + Sync>;
 
 impl LiveConfig {
     /// The initial state: `published` after the initial load `attempt`.
@@ -115,11 +119,23 @@ impl LiveConfig {
             current: ArcSwap::from_pointee(published),
             last_attempt: Mutex::new(attempt),
             events,
+            before_publish: OnceLock::new(),
         }
     }
 
-    /// Publishes `next`: one atomic swap, then the announcement.
+    /// Has `hook` run before every later swap, while no request can be
+    /// served the new config yet: what must be in place before that (the
+    /// analysis phases of its experiments) is done there, not after the
+    /// announcement. Set once; a second hook is refused.
+    pub fn before_publish(&self, hook: impl Fn(&Published) + Send + Sync + 'static) -> bool {
+        self.before_publish.set(Box::new(hook)).is_ok()
+    }
+
+    /// Publishes `next`: the hook, one atomic swap, then the announcement.
     pub fn publish(&self, next: Published) {
+        if let Some(hook) = self.before_publish.get() {
+            hook(&next);
+        }
         let event = ConfigEvent::of(&next);
         self.current.store(Arc::new(next));
         self.events.send_replace(event);
@@ -302,5 +318,44 @@ impl ConfigError {
             column: diagnostic.column,
             message: diagnostic.message.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use flags_core::{Overrides, compile};
+
+    use super::*;
+
+    fn published(text: &str) -> Published {
+        let snapshot = compile(text, &Overrides::new()).unwrap();
+        Published::new(snapshot, &Metrics::default())
+    }
+
+    #[test]
+    fn the_hook_runs_before_the_swap_and_sees_the_next_config() {
+        let first = published("version = 1\n[flags.a]\n");
+        let next = published("version = 1\n[flags.b]\n");
+        let (first_version, next_version) = (first.version.clone(), next.version.clone());
+        let live = Arc::new(LiveConfig::new(
+            first,
+            ReloadAttempt::new("startup", ReloadOutcome::Applied, Vec::new()),
+        ));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (watching, record) = (Arc::downgrade(&live), seen.clone());
+        assert!(live.before_publish(move |next| {
+            let served = watching.upgrade().unwrap().current.load().version.clone();
+            record.lock().unwrap().push((served, next.version.clone()));
+        }));
+        assert!(!live.before_publish(|_| {}), "a second hook is refused");
+        live.publish(next);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [(first_version, next_version.clone())],
+            "the hook ran once, while the previous config was still served"
+        );
+        assert_eq!(live.current.load().version, next_version);
     }
 }
