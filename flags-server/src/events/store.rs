@@ -8,15 +8,18 @@
 //! per group instead of one per request, so throughput grows with
 //! concurrency instead of being capped by the disk's sync latency.
 //! Exposures recorded by evaluations go through the same channel without
-//! waiting for an answer, and so do the analysis phases of each newly
-//! published config and the looks of each readout: one writer, so phases
-//! apply to exactly the exposures queued after them. Not here: validating events (`ingest`) or reading
-//! them (`analysis`).
+//! waiting for an answer, and so do the looks of each readout. The analysis
+//! phases of each newly published config come through a channel of their
+//! own, without bound (one entry per reload), so that publishing a config
+//! never waits for the writer; the writer applies them before anything in
+//! a group, so they are in place for every exposure queued after the config
+//! was published. Not here: validating events (`ingest`) or reading them
+//! (`analysis`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TrySendError, channel, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use flags_core::Snapshot;
@@ -114,12 +117,8 @@ enum Job {
         /// Where to send the outcome; `None` when nobody waits (exposures).
         reply: Option<oneshot::Sender<Result<Vec<Stored>, String>>>,
     },
-    /// The experiments of a config published at `published` (Unix ms), as
-    /// (flag, assignment hash): a changed hash starts a new phase.
-    Phases {
-        experiments: Vec<(String, u64)>,
-        published: i64,
-    },
+    /// Phases wait in their own channel: write them even if nothing else comes.
+    PhasesWaiting,
     /// Looks to fold into each arm's running minimum.
     Looks(Vec<Look>),
 }
@@ -128,9 +127,16 @@ impl Job {
     fn events(&self) -> usize {
         match self {
             Self::Events { events, .. } => events.len(),
-            Self::Phases { .. } | Self::Looks(_) => 0,
+            Self::PhasesWaiting | Self::Looks(_) => 0,
         }
     }
+}
+
+/// The experiments of a config published at `published` (Unix ms), as
+/// (flag, assignment hash): a changed hash starts a new phase.
+struct PhaseStart {
+    experiments: Vec<(String, u64)>,
+    published: i64,
 }
 
 impl PhaseEnds for Phases {
@@ -210,6 +216,7 @@ impl Phases {
 pub struct EventStore {
     dir: PathBuf,
     queue: SyncSender<Job>,
+    phase_starts: Sender<PhaseStart>,
     health: Arc<Health>,
 }
 
@@ -225,26 +232,35 @@ struct Health {
 impl EventStore {
     /// Opens the database in `dir` and starts the writer thread.
     pub fn open(dir: &Path) -> Result<Self, OpenError> {
-        let connection = schema::open_for_writing(dir)?;
-        let phases = Phases::load(&connection).map_err(|source| OpenError::Sqlite {
-            path: dir.join(schema::FILE_NAME),
-            source,
-        })?;
-        let (queue, jobs) = sync_channel(QUEUE_CAPACITY);
-        let health = Arc::new(Health::default());
-        let writer_health = health.clone();
+        let (connection, phases) = open_writer(dir)?;
+        let (store, writer) = Self::unstarted(dir);
         std::thread::Builder::new()
             .name("event-writer".into())
-            .spawn(move || write_groups(connection, phases, &jobs, &writer_health))
+            .spawn(move || writer.run(connection, phases))
             .map_err(|source| OpenError::Directory {
                 path: dir.to_path_buf(),
                 source,
             })?;
-        Ok(Self {
+        Ok(store)
+    }
+
+    /// A handle and the writer's ends of its channels, not yet running.
+    fn unstarted(dir: &Path) -> (Self, Writer) {
+        let (queue, jobs) = sync_channel(QUEUE_CAPACITY);
+        let (phase_starts, started) = channel();
+        let health = Arc::new(Health::default());
+        let writer = Writer {
+            jobs,
+            started,
+            health: health.clone(),
+        };
+        let store = Self {
             dir: dir.to_path_buf(),
             queue,
+            phase_starts,
             health,
-        })
+        };
+        (store, writer)
     }
 
     /// The data directory (readers open their own connections there).
@@ -286,7 +302,8 @@ impl EventStore {
 
     /// Starts a new analysis phase for each experiment of `snapshot` whose
     /// assignment changed; `published` is when it was published (Unix ms).
-    /// Waits for room in the queue (rarely needed; once per reload).
+    /// Never waits, even when the writer is saturated: a reload (a kill
+    /// switch) must not be held up by the event store.
     pub fn start_phases(&self, snapshot: &Snapshot, published: i64) {
         let experiments = snapshot
             .flags()
@@ -295,13 +312,17 @@ impl EventStore {
                 Some((flag.key().to_string(), experiment.assignment_hash()))
             })
             .collect();
-        let job = Job::Phases {
+        let start = PhaseStart {
             experiments,
             published,
         };
-        if self.queue.send(job).is_err() {
+        if self.phase_starts.send(start).is_err() {
             tracing::error!("cannot record analysis phases: the event writer has stopped");
+            return;
         }
+        // A full queue means the writer is busy and will take the phases
+        // with its next group anyway.
+        let _ = self.queue.try_send(Job::PhasesWaiting);
     }
 
     /// Folds `looks` into the stored running minima, without waiting.
@@ -326,18 +347,67 @@ impl EventStore {
     }
 }
 
-/// The writer thread: commit whatever is queued, answer, repeat.
-fn write_groups(
-    mut connection: Connection,
-    mut phases: Phases,
-    jobs: &Receiver<Job>,
-    health: &Health,
-) {
-    while let Ok(first) = jobs.recv() {
+/// The write connection and the phases it has stored, as the writer starts.
+fn open_writer(dir: &Path) -> Result<(Connection, Phases), OpenError> {
+    let connection = schema::open_for_writing(dir)?;
+    let phases = Phases::load(&connection).map_err(|source| OpenError::Sqlite {
+        path: dir.join(schema::FILE_NAME),
+        source,
+    })?;
+    Ok((connection, phases))
+}
+
+/// The writer's ends of the channels.
+struct Writer {
+    jobs: Receiver<Job>,
+    started: Receiver<PhaseStart>,
+    health: Arc<Health>,
+}
+
+impl Writer {
+    /// Commits whatever is queued, answers, repeats, until every handle is
+    /// dropped.
+    ///
+    /// Phases started since the last group go first in the next one. That
+    /// is early enough (they were sent before any exposure to their config
+    /// was queued) and never too early: an exposure belongs to the phase in
+    /// force at its time, whenever it is written. Phases of a group whose
+    /// commit failed are retried with the next group.
+    fn run(self, mut connection: Connection, mut phases: Phases) {
+        let mut starts = Vec::new();
+        while let Ok(first) = self.jobs.recv() {
+            starts.extend(self.started.try_iter());
+            let group = self.group(first);
+            let outcome = commit(&mut connection, &mut phases, &starts, &group);
+            *self
+                .health
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) =
+                outcome.as_ref().err().map(ToString::to_string);
+            match outcome {
+                Ok(stored) => {
+                    starts.clear();
+                    answer(group, stored);
+                }
+                Err(error) => {
+                    tracing::error!("event commit failed: {error}");
+                    // The phases started in the failed transaction are not stored.
+                    if let Ok(stored) = Phases::load(&connection) {
+                        phases = stored;
+                    }
+                    refuse(group, &error);
+                }
+            }
+        }
+    }
+
+    /// `first` and whatever else is queued, up to [`MAX_GROUP_EVENTS`].
+    fn group(&self, first: Job) -> Vec<Job> {
         let mut queued = first.events();
         let mut group = vec![first];
         while queued < MAX_GROUP_EVENTS {
-            match jobs.try_recv() {
+            match self.jobs.try_recv() {
                 Ok(job) => {
                     queued += job.events();
                     group.push(job);
@@ -345,36 +415,31 @@ fn write_groups(
                 Err(_) => break,
             }
         }
-        let outcome = commit(&mut connection, &mut phases, &group);
-        *health.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
-            outcome.as_ref().err().map(ToString::to_string);
-        match outcome {
-            Ok(stored) => {
-                let mut stored = stored.into_iter();
-                for job in group {
-                    if let Job::Events { events, reply } = job {
-                        let mine: Vec<Stored> = stored.by_ref().take(events.len()).collect();
-                        if let Some(reply) = reply {
-                            let _ = reply.send(Ok(mine));
-                        }
-                    }
-                }
+        group
+    }
+}
+
+/// Answers each request of a committed group with what storing its events did.
+fn answer(group: Vec<Job>, stored: Vec<Stored>) {
+    let mut stored = stored.into_iter();
+    for job in group {
+        if let Job::Events { events, reply } = job {
+            let mine: Vec<Stored> = stored.by_ref().take(events.len()).collect();
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(mine));
             }
-            Err(error) => {
-                tracing::error!("event commit failed: {error}");
-                // The phases started in the failed transaction are not stored.
-                if let Ok(stored) = Phases::load(&connection) {
-                    phases = stored;
-                }
-                for job in group {
-                    if let Job::Events {
-                        reply: Some(reply), ..
-                    } = job
-                    {
-                        let _ = reply.send(Err(error.to_string()));
-                    }
-                }
-            }
+        }
+    }
+}
+
+/// Answers each request of a group whose commit failed.
+fn refuse(group: Vec<Job>, error: &rusqlite::Error) {
+    for job in group {
+        if let Job::Events {
+            reply: Some(reply), ..
+        } = job
+        {
+            let _ = reply.send(Err(error.to_string()));
         }
     }
 }
@@ -384,9 +449,15 @@ fn write_groups(
 fn commit(
     connection: &mut Connection,
     phases: &mut Phases,
+    starts: &[PhaseStart],
     group: &[Job],
 ) -> rusqlite::Result<Vec<Stored>> {
     let transaction = connection.transaction()?;
+    for start in starts {
+        for (flag, assignment) in &start.experiments {
+            phases.start(&transaction, flag, *assignment, start.published)?;
+        }
+    }
     let mut stored = Vec::with_capacity(group.iter().map(Job::events).sum());
     for job in group {
         match job {
@@ -395,14 +466,7 @@ fn commit(
                     stored.push(store(&transaction, phases, event)?);
                 }
             }
-            Job::Phases {
-                experiments,
-                published,
-            } => {
-                for (flag, assignment) in experiments {
-                    phases.start(&transaction, flag, *assignment, *published)?;
-                }
-            }
+            Job::PhasesWaiting => {}
             Job::Looks(looks) => {
                 let mut look = transaction.prepare_cached(
                     "INSERT INTO looks (flag, phase, metric, arm, p_value, time)
@@ -516,6 +580,35 @@ mod tests {
             )
             .unwrap();
         assert_eq!(time, 3);
+    }
+
+    #[test]
+    fn starting_phases_never_waits_for_a_saturated_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, writer) = EventStore::unstarted(dir.path());
+        while store.queue.try_send(Job::PhasesWaiting).is_ok() {}
+        let text = "version = 1\n[flags.f]\n[[flags.f.rules]]\nsplit = { on = 50, off = 50 }\nexperiment = {}\n";
+        let snapshot = flags_core::compile(text, &flags_core::Overrides::new()).unwrap();
+        let (done, returned) = std::sync::mpsc::channel();
+        let starter = store.clone();
+        std::thread::spawn(move || {
+            starter.start_phases(&snapshot, 5);
+            let _ = done.send(());
+        });
+        let waited = returned.recv_timeout(std::time::Duration::from_secs(10));
+        assert!(waited.is_ok(), "start_phases waited for room in the queue");
+        // Its wake-up found no room; the writer takes the phase with the
+        // first group it commits all the same.
+        drop(store);
+        let (connection, phases) = open_writer(dir.path()).unwrap();
+        writer.run(connection, phases);
+        let connection = Connection::open(dir.path().join(schema::FILE_NAME)).unwrap();
+        let started: i64 = connection
+            .query_row("SELECT started FROM phases WHERE flag = 'f'", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(started, 5);
     }
 
     /// The aggregates' rows, sorted, for comparison.

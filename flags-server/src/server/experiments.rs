@@ -171,8 +171,7 @@ pub fn spawn_looks(state: &AppState) {
     });
 }
 
-/// Queues the phases of `published` (waiting for room in the rare case the
-/// queue is full, rather than lose a phase).
+/// Hands the phases of `published` to the event writer (without waiting).
 fn start_phases(store: &EventStore, published: &Published) {
     let ms = published
         .loaded_at
