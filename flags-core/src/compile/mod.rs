@@ -499,30 +499,33 @@ fn reject_overlapping_round(
     rejected_any
 }
 
-/// Layer ranges of the flags that will be served at their previous version,
-/// by layer: (start, end, position in the file).
+/// Layer ranges of the flags that will be served at their previous version.
 fn kept_claims(
     document: &Document,
     compiled: &CompiledFlags,
     previous: Option<&Snapshot>,
-) -> FxHashMap<Box<str>, Vec<(u32, u32, usize)>> {
-    let mut owners: FxHashMap<Box<str>, Vec<(u32, u32, usize)>> = FxHashMap::default();
-    let Some(previous) = previous else {
-        return owners;
-    };
-    for (i, entry) in document.flags.iter().enumerate() {
-        let kept = compiled[i].is_none().then(|| previous.flag(&entry.name));
-        for experiment in kept.flatten().iter().flat_map(|flag| flag.experiments()) {
-            if let Some((layer, start, end)) = experiment.layer() {
-                owners
-                    .entry(layer.into())
-                    .or_default()
-                    .push((start, end, i));
-            }
+) -> Owners {
+    let mut owners = Owners::default();
+    let kept = document
+        .flags
+        .iter()
+        .zip(compiled)
+        .enumerate()
+        .filter(|(_, (_, compiled))| compiled.is_none())
+        .filter_map(|(i, (entry, _))| Some((i, previous?.flag(&entry.name)?)));
+    for (i, flag) in kept {
+        for (layer, start, end) in flag.experiments().filter_map(|e| e.layer()) {
+            owners
+                .entry(layer.into())
+                .or_default()
+                .push((start, end, i));
         }
     }
     owners
 }
+
+/// Claimed layer ranges, by layer: (start, end, position in the file).
+type Owners = FxHashMap<Box<str>, Vec<(u32, u32, usize)>>;
 
 /// The slots of the new snapshot in file order: each valid flag's new
 /// version, else its previous version marked stale, else nothing.
