@@ -157,13 +157,18 @@ async fn sighup_and_the_admin_endpoint_reload_and_unchanged_content_is_skipped()
 }
 
 /// Writes a change and polls until the next request sees it: the latency a
-/// user gets. Prints the distribution; asserts a generous bound, because
-/// these machines are shared and noisy (docs/benchmarks.md has the numbers).
+/// user gets, so with the default debounce (10 ms, `flags serve --help`), not
+/// the suite's shorter one. Prints the distribution; asserts a generous
+/// bound, because these machines are shared and noisy (docs/benchmarks.md
+/// has the numbers).
 #[tokio::test]
 async fn saved_changes_are_visible_within_the_latency_target() {
-    let server = Server::start(common::CONFIG);
+    let server = Server::start_with(
+        common::CONFIG,
+        Options::default().arg("--debounce").arg("10ms"),
+    );
     let mut samples = Vec::new();
-    for i in 0..40 {
+    for i in 0..100 {
         let killed = i % 2 == 0;
         let text = if killed {
             common::CONFIG.replace("[flags.banner]\n", "[flags.banner]\nenabled = false\n")
