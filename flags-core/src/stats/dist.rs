@@ -105,6 +105,17 @@ pub fn normal_cdf(x: f64) -> f64 {
     normal_sf(-x)
 }
 
+/// `ln P(Z <= x)`, finite for every finite `x`: below -2.5 it is taken from
+/// Mills' ratio in logs, so it does not underflow where `Phi` itself does.
+pub fn normal_ln_cdf(x: f64) -> f64 {
+    if x < -2.5 {
+        let a = -x;
+        -0.5 * a * a - LN_SQRT_2PI + mills_ratio(a).ln()
+    } else {
+        normal_cdf(x).ln()
+    }
+}
+
 /// Standard normal quantile: the `x` with `P(Z <= x) = p`, `-sqrt(2) erfc^-1(2p)`.
 ///
 /// `p = 0` gives `-inf` and `p = 1` gives `+inf`; outside [0, 1], NaN.

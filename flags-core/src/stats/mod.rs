@@ -7,7 +7,8 @@
 //! t-test for mean metrics), a Holm- or Benjamini-Hochberg-adjusted p-value,
 //! an always-valid (mSPRT) p-value and interval for peeking, and for conversions
 //! the Bayesian chance to beat control; plus a sample-ratio-mismatch check of
-//! the traffic split. [`analyze`] does the whole readout from one
+//! the traffic split. [`guardrail::relative_harm`] is the one-sided,
+//! always-valid test that rolls a release back when it does harm. [`analyze`] does the whole readout from one
 //! [`AnalysisRequest`]; [`plan`] sizes an experiment. Both types are serde
 //! types whose JSON is documented in `docs/statistics.md`.
 //!
@@ -34,6 +35,7 @@ pub mod adjust;
 pub mod bayes;
 pub mod dist;
 mod error;
+pub mod guardrail;
 mod lift;
 pub mod means;
 pub mod planning;
@@ -52,7 +54,7 @@ pub use report::{
     Analysis, AnalysisRequest, ArmComparison, ArmInput, ArmStats, ArmSummary, MetricKind, TestKind,
     analyze,
 };
-pub use sequential::{SequentialResult, SequentialSettings};
+pub use sequential::{OneSidedResult, SequentialResult, SequentialSettings};
 pub use srm::SrmResult;
 
 /// Direction of the alternative hypothesis, for the treatment minus control difference.

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::dist::normal_ln_cdf;
 use super::error::check_alpha;
 use super::{InputError, Interval, finite};
 
@@ -75,6 +76,21 @@ pub(crate) fn check_settings(settings: &SequentialSettings) -> Result<(), InputE
     Ok(())
 }
 
+/// The mixture variance: `settings.tau_squared`, or the default
+/// `rho^2 (n_c + n_t) V` with `rho^2 = (-2 ln alpha + ln(1 - 2 ln alpha)) / S`.
+fn mixture_variance(
+    variance: f64,
+    total_units: f64,
+    alpha: f64,
+    settings: &SequentialSettings,
+) -> f64 {
+    settings.tau_squared.unwrap_or_else(|| {
+        let ln_alpha = alpha.ln();
+        let rho2 = (-2.0 * ln_alpha + (-2.0 * ln_alpha).ln_1p()) / settings.planned_total_units;
+        rho2 * total_units * variance
+    })
+}
+
 /// Checks a previous running-minimum p-value.
 pub(crate) fn check_previous(previous: Option<f64>) -> Result<(), InputError> {
     match previous {
@@ -120,14 +136,7 @@ pub fn msprt(
     if !(variance > 0.0 && variance.is_finite() && difference.is_finite()) {
         return Ok(undefined);
     }
-    let tau2 = match settings.tau_squared {
-        Some(tau2) => tau2,
-        None => {
-            let ln_alpha = alpha.ln();
-            let rho2 = (-2.0 * ln_alpha + (-2.0 * ln_alpha).ln_1p()) / settings.planned_total_units;
-            rho2 * total_units * variance
-        }
-    };
+    let tau2 = mixture_variance(variance, total_units, alpha, settings);
     // ratio = tau^2 / V; everything below is written in it to avoid overflow.
     let ratio = tau2 / variance;
     if !(ratio > 0.0 && ratio.is_finite()) {
@@ -156,6 +165,78 @@ pub fn msprt(
     Ok(SequentialResult {
         p_value: Some(p_value),
         ci,
+        tau_squared: finite(tau2),
+    })
+}
+
+/// The one-sided always-valid results at this look.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OneSidedResult {
+    /// Running minimum over looks of `min(1, 1/L)`; with an undefined look it
+    /// is the previous value passed in (or `None` if there was none).
+    pub p_value: Option<f64>,
+    /// `ln L` at this look; `None` when the look is undefined.
+    pub ln_likelihood_ratio: Option<f64>,
+    /// The mixture variance `tau^2` used.
+    pub tau_squared: Option<f64>,
+}
+
+/// The one-sided mixture SPRT of `H0: theta <= 0` against `theta > 0`, for an
+/// estimate `excess` of `theta` with plug-in variance `variance` after
+/// `total_units` units.
+///
+/// The mixing distribution is the half-normal of scale `tau^2` on
+/// `theta > 0` (the two-sided test's normal mixture folded onto the
+/// alternative), which gives, with `r = tau^2 / V` and `z = excess / sqrt(V)`,
+///
+/// * `L = 2 sqrt(1 / (1 + r)) exp(z^2 r / (2 (1 + r))) Phi(z sqrt(r / (1 + r)))`,
+///   kept in logs;
+/// * p-value `min(previous, min(1, 1/L))`, the running minimum over looks.
+///
+/// `L` is a nonnegative martingale with mean 1 at `theta = 0` and a
+/// supermartingale for every `theta < 0`, so by Ville's inequality the chance
+/// that the p-value ever falls below `alpha` under the null is at most
+/// `alpha`, however often it is looked at (for normal estimates; the plug-in
+/// variance makes it approximate for counts). `tau^2` is chosen as for
+/// [`msprt`]. An undefined look (`V` not positive, `excess` not finite)
+/// leaves the p-value at `previous`.
+pub fn msprt_one_sided(
+    excess: f64,
+    variance: f64,
+    total_units: f64,
+    alpha: f64,
+    settings: &SequentialSettings,
+    previous: Option<f64>,
+) -> Result<OneSidedResult, InputError> {
+    check_alpha(alpha)?;
+    check_settings(settings)?;
+    check_previous(previous)?;
+    let undefined = OneSidedResult {
+        p_value: previous,
+        ln_likelihood_ratio: None,
+        tau_squared: settings.tau_squared,
+    };
+    if !(variance > 0.0 && variance.is_finite() && excess.is_finite()) {
+        return Ok(undefined);
+    }
+    let tau2 = mixture_variance(variance, total_units, alpha, settings);
+    let ratio = tau2 / variance;
+    if !(ratio > 0.0 && ratio.is_finite()) {
+        return Ok(undefined);
+    }
+    let z = excess / variance.sqrt();
+    let shrink = ratio / (1.0 + ratio);
+    let ln_l = std::f64::consts::LN_2 - 0.5 * ratio.ln_1p()
+        + 0.5 * z * z * shrink
+        + normal_ln_cdf(z * shrink.sqrt());
+    let p_now = if ln_l.is_nan() {
+        1.0
+    } else {
+        (-ln_l).exp().min(1.0)
+    };
+    Ok(OneSidedResult {
+        p_value: Some(previous.map_or(p_now, |prev| prev.min(p_now))),
+        ln_likelihood_ratio: finite(ln_l),
         tau_squared: finite(tau2),
     })
 }
