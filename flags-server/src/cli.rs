@@ -4,7 +4,6 @@
 //! (and `server/` for `serve`). Defaults are chosen so that `flags serve` with
 //! no arguments serves `./flags.toml` on loopback.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -44,9 +43,10 @@ pub struct ServeArgs {
     /// The config file to serve and watch.
     #[arg(long, env = "FLAGS_CONFIG", default_value = "flags.toml")]
     pub config: PathBuf,
-    /// Address to listen on; port 0 picks a free port (the bound address is printed).
+    /// Address to listen on, `IP:PORT` or `HOST:PORT` (a name such as
+    /// `localhost` is resolved); port 0 picks a free port (the bound address is printed).
     #[arg(long, env = "FLAGS_ADDR", default_value = "127.0.0.1:8080")]
-    pub addr: SocketAddr,
+    pub addr: String,
     /// A file of tokens, one `client TOKEN` or `admin TOKEN` per line.
     #[arg(long)]
     pub tokens: Option<PathBuf>,
