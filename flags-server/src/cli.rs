@@ -9,6 +9,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The environment variable naming the config file when no path is given.
+const CONFIG_ENV: &str = "FLAGS_CONFIG";
+/// The config file when neither a path nor [`CONFIG_ENV`] is given.
+const DEFAULT_CONFIG: &str = "flags.toml";
+
 /// Feature flags and experiments from one `flags.toml`.
 #[derive(Debug, Parser)]
 #[command(name = "flags", version, about)]
@@ -41,7 +46,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The config file to serve and watch.
-    #[arg(long, env = "FLAGS_CONFIG", default_value = "flags.toml")]
+    #[arg(long, env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
     pub config: PathBuf,
     /// Address to listen on, `IP:PORT` or `HOST:PORT` (a name such as
     /// `localhost` is resolved); port 0 picks a free port (the bound address is printed).
@@ -112,6 +117,7 @@ pub struct StatsArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The config file to validate.
+    #[arg(env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
     pub file: PathBuf,
 }
 
@@ -135,7 +141,7 @@ pub struct EvalArgs {
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
     /// The config file.
-    #[arg(long, env = "FLAGS_CONFIG", default_value = "flags.toml")]
+    #[arg(long, env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
     pub config: PathBuf,
     /// Print one JSON object (the native API's field names).
     #[arg(long)]
@@ -159,7 +165,7 @@ pub struct ResultsArgs {
     )]
     pub data: PathBuf,
     /// The config file.
-    #[arg(long, env = "FLAGS_CONFIG", default_value = "flags.toml")]
+    #[arg(long, env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
     pub config: PathBuf,
     /// The analysis phase (default: the current one).
     #[arg(long)]

@@ -1,6 +1,6 @@
-//! The one-shot commands against the real binary: `check`, `eval` (text,
-//! `--json`, `--explain`, exit codes) and `kill`/`revive` (comments kept,
-//! refusals leave the file untouched).
+//! The one-shot commands against the real binary: `check` (and its default
+//! file), `eval` (text, `--json`, `--explain`, exit codes) and `kill`/`revive`
+//! (comments kept, refusals leave the file untouched).
 
 mod common;
 
@@ -60,6 +60,49 @@ fn check_accepts_the_root_example_and_reports_every_problem_with_its_position() 
     let output = run(&["check", "/nonexistent/flags.toml"]);
     assert!(!output.status.success());
     assert!(stderr(&output).contains("/nonexistent/flags.toml"));
+}
+
+#[test]
+fn check_without_a_file_reads_flags_config_or_the_working_directory_flags_toml() {
+    let (dir, _path) = config_file(common::CONFIG);
+    let output = common::command()
+        .arg("check")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).starts_with("flags.toml: ok (6 flags"),
+        "{}",
+        stdout(&output)
+    );
+
+    let (_bad_dir, bad) = config_file("version = 1\n[flags.a]\ndefault = \"x\"\n");
+    let output = common::command()
+        .arg("check")
+        .current_dir(dir.path())
+        .env("FLAGS_CONFIG", &bad)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains(&format!("{}:3:11:", s(&bad))),
+        "{}",
+        stderr(&output)
+    );
+
+    let empty = tempfile::tempdir().unwrap();
+    let output = common::command()
+        .arg("check")
+        .current_dir(empty.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).starts_with("flags: flags.toml: "),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
