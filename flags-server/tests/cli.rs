@@ -1,6 +1,7 @@
 //! The one-shot commands against the real binary: `check` (and its default
-//! file), `eval` (text, `--json`, `--explain`, exit codes) and `kill`/`revive`
-//! (comments kept, refusals leave the file untouched).
+//! file), `eval` (text, `--json` also for an unknown flag, `--explain`, exit
+//! codes) and `kill`/`revive` (comments kept, refusals leave the file
+//! untouched).
 
 mod common;
 
@@ -202,6 +203,32 @@ fn eval_json_uses_the_native_field_names() {
     ]);
     let json: Value = serde_json::from_str(stdout(&output).trim()).unwrap();
     assert_eq!(json["variant"], "large");
+}
+
+#[test]
+fn eval_json_answers_an_unknown_flag_with_an_error_evaluation_of_the_same_shape() {
+    let (_dir, path) = config_file(common::CONFIG);
+    let eval = |flag: &str| run(&["eval", flag, "--config", s(&path), "--json"]);
+    let known = eval("limit");
+    assert!(known.status.success(), "{}", stderr(&known));
+    let known: Value = serde_json::from_str(stdout(&known).trim()).unwrap();
+
+    let unknown = eval("nope");
+    assert!(!unknown.status.success());
+    assert!(stderr(&unknown).contains("unknown flag `nope`"));
+    let json: Value = serde_json::from_str(stdout(&unknown).trim()).unwrap();
+    assert_eq!(json["flag"], "nope");
+    assert_eq!(json["reason"], "ERROR");
+    assert_eq!(json["error"], "FLAG_NOT_FOUND");
+    assert_eq!(json["value"], Value::Null);
+    assert_eq!(json["config_version"], known["config_version"]);
+    let fields = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(fields(&json), fields(&known));
+
+    // Without --json the answer stays a message on stderr only.
+    let output = run(&["eval", "nope", "--config", s(&path)]);
+    assert!(!output.status.success());
+    assert!(stdout(&output).is_empty(), "{}", stdout(&output));
 }
 
 #[test]
