@@ -1,7 +1,7 @@
 //! The one-shot commands against the real binary: `check` (and its default
 //! file), `eval` (text, `--json` also for an unknown flag, `--explain`, exit
-//! codes) and `kill`/`revive` (comments kept, refusals leave the file
-//! untouched).
+//! codes), `results` without event data, and `kill`/`revive` (comments kept,
+//! refusals leave the file untouched).
 
 mod common;
 
@@ -229,6 +229,33 @@ fn eval_json_answers_an_unknown_flag_with_an_error_evaluation_of_the_same_shape(
     let output = run(&["eval", "nope", "--config", s(&path)]);
     assert!(!output.status.success());
     assert!(stdout(&output).is_empty(), "{}", stdout(&output));
+}
+
+#[test]
+fn results_without_event_data_says_where_it_looked_and_how_to_record_some() {
+    let (dir, path) = config_file(common::CONFIG);
+    let output = common::command()
+        .args(["results", "color", "--config", s(&path)])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert_eq!(
+        stderr(&output),
+        "flags: no event data in ./data (looked for ./data/events.sqlite3): \
+         start `flags serve --data ./data` to record exposures\n"
+    );
+
+    let data = dir.path().join("elsewhere");
+    std::fs::create_dir(&data).unwrap();
+    let output = run(&["results", "color", "--config", s(&path), "--data", s(&data)]);
+    assert!(!output.status.success());
+    let file = data.join("events.sqlite3");
+    assert!(
+        stderr(&output).contains(&format!("(looked for {})", s(&file))),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
