@@ -4,17 +4,57 @@
 # and the C ABI), then the checks that need Python: the bucketing vectors,
 # the conformance cases' expected results, and the Python SDK's tests over
 # the shared library the Rust build just produced.
+#
+# The Python packages those checks need (scripts/requirements-ci.txt) live in
+# a virtual environment under the target directory (target/py-venv, or
+# $CARGO_TARGET_DIR/py-venv), made on first use and remade whenever that file
+# changes, so a fresh machine needs nothing but Rust, python3 with its venv
+# module, gcc and valgrind.
 # This is the README's test command; .ci/run calls it after fmt and clippy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+mkdir -p "${CARGO_TARGET_DIR:-target}"
+target="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)"
+requirements=scripts/requirements-ci.txt
+venv="$target/py-venv"
+
+# Makes $venv from $requirements unless its stamp (the hash of the
+# requirements it was made from) says it already is. The stamp is written
+# last, so an interrupted or failed set-up is redone on the next run.
+python_venv() {
+  local stamp="$venv/requirements.sha256" wanted
+  wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
+    return
+  fi
+  local packages
+  packages="$(grep -v '^[[:space:]]*#' "$requirements" | xargs)"
+  echo "test.sh: setting up the Python test packages ($packages, from $requirements) in $venv" >&2
+  if ! command -v python3 >/dev/null; then
+    echo "test.sh: python3 not found: install Python 3.11 or newer" >&2
+    return 1
+  fi
+  if ! python3 -m venv --clear "$venv"; then
+    echo "test.sh: \`python3 -m venv $venv\` failed: install Python's venv module (Debian/Ubuntu: apt-get install python3-venv)" >&2
+    return 1
+  fi
+  if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"; then
+    echo "test.sh: pip could not install $requirements into $venv (its message is above)" >&2
+    return 1
+  fi
+  echo "$wanted" >"$stamp"
+}
+
+python_venv
+python="$venv/bin/python"
+
 cargo test --workspace
 
 if [ -f tests/vectors/generate_bucketing.py ]; then
-  python3 tests/vectors/generate_bucketing.py --check
+  "$python" tests/vectors/generate_bucketing.py --check
 fi
-python3 tests/conformance/generate.py --check
+"$python" tests/conformance/generate.py --check
 
 # The debug build of libflags_ffi that `cargo test` just made.
-target="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)"
-(cd sdks/python && FLAGS_LIB="$target/debug/libflags_ffi.so" python3 -m pytest -q)
+(cd sdks/python && FLAGS_LIB="$target/debug/libflags_ffi.so" "$python" -m pytest -q)

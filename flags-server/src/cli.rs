@@ -4,11 +4,15 @@
 //! (and `server/` for `serve`). Defaults are chosen so that `flags serve` with
 //! no arguments serves `./flags.toml` on loopback.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+/// The environment variable naming the config file when no path is given.
+const CONFIG_ENV: &str = "FLAGS_CONFIG";
+/// The config file when neither a path nor [`CONFIG_ENV`] is given.
+const DEFAULT_CONFIG: &str = "flags.toml";
 
 /// Feature flags and experiments from one `flags.toml`.
 #[derive(Debug, Parser)]
@@ -42,11 +46,12 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The config file to serve and watch.
-    #[arg(long, env = "FLAGS_CONFIG", default_value = "flags.toml")]
+    #[arg(long, env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
     pub config: PathBuf,
-    /// Address to listen on; port 0 picks a free port (the bound address is printed).
+    /// Address to listen on, `IP:PORT` or `HOST:PORT` (a name such as
+    /// `localhost` is resolved); port 0 picks a free port (the bound address is printed).
     #[arg(long, env = "FLAGS_ADDR", default_value = "127.0.0.1:8080")]
-    pub addr: SocketAddr,
+    pub addr: String,
     /// A file of tokens, one `client TOKEN` or `admin TOKEN` per line.
     #[arg(long)]
     pub tokens: Option<PathBuf>,
@@ -112,6 +117,7 @@ pub struct StatsArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The config file to validate.
+    #[arg(env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
     pub file: PathBuf,
 }
 
@@ -135,7 +141,7 @@ pub struct EvalArgs {
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
     /// The config file.
-    #[arg(long, env = "FLAGS_CONFIG", default_value = "flags.toml")]
+    #[arg(long, env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
     pub config: PathBuf,
     /// Print one JSON object (the native API's field names).
     #[arg(long)]
@@ -159,7 +165,7 @@ pub struct ResultsArgs {
     )]
     pub data: PathBuf,
     /// The config file.
-    #[arg(long, env = "FLAGS_CONFIG", default_value = "flags.toml")]
+    #[arg(long, env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
     pub config: PathBuf,
     /// The analysis phase (default: the current one).
     #[arg(long)]

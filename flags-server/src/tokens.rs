@@ -58,12 +58,19 @@ impl Tokens {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (role, token) = match line.split_once(char::is_whitespace) {
-                Some(("client", token)) => (Role::Client, token),
-                Some(("admin", token)) => (Role::Admin, token),
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let (role, token) = match words[..] {
+                ["client", token] => (Role::Client, token),
+                ["admin", token] => (Role::Admin, token),
                 _ => {
+                    // Described, not quoted: the line may hold a secret.
+                    let found = match words.len() {
+                        1 => "one word".to_string(),
+                        2 => "an unknown role".to_string(),
+                        count => format!("{count} words (a token cannot contain spaces)"),
+                    };
                     return Err(Error::Usage(format!(
-                        "{}:{}: expected `client TOKEN` or `admin TOKEN`",
+                        "{}:{}: expected `client TOKEN` or `admin TOKEN`, found {found}",
                         path.display(),
                         n + 1
                     )));
@@ -111,6 +118,24 @@ mod tests {
         assert_eq!(tokens.role_of(b""), None);
         let err = tokens.add_file("owner xyz\n", Path::new("t")).unwrap_err();
         assert!(err.to_string().starts_with("t:1:"), "{err}");
+        assert!(err.to_string().ends_with("found an unknown role"), "{err}");
+    }
+
+    #[test]
+    fn a_line_with_extra_words_is_an_error_naming_file_and_line() {
+        let mut tokens = Tokens::default();
+        let err = tokens
+            .add_file("client abc\n\nadmin root 1\n", Path::new("tokens.txt"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "tokens.txt:3: expected `client TOKEN` or `admin TOKEN`, found 3 words"
+            ),
+            "{err}"
+        );
+        assert!(!err.contains("root"), "the token is not echoed: {err}");
+        assert_eq!(tokens.role_of(b"root 1"), None);
     }
 
     #[test]

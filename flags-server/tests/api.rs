@@ -250,6 +250,39 @@ async fn non_loopback_with_a_token_or_insecure_starts() {
 }
 
 #[tokio::test]
+async fn a_host_name_is_resolved_and_localhost_counts_as_loopback() {
+    // No token and no --insecure: only a loopback address may be served.
+    let server = Server::start_with(
+        common::CONFIG,
+        Options::default().arg("--addr").arg("localhost:0"),
+    );
+    assert!(
+        server.base.starts_with("http://127.0.0.1:") || server.base.starts_with("http://[::1]:"),
+        "{}",
+        server.base
+    );
+    assert_eq!(server.get("/healthz").await.status(), 200);
+
+    let output = common::command()
+        .args([
+            "serve",
+            "--addr",
+            "localhost",
+            "--config",
+            "/nonexistent/flags.toml",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("flags: --addr `localhost`: "),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "nothing was served");
+}
+
+#[tokio::test]
 async fn cors_preflights_are_answered_for_configured_origins() {
     let server = Server::start_with(
         common::CONFIG,

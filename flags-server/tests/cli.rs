@@ -1,5 +1,6 @@
-//! The one-shot commands against the real binary: `check`, `eval` (text,
-//! `--json`, `--explain`, exit codes) and `kill`/`revive` (comments kept,
+//! The one-shot commands against the real binary: `check` (and its default
+//! file), `eval` (text, `--json` also for an unknown flag, `--explain`, exit
+//! codes), `results` without event data, and `kill`/`revive` (comments kept,
 //! refusals leave the file untouched).
 
 mod common;
@@ -60,6 +61,49 @@ fn check_accepts_the_root_example_and_reports_every_problem_with_its_position() 
     let output = run(&["check", "/nonexistent/flags.toml"]);
     assert!(!output.status.success());
     assert!(stderr(&output).contains("/nonexistent/flags.toml"));
+}
+
+#[test]
+fn check_without_a_file_reads_flags_config_or_the_working_directory_flags_toml() {
+    let (dir, _path) = config_file(common::CONFIG);
+    let output = common::command()
+        .arg("check")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).starts_with("flags.toml: ok (6 flags"),
+        "{}",
+        stdout(&output)
+    );
+
+    let (_bad_dir, bad) = config_file("version = 1\n[flags.a]\ndefault = \"x\"\n");
+    let output = common::command()
+        .arg("check")
+        .current_dir(dir.path())
+        .env("FLAGS_CONFIG", &bad)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains(&format!("{}:3:11:", s(&bad))),
+        "{}",
+        stderr(&output)
+    );
+
+    let empty = tempfile::tempdir().unwrap();
+    let output = common::command()
+        .arg("check")
+        .current_dir(empty.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).starts_with("flags: flags.toml: "),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -159,6 +203,59 @@ fn eval_json_uses_the_native_field_names() {
     ]);
     let json: Value = serde_json::from_str(stdout(&output).trim()).unwrap();
     assert_eq!(json["variant"], "large");
+}
+
+#[test]
+fn eval_json_answers_an_unknown_flag_with_an_error_evaluation_of_the_same_shape() {
+    let (_dir, path) = config_file(common::CONFIG);
+    let eval = |flag: &str| run(&["eval", flag, "--config", s(&path), "--json"]);
+    let known = eval("limit");
+    assert!(known.status.success(), "{}", stderr(&known));
+    let known: Value = serde_json::from_str(stdout(&known).trim()).unwrap();
+
+    let unknown = eval("nope");
+    assert!(!unknown.status.success());
+    assert!(stderr(&unknown).contains("unknown flag `nope`"));
+    let json: Value = serde_json::from_str(stdout(&unknown).trim()).unwrap();
+    assert_eq!(json["flag"], "nope");
+    assert_eq!(json["reason"], "ERROR");
+    assert_eq!(json["error"], "FLAG_NOT_FOUND");
+    assert_eq!(json["value"], Value::Null);
+    assert_eq!(json["config_version"], known["config_version"]);
+    let fields = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(fields(&json), fields(&known));
+
+    // Without --json the answer stays a message on stderr only.
+    let output = run(&["eval", "nope", "--config", s(&path)]);
+    assert!(!output.status.success());
+    assert!(stdout(&output).is_empty(), "{}", stdout(&output));
+}
+
+#[test]
+fn results_without_event_data_says_where_it_looked_and_how_to_record_some() {
+    let (dir, path) = config_file(common::CONFIG);
+    let output = common::command()
+        .args(["results", "color", "--config", s(&path)])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert_eq!(
+        stderr(&output),
+        "flags: no event data in ./data (looked for ./data/events.sqlite3): \
+         start `flags serve --data ./data` to record exposures\n"
+    );
+
+    let data = dir.path().join("elsewhere");
+    std::fs::create_dir(&data).unwrap();
+    let output = run(&["results", "color", "--config", s(&path), "--data", s(&data)]);
+    assert!(!output.status.success());
+    let file = data.join("events.sqlite3");
+    assert!(
+        stderr(&output).contains(&format!("(looked for {})", s(&file))),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]

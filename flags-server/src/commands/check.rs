@@ -1,8 +1,10 @@
-//! `flags check FILE`: validate a config strictly and list every problem.
+//! `flags check [FILE]`: validate a config strictly and list every problem.
 //!
 //! Strict means any problem fails the file, unlike the server's per-flag
 //! merge: `check` is what CI runs before a config ships. Overrides from the
 //! environment are not applied, so the verdict is about the file alone.
+//! FILE is found like every command's config: `$FLAGS_CONFIG`, else
+//! `./flags.toml` (`crate::cli`).
 
 use flags_core::{Overrides, compile};
 

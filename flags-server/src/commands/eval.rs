@@ -7,7 +7,8 @@
 //! exact JSON value (`zip:='"007"'` for a string of digits,
 //! `roles:='["a","b"]'` for a list). Environment overrides apply, as in the
 //! server. Exit status: 0 for any evaluation (DEFAULT and DISABLED
-//! included), non-zero for an unknown flag or an invalid config.
+//! included), non-zero for an unknown flag or an invalid config; with
+//! `--json` an unknown flag still prints its ERROR evaluation.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -43,9 +44,7 @@ pub fn run(args: &EvalArgs) -> Result<(), Error> {
         .map_err(|e| Error::Usage(e.to_string()))?;
     let mut trace = Trace::default();
     let evaluation = snapshot.explain(&args.flag, &ctx, at, &mut trace);
-    if evaluation.error == Some(ErrorCode::FlagNotFound) {
-        return Err(Error::UnknownFlag(args.flag.clone()));
-    }
+    let not_found = evaluation.error == Some(ErrorCode::FlagNotFound);
     let view = EvaluationView {
         flag: &args.flag,
         config_version: snapshot.version(),
@@ -53,10 +52,16 @@ pub fn run(args: &EvalArgs) -> Result<(), Error> {
         trace: args.explain.then_some(&trace.steps[..]),
     };
     if args.json {
+        // Printed for an unknown flag too (reason ERROR, error FLAG_NOT_FOUND),
+        // so a script reads one shape whatever the exit status.
         let line = serde_json::to_string(&view)
             .map_err(|e| Error::Usage(format!("cannot print the evaluation as JSON: {e}")))?;
         println!("{line}");
-    } else {
+    }
+    if not_found {
+        return Err(Error::UnknownFlag(args.flag.clone()));
+    }
+    if !args.json {
         print!("{}", describe(&view, &trace.steps, args.explain));
     }
     Ok(())

@@ -5,8 +5,11 @@
 //! the presentation is here. The database is opened read-only, so this look
 //! starts from the stored always-valid p-values but does not add to them.
 
+use std::path::{Path, PathBuf};
+
 use flags_core::stats::{Analysis, ArmStats, Interval};
 use flags_core::{Overrides, compile};
+use rusqlite::Connection;
 
 use crate::cli::ResultsArgs;
 use crate::error::{Error, read_config};
@@ -19,8 +22,7 @@ pub fn run(args: &ResultsArgs) -> Result<(), Error> {
     let text = read_config(&args.config)?;
     let snapshot = compile(&text, &Overrides::from_env())
         .map_err(|problems| Error::Invalid(problems.in_file(file)))?;
-    let connection =
-        schema::open_for_reading(&args.data).map_err(|e| Error::Serve(e.to_string()))?;
+    let connection = open_database(&args.data)?;
     let results =
         analysis::results(&connection, &snapshot, &args.flag, args.phase).map_err(|e| match e {
             ResultsError::NotFound(details) => Error::Usage(details),
@@ -34,6 +36,31 @@ pub fn run(args: &ResultsArgs) -> Result<(), Error> {
         print!("{}", render(&results));
     }
     Ok(())
+}
+
+/// The event database in `dir`, read-only; where there is none, an error
+/// that says where it looked and what records one.
+fn open_database(dir: &Path) -> Result<Connection, Error> {
+    let database = dir.join(schema::FILE_NAME);
+    if !database.exists() {
+        return Err(Error::Usage(format!(
+            "no event data in {dir} (looked for {file}): start `flags serve --data {dir}` \
+             to record exposures",
+            dir = as_typed(dir).display(),
+            file = as_typed(&database).display(),
+        )));
+    }
+    schema::open_for_reading(dir).map_err(|e| Error::Serve(e.to_string()))
+}
+
+/// `path` as one would type it in a shell: a bare relative path (`data`)
+/// gets `./`, so a message reads it as a path rather than a word.
+fn as_typed(path: &Path) -> PathBuf {
+    if path.is_relative() && !path.starts_with(".") && !path.starts_with("..") {
+        Path::new(".").join(path)
+    } else {
+        path.to_path_buf()
+    }
 }
 
 /// The readout as text.

@@ -20,6 +20,7 @@ pub mod state;
 pub mod stream;
 
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,7 +52,8 @@ use state::{AppState, Clock, LiveConfig, ServerState};
 /// Runs the server until SIGTERM or SIGINT, then drains.
 pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     let tokens = Tokens::load(args.tokens.as_deref())?;
-    if tokens.is_empty() && !args.addr.ip().is_loopback() && !args.insecure {
+    let addresses = resolve(&args.addr).await?;
+    if tokens.is_empty() && !all_loopback(&addresses) && !args.insecure {
         return Err(Error::Usage(format!(
             "refusing to listen on {} with no token configured: set FLAGS_CLIENT_TOKENS / \
              FLAGS_ADMIN_TOKENS or --tokens FILE, or pass --insecure to serve anyone who can connect",
@@ -66,7 +68,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     let events = EventLog::open(&args.data);
     experiments::follow_phases(&live, &events);
     let reloader = Reloader::start(loader, live.clone(), args.debounce)?;
-    let listener = TcpListener::bind(args.addr)
+    let listener = TcpListener::bind(&addresses[..])
         .await
         .map_err(|e| Error::Serve(format!("cannot listen on {}: {e}", args.addr)))?;
     let bound = listener
@@ -115,6 +117,33 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The addresses `--addr` names: `IP:PORT` as is, `HOST:PORT` resolved.
+async fn resolve(addr: &str) -> Result<Vec<SocketAddr>, Error> {
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| {
+            Error::Usage(format!(
+                "--addr `{addr}`: {e} (expected IP:PORT or HOST:PORT, such as localhost:8080)"
+            ))
+        })?
+        .collect();
+    if addresses.is_empty() {
+        return Err(Error::Usage(format!(
+            "--addr `{addr}` resolves to no address"
+        )));
+    }
+    Ok(addresses)
+}
+
+/// Whether listening on `addresses` stays on this machine: a name counts as
+/// loopback only if everything it resolves to is (binding takes the first
+/// that works, so any one of them may be the one bound).
+fn all_loopback(addresses: &[SocketAddr]) -> bool {
+    addresses
+        .iter()
+        .all(|address| address.ip().to_canonical().is_loopback())
 }
 
 /// Accepts connections until SIGTERM or SIGINT; returns the live ones for draining.
@@ -214,5 +243,29 @@ pub(crate) fn json<T: Serialize>(value: &T) -> Response {
         )
             .into_response(),
         Err(e) => ApiError::internal(format!("cannot serialise the answer: {e}")).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addresses(texts: &[&str]) -> Vec<SocketAddr> {
+        texts.iter().map(|text| text.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_name_is_loopback_only_if_everything_it_resolves_to_is() {
+        assert!(all_loopback(&addresses(&[
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "[::ffff:127.0.0.1]:8080"
+        ])));
+        assert!(!all_loopback(&addresses(&[
+            "127.0.0.1:8080",
+            "10.0.0.7:8080"
+        ])));
+        assert!(!all_loopback(&addresses(&["[::]:8080"])));
+        assert!(!all_loopback(&addresses(&["0.0.0.0:8080"])));
     }
 }
