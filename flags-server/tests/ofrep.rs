@@ -323,6 +323,43 @@ async fn bulk_lists_every_flag_advertises_the_stream_and_honours_if_none_match()
 }
 
 #[tokio::test]
+async fn after_a_save_only_the_changed_flags_bulk_item_differs() {
+    let server = Server::start(common::CONFIG);
+    let bulk = || async {
+        let context = r#"{"context":{"targetingKey":"u-1","plan":"pro"}}"#;
+        status_json(server.post("/ofrep/v1/evaluate/flags", context).await)
+            .await
+            .1
+    };
+    let before = bulk().await;
+    let version_before = before["metadata"]["configVersion"].clone();
+    assert!(version_before.is_string(), "{before}");
+    common::save_by_rename(
+        &server.config,
+        &common::CONFIG.replace("large = 100", "large = 200"),
+    );
+    common::until(Duration::from_secs(5), || async {
+        bulk().await["metadata"]["configVersion"] != version_before
+    })
+    .await;
+    let after = bulk().await;
+    let (before, after) = (
+        before["flags"].as_array().unwrap(),
+        after["flags"].as_array().unwrap(),
+    );
+    assert_eq!(before.len(), after.len());
+    let changed: Vec<_> = before
+        .iter()
+        .zip(after)
+        .filter(|(old, new)| old != new)
+        .map(|(_, new)| new["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(changed, ["limit"], "{after:?}");
+    let limit = after.iter().find(|f| f["key"] == "limit").unwrap();
+    assert_eq!(limit["value"], 200);
+}
+
+#[tokio::test]
 async fn excess_in_flight_requests_are_shed_with_429_and_retry_after() {
     let server = Server::start_with(
         common::CONFIG,
