@@ -15,9 +15,11 @@ use crate::error::{Error, read_config};
 /// What a token may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
-    /// Evaluate flags, list them, read the status summary.
+    /// Evaluate flags, send events, read the status summary: what a
+    /// browser may see, since client tokens ship in frontend code.
     Client,
-    /// Everything a client may, plus reload, experiments and status details.
+    /// Everything a client may, plus the rules' view (explain traces, the
+    /// flag listing), metrics, reload, experiments and status details.
     Admin,
 }
 

@@ -130,6 +130,14 @@ async fn with_no_tokens_everything_is_open_on_loopback() {
         json!({ "variant": "green", "percent": 50.0 })
     );
     assert_eq!(experiment["layer"]["range_percent"], json!([0.0, 100.0]));
+    // Every endpoint answers, the rules' view included.
+    for (method, path, _) in ENDPOINTS {
+        let response = call(&server, method, path, None).await;
+        assert_eq!(response.status(), 200, "{method} {path}");
+    }
+    let (_, explained) =
+        status_json(call(&server, "POST", "/v1/evaluate/color?explain=true", None).await).await;
+    assert!(explained["trace"].as_array().is_some_and(|t| !t.is_empty()));
 }
 
 #[tokio::test]
@@ -137,11 +145,17 @@ async fn tokens_gate_evaluation_and_admin_endpoints() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, "# test tokens\nadmin file-admin\n").unwrap();
+    // A file where the data directory should be: the event store is
+    // unavailable, and its reason names server paths.
+    let not_a_directory = dir.path().join("data");
+    std::fs::write(&not_a_directory, "").unwrap();
     let server = Server::start_with(
         common::CONFIG,
         Options::default()
             .arg("--tokens")
             .arg(tokens.to_str().unwrap())
+            .arg("--data")
+            .arg(not_a_directory.to_str().unwrap())
             .env("FLAGS_CLIENT_TOKENS", "c1, c2")
             .env("FLAGS_ADMIN_TOKENS", "env-admin"),
     );
@@ -170,12 +184,13 @@ async fn tokens_gate_evaluation_and_admin_endpoints() {
         send("/ofrep/v1/evaluate/flags", bearer("Bearer c1")).await,
         200
     );
-    assert_eq!(send("/v1/flags", None).await, 401);
-    assert_eq!(send("/v1/flags", bearer("Bearer c1")).await, 200);
-    assert_eq!(send("/metrics", None).await, 401);
-    assert_eq!(send("/metrics", bearer("Bearer c1")).await, 200);
     // Admin endpoints: clients are forbidden, admins (env or file) allowed.
-    for path in ["/v1/experiments", "/v1/admin/reload"] {
+    for path in [
+        "/v1/flags",
+        "/metrics",
+        "/v1/experiments",
+        "/v1/admin/reload",
+    ] {
         assert_eq!(send(path, None).await, 401, "{path}");
         assert_eq!(send(path, bearer("Bearer c1")).await, 403, "{path}");
         assert_eq!(send(path, bearer("Bearer env-admin")).await, 200, "{path}");
@@ -188,6 +203,7 @@ async fn tokens_gate_evaluation_and_admin_endpoints() {
     // Probes and the change feed stay open.
     assert_eq!(send("/healthz", None).await, 200);
     assert_eq!(send("/readyz", None).await, 200);
+    assert_eq!(send("/v1/stream", None).await, 200);
 
     // Status: clients get the summary, admins the details.
     let status = |token: &'static str| {
@@ -198,14 +214,148 @@ async fn tokens_gate_evaluation_and_admin_endpoints() {
         async move { status_json(request.send().await.unwrap()).await.1 }
     };
     let client_view = status("c1").await;
+    assert_eq!(client_view["last_reload"]["trigger"], "admin");
     assert!(client_view["last_reload"].get("errors").is_none());
     assert!(client_view.get("overrides").is_none());
+    assert!(client_view.get("stale_flags").is_none());
+    assert_eq!(client_view["events"]["available"], false);
+    assert!(
+        client_view["events"].get("error").is_none(),
+        "{client_view}"
+    );
     let admin_view = status("env-admin").await;
     assert_eq!(admin_view["last_reload"]["errors"], json!([]));
     assert!(admin_view.get("overrides").is_some());
+    assert!(admin_view["events"]["error"].is_string(), "{admin_view}");
+    // Events are refused the same way, with the reason for admins only.
+    let events = |token: &'static str| {
+        let body = json!({"events": [
+            {"type": "conversion", "id": "c1", "metric": "clicks", "key": "u-1"}
+        ]});
+        let request = server
+            .client
+            .post(server.url("/v1/events"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .bearer_auth(token);
+        async move { status_json(request.send().await.unwrap()).await }
+    };
+    let data_path = not_a_directory.to_str().unwrap();
+    let (status, refused) = events("c1").await;
+    let details = refused["errorDetails"].as_str().unwrap();
+    assert_eq!(status, 503);
+    assert!(!details.contains(data_path), "{details}");
+    let (status, refused) = events("env-admin").await;
+    let details = refused["errorDetails"].as_str().unwrap();
+    assert_eq!(status, 503);
+    assert!(details.contains(data_path), "{details}");
 
     let response = server.post(single, "{}").await;
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
+}
+
+/// Every endpoint the server exposes, and whether a client token may use
+/// it (`false`: 403, admin only). Open endpoints are listed as allowed.
+const ENDPOINTS: [(&str, &str, bool); 15] = [
+    ("POST", "/ofrep/v1/evaluate/flags/color", true),
+    ("POST", "/ofrep/v1/evaluate/flags", true),
+    ("POST", "/v1/evaluate/color", true),
+    ("POST", "/v1/evaluate/color?explain=true", false),
+    ("POST", "/v1/evaluate", true),
+    ("GET", "/v1/flags", false),
+    ("GET", "/v1/status", true),
+    ("GET", "/v1/experiments", false),
+    ("GET", "/v1/experiments/color/results", false),
+    ("POST", "/v1/events", true),
+    ("POST", "/v1/admin/reload", false),
+    ("GET", "/v1/stream", true),
+    ("GET", "/metrics", false),
+    ("GET", "/healthz", true),
+    ("GET", "/readyz", true),
+];
+
+/// Sends `method path` with `token` (if any) and the body the endpoint takes.
+async fn call(server: &Server, method: &str, path: &str, token: Option<&str>) -> reqwest::Response {
+    let body = match path {
+        "/v1/events" => json!({"events": [
+            {"type": "conversion", "id": "c1", "metric": "clicks", "key": "u-1"}
+        ]}),
+        _ => json!({"context": {"targetingKey": "u-1"}}),
+    };
+    let mut request = match method {
+        "POST" => server
+            .client
+            .post(server.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_string()),
+        _ => server.client.get(server.url(path)),
+    };
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_client_token_sees_evaluations_never_rules() {
+    let server = Server::start_with(
+        common::CONFIG,
+        Options::default()
+            .env("FLAGS_CLIENT_TOKENS", "browser")
+            .env("FLAGS_ADMIN_TOKENS", "operator"),
+    );
+    for (method, path, client_may) in ENDPOINTS {
+        let response = call(&server, method, path, Some("browser")).await;
+        if client_may {
+            assert_eq!(response.status(), 200, "client: {method} {path}");
+        } else {
+            // Refused before the body is read (so the connection closes),
+            // except the trace, refused once the request is read.
+            let closes = response
+                .headers()
+                .get("connection")
+                .is_some_and(|c| c == "close");
+            assert_eq!(closes, !path.contains("explain"), "client: {method} {path}");
+            let (status, problem) = status_json(response).await;
+            assert_eq!(status, 403, "client: {method} {path}");
+            let details = problem["errorDetails"].as_str().unwrap();
+            assert!(details.contains("admin token"), "{path}: {details}");
+        }
+        let response = call(&server, method, path, Some("operator")).await;
+        assert_eq!(response.status(), 200, "admin: {method} {path}");
+    }
+
+    // What a client is given holds no rules and no trace.
+    let (_, one) =
+        status_json(call(&server, "POST", "/v1/evaluate/color", Some("browser")).await).await;
+    assert_eq!(
+        (&one["flag"], &one["reason"]),
+        (&json!("color"), &json!("SPLIT"))
+    );
+    assert!(one.get("trace").is_none(), "{one}");
+    let (_, explained) = status_json(
+        call(
+            &server,
+            "POST",
+            "/v1/evaluate/color?explain=true",
+            Some("operator"),
+        )
+        .await,
+    )
+    .await;
+    assert!(explained["trace"].as_array().is_some_and(|t| !t.is_empty()));
+    let (status, explain_refused) = status_json(
+        call(
+            &server,
+            "POST",
+            "/v1/evaluate/color?explain=true",
+            Some("browser"),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status, &explain_refused["key"]), (403, &json!("color")));
+    assert!(explain_refused.get("trace").is_none());
 }
 
 #[test]

@@ -156,10 +156,87 @@ async fn bad_input_gets_400_with_code_and_details_never_500() {
     // Good input next to the bad: the same server still answers.
     let (status, _) = server.ofrep("banner", r#"{"a":1,"b":2}"#).await;
     assert_eq!(status, 200);
-    // Deeply nested JSON is a parse error, not a stack overflow.
+}
+
+/// The documented limit on JSON nesting (docs/server.md), the body's own
+/// object counted as level 1.
+const MAX_JSON_DEPTH: usize = 64;
+
+/// A value nesting `levels` objects (`{"a":...}`) or arrays around one scalar.
+fn nested(objects: bool, levels: usize) -> String {
+    let (open, inner, close) = if objects {
+        ("{\"a\":", "1", "}")
+    } else {
+        ("[", "\"x\"", "]")
+    };
+    format!("{}{inner}{}", open.repeat(levels), close.repeat(levels))
+}
+
+#[tokio::test]
+async fn json_nested_up_to_the_limit_is_read_and_deeper_is_refused_on_every_body() {
+    let server = Server::start(common::CONFIG);
+    let refused = |status: u16, json: &serde_json::Value, what: &str| {
+        assert_eq!(
+            (status, &json["errorCode"]),
+            (400, &json!("PARSE_ERROR")),
+            "{what}"
+        );
+        let details = json["errorDetails"].as_str().unwrap();
+        assert!(
+            details.contains(&MAX_JSON_DEPTH.to_string()),
+            "{what}: {details}"
+        );
+    };
+    // An evaluation body: the envelope and the context are levels 1 and 2.
+    let context = |value: String| format!(r#"{{"context":{{"targetingKey":"u","deep":{value}}}}}"#);
+    // An events body: the envelope, the list and the event are levels 1 to 3.
+    let events = |value: String| {
+        format!(
+            r#"{{"events":[{{"type":"conversion","id":"c-{}","metric":"clicks","key":"u","extra":{value}}}]}}"#,
+            value.len()
+        )
+    };
+    for objects in [true, false] {
+        let shape = if objects { "objects" } else { "arrays" };
+        for path in [
+            "/ofrep/v1/evaluate/flags/banner",
+            "/ofrep/v1/evaluate/flags",
+            "/v1/evaluate/banner",
+            "/v1/evaluate",
+        ] {
+            let at_limit = context(nested(objects, MAX_JSON_DEPTH - 2));
+            let (status, json) = status_json(server.post(path, &at_limit).await).await;
+            assert_eq!(status, 200, "{path}, {shape} at the limit: {json}");
+            let deeper = context(nested(objects, MAX_JSON_DEPTH - 1));
+            let (status, json) = status_json(server.post(path, &deeper).await).await;
+            refused(status, &json, &format!("{path}, {shape} one level deeper"));
+            let far = context(nested(objects, 10_000));
+            let (status, json) = status_json(server.post(path, &far).await).await;
+            refused(status, &json, &format!("{path}, {shape} 10 000 deep"));
+        }
+        let at_limit = events(nested(objects, MAX_JSON_DEPTH - 3));
+        let (status, receipt) = status_json(server.post("/v1/events", &at_limit).await).await;
+        assert_eq!(
+            (status, &receipt["stored"]),
+            (200, &json!(1)),
+            "events, {shape}: {receipt}"
+        );
+        for levels in [MAX_JSON_DEPTH - 2, 10_000] {
+            let deeper = events(nested(objects, levels));
+            let (status, json) = status_json(server.post("/v1/events", &deeper).await).await;
+            refused(
+                status,
+                &json,
+                &format!("events, {shape} {levels} levels inside"),
+            );
+        }
+    }
+    // A bare array nested far down is refused the same way, and the server lives on.
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-    let (status, json) = status_json(server.post(single, &deep).await).await;
-    assert_eq!((status, &json["errorCode"]), (400, &json!("PARSE_ERROR")));
+    let (status, json) =
+        status_json(server.post("/ofrep/v1/evaluate/flags/banner", &deep).await).await;
+    refused(status, &json, "a bare array");
+    assert_eq!(server.ofrep("banner", "{}").await.0, 200);
 }
 
 #[tokio::test]
@@ -243,6 +320,43 @@ async fn bulk_lists_every_flag_advertises_the_stream_and_honours_if_none_match()
         etag_now().await != etag
     })
     .await;
+}
+
+#[tokio::test]
+async fn after_a_save_only_the_changed_flags_bulk_item_differs() {
+    let server = Server::start(common::CONFIG);
+    let bulk = || async {
+        let context = r#"{"context":{"targetingKey":"u-1","plan":"pro"}}"#;
+        status_json(server.post("/ofrep/v1/evaluate/flags", context).await)
+            .await
+            .1
+    };
+    let before = bulk().await;
+    let version_before = before["metadata"]["configVersion"].clone();
+    assert!(version_before.is_string(), "{before}");
+    common::save_by_rename(
+        &server.config,
+        &common::CONFIG.replace("large = 100", "large = 200"),
+    );
+    common::until(Duration::from_secs(5), || async {
+        bulk().await["metadata"]["configVersion"] != version_before
+    })
+    .await;
+    let after = bulk().await;
+    let (before, after) = (
+        before["flags"].as_array().unwrap(),
+        after["flags"].as_array().unwrap(),
+    );
+    assert_eq!(before.len(), after.len());
+    let changed: Vec<_> = before
+        .iter()
+        .zip(after)
+        .filter(|(old, new)| old != new)
+        .map(|(_, new)| new["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(changed, ["limit"], "{after:?}");
+    let limit = after.iter().find(|f| f["key"] == "limit").unwrap();
+    assert_eq!(limit["value"], 200);
 }
 
 #[tokio::test]

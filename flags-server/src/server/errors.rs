@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::context::BodyError;
 use crate::events::WriteError;
 use crate::events::analysis::ResultsError;
+use crate::tokens::Role;
 
 /// OFREP error codes this server sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -104,12 +105,24 @@ impl ApiError {
         .closing()
     }
 
-    /// 403: a client token on an admin endpoint.
+    /// 403: a client token on an admin endpoint (answered before the body
+    /// is read).
     pub fn forbidden() -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
             None,
             "this endpoint needs an admin token",
+        )
+        .closing()
+    }
+
+    /// 403: a client token asking for an evaluation's trace, which shows
+    /// the flag's rules.
+    pub fn explain_forbidden() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            None,
+            "`?explain=true` needs an admin token: the trace shows the flag's rules",
         )
     }
 
@@ -153,6 +166,16 @@ impl ApiError {
     /// 503: the server is stopping or the reloader is gone.
     pub fn unavailable(details: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, None, details)
+    }
+
+    /// 503: the event store could not be opened, for `reason`. The reason
+    /// names the server's files, so only an admin is given it.
+    pub fn events_unavailable(reason: &str, role: Role) -> Self {
+        let reason = match role {
+            Role::Admin => reason,
+            Role::Client => "an admin token sees why in /v1/status",
+        };
+        Self::unavailable(format!("events are not recorded: {reason}"))
     }
 
     /// 500: a bug; the details say what broke, never a client's data.

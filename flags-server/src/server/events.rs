@@ -3,7 +3,8 @@
 //!
 //! Checking is `crate::events::ingest`, storing `crate::events::store`; this
 //! handler only joins them to HTTP. A store that is unavailable or cannot
-//! write answers 503 with the reason; flags are unaffected.
+//! write answers 503 with the reason (why it could not be opened, which
+//! names server paths, to admins only); flags are unaffected.
 
 use axum::extract::State;
 use axum::response::Response;
@@ -18,14 +19,14 @@ use crate::events::ingest::{self, BatchError};
 /// `POST /v1/events` (any valid token).
 pub async fn ingest(
     State(state): State<AppState>,
-    _: Caller,
+    Caller(role): Caller,
     request: Result<EventsRequest, ApiError>,
 ) -> Result<Response, ApiError> {
     let EventsRequest(body) = request?;
     let store = state
         .events
         .store()
-        .map_err(|reason| ApiError::unavailable(format!("events are not recorded: {reason}")))?;
+        .map_err(|reason| ApiError::events_unavailable(reason, role))?;
     let mut batch = {
         let published = state.live.current.load();
         ingest::check(&body, &published.snapshot, ingest::now_ms()).map_err(|e| match e {

@@ -23,6 +23,7 @@ use super::json;
 use super::state::{AppState, LiveConfig, Published};
 use crate::events::ingest::now_ms;
 use crate::events::{EventLog, EventStore, analysis};
+use crate::tokens::Role;
 
 /// Interval between the looks taken without a request.
 const LOOK_INTERVAL: Duration = Duration::from_secs(60 * 60);
@@ -129,9 +130,10 @@ pub async fn results(
     let Path(flag) = flag.map_err(|e| ApiError::general(e.body_text()))?;
     let Query(query) = query.map_err(|e| ApiError::general(e.body_text()))?;
     let readout = tokio::task::spawn_blocking(move || {
-        let store = state.events.store().map_err(|reason| {
-            ApiError::unavailable(format!("events are not recorded: {reason}"))
-        })?;
+        let store = state
+            .events
+            .store()
+            .map_err(|reason| ApiError::events_unavailable(reason, Role::Admin))?;
         let published = state.live.current.load();
         analysis::read_and_record(store, &published.snapshot, &flag, query.phase)
             .map_err(ApiError::from)

@@ -1,9 +1,10 @@
 //! Defences against bad and heavy input: body size, content type, slow
-//! bodies, context size, and load shedding.
+//! bodies, JSON nesting depth, context size, and load shedding.
 //!
-//! Evaluation bodies are read here, within `--max-body` bytes and
-//! `--client-timeout`, and parsed once into JSON that the evaluation context
-//! then borrows from. Evaluation requests beyond `--max-in-flight` are shed
+//! Every JSON body is read here, within `--max-body` bytes (events:
+//! `--max-events-body`) and `--client-timeout`, and its nesting checked
+//! against [`MAX_JSON_DEPTH`] before any parser sees it; evaluation bodies
+//! are then parsed once into JSON that the evaluation context borrows from. Evaluation requests beyond `--max-in-flight` are shed
 //! with 429 and `Retry-After` rather than queued, so latency stays bounded
 //! under overload; the slot is taken here, before the body is read, and held
 //! until the handler returns.
@@ -23,6 +24,16 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::errors::ApiError;
 use super::state::AppState;
 use crate::context::{ContextLimits, RequestBody, parse_body};
+
+/// Deepest nesting of arrays and objects accepted in a JSON body, the
+/// body's own object counted as level 1.
+///
+/// Checked once for every body, ahead of both the flat-context scanner and
+/// serde_json. serde_json refuses 128 levels itself, but only where it
+/// recurses (its skipping of ignored values does not, so unread members
+/// could nest without bound); a limit well under its own keeps that guard a
+/// backstop that no body reaches, and the answer the same for every body.
+pub const MAX_JSON_DEPTH: usize = 64;
 
 /// Request limits.
 #[derive(Clone, Copy, Debug)]
@@ -90,7 +101,7 @@ impl FromRequest<AppState> for EventsRequest {
 }
 
 /// Reads a body of at most `max_body` bytes within `timeout`, sent as JSON
-/// (or empty).
+/// (or empty) and nested at most [`MAX_JSON_DEPTH`] levels.
 async fn read_json(
     request: Request,
     max_body: usize,
@@ -127,7 +138,46 @@ async fn read_json(
             "the request body must be sent as Content-Type: application/json",
         ));
     }
+    if !nesting_within(&bytes, MAX_JSON_DEPTH) {
+        return Err(ApiError::parse(format!(
+            "the request body nests JSON arrays and objects more than {MAX_JSON_DEPTH} levels deep"
+        )));
+    }
     Ok(bytes)
+}
+
+/// Whether the arrays and objects of `json` nest at most `max` levels deep.
+///
+/// A loop over the bytes, so no depth can exhaust the stack. Brackets inside
+/// strings do not count; malformed JSON is not this check's business (the
+/// parsers report it), and up to where a parser would stop, this counts the
+/// same levels it would enter.
+fn nesting_within(json: &[u8], max: usize) -> bool {
+    // Nesting never exceeds the number of opening brackets, so counting them
+    // (a loop the compiler vectorises) settles nearly every body.
+    if json.iter().filter(|&&b| b == b'{' || b == b'[').count() <= max {
+        return true;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in json {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' if depth == max => return false,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
 }
 
 /// The whole body, or `Err` beyond `max` bytes or if the client broke off.
@@ -215,6 +265,46 @@ mod tests {
             Err(std::io::Error::other("connection reset")),
         ]));
         assert!(read_body(broken, 10).await.is_err());
+    }
+
+    /// `levels` nested `open`/`close` pairs around `inner`.
+    fn nested(open: &str, inner: &str, close: &str, levels: usize) -> String {
+        format!("{}{inner}{}", open.repeat(levels), close.repeat(levels))
+    }
+
+    #[test]
+    fn nesting_is_counted_through_objects_and_arrays_alike() {
+        for (open, inner, close) in [("{\"a\":", "1", "}"), ("[", "1", "]")] {
+            let at_limit = nested(open, inner, close, 5);
+            assert!(nesting_within(at_limit.as_bytes(), 5), "{at_limit}");
+            let deeper = nested(open, inner, close, 6);
+            assert!(!nesting_within(deeper.as_bytes(), 5), "{deeper}");
+        }
+        let mixed = r#"{"a":[{"b":[1]}],"c":{"d":[[2]]}}"#;
+        assert!(nesting_within(mixed.as_bytes(), 4));
+        assert!(!nesting_within(mixed.as_bytes(), 3));
+        // Siblings do not add up: six brackets, two levels.
+        assert!(nesting_within(b"[[1],[2],[3]]", 2));
+        assert!(!nesting_within(b"[[1],[2],[3]]", 1));
+    }
+
+    #[test]
+    fn brackets_inside_strings_are_not_nesting() {
+        let in_string = r#"{"a":"[[[[{{{{","b":"\\\"[[[[[[","c":"\\"}"#;
+        assert!(nesting_within(in_string.as_bytes(), 1), "{in_string}");
+        // After an escaped backslash the string ends, and brackets count again.
+        let after = r#"["\\",[[[1]]]]"#;
+        assert!(!nesting_within(after.as_bytes(), 3), "{after}");
+        assert!(nesting_within(after.as_bytes(), 4), "{after}");
+    }
+
+    #[test]
+    fn deep_or_malformed_input_is_answered_without_recursion() {
+        let deep = nested("[", "", "]", 100_000);
+        assert!(!nesting_within(deep.as_bytes(), MAX_JSON_DEPTH));
+        assert!(!nesting_within(&b"{".repeat(100_000), MAX_JSON_DEPTH));
+        assert!(nesting_within(&b"}]".repeat(100_000), MAX_JSON_DEPTH));
+        assert!(nesting_within(b"", MAX_JSON_DEPTH));
     }
 
     #[test]

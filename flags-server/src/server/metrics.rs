@@ -23,7 +23,7 @@ use pin_project_lite::pin_project;
 use rustc_hash::FxHashMap;
 use tower::{Layer, Service};
 
-use super::auth::Caller;
+use super::auth::Admin;
 use super::state::AppState;
 
 /// Upper bounds of the latency histogram buckets, in seconds.
@@ -344,8 +344,9 @@ fn escape(value: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// `GET /metrics`: the Prometheus text format.
-pub async fn export(State(state): State<AppState>, _: Caller) -> Response {
+/// `GET /metrics` (admin: the series name every flag and variant): the
+/// Prometheus text format.
+pub async fn export(State(state): State<AppState>, _: Admin) -> Response {
     let published = state.live.current.load();
     let snapshot = &published.snapshot;
     let events = state.events.status();

@@ -2,6 +2,10 @@
 //! versions, enrolment, optional trace), flag listings, status and the
 //! admin reload.
 //!
+//! A client token ships in browsers, so it sees evaluations, never rules:
+//! the trace (`?explain=true`) and the flag listing need an admin token, and
+//! `/v1/status` shows a client only the summary.
+//!
 //! Field names are the core's `snake_case`, shared with `flags eval --json`
 //! through `views`. Request bodies are OFREP's (`{"context": {...}}`), so a
 //! client can switch APIs without changing what it sends. Not here: OFREP
@@ -32,16 +36,19 @@ pub struct EvaluateQuery {
     explain: bool,
 }
 
-/// `POST /v1/evaluate/{key}[?explain=true]`.
+/// `POST /v1/evaluate/{key}[?explain=true]`; the trace needs an admin token.
 pub async fn evaluate_flag(
     State(state): State<AppState>,
-    _: Caller,
+    Caller(role): Caller,
     key: Result<Path<String>, PathRejection>,
     query: Result<Query<EvaluateQuery>, QueryRejection>,
     request: Result<EvaluationRequest, ApiError>,
 ) -> Result<Response, ApiError> {
     let Path(key) = key.map_err(|e| ApiError::general(e.body_text()))?;
     let Query(query) = query.map_err(|e| ApiError::general(e.body_text()))?;
+    if query.explain && role != Role::Admin {
+        return Err(ApiError::explain_forbidden().for_flag(&key));
+    }
     let request = request.map_err(|e| e.for_flag(&key))?;
     let body = request.parse().map_err(|e| e.for_flag(&key))?;
     let ctx = body
@@ -106,8 +113,8 @@ fn by_flag<S: Serializer>(views: &[EvaluationView<'_>], serializer: S) -> Result
     serializer.collect_map(views.iter().map(|view| (view.flag, view)))
 }
 
-/// `GET /v1/flags`: every flag and its state.
-pub async fn list_flags(State(state): State<AppState>, _: Caller) -> Response {
+/// `GET /v1/flags` (admin): every flag and its state.
+pub async fn list_flags(State(state): State<AppState>, _: Admin) -> Response {
     let published = state.live.current.load();
     json(&FlagList {
         config_version: published.snapshot.version(),
@@ -167,7 +174,8 @@ impl Serialize for Variants<'_> {
 }
 
 /// `GET /v1/status`: the served config and the last reload; the errors,
-/// stale flags and overrides are shown to admins only.
+/// stale flags, overrides and the event store's error are shown to admins
+/// only.
 pub async fn status(State(state): State<AppState>, Caller(role): Caller) -> Response {
     let published = state.live.current.load();
     let snapshot = &published.snapshot;
@@ -178,6 +186,11 @@ pub async fn status(State(state): State<AppState>, Caller(role): Caller) -> Resp
         .map(|f| f.key())
         .collect();
     let admin = role == Role::Admin;
+    let mut events = state.events.status();
+    if !admin {
+        // SQLite's reason names files and directories of the server.
+        events.error = None;
+    }
     json(&Status {
         config_version: snapshot.version(),
         loaded_at: Timestamp::from(published.loaded_at).to_string(),
@@ -196,7 +209,7 @@ pub async fn status(State(state): State<AppState>, Caller(role): Caller) -> Resp
         },
         stale_flags: admin.then_some(stale),
         overrides: admin.then_some(snapshot.overrides()),
-        events: state.events.status(),
+        events,
     })
 }
 

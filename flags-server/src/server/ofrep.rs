@@ -2,11 +2,14 @@
 //! evaluation, shaped exactly as `service/openapi.yaml` defines them.
 //!
 //! Success items carry `key`, `value`, `reason`, `variant` and `metadata`
-//! (plain strings, numbers and booleans: `flagVersion`, `configVersion`,
-//! `ruleIndex`/`ruleName` when a rule decided, `bucket` when one was drawn,
-//! `enrolled` for flags running an experiment, `stale`/`overridden` when
-//! true). Bulk answers carry a strong ETag, honour `If-None-Match` with 304,
-//! and advertise `/v1/stream` in `eventStreams`. Errors are shaped by
+//! (plain strings, numbers and booleans: `flagVersion`, `configVersion` on
+//! single-flag answers, `ruleIndex`/`ruleName` when a rule decided, `bucket`
+//! when one was drawn, `enrolled` for flags running an experiment,
+//! `stale`/`overridden` when true). A bulk answer's items carry only what
+//! belongs to their flag, so a client comparing cached items sees exactly
+//! the flags a save changed; the config version is in its top-level
+//! `metadata` and its ETag. Bulk answers carry a strong ETag, honour
+//! `If-None-Match` with 304, and advertise `/v1/stream` in `eventStreams`. Errors are shaped by
 //! `errors`; bodies are read by `limits`.
 
 use axum::extract::rejection::PathRejection;
@@ -45,7 +48,7 @@ pub async fn evaluate_flag(
         .ok_or_else(|| ApiError::flag_not_found(&key))?;
     state.record_exposure(&evaluated, ctx.key());
     let mut body = Vec::with_capacity(256);
-    write_success(&mut body, &evaluated, &published.version)?;
+    write_success(&mut body, &evaluated, Some(&published.version))?;
     Ok(([(header::CONTENT_TYPE, APPLICATION_JSON)], body).into_response())
 }
 
@@ -76,7 +79,7 @@ pub async fn evaluate_all(
         if i > 0 {
             body.push(b',');
         }
-        write_success(&mut body, &evaluated, version)?;
+        write_success(&mut body, &evaluated, None)?;
     }
     body.extend_from_slice(b"],\"eventStreams\":");
     let event_streams = [EventStream {
@@ -108,7 +111,8 @@ pub async fn evaluate_all(
 
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
-/// Writes one successful evaluation, OFREP's `evaluationSuccess`, as JSON.
+/// Writes one successful evaluation, OFREP's `evaluationSuccess`, as JSON,
+/// with `config_version` in its metadata when given (single-flag answers).
 ///
 /// Written field by field rather than through a derived `Serialize`: field
 /// names need no escaping, and escaping them was the largest part of the
@@ -117,7 +121,7 @@ const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json
 fn write_success(
     out: &mut Vec<u8>,
     evaluated: &Evaluated<'_>,
-    config_version: &str,
+    config_version: Option<&str>,
 ) -> Result<(), ApiError> {
     let e = &evaluated.evaluation;
     let reason = match e.reason {
@@ -130,11 +134,13 @@ fn write_success(
     field(out, b",\"reason\":", reason)?;
     field(out, b",\"variant\":", &e.variant)?;
     out.extend_from_slice(b",\"metadata\":{");
+    let members = out.len();
     if let Some(version) = e.flag_version {
-        field(out, b"\"flagVersion\":", &version)?;
-        out.push(b',');
+        field(out, b",\"flagVersion\":", &version)?;
     }
-    field(out, b"\"configVersion\":", config_version)?;
+    if let Some(version) = config_version {
+        field(out, b",\"configVersion\":", version)?;
+    }
     if let Some(rule) = e.rule {
         field(out, b",\"ruleIndex\":", &rule.index)?;
         if let Some(name) = rule.name {
@@ -152,6 +158,10 @@ fn write_success(
     }
     if e.overridden {
         out.extend_from_slice(b",\"overridden\":true");
+    }
+    // Each member was written after a comma; the first one takes none.
+    if out.get(members) == Some(&b',') {
+        out.remove(members);
     }
     out.extend_from_slice(b"}}");
     Ok(())
@@ -256,28 +266,7 @@ mod tests {
     use flags_core::{Overrides, Timestamp, compile};
     use serde_json::{Value, json};
 
-    /// The answer for `flag`, parsed, with the two versions checked and
-    /// taken out; and as sent.
-    fn answer(config: &str, flag: &str, ctx: &Context<'_>) -> (Value, String) {
-        let snapshot = compile(config, &Overrides::new()).expect("test config compiles");
-        let published = Published::new(snapshot, &Metrics::default());
-        let at = Timestamp::parse_rfc3339("2026-12-10T12:00:00Z").unwrap();
-        let evaluated = published.evaluate(flag, ctx, at, &mut NoExplain).unwrap();
-        let mut out = Vec::new();
-        write_success(&mut out, &evaluated, &published.version).unwrap();
-        let flag_version = evaluated.evaluation.flag_version.map(|v| v.to_string());
-        let mut answer: Value = serde_json::from_slice(&out).expect("valid JSON");
-        assert_eq!(answer["metadata"]["flagVersion"], json!(flag_version));
-        assert_eq!(answer["metadata"]["configVersion"], *published.version);
-        let metadata = answer["metadata"].as_object_mut().unwrap();
-        metadata.remove("flagVersion");
-        metadata.remove("configVersion");
-        (answer, String::from_utf8(out).unwrap())
-    }
-
-    #[test]
-    fn answers_carry_ofreps_fields_and_only_the_metadata_that_applies() {
-        let config = r#"version = 1
+    const CONFIG: &str = r#"version = 1
 [flags.plain]
 variants = { none = 0.0, some = 0.15 }
 default = "none"
@@ -289,6 +278,41 @@ name = "the \"split\""
 split = { control = 0, quoted = 100 }
 experiment = { metrics = [] }
 "#;
+
+    /// `flag` evaluated for `ctx` under `config`, with its answer written
+    /// as a single-flag answer (`single`) or a bulk item.
+    fn written(config: &str, flag: &str, ctx: &Context<'_>, single: bool) -> (Value, String) {
+        let snapshot = compile(config, &Overrides::new()).expect("test config compiles");
+        let published = Published::new(snapshot, &Metrics::default());
+        let at = Timestamp::parse_rfc3339("2026-12-10T12:00:00Z").unwrap();
+        let evaluated = published.evaluate(flag, ctx, at, &mut NoExplain).unwrap();
+        let config_version = single.then_some(&*published.version);
+        let mut out = Vec::new();
+        write_success(&mut out, &evaluated, config_version).unwrap();
+        let answer: Value = serde_json::from_slice(&out).expect("valid JSON");
+        let flag_version = evaluated.evaluation.flag_version.map(|v| v.to_string());
+        assert_eq!(answer["metadata"]["flagVersion"], json!(flag_version));
+        (answer, String::from_utf8(out).unwrap())
+    }
+
+    /// The single-flag answer for `flag`, parsed, with the two versions
+    /// checked and taken out; and as sent.
+    fn answer(config: &str, flag: &str, ctx: &Context<'_>) -> (Value, String) {
+        let (mut answer, text) = written(config, flag, ctx, true);
+        let snapshot = compile(config, &Overrides::new()).unwrap();
+        assert_eq!(
+            answer["metadata"]["configVersion"],
+            snapshot.version().to_string()
+        );
+        let metadata = answer["metadata"].as_object_mut().unwrap();
+        metadata.remove("flagVersion");
+        metadata.remove("configVersion");
+        (answer, text)
+    }
+
+    #[test]
+    fn answers_carry_ofreps_fields_and_only_the_metadata_that_applies() {
+        let config = CONFIG;
         let ctx = Context::with_key("u-1");
         let (plain, text) = answer(config, "plain", &ctx);
         assert!(
@@ -310,6 +334,46 @@ experiment = { metrics = [] }
                    "variant": "quoted", "metadata": {"ruleIndex": 0,
                    "ruleName": "the \"split\"", "bucket": bucket, "enrolled": true}})
         );
+    }
+
+    #[test]
+    fn bulk_items_carry_only_their_flags_metadata() {
+        let ctx = Context::with_key("u-1");
+        for flag in ["plain", "test"] {
+            let (single, _) = written(CONFIG, flag, &ctx, true);
+            let (item, _) = written(CONFIG, flag, &ctx, false);
+            assert!(item["metadata"].get("configVersion").is_none(), "{item}");
+            let mut expected = single;
+            expected["metadata"]
+                .as_object_mut()
+                .unwrap()
+                .remove("configVersion");
+            assert_eq!(item, expected);
+        }
+    }
+
+    #[test]
+    fn metadata_stays_valid_json_whichever_members_are_absent() {
+        let snapshot = compile(CONFIG, &Overrides::new()).unwrap();
+        let published = Published::new(snapshot, &Metrics::default());
+        let at = Timestamp::parse_rfc3339("2026-12-10T12:00:00Z").unwrap();
+        let ctx = Context::with_key("u-1");
+        for flag in ["plain", "test"] {
+            let mut evaluated = published.evaluate(flag, &ctx, at, &mut NoExplain).unwrap();
+            evaluated.evaluation.flag_version = None;
+            for config_version in [None, Some("c")] {
+                let mut out = Vec::new();
+                write_success(&mut out, &evaluated, config_version).unwrap();
+                let answer: Value = serde_json::from_slice(&out)
+                    .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)));
+                let metadata = answer["metadata"].as_object().unwrap();
+                assert_eq!(
+                    metadata.get("configVersion"),
+                    config_version.map(|v| json!(v)).as_ref()
+                );
+                assert!(metadata.get("flagVersion").is_none());
+            }
+        }
     }
 
     #[test]
