@@ -1,6 +1,6 @@
 //! The native API under `/v1/`: full evaluation details (rule, bucket,
-//! versions, enrolment, optional trace), flag listings, status and the
-//! admin reload.
+//! versions, enrolment, kills, optional trace), flag listings, status and
+//! the admin reload.
 //!
 //! Field names are the core's `snake_case`, shared with `flags eval --json`
 //! through `views`. Request bodies are OFREP's (`{"context": {...}}`), so a
@@ -11,16 +11,19 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use flags_core::{
-    ConfigVersion, FlagInfo, NoExplain, OverrideStatus, Timestamp, Trace, Value, ValueType,
+    ConfigVersion, FlagInfo, KilledBy, NoExplain, OverrideStatus, Timestamp, Trace, Value,
+    ValueType,
 };
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::auth::{Admin, Caller};
 use super::errors::ApiError;
 use super::json;
+use super::kills::{KilledFlag, killed_flags};
 use super::limits::EvaluationRequest;
 use super::state::{AppState, ReloadAttempt};
 use crate::events::EventLogStatus;
+use crate::kills::KillStoreStatus;
 use crate::tokens::Role;
 use crate::views::EvaluationView;
 
@@ -126,6 +129,8 @@ struct FlagState<'a> {
     key: &'a str,
     description: Option<&'a str>,
     enabled: bool,
+    killed: bool,
+    killed_by: Option<&'a KilledBy>,
     stale: bool,
     overridden_to: Option<&'a str>,
     version: flags_core::FlagVersion,
@@ -142,6 +147,8 @@ impl<'a> FlagState<'a> {
             key: flag.key(),
             description: flag.description(),
             enabled: flag.enabled(),
+            killed: flag.killed_by().is_some(),
+            killed_by: flag.killed_by(),
             stale: flag.stale(),
             overridden_to: flag.overridden_to(),
             version: flag.version(),
@@ -167,11 +174,12 @@ impl Serialize for Variants<'_> {
 }
 
 /// `GET /v1/status`: the served config and the last reload; the errors,
-/// stale flags and overrides are shown to admins only.
+/// stale flags, killed flags and overrides are shown to admins only.
 pub async fn status(State(state): State<AppState>, Caller(role): Caller) -> Response {
     let published = state.live.current.load();
     let snapshot = &published.snapshot;
     let attempt = state.live.last_attempt();
+    let kills = state.live.kills();
     let stale: Vec<&str> = snapshot
         .flags()
         .filter(|f| f.stale())
@@ -183,6 +191,7 @@ pub async fn status(State(state): State<AppState>, Caller(role): Caller) -> Resp
         loaded_at: Timestamp::from(published.loaded_at).to_string(),
         flags: snapshot.len(),
         stale: stale.len(),
+        killed: snapshot.flags().filter(|f| f.killed_by().is_some()).count(),
         last_reload: if admin {
             LastReload::Full(&attempt)
         } else {
@@ -195,8 +204,10 @@ pub async fn status(State(state): State<AppState>, Caller(role): Caller) -> Resp
             }
         },
         stale_flags: admin.then_some(stale),
+        killed_flags: admin.then(|| killed_flags(snapshot, &kills)),
         overrides: admin.then_some(snapshot.overrides()),
         events: state.events.status(),
+        kill_store: state.kills.status(),
     })
 }
 
@@ -206,12 +217,17 @@ struct Status<'a> {
     loaded_at: String,
     flags: usize,
     stale: usize,
+    /// Flags served DISABLED by the file or a runtime kill.
+    killed: usize,
     last_reload: LastReload<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     stale_flags: Option<Vec<&'a str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    killed_flags: Option<Vec<KilledFlag<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     overrides: Option<&'a [OverrideStatus]>,
     events: EventLogStatus,
+    kill_store: KillStoreStatus,
 }
 
 #[derive(Serialize)]

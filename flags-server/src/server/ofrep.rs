@@ -5,9 +5,9 @@
 //! (plain strings, numbers and booleans: `flagVersion`, `configVersion`,
 //! `ruleIndex`/`ruleName` when a rule decided, `bucket` when one was drawn,
 //! `enrolled` for flags running an experiment, `stale`/`overridden` when
-//! true). Bulk answers carry a strong ETag, honour `If-None-Match` with 304,
-//! and advertise `/v1/stream` in `eventStreams`. Errors are shaped by
-//! `errors`; bodies are read by `limits`.
+//! true, `killedBy` when killed). Bulk answers carry a strong ETag, honour
+//! `If-None-Match` with 304, and advertise `/v1/stream` in `eventStreams`.
+//! Errors are shaped by `errors`; bodies are read by `limits`.
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -152,6 +152,9 @@ fn write_success(
     }
     if e.overridden {
         out.extend_from_slice(b",\"overridden\":true");
+    }
+    if let Some(by) = e.killed_by {
+        field(out, b",\"killedBy\":", by)?;
     }
     out.extend_from_slice(b"}}");
     Ok(())
