@@ -39,6 +39,10 @@ pub enum Error {
     /// The server could not start or stopped on an error.
     #[error("{0}")]
     Serve(String),
+    /// A server asked to kill or revive could not be reached, refused, or
+    /// could not bring the flag into the state asked for.
+    #[error("{0}")]
+    Remote(String),
 }
 
 impl Error {

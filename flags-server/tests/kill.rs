@@ -1,8 +1,9 @@
 //! Runtime kills against the real binary: `POST /v1/admin/flags/{key}/kill`
-//! and `/revive`. A kill reaches every kind of evaluation (and the flags
-//! requiring it) within a second, says who killed, is reported in the
-//! listings, status, metrics and the change stream, survives a restart on
-//! the same data directory, and never overrides the file's own kill.
+//! and `/revive`, and `flags kill|revive FLAG --server URL`. A kill reaches
+//! every kind of evaluation (and the flags requiring it) within a second,
+//! says who killed, is reported in the listings, status, metrics and the
+//! change stream, survives a restart on the same data directory, and never
+//! overrides the file's own kill.
 
 mod common;
 
@@ -336,4 +337,91 @@ async fn kills_and_revives_are_announced_on_the_change_stream() {
     admin(&server, "api", "revive", "").await;
     read_until(&mut stream, &mut seen, &format!("id: {version}\n")).await;
     assert!(seen.contains("refetchEvaluation"), "{seen}");
+}
+
+/// `flags ARGS...` with `FLAGS_ADMIN_TOKEN` set to `token`, if any.
+fn flags(args: &[&str], token: Option<&str>) -> (bool, String, String) {
+    let mut command = common::command();
+    command.args(args);
+    if let Some(token) = token {
+        command.env("FLAGS_ADMIN_TOKEN", token);
+    }
+    let output = command.output().unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (
+        output.status.success(),
+        text(&output.stdout),
+        text(&output.stderr),
+    )
+}
+
+#[tokio::test]
+async fn flags_kill_and_revive_with_server_use_the_admin_api() {
+    let server = Server::start_with(
+        &config(),
+        Options::default()
+            .env("FLAGS_CLIENT_TOKENS", "client-token")
+            .env("FLAGS_ADMIN_TOKENS", "admin-token"),
+    );
+    let base = server.base.as_str();
+    let admin = Some("admin-token");
+    let kill = ["kill", "api", "--server", base, "--reason", "from the CLI"];
+
+    let (ok, _, err) = flags(&kill, None);
+    assert!(!ok && err.contains("set $FLAGS_ADMIN_TOKEN"), "{err}");
+    let (ok, _, err) = flags(&kill, Some("client-token"));
+    assert!(!ok && err.contains("client token"), "{err}");
+    let (ok, _, err) = flags(&kill, Some("wrong"));
+    assert!(!ok && err.contains("not one of its tokens"), "{err}");
+    let (ok, _, err) = flags(&["kill", "nope", "--server", base], admin);
+    assert!(!ok && err.contains("unknown flag `nope`"), "{err}");
+
+    let (ok, out, err) = flags(&kill, admin);
+    assert!(ok, "{err}");
+    assert!(out.contains("api killed"), "{out}");
+    assert_eq!(
+        ofrep_with(&server, "client-token", "api").await,
+        (json!("DISABLED"), json!("admin"))
+    );
+    let (_, status) = status_json(
+        server
+            .client
+            .get(server.url("/v1/status"))
+            .bearer_auth("admin-token")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let reasons: Vec<_> = status["killed_flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["runtime_kill"]["reason"].clone())
+        .collect();
+    assert!(reasons.contains(&json!("from the CLI")), "{status}");
+
+    let (ok, out, _) = flags(&["revive", "api", "--server", base], admin);
+    assert!(ok && out.contains("api revived"), "{out}");
+    assert_eq!(
+        ofrep_with(&server, "client-token", "api").await,
+        (json!("TARGETING_MATCH"), Value::Null)
+    );
+
+    // Reviving what the file kills fails, and says why.
+    let (ok, _, err) = flags(&["revive", "killed", "--server", base], admin);
+    assert!(
+        !ok && err.contains("the file sets enabled = false"),
+        "{err}"
+    );
+
+    // A server that is not there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gone = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let (ok, _, err) = flags(&["kill", "api", "--server", &gone], admin);
+    assert!(
+        !ok && err.contains(&format!("cannot reach {gone}")),
+        "{err}"
+    );
 }

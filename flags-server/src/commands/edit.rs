@@ -11,7 +11,8 @@
 //! else broke. The write is atomic: a temporary file in the same directory,
 //! fsync, rename over the original (then fsync of the directory), so a
 //! watching server sees either the old file or the new one. A symlinked
-//! config is edited at its target, keeping the link.
+//! config is edited at its target, keeping the link. Not here: runtime
+//! kills through a server (`remote`).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -26,6 +27,9 @@ use crate::error::{Error, read_config};
 
 /// Sets `enabled` of `args.flag` and rewrites the file if that changes it.
 pub fn run(args: &EditArgs, enabled: bool) -> Result<(), Error> {
+    if let Some(server) = &args.server {
+        return super::remote::run(server, &args.flag, enabled, args.reason.as_deref());
+    }
     let path = std::fs::canonicalize(&args.config).map_err(|e| Error::io(&args.config, e))?;
     let file = args.config.display().to_string();
     let text = read_config(&path)?;
