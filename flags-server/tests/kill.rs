@@ -307,6 +307,55 @@ async fn kill_and_revive_need_an_admin_token_a_known_flag_and_a_valid_body() {
     assert_eq!((status, &answer["killed_by"]), (200, &json!("admin")));
 }
 
+#[tokio::test]
+async fn without_a_store_a_kill_still_applies_and_says_it_is_not_persisted() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_directory = dir.path().join("data");
+    std::fs::write(&not_a_directory, "").unwrap();
+    let server = Server::start_with(
+        &config(),
+        Options::default()
+            .arg("--data")
+            .arg(not_a_directory.to_str().unwrap())
+            .env("FLAGS_CLIENT_TOKENS", "client-token")
+            .env("FLAGS_ADMIN_TOKENS", "admin-token"),
+    );
+    let kill = server
+        .client
+        .post(server.url("/v1/admin/flags/api/kill"))
+        .bearer_auth("admin-token");
+    let (status, answer) = status_json(kill.send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["killed"], true);
+    assert_eq!(answer["persisted"], false);
+    assert!(answer["persistence_error"].is_string(), "{answer}");
+    let message = answer["message"].as_str().unwrap();
+    assert!(
+        message.contains("lasts only until the server restarts"),
+        "{message}"
+    );
+    assert_eq!(
+        ofrep_with(&server, "client-token", "api").await,
+        (json!("DISABLED"), json!("admin"))
+    );
+    let status_for = |token: &'static str| {
+        let request = server
+            .client
+            .get(server.url("/v1/status"))
+            .bearer_auth(token);
+        async move { status_json(request.send().await.unwrap()).await.1 }
+    };
+    let admin = status_for("admin-token").await;
+    assert_eq!(admin["kill_store"]["available"], false);
+    assert!(admin["kill_store"]["error"].is_string(), "{admin}");
+    let client = status_for("client-token").await;
+    assert_eq!(
+        client["kill_store"],
+        json!({ "available": false }),
+        "paths are for admins"
+    );
+}
+
 /// Reads from an SSE response until `needle` appears.
 async fn read_until(response: &mut reqwest::Response, seen: &mut String, needle: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);

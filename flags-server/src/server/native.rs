@@ -174,7 +174,8 @@ impl Serialize for Variants<'_> {
 }
 
 /// `GET /v1/status`: the served config and the last reload; the errors,
-/// stale flags, killed flags and overrides are shown to admins only.
+/// stale flags, killed flags, overrides and why kills are not stored are
+/// shown to admins only.
 pub async fn status(State(state): State<AppState>, Caller(role): Caller) -> Response {
     let published = state.live.current.load();
     let snapshot = &published.snapshot;
@@ -186,6 +187,11 @@ pub async fn status(State(state): State<AppState>, Caller(role): Caller) -> Resp
         .map(|f| f.key())
         .collect();
     let admin = role == Role::Admin;
+    let mut kill_store = state.kills.status();
+    if !admin {
+        // SQLite's reason names files and directories of the server.
+        kill_store.error = None;
+    }
     json(&Status {
         config_version: snapshot.version(),
         loaded_at: Timestamp::from(published.loaded_at).to_string(),
@@ -207,7 +213,7 @@ pub async fn status(State(state): State<AppState>, Caller(role): Caller) -> Resp
         killed_flags: admin.then(|| killed_flags(snapshot, &kills)),
         overrides: admin.then_some(snapshot.overrides()),
         events: state.events.status(),
-        kill_store: state.kills.status(),
+        kill_store,
     })
 }
 
