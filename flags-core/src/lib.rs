@@ -36,6 +36,7 @@ pub mod config;
 mod context;
 mod diagnostic;
 mod eval;
+mod kill;
 mod overrides;
 mod semver;
 mod snapshot;
@@ -49,6 +50,7 @@ pub use diagnostic::{Diagnostic, Diagnostics, Section};
 pub use eval::{
     ErrorCode, Evaluation, Explain, NoExplain, Reason, RuleOutcome, RuleRef, Step, Trace,
 };
+pub use kill::KilledBy;
 pub use overrides::{ENV_PREFIX, Overrides, env_name};
 pub use snapshot::{
     ConfigVersion, ExperimentInfo, FlagInfo, FlagVersion, OverrideStatus, Snapshot, Value,

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::config::MetricKind;
+use crate::kill::KilledBy;
 use crate::semver::OwnedVersion;
 use crate::time::Timestamp;
 
@@ -31,12 +32,15 @@ pub struct Snapshot {
 
 /// A flag as placed in one snapshot: the shared compiled flag plus what
 /// depends on its neighbours in this snapshot.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Slot {
     pub(crate) flag: Arc<Flag>,
     pub(crate) requires: Box<[Requirement]>,
     pub(crate) stale: bool,
     pub(crate) forced: Option<VariantIndex>,
+    /// Disabled at run time, and by whom (see `kill`); the file's own kill
+    /// is `flag.enabled`.
+    pub(crate) runtime_kill: Option<KilledBy>,
 }
 
 /// A prerequisite resolved against one snapshot.
@@ -373,9 +377,20 @@ impl<'s> FlagInfo<'s> {
     pub fn description(&self) -> Option<&'s str> {
         self.slot.flag.description.as_deref()
     }
-    /// Whether the kill switch is on (`enabled = true`).
+    /// Whether the file leaves the flag on (`enabled = true`, the default).
     pub fn enabled(&self) -> bool {
         self.slot.flag.enabled
+    }
+    /// Who disabled the flag, if anything did: [`KilledBy::File`] when the
+    /// file says `enabled = false`, else the runtime kill, if any. A flag
+    /// pinned by an override serves its override all the same.
+    pub fn killed_by(&self) -> Option<&'s KilledBy> {
+        self.slot.killed_by()
+    }
+    /// The runtime kill applied to this snapshot, whatever the file says
+    /// (see [`Snapshot::with_runtime_kills`]).
+    pub fn runtime_kill(&self) -> Option<&'s KilledBy> {
+        self.slot.runtime_kill.as_ref()
     }
     /// Whether this is a previous version kept because the new one is invalid.
     pub fn stale(&self) -> bool {

@@ -1,13 +1,15 @@
 //! Proves the allocation claims with a counting global allocator: building a
 //! context of up to 16 attributes and evaluating every feature (every
 //! operator, rule kind, rollout, schedule, split, experiment with layer and
-//! traffic, prerequisite, kill switch, override, stale flag, explanations
+//! traffic, prerequisite, kill switch (from the file and at run time),
+//! override, stale flag, explanations
 //! turned off, evaluate-all) performs no heap allocation.
 //!
 //! Only the test's own thread is counted, so the harness cannot disturb it.
 
 use flags_core::{
-    AttrValue, Context, List, NoExplain, Overrides, Reason, Timestamp, compile, compile_merged,
+    AttrValue, Context, KilledBy, List, NoExplain, Overrides, Reason, Timestamp, compile,
+    compile_merged,
 };
 
 #[path = "../../tests/support/counting_alloc.rs"]
@@ -112,6 +114,10 @@ experiment = { traffic = 100, layer = "l", range = [0, 100], metrics = ["m"] }
 [flags.killed]
 enabled = false
 
+[flags.runtime-killed]
+[[flags.runtime-killed.rules]]
+serve = "on"
+
 [flags.static]
 variants = { obj = { a = 1 }, other = { a = 2 } }
 default = "obj"
@@ -133,7 +139,8 @@ fn building_contexts_and_evaluating_every_feature_allocates_nothing() {
     let overrides = Overrides::new().force("forced", "on");
     let snapshot = compile_merged(&broken, Some(&previous), &overrides)
         .unwrap()
-        .snapshot;
+        .snapshot
+        .with_runtime_kills([("runtime-killed", &KilledBy::Admin)]);
     let at = Timestamp::parse_rfc3339("2026-12-10T12:00:00Z").unwrap();
     let roles: &[&str] = &["viewer", "buyer"];
     let owned_roles = vec!["buyer".to_string()];
@@ -169,6 +176,7 @@ fn building_contexts_and_evaluating_every_feature_allocates_nothing() {
     let mut seen_stale = false;
     let mut seen_forced = false;
     let mut seen_unmet = false;
+    let mut seen_runtime_kill = false;
     let mut ops_matched = false;
     let count = allocations(|| {
         let ctx = build();
@@ -180,6 +188,7 @@ fn building_contexts_and_evaluating_every_feature_allocates_nothing() {
             seen_stale |= r.stale;
             seen_forced |= r.overridden;
             seen_unmet |= r.unmet_prerequisite.is_some();
+            seen_runtime_kill |= r.killed_by == Some(&KilledBy::Admin);
             ops_matched |= *key == "ops" && r.variant == Some("b");
         }
         for (_, r) in snapshot.evaluate_all(&ctx, at) {
@@ -204,5 +213,5 @@ fn building_contexts_and_evaluating_every_feature_allocates_nothing() {
         assert!(reasons[reason as usize] > 0, "{reason:?} never served");
     }
     assert!(ops_matched, "every operator held for the rich context");
-    assert!(seen_enrolled && seen_stale && seen_forced && seen_unmet);
+    assert!(seen_enrolled && seen_stale && seen_forced && seen_unmet && seen_runtime_kill);
 }

@@ -34,9 +34,11 @@ pub enum Command {
     Eval(EvalArgs),
     /// Print an experiment's readout from the event database.
     Results(ResultsArgs),
-    /// Turn a flag's kill switch off (`enabled = false`), editing the file in place.
+    /// Turn a flag's kill switch off: `enabled = false` in the file, or a
+    /// runtime kill on a server (`--server`).
     Kill(EditArgs),
-    /// Turn a flag's kill switch back on (`enabled = true`), editing the file in place.
+    /// Turn a flag's kill switch back on: `enabled = true` in the file, or
+    /// clear a server's runtime kill (`--server`).
     Revive(EditArgs),
     /// Experiment statistics from sufficient statistics (JSON in, JSON or a table out).
     Stats(StatsArgs),
@@ -181,8 +183,16 @@ pub struct EditArgs {
     /// The flag to switch.
     pub flag: String,
     /// The config file to edit.
-    #[arg(long, env = "FLAGS_CONFIG", default_value = "flags.toml")]
+    #[arg(long, env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
     pub config: PathBuf,
+    /// Kill or revive at run time on the server at this base URL (http://),
+    /// through its admin API, instead of editing a file; the admin token is
+    /// read from $FLAGS_ADMIN_TOKEN.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// Why (`kill --server` only): stored with the kill and shown in `/v1/status`.
+    #[arg(long, requires = "server")]
+    pub reason: Option<String>,
 }
 
 /// Parses `250ms`, `10s`, `2m` or a bare number of seconds.

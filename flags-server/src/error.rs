@@ -22,8 +22,10 @@ pub enum Error {
     /// The config has problems; displays one `file:line:column: message` per line.
     #[error("{0}")]
     Invalid(Diagnostics),
-    /// `kill`/`revive` would leave a file that does not compile; nothing was written.
-    #[error("{0}\nrefusing to edit: the file would not compile after this change; it is unchanged")]
+    /// `kill`/`revive` would add problems to the file (listed); nothing was written.
+    #[error(
+        "{0}\nrefusing to edit: this change would add the problem(s) above; the file is unchanged"
+    )]
     WouldBreak(Diagnostics),
     /// No flag has this key.
     #[error("unknown flag `{0}`")]
@@ -37,6 +39,10 @@ pub enum Error {
     /// The server could not start or stopped on an error.
     #[error("{0}")]
     Serve(String),
+    /// A server asked to kill or revive could not be reached, refused, or
+    /// could not bring the flag into the state asked for.
+    #[error("{0}")]
+    Remote(String),
 }
 
 impl Error {

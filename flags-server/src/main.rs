@@ -6,6 +6,7 @@ mod commands;
 mod context;
 mod error;
 mod events;
+mod kills;
 mod reload;
 mod server;
 mod tokens;

@@ -1,7 +1,7 @@
 //! The one-shot commands against the real binary: `check` (and its default
 //! file), `eval` (text, `--json` also for an unknown flag, `--explain`, exit
-//! codes), `results` without event data, and `kill`/`revive` (comments kept,
-//! refusals leave the file untouched).
+//! codes), `results` without event data, and `kill`/`revive` (comments and
+//! inline-table style kept, problems already in the file are warnings).
 
 mod common;
 
@@ -340,21 +340,72 @@ fn kill_and_revive_flip_enabled_keeping_comments_and_layout() {
 }
 
 #[test]
-fn edits_that_would_not_compile_or_unknown_flags_are_refused_untouched() {
+fn a_kill_is_written_despite_problems_already_in_the_file_which_are_warnings() {
     let broken = format!("{}\n[flags.other]\ndefault = \"missing\"\n", common::CONFIG);
     let (_dir, path) = config_file(&broken);
     let output = run(&["kill", "banner", "--config", s(&path)]);
-    assert!(!output.status.success());
+    assert!(output.status.success(), "{}", stderr(&output));
     let err = stderr(&output);
+    // Positions are the written file's: one line was added above `other`.
+    let line = broken
+        .lines()
+        .position(|l| l.starts_with("default = \"missing\""))
+        .unwrap()
+        + 2;
     assert!(
-        err.contains("refusing to edit") && err.contains("unknown variant `missing`"),
+        err.contains(&format!(
+            "warning: {}:{line}:11: flags.other: unknown variant `missing`",
+            s(&path)
+        )),
         "{err}"
     );
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), broken);
+    assert!(
+        err.contains("were in") && err.contains("before this edit"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        broken.replace("staff rule\"\n", "staff rule\"\nenabled = false\n")
+    );
+}
 
+#[test]
+fn unknown_flags_are_refused_untouched() {
     let (_dir, path) = config_file(common::CONFIG);
     let output = run(&["kill", "nope", "--config", s(&path)]);
     assert!(!output.status.success());
     assert!(stderr(&output).contains("unknown flag `nope`"));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), common::CONFIG);
+}
+
+#[test]
+fn revive_without_an_enabled_key_leaves_the_file_byte_for_byte() {
+    let (_dir, path) = config_file(common::CONFIG);
+    let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let output = run(&["revive", "banner", "--config", s(&path)]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("already enabled"),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), common::CONFIG);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().modified().unwrap(),
+        before
+    );
+}
+
+#[test]
+fn a_kill_in_an_inline_table_keeps_its_formatting() {
+    let text = "version = 1\n[flags]\nbeta = { description = \"Beta\", default = \"on\" } # ship it\ncompact = {default=\"off\"}\n";
+    let (_dir, path) = config_file(text);
+    for flag in ["beta", "compact"] {
+        let output = run(&["kill", flag, "--config", s(&path)]);
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "version = 1\n[flags]\nbeta = { description = \"Beta\", default = \"on\", enabled = false } # ship it\ncompact = {default=\"off\",enabled=false}\n"
+    );
 }

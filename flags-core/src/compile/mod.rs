@@ -551,6 +551,7 @@ fn keep_or_replace(
                 requires: Box::default(),
                 stale,
                 forced: None,
+                runtime_kill: None,
             })
         })
         .collect()

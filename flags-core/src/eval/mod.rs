@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::bucket::bucket;
 use crate::context::{AttrValue, Context};
+use crate::kill::KilledBy;
 use crate::snapshot::{
     Action, Attr, Flag, FlagVersion, Rollout, Rule, Segment, Snapshot, Value, ValueType,
     VariantIndex,
@@ -107,6 +108,9 @@ pub struct Evaluation<'s> {
     pub overridden: bool,
     /// The first unmet prerequisite, when one sent the flag to its default.
     pub unmet_prerequisite: Option<&'s str>,
+    /// Who disabled the flag, when `reason` is `Disabled`: the file, an
+    /// operator or a guardrail (see [`KilledBy`]).
+    pub killed_by: Option<&'s KilledBy>,
 }
 
 impl<'s> Evaluation<'s> {
@@ -128,6 +132,7 @@ impl<'s> Evaluation<'s> {
             stale: false,
             overridden: false,
             unmet_prerequisite: None,
+            killed_by: None,
         }
     }
 
@@ -324,6 +329,10 @@ impl Snapshot {
             stale: slot.stale,
             overridden: decision.overridden,
             unmet_prerequisite: decision.unmet_prerequisite,
+            killed_by: match decision.reason {
+                Reason::Disabled => slot.killed_by(),
+                _ => None,
+            },
         }
     }
 
@@ -342,7 +351,7 @@ impl Snapshot {
                 ..Decision::plain(variant, Reason::Static)
             };
         }
-        if !flag.enabled {
+        if !flag.enabled || slot.runtime_kill.is_some() {
             return Decision::plain(flag.off, Reason::Disabled);
         }
         for (requirement, (parent_key, wanted)) in slot.requires.iter().zip(&flag.requires) {

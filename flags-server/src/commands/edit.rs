@@ -3,24 +3,33 @@
 //!
 //! The edit goes through `toml_edit`, which keeps the document as written;
 //! only the `enabled` value changes (its trailing comment survives), or the
-//! key is added when missing. The result must compile before anything is
-//! written, and it is written atomically: a temporary file in the same
-//! directory, fsync, rename over the original (then fsync of the directory),
-//! so a watching server sees either the old file or the new one. A
-//! symlinked config is edited at its target, keeping the link.
+//! key is added when missing, in the style of the flag's table (an inline
+//! table keeps its spacing). Reviving a flag without an `enabled` key
+//! changes nothing: absent means enabled. An edit is refused only for the
+//! problems it would add; problems already in the file are printed as
+//! warnings and the edit is written, so a kill works on a file that someone
+//! else broke. The write is atomic: a temporary file in the same directory,
+//! fsync, rename over the original (then fsync of the directory), so a
+//! watching server sees either the old file or the new one. A symlinked
+//! config is edited at its target, keeping the link. Not here: runtime
+//! kills through a server (`remote`).
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write as _;
 use std::path::Path;
 
-use flags_core::{Overrides, compile};
-use toml_edit::{DocumentMut, Item};
+use flags_core::{Diagnostic, Diagnostics, Overrides, Section, compile};
+use toml_edit::{DocumentMut, InlineTable, Item, Key, Value};
 
 use crate::cli::EditArgs;
 use crate::error::{Error, read_config};
 
 /// Sets `enabled` of `args.flag` and rewrites the file if that changes it.
 pub fn run(args: &EditArgs, enabled: bool) -> Result<(), Error> {
+    if let Some(server) = &args.server {
+        return super::remote::run(server, &args.flag, enabled, args.reason.as_deref());
+    }
     let path = std::fs::canonicalize(&args.config).map_err(|e| Error::io(&args.config, e))?;
     let file = args.config.display().to_string();
     let text = read_config(&path)?;
@@ -33,11 +42,55 @@ pub fn run(args: &EditArgs, enabled: bool) -> Result<(), Error> {
         println!("{}: already {state}; {file} unchanged", args.flag);
         return Ok(());
     };
-    compile(&edited, &Overrides::new())
-        .map_err(|problems| Error::WouldBreak(problems.in_file(file.clone())))?;
+    let already = problems_kept(&text, &edited)
+        .map_err(|added| Error::WouldBreak(added.in_file(file.clone())))?;
     write_atomically(&path, edited.as_bytes())?;
+    for problem in &already {
+        eprintln!("warning: {file}:{problem}");
+    }
+    if !already.is_empty() {
+        eprintln!(
+            "warning: {} problem(s) above were in {file} before this edit; written all the same",
+            already.len()
+        );
+    }
     println!("{}: {state} in {file}", args.flag);
     Ok(())
+}
+
+/// The problems of `edited` (positions as in `edited`) if each was already
+/// in `original`; otherwise `Err` with only the problems the edit adds.
+///
+/// Problems are matched by section, name and message, not position: adding
+/// `enabled` moves every line below it.
+fn problems_kept(original: &str, edited: &str) -> Result<Vec<Diagnostic>, Diagnostics> {
+    let problems = |text| compile(text, &Overrides::new()).err().unwrap_or_default();
+    let mut before: HashMap<_, usize> = HashMap::new();
+    let original = problems(original);
+    for d in &original.items {
+        *before.entry(identity(d)).or_default() += 1;
+    }
+    let (kept, added): (Vec<Diagnostic>, Vec<Diagnostic>) =
+        problems(edited).items.into_iter().partition(|d| {
+            before
+                .get_mut(&identity(d))
+                .filter(|n| **n > 0)
+                .map(|n| *n -= 1)
+                .is_some()
+        });
+    if added.is_empty() {
+        Ok(kept)
+    } else {
+        Err(Diagnostics {
+            path: None,
+            items: added,
+        })
+    }
+}
+
+/// What a problem is about, wherever it is.
+fn identity(d: &Diagnostic) -> (Option<Section>, Option<String>, String) {
+    (d.section, d.name.clone(), d.message.clone())
 }
 
 /// The document with `flags.<flag>.enabled = enabled`, or `None` if it already says so.
@@ -49,29 +102,61 @@ fn set_enabled(text: &str, flag: &str, enabled: bool) -> Result<Option<String>, 
             Ok(_) => Error::Usage(format!("cannot edit this file: {e}")),
         }
     })?;
-    let table = document
+    let item = document
         .get_mut("flags")
         .and_then(Item::as_table_like_mut)
         .and_then(|flags| flags.get_mut(flag))
-        .and_then(Item::as_table_like_mut)
+        .filter(|item| item.is_table_like())
         .ok_or_else(|| Error::UnknownFlag(flag.to_string()))?;
-    let current = table.get("enabled").map(|item| item.as_bool());
+    let current = item.get("enabled").map(Item::as_bool);
     // An absent `enabled` means enabled.
     if current.unwrap_or(Some(true)) == Some(enabled) {
         return Ok(None);
     }
-    match table.get_mut("enabled").and_then(Item::as_value_mut) {
+    match item.get_mut("enabled").and_then(Item::as_value_mut) {
         Some(value) => {
             // Keep the whitespace and comments around the old value.
             let decor = value.decor().clone();
             *value = enabled.into();
             *value.decor_mut() = decor;
         }
-        None => {
-            table.insert("enabled", toml_edit::value(enabled));
-        }
+        None => match item {
+            Item::Value(Value::InlineTable(table)) => append_in_style(table, enabled),
+            table => {
+                if let Some(table) = table.as_table_like_mut() {
+                    table.insert("enabled", toml_edit::value(enabled));
+                }
+            }
+        },
     }
     Ok(Some(document.to_string()))
+}
+
+/// Appends `enabled = <enabled>` to an inline table written as the table
+/// writes its entries: the spacing around `=` of its last entry, the
+/// spacing after a comma of its second (or first) entry, and the space
+/// before the closing brace moved to the new last entry.
+fn append_in_style(table: &mut InlineTable, enabled: bool) {
+    let mut key = Key::new("enabled");
+    let mut value = Value::from(enabled);
+    let names: Vec<String> = table.iter().map(|(name, _)| name.to_string()).collect();
+    if let (Some(first), Some(last)) = (names.first(), names.last()) {
+        let after_comma = names.get(1).unwrap_or(first);
+        if let Some(last_key) = table.key(last) {
+            *key.leaf_decor_mut() = last_key.leaf_decor().clone();
+        }
+        if let Some(prefix) = table
+            .key(after_comma)
+            .and_then(|k| k.leaf_decor().prefix().cloned())
+        {
+            key.leaf_decor_mut().set_prefix(prefix);
+        }
+        if let Some(last_value) = table.get_mut(last) {
+            *value.decor_mut() = last_value.decor().clone();
+            last_value.decor_mut().set_suffix("");
+        }
+    }
+    table.insert_formatted(&key, value);
 }
 
 /// Replaces `path` with `bytes` so that readers see the old or the new file, never a mix.
@@ -127,11 +212,68 @@ mod tests {
     }
 
     #[test]
-    fn inline_tables_are_edited_too() {
-        let text = "version = 1\n[flags]\nx = { description = \"X\" }\n";
-        let killed = set_enabled(text, "x", false).unwrap().unwrap();
-        assert!(killed.contains("enabled = false"), "{killed}");
-        assert!(compile(&killed, &Overrides::new()).is_ok(), "{killed}");
+    fn a_kill_added_to_an_inline_table_follows_its_spacing() {
+        for (flag, written, killed) in [
+            (
+                "x = { description = \"X\" }",
+                "x",
+                "x = { description = \"X\", enabled = false }",
+            ),
+            (
+                "x = {description=\"X\"}",
+                "x",
+                "x = {description=\"X\",enabled=false}",
+            ),
+            (
+                "x = { description = \"X\",  default = \"off\" }  # two",
+                "x",
+                "x = { description = \"X\",  default = \"off\",  enabled = false }  # two",
+            ),
+            (
+                "x = { enabled = true, default = \"on\" }",
+                "x",
+                "x = { enabled = false, default = \"on\" }",
+            ),
+            ("x = {}", "x", "x = { enabled = false }"),
+        ]
+        .map(|(line, flag, killed)| (flag, format!("version = 1\n[flags]\n{line}\n"), killed))
+        {
+            let edited = set_enabled(&written, flag, false).unwrap().unwrap();
+            assert_eq!(
+                edited,
+                written.replace(written.lines().nth(2).unwrap(), killed)
+            );
+            assert!(compile(&edited, &Overrides::new()).is_ok(), "{edited}");
+        }
+        let dotted = "version = 1\nflags.x = { description = \"X\" }\n";
+        assert_eq!(
+            set_enabled(dotted, "x", false).unwrap().unwrap(),
+            "version = 1\nflags.x = { description = \"X\", enabled = false }\n"
+        );
+    }
+
+    #[test]
+    fn reviving_a_flag_without_an_enabled_key_changes_nothing() {
+        assert_eq!(set_enabled(TEXT, "b", true).unwrap(), None);
+        let inline = "version = 1\n[flags]\nx = { description = \"X\" }\n";
+        assert_eq!(set_enabled(inline, "x", true).unwrap(), None);
+    }
+
+    #[test]
+    fn problems_already_in_the_file_are_kept_as_warnings_new_ones_refuse() {
+        let broken = "version = 1\n[flags.a]\n[flags.bad]\n[[flags.bad.rules]]\nserve = \"nope\"\n";
+        let killed = set_enabled(broken, "a", false).unwrap().unwrap();
+        let kept = problems_kept(broken, &killed).unwrap();
+        assert_eq!(kept.len(), 1);
+        assert!(kept[0].is_about_flag("bad"), "{kept:?}");
+        assert_eq!(kept[0].line, 6, "positions are the edited file's");
+
+        // An edit that adds a problem is refused with that problem alone,
+        // also when it is the same as one the file already had.
+        let worse = format!("{killed}[[flags.bad.rules]]\nserve = \"nope\"\n");
+        let added = problems_kept(broken, &worse).unwrap_err();
+        assert_eq!(added.items.len(), 1, "{added}");
+        assert_eq!(added.items[0].line, 8, "{added}");
     }
 
     #[test]

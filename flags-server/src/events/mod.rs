@@ -7,7 +7,8 @@
 //! the served config (`ingest`); keeping per-arm sufficient statistics up to
 //! date as events are written (`aggregates`); and reading them out through
 //! `flags_core::stats::analyze` (`analysis`). The schema and its migrations
-//! are in `schema`.
+//! are in `schema`. The same database keeps the runtime kills (`kills`), so
+//! that a kill survives a restart wherever events do.
 //!
 //! What it is not: a general event pipeline. Flags never depend on it: if the
 //! store cannot be opened (unwritable directory, corrupt file, full disk) the
@@ -17,6 +18,7 @@
 pub mod aggregates;
 pub mod analysis;
 pub mod ingest;
+pub mod kills;
 pub mod schema;
 pub mod store;
 

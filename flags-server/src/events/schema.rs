@@ -1,10 +1,12 @@
 //! The event database's file, connection settings and schema migrations.
 //!
-//! One SQLite file, `events.sqlite3`, in the data directory. The schema
+//! One SQLite file, `events.sqlite3`, in the data directory; it also holds
+//! the runtime kills (`kills`). The schema
 //! version is `PRAGMA user_version`; each migration moves it up by one in
 //! its own transaction, so an interrupted upgrade leaves the previous
 //! version intact. A database newer than this binary is refused rather than
-//! written to. Not here: what is written (`store`) or read (`analysis`).
+//! written to. Not here: what is written (`store`, `kills`) or read
+//! (`analysis`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -135,6 +137,16 @@ const MIGRATIONS: &[&str] = &[
          WHERE e.variants = 1
          GROUP BY e.flag, e.phase, e.variant, o.metric;
      DROP TABLE exposed;",
+    // 4: runtime kills (see `kills`): the flags disabled through the admin
+    // API or by a guardrail, one row per flag while it is killed. Who is
+    // `admin` or `guardrail:<metric>`; the file's own kills are not stored.
+    "CREATE TABLE runtime_kills (
+         flag      TEXT    NOT NULL PRIMARY KEY,
+         killed_by TEXT    NOT NULL
+                   CHECK (killed_by = 'admin' OR killed_by LIKE 'guardrail:_%'),
+         killed_at INTEGER NOT NULL,
+         reason    TEXT
+     );",
 ];
 
 /// The migrations that build schema version `version - 1` from nothing (tests).

@@ -100,12 +100,13 @@ struct Arm<'a> {
     percent: f64,
 }
 
-/// `running` while the flag serves its rules; `stopped` when killed;
-/// `overridden` when an override pins one variant for everyone.
+/// `running` while the flag serves its rules; `stopped` when killed (by
+/// the file or at run time); `overridden` when an override pins one
+/// variant for everyone.
 fn status(flag: &FlagInfo<'_>) -> &'static str {
     if flag.overridden_to().is_some() {
         "overridden"
-    } else if flag.enabled() {
+    } else if flag.killed_by().is_none() {
         "running"
     } else {
         "stopped"

@@ -100,6 +100,21 @@ impl FromRequest<AppState> for EventsRequest {
     }
 }
 
+/// The bytes of an admin request's optional JSON body, within `--max-body`.
+#[derive(Debug)]
+pub struct AdminRequest(pub Bytes);
+
+impl FromRequest<AppState> for AdminRequest {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let limits = state.limits;
+        read_json(request, limits.max_body, limits.client_timeout)
+            .await
+            .map(Self)
+    }
+}
+
 /// Reads a body of at most `max_body` bytes within `timeout`, sent as JSON
 /// (or empty) and nested at most [`MAX_JSON_DEPTH`] levels.
 async fn read_json(

@@ -19,6 +19,7 @@ use std::time::{Instant, UNIX_EPOCH};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use flags_core::KilledBy;
 use pin_project_lite::pin_project;
 use rustc_hash::FxHashMap;
 use tower::{Layer, Service};
@@ -243,6 +244,20 @@ impl Metrics {
         }
         header(
             &mut out,
+            "flags_flag_killed",
+            "gauge",
+            "1 for each flag served DISABLED by a kill, by who killed it (file, admin, guardrail:<metric>).",
+        );
+        for (flag, by) in &config.killed {
+            let _ = writeln!(
+                out,
+                "flags_flag_killed{{flag=\"{}\",killed_by=\"{}\"}} 1",
+                escape(flag),
+                escape(&by.to_string())
+            );
+        }
+        header(
+            &mut out,
             "flags_config_info",
             "gauge",
             "The served config version (content hash) as a label.",
@@ -325,6 +340,8 @@ pub struct ConfigGauges<'a> {
     pub events_available: bool,
     /// Automatic exposures dropped so far.
     pub dropped_exposures: u64,
+    /// Killed flags and who killed each.
+    pub killed: Vec<(&'a str, &'a KilledBy)>,
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -360,6 +377,10 @@ pub async fn export(State(state): State<AppState>, _: Admin) -> Response {
         stale: snapshot.flags().filter(|f| f.stale()).count(),
         events_available: events.available,
         dropped_exposures: events.dropped_exposures,
+        killed: snapshot
+            .flags()
+            .filter_map(|f| Some((f.key(), f.killed_by()?)))
+            .collect(),
     };
     let content_type = "text/plain; version=0.0.4; charset=utf-8";
     (
@@ -469,6 +490,10 @@ mod tests {
             stale: 1,
             events_available: true,
             dropped_exposures: 3,
+            killed: vec![
+                ("off", &KilledBy::File),
+                ("b\"ad", &KilledBy::Guardrail("errors".into())),
+            ],
         });
         for line in [
             "flags_http_requests_total{route=\"/healthz\",status=\"200\"} 1",
@@ -484,6 +509,8 @@ mod tests {
             "flags_config_rejections_total 3",
             "flags_stale_flags 1",
             "flags_config_info{version=\"00ff\"} 1",
+            "flags_flag_killed{flag=\"off\",killed_by=\"file\"} 1",
+            "flags_flag_killed{flag=\"b\\\"ad\",killed_by=\"guardrail:errors\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod errors;
 pub mod events;
 pub mod experiments;
+pub mod kills;
 pub mod limits;
 pub mod metrics;
 pub mod native;
@@ -42,6 +43,7 @@ use crate::cli::ServeArgs;
 use crate::context::ContextLimits;
 use crate::error::Error;
 use crate::events::EventLog;
+use crate::kills::Kills;
 use crate::reload::{Loader, Reloader};
 use crate::tokens::Tokens;
 use errors::ApiError;
@@ -66,6 +68,15 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     let (published, attempt) = loader.initial()?;
     let live = Arc::new(LiveConfig::new(published, attempt));
     let events = EventLog::open(&args.data);
+    let mut kills = Kills::open(&args.data);
+    let restored = kills.restore(&live);
+    if restored > 0 {
+        tracing::warn!(
+            restored,
+            "runtime kills restored from {}",
+            args.data.display()
+        );
+    }
     experiments::follow_phases(&live, &events);
     let reloader = Reloader::start(loader, live.clone(), args.debounce)?;
     let listener = TcpListener::bind(&addresses[..])
@@ -87,6 +98,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         },
         reloader,
         events,
+        kills,
         in_flight: Arc::new(Semaphore::new(args.max_in_flight)),
         streams: Arc::new(Semaphore::new(args.max_in_flight)),
         public_url: args.public_url,

@@ -1,6 +1,6 @@
 //! The native API under `/v1/`: full evaluation details (rule, bucket,
-//! versions, enrolment, optional trace), flag listings, status and the
-//! admin reload.
+//! versions, enrolment, kills, optional trace), flag listings, status and
+//! the admin reload.
 //!
 //! A client token ships in browsers, so it sees evaluations, never rules:
 //! the trace (`?explain=true`) and the flag listing need an admin token, and
@@ -15,16 +15,19 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use flags_core::{
-    ConfigVersion, FlagInfo, NoExplain, OverrideStatus, Timestamp, Trace, Value, ValueType,
+    ConfigVersion, FlagInfo, KilledBy, NoExplain, OverrideStatus, Timestamp, Trace, Value,
+    ValueType,
 };
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::auth::{Admin, Caller};
 use super::errors::ApiError;
 use super::json;
+use super::kills::{KilledFlag, killed_flags};
 use super::limits::EvaluationRequest;
 use super::state::{AppState, ReloadAttempt};
 use crate::events::EventLogStatus;
+use crate::kills::KillStoreStatus;
 use crate::tokens::Role;
 use crate::views::EvaluationView;
 
@@ -133,6 +136,8 @@ struct FlagState<'a> {
     key: &'a str,
     description: Option<&'a str>,
     enabled: bool,
+    killed: bool,
+    killed_by: Option<&'a KilledBy>,
     stale: bool,
     overridden_to: Option<&'a str>,
     version: flags_core::FlagVersion,
@@ -149,6 +154,8 @@ impl<'a> FlagState<'a> {
             key: flag.key(),
             description: flag.description(),
             enabled: flag.enabled(),
+            killed: flag.killed_by().is_some(),
+            killed_by: flag.killed_by(),
             stale: flag.stale(),
             overridden_to: flag.overridden_to(),
             version: flag.version(),
@@ -174,12 +181,13 @@ impl Serialize for Variants<'_> {
 }
 
 /// `GET /v1/status`: the served config and the last reload; the errors,
-/// stale flags, overrides and the event store's error are shown to admins
-/// only.
+/// stale flags, killed flags, overrides, the event store's error and why
+/// kills are not stored are shown to admins only.
 pub async fn status(State(state): State<AppState>, Caller(role): Caller) -> Response {
     let published = state.live.current.load();
     let snapshot = &published.snapshot;
     let attempt = state.live.last_attempt();
+    let kills = state.live.kills();
     let stale: Vec<&str> = snapshot
         .flags()
         .filter(|f| f.stale())
@@ -187,15 +195,18 @@ pub async fn status(State(state): State<AppState>, Caller(role): Caller) -> Resp
         .collect();
     let admin = role == Role::Admin;
     let mut events = state.events.status();
+    let mut kill_store = state.kills.status();
     if !admin {
-        // SQLite's reason names files and directories of the server.
+        // SQLite's reasons name files and directories of the server.
         events.error = None;
+        kill_store.error = None;
     }
     json(&Status {
         config_version: snapshot.version(),
         loaded_at: Timestamp::from(published.loaded_at).to_string(),
         flags: snapshot.len(),
         stale: stale.len(),
+        killed: snapshot.flags().filter(|f| f.killed_by().is_some()).count(),
         last_reload: if admin {
             LastReload::Full(&attempt)
         } else {
@@ -208,8 +219,10 @@ pub async fn status(State(state): State<AppState>, Caller(role): Caller) -> Resp
             }
         },
         stale_flags: admin.then_some(stale),
+        killed_flags: admin.then(|| killed_flags(snapshot, &kills)),
         overrides: admin.then_some(snapshot.overrides()),
         events,
+        kill_store,
     })
 }
 
@@ -219,12 +232,17 @@ struct Status<'a> {
     loaded_at: String,
     flags: usize,
     stale: usize,
+    /// Flags served DISABLED by the file or a runtime kill.
+    killed: usize,
     last_reload: LastReload<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     stale_flags: Option<Vec<&'a str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    killed_flags: Option<Vec<KilledFlag<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     overrides: Option<&'a [OverrideStatus]>,
     events: EventLogStatus,
+    kill_store: KillStoreStatus,
 }
 
 #[derive(Serialize)]

@@ -5,12 +5,12 @@
 //! (plain strings, numbers and booleans: `flagVersion`, `configVersion` on
 //! single-flag answers, `ruleIndex`/`ruleName` when a rule decided, `bucket`
 //! when one was drawn, `enrolled` for flags running an experiment,
-//! `stale`/`overridden` when true). A bulk answer's items carry only what
-//! belongs to their flag, so a client comparing cached items sees exactly
-//! the flags a save changed; the config version is in its top-level
-//! `metadata` and its ETag. Bulk answers carry a strong ETag, honour
-//! `If-None-Match` with 304, and advertise `/v1/stream` in `eventStreams`. Errors are shaped by
-//! `errors`; bodies are read by `limits`.
+//! `stale`/`overridden` when true, `killedBy` when killed). A bulk answer's
+//! items carry only what belongs to their flag, so a client comparing cached
+//! items sees exactly the flags a save changed; the config version is in its
+//! top-level `metadata` and its ETag. Bulk answers carry a strong ETag,
+//! honour `If-None-Match` with 304, and advertise `/v1/stream` in
+//! `eventStreams`. Errors are shaped by `errors`; bodies are read by `limits`.
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -158,6 +158,9 @@ fn write_success(
     }
     if e.overridden {
         out.extend_from_slice(b",\"overridden\":true");
+    }
+    if let Some(by) = e.killed_by {
+        field(out, b",\"killedBy\":", by)?;
     }
     // Each member was written after a comma; the first one takes none.
     if out.get(members) == Some(&b',') {

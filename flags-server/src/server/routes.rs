@@ -17,7 +17,7 @@ use tower_http::cors::CorsLayer;
 use super::errors::ApiError;
 use super::state::AppState;
 use super::stream::STREAM_PATH;
-use super::{events, experiments, metrics, native, ofrep, stream};
+use super::{events, experiments, kills, metrics, native, ofrep, stream};
 
 /// The whole HTTP API.
 pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
@@ -32,6 +32,8 @@ pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
         .route("/v1/experiments/{flag}/results", get(experiments::results))
         .route("/v1/events", post(events::ingest))
         .route("/v1/admin/reload", post(native::reload))
+        .route("/v1/admin/flags/{key}/kill", post(kills::kill))
+        .route("/v1/admin/flags/{key}/revive", post(kills::revive))
         .route(STREAM_PATH, get(stream::stream))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -4,7 +4,11 @@
 //! A [`Published`] config is immutable; `reload` builds the next one off the
 //! request path and swaps it in with one atomic store. A handler loads the
 //! current one once, so a request finishes on the config it started with.
-//! Not here: building configs (`reload`) or answering requests (handlers).
+//! Runtime kills are applied to every config as it is published, and a kill
+//! or revive publishes the served config again with the new set; both take
+//! one lock, so neither can undo the other. Not here: building configs
+//! (`reload`), deciding and storing kills (`crate::kills`) or answering
+//! requests (handlers).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -20,6 +24,7 @@ use super::metrics::{Metrics, ReloadOutcome};
 use super::stream::ConfigEvent;
 use crate::events::ingest::now_ms;
 use crate::events::{EventLog, Exposure};
+use crate::kills::{KillSet, Kills};
 use crate::reload::Reloader;
 use crate::tokens::Tokens;
 
@@ -40,6 +45,8 @@ pub struct ServerState {
     pub reloader: Reloader,
     /// Where experiment events go, or why they cannot.
     pub events: EventLog,
+    /// Kills and revives through the admin API, and where they are stored.
+    pub kills: Kills,
     /// Evaluation requests allowed in flight; beyond that, 429.
     pub in_flight: Arc<Semaphore>,
     /// Open event streams allowed; beyond that, 429.
@@ -106,6 +113,8 @@ pub struct LiveConfig {
     /// Announces each newly published config version (`/v1/stream`).
     pub events: watch::Sender<ConfigEvent>,
     before_publish: OnceLock<PublishHook>,
+    /// The runtime kills in force; held while publishing.
+    kills: Mutex<KillSet>,
 }
 
 /// Runs on the reloading thread just before a config is swapped in.
@@ -120,6 +129,7 @@ impl LiveConfig {
             last_attempt: Mutex::new(attempt),
             events,
             before_publish: OnceLock::new(),
+            kills: Mutex::new(KillSet::default()),
         }
     }
 
@@ -131,11 +141,43 @@ impl LiveConfig {
         self.before_publish.set(Box::new(hook)).is_ok()
     }
 
-    /// Publishes `next`: the hook, one atomic swap, then the announcement.
+    /// Publishes `next` with the runtime kills in force: the hook, one
+    /// atomic swap, then the announcement.
     pub fn publish(&self, next: Published) {
+        let kills = self.lock_kills();
+        let next = next.with_kills(&kills);
         if let Some(hook) = self.before_publish.get() {
             hook(&next);
         }
+        self.swap(next);
+    }
+
+    /// Runs `change` on the runtime kills (with the served snapshot, to
+    /// look flags up) and, if it changed which flags are killed or by whom,
+    /// publishes the served config again with the new set. The hook does not
+    /// run: a kill changes no experiment's assignment.
+    pub fn change_kills<R>(&self, change: impl FnOnce(&mut KillSet, &Snapshot) -> R) -> R {
+        let mut kills = self.lock_kills();
+        let served = self.current.load_full();
+        let before = kills.digest();
+        let result = change(&mut kills, &served.snapshot);
+        if kills.digest() != before {
+            self.swap(served.with_kills(&kills));
+        }
+        result
+    }
+
+    /// A copy of the runtime kills in force.
+    pub fn kills(&self) -> KillSet {
+        self.lock_kills().clone()
+    }
+
+    fn lock_kills(&self) -> std::sync::MutexGuard<'_, KillSet> {
+        self.kills.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One atomic swap, then the announcement.
+    fn swap(&self, next: Published) {
         let event = ConfigEvent::of(&next);
         self.current.store(Arc::new(next));
         self.events.send_replace(event);
@@ -157,13 +199,17 @@ impl LiveConfig {
 
 /// A compiled config plus what the server precomputes for it.
 pub struct Published {
-    /// The compiled config.
+    /// The compiled config, with the runtime kills in force applied.
     pub snapshot: Snapshot,
     /// [`Snapshot::version`] as text, formatted once.
     pub version: Box<str>,
-    /// When it was published.
+    /// What is served, as one opaque version: [`Published::version`], plus
+    /// a digest of the runtime kills when there are any, so that change
+    /// stream clients also hear of a kill or a revive.
+    pub served_version: Box<str>,
+    /// When its config was loaded (kills do not change it).
     pub loaded_at: SystemTime,
-    flags: Box<[FlagCounters]>,
+    flags: Arc<[FlagCounters]>,
 }
 
 /// Per flag: whether it runs an experiment, and its evaluation counters.
@@ -195,11 +241,28 @@ impl Published {
                     .collect(),
             })
             .collect();
+        let version: Box<str> = snapshot.version().to_string().into();
         Self {
-            version: snapshot.version().to_string().into(),
+            served_version: version.clone(),
+            version,
             snapshot,
             loaded_at: SystemTime::now(),
             flags,
+        }
+    }
+
+    /// The same config with exactly the runtime kills of `kills`.
+    pub fn with_kills(&self, kills: &KillSet) -> Self {
+        let served_version = match kills.digest() {
+            Some(digest) => format!("{}-{digest:016x}", self.version).into(),
+            None => self.version.clone(),
+        };
+        Self {
+            snapshot: kills.apply(&self.snapshot),
+            version: self.version.clone(),
+            served_version,
+            loaded_at: self.loaded_at,
+            flags: self.flags.clone(),
         }
     }
 

@@ -3,7 +3,8 @@
 //!
 //! The events follow OFREP's event-stream extension: `data` is
 //! `{"type":"refetchEvaluation","etag":VERSION,"lastModified":UNIX_SECONDS}`
-//! and the event `id` is the config version. Events are notifications, not
+//! and the event `id` is the served version (the config version, with a
+//! digest of the runtime kills appended while any are in force). Events are notifications, not
 //! payloads, so missed ones coalesce: a client reconnecting with a
 //! `Last-Event-ID` other than the current version gets one `refetchEvaluation`
 //! at once (this also holds across server restarts); a client without one
@@ -16,7 +17,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
@@ -34,19 +35,18 @@ pub const STREAM_PATH: &str = "/v1/stream";
 /// A published config version, as announced.
 #[derive(Clone, Debug)]
 pub struct ConfigEvent {
-    /// The config version.
+    /// The served version ([`Published::served_version`]).
     pub version: Arc<str>,
     /// When it was published, in Unix seconds.
     pub published_unix: u64,
 }
 
 impl ConfigEvent {
-    /// The announcement of `published`.
+    /// The announcement of `published`, now.
     pub fn of(published: &Published) -> Self {
         Self {
-            version: Arc::from(&*published.version),
-            published_unix: published
-                .loaded_at
+            version: Arc::from(&*published.served_version),
+            published_unix: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
         }

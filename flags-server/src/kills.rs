@@ -1,0 +1,384 @@
+//! Runtime kills: flags disabled without editing the file, through the admin
+//! API (and, later, by guardrails), and revived again.
+//!
+//! What it is for: deciding what a kill or revive request changes, applying
+//! it to the served config at once, and storing it before the request is
+//! answered. Changes go through `LiveConfig::change_kills`, the lock every
+//! publication also takes, so a reload keeps the kills in force and a kill
+//! never brings back an older config. Requests are handled one at a time,
+//! from the change in memory to the commit, so the stored set is always the
+//! last one applied. A kill always takes effect: when the store is
+//! unavailable or its write fails, the flag is killed all the same and the
+//! outcome says it was not persisted, and why (a retried kill retries the
+//! write). Not here: the table (`events::kills`), the HTTP shapes
+//! (`server::kills`) or how a killed flag evaluates (`flags_core::KilledBy`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use flags_core::{KilledBy, Snapshot};
+use serde::Serialize;
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::events::ingest::now_ms;
+use crate::events::kills::{KillStore, StoredKill};
+use crate::server::state::LiveConfig;
+
+/// One runtime kill in force.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuntimeKill {
+    /// Who disabled the flag.
+    pub by: KilledBy,
+    /// When, in Unix milliseconds.
+    pub at_ms: i64,
+    /// Why, if the request said.
+    pub reason: Option<String>,
+    /// Whether it is stored (and so survives a restart).
+    pub persisted: bool,
+}
+
+/// The runtime kills in force, by flag. Flags that the served config does
+/// not have keep their kill: it applies again if the flag comes back.
+#[derive(Clone, Debug, Default)]
+pub struct KillSet(BTreeMap<String, RuntimeKill>);
+
+impl KillSet {
+    /// The kill of `flag`, if any.
+    pub fn get(&self, flag: &str) -> Option<&RuntimeKill> {
+        self.0.get(flag)
+    }
+
+    /// Every kill, by flag.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &RuntimeKill)> {
+        self.0.iter().map(|(flag, kill)| (flag.as_str(), kill))
+    }
+
+    /// A digest of which flags are killed and by whom; `None` when none is.
+    pub fn digest(&self) -> Option<u64> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let mut hasher = Xxh3::new();
+        for (flag, kill) in &self.0 {
+            for part in [flag.as_str(), &kill.by.to_string()] {
+                hasher.update(&(part.len() as u64).to_le_bytes());
+                hasher.update(part.as_bytes());
+            }
+        }
+        Some(hasher.digest())
+    }
+
+    /// `snapshot` with exactly these kills.
+    pub fn apply(&self, snapshot: &Snapshot) -> Snapshot {
+        snapshot.with_runtime_kills(self.0.iter().map(|(flag, kill)| (flag.as_str(), &kill.by)))
+    }
+}
+
+/// What a kill or revive request changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The flag is now killed.
+    Killed,
+    /// It already was (the first kill's who, when and why stay).
+    AlreadyKilled,
+    /// Its runtime kill was cleared.
+    Revived,
+    /// It had no runtime kill.
+    NotKilled,
+}
+
+/// The result of a kill or revive request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    /// What changed in memory (and so in what is served).
+    pub change: Change,
+    /// Whether the store holds the result, or why not.
+    pub persisted: Result<(), String>,
+}
+
+/// Kill and revive requests, and where their results are stored.
+pub struct Kills {
+    store: Result<KillStore, String>,
+    /// Held from the change in memory to its commit.
+    one_at_a_time: Mutex<()>,
+}
+
+/// What `/v1/status` shows about the store.
+#[derive(Debug, Serialize)]
+pub struct KillStoreStatus {
+    /// Whether kills are persisted.
+    pub available: bool,
+    /// Why not, when not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Kills {
+    /// Opens the store in the data directory `dir`, or records why it cannot be.
+    pub fn open(dir: &Path) -> Self {
+        let store = KillStore::open(dir).map_err(|error| {
+            tracing::error!("runtime kills will not survive a restart: {error}");
+            error.to_string()
+        });
+        Self {
+            store,
+            one_at_a_time: Mutex::new(()),
+        }
+    }
+
+    /// Applies the stored kills to `live` (at startup, before serving);
+    /// returns how many. A store that cannot be read is then unavailable.
+    pub fn restore(&mut self, live: &LiveConfig) -> usize {
+        let stored = match &self.store {
+            Ok(store) => store.load(),
+            Err(_) => return 0,
+        };
+        match stored {
+            Ok(kills) => live.change_kills(|set, _| {
+                for kill in kills {
+                    let runtime = RuntimeKill {
+                        by: kill.by,
+                        at_ms: kill.at_ms,
+                        reason: kill.reason,
+                        persisted: true,
+                    };
+                    set.0.insert(kill.flag, runtime);
+                }
+                set.0.len()
+            }),
+            Err(error) => {
+                tracing::error!("stored runtime kills cannot be read, so none is applied: {error}");
+                self.store = Err(error.to_string());
+                0
+            }
+        }
+    }
+
+    /// Kills `flag` (served now, stored before returning); `None` if the
+    /// served config has no such flag.
+    pub fn kill(
+        &self,
+        live: &LiveConfig,
+        flag: &str,
+        by: KilledBy,
+        reason: Option<String>,
+    ) -> Option<Outcome> {
+        let _turn = self.turn();
+        let (change, to_store) = live.change_kills(|set, snapshot| {
+            snapshot.flag(flag)?;
+            Some(match set.0.get(flag) {
+                Some(kill) if kill.persisted => (Change::AlreadyKilled, None),
+                Some(kill) => (Change::AlreadyKilled, Some(stored(flag, kill))),
+                None => {
+                    let kill = RuntimeKill {
+                        by,
+                        at_ms: now_ms(),
+                        reason,
+                        persisted: false,
+                    };
+                    let to_store = stored(flag, &kill);
+                    set.0.insert(flag.to_string(), kill);
+                    (Change::Killed, Some(to_store))
+                }
+            })
+        })?;
+        let persisted = match to_store {
+            None => Ok(()),
+            Some(kill) => self.write(|store| store.record(&kill)).inspect(|()| {
+                live.change_kills(|set, _| {
+                    if let Some(kill) = set.0.get_mut(flag) {
+                        kill.persisted = true;
+                    }
+                });
+            }),
+        };
+        Some(Outcome { change, persisted })
+    }
+
+    /// Clears the runtime kill of `flag` (served now, stored before
+    /// returning); `None` if it has none and the served config has no such
+    /// flag. The file's `enabled = false` is not touched.
+    pub fn revive(&self, live: &LiveConfig, flag: &str) -> Option<Outcome> {
+        let _turn = self.turn();
+        let change = live.change_kills(|set, snapshot| match set.0.remove(flag) {
+            Some(_) => Some(Change::Revived),
+            None => snapshot.flag(flag).map(|_| Change::NotKilled),
+        })?;
+        // Also when nothing was in force: a revive whose write failed
+        // earlier left the row behind.
+        let persisted = self.write(|store| store.clear(flag));
+        Some(Outcome { change, persisted })
+    }
+
+    /// Whether kills are persisted, and why not.
+    pub fn status(&self) -> KillStoreStatus {
+        KillStoreStatus {
+            available: self.store.is_ok(),
+            error: self.store.as_ref().err().cloned(),
+        }
+    }
+
+    fn turn(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.one_at_a_time.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write<E: ToString>(
+        &self,
+        write: impl FnOnce(&KillStore) -> Result<(), E>,
+    ) -> Result<(), String> {
+        let store = self.store.as_ref().map_err(Clone::clone)?;
+        write(store).map_err(|error| {
+            let error = error.to_string();
+            tracing::error!("runtime kill not persisted: {error}");
+            error
+        })
+    }
+}
+
+fn stored(flag: &str, kill: &RuntimeKill) -> StoredKill {
+    StoredKill {
+        flag: flag.to_string(),
+        by: kill.by.clone(),
+        at_ms: kill.at_ms,
+        reason: kill.reason.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use flags_core::{Context, Overrides, Reason, compile};
+
+    use super::*;
+    use crate::server::metrics::{Metrics, ReloadOutcome};
+    use crate::server::state::{Published, ReloadAttempt};
+
+    const TEXT: &str = "version = 1\n[flags.a]\n[[flags.a.rules]]\nserve = \"on\"\n[flags.b]\n";
+
+    fn published(text: &str) -> Published {
+        Published::new(
+            compile(text, &Overrides::new()).unwrap(),
+            &Metrics::default(),
+        )
+    }
+
+    fn live() -> LiveConfig {
+        let attempt = ReloadAttempt::new("startup", ReloadOutcome::Applied, Vec::new());
+        LiveConfig::new(published(TEXT), attempt)
+    }
+
+    fn reason_of(live: &LiveConfig, flag: &str) -> Reason {
+        let served = live.current.load();
+        served
+            .snapshot
+            .evaluate(flag, &Context::with_key("u"))
+            .reason
+    }
+
+    fn reason(text: &str) -> Option<String> {
+        Some(text.to_string())
+    }
+
+    #[test]
+    fn a_kill_is_served_at_once_kept_across_reloads_and_revived() {
+        let dir = tempfile::tempdir().unwrap();
+        let (kills, live) = (Kills::open(dir.path()), live());
+        let plain = live.current.load().served_version.clone();
+        let outcome = kills.kill(&live, "a", KilledBy::Admin, reason("why"));
+        assert_eq!(
+            outcome,
+            Some(Outcome {
+                change: Change::Killed,
+                persisted: Ok(())
+            })
+        );
+        assert_eq!(reason_of(&live, "a"), Reason::Disabled);
+        assert!(live.kills().get("a").unwrap().persisted);
+        let killed = live.current.load().served_version.clone();
+        assert!(killed.starts_with(&*plain) && killed != plain, "{killed}");
+
+        // A reload publishes the new file with the kill still applied.
+        live.publish(published(&format!("{TEXT}[flags.c]\n")));
+        assert_eq!(reason_of(&live, "a"), Reason::Disabled);
+        assert_eq!(live.current.load().snapshot.len(), 3);
+
+        let outcome = kills.revive(&live, "a").unwrap();
+        assert_eq!(
+            outcome,
+            Outcome {
+                change: Change::Revived,
+                persisted: Ok(())
+            }
+        );
+        assert_eq!(reason_of(&live, "a"), Reason::TargetingMatch);
+        let revived = live.current.load();
+        assert_eq!(
+            revived.served_version, revived.version,
+            "no kill, no digest"
+        );
+    }
+
+    #[test]
+    fn a_second_kill_keeps_the_first_and_unknown_flags_are_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let (kills, live) = (Kills::open(dir.path()), live());
+        kills
+            .kill(&live, "a", KilledBy::Admin, reason("first"))
+            .unwrap();
+        let again = kills.kill(
+            &live,
+            "a",
+            KilledBy::Guardrail("errors".into()),
+            reason("second"),
+        );
+        assert_eq!(again.unwrap().change, Change::AlreadyKilled);
+        let kill = live.kills().get("a").cloned().unwrap();
+        assert_eq!((kill.by, kill.reason), (KilledBy::Admin, reason("first")));
+
+        assert_eq!(kills.kill(&live, "nope", KilledBy::Admin, None), None);
+        assert_eq!(kills.revive(&live, "nope"), None);
+        assert_eq!(kills.revive(&live, "b").unwrap().change, Change::NotKilled);
+    }
+
+    #[test]
+    fn stored_kills_are_restored_even_for_a_flag_the_file_no_longer_has() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = live();
+        Kills::open(dir.path())
+            .kill(&first, "a", KilledBy::Admin, reason("why"))
+            .unwrap();
+
+        let attempt = ReloadAttempt::new("startup", ReloadOutcome::Applied, Vec::new());
+        let restarted = LiveConfig::new(published("version = 1\n[flags.b]\n"), attempt);
+        let mut kills = Kills::open(dir.path());
+        assert_eq!(kills.restore(&restarted), 1);
+        let kill = restarted.kills().get("a").cloned().unwrap();
+        assert_eq!((kill.reason, kill.persisted), (reason("why"), true));
+        // The flag comes back killed; a revive clears it for good.
+        restarted.publish(published(TEXT));
+        assert_eq!(reason_of(&restarted, "a"), Reason::Disabled);
+        assert_eq!(
+            kills.revive(&restarted, "a").unwrap().change,
+            Change::Revived
+        );
+        assert_eq!(Kills::open(dir.path()).restore(&live()), 0);
+    }
+
+    #[test]
+    fn without_a_store_a_kill_still_works_and_says_it_is_not_persisted() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_a_dir = dir.path().join("file");
+        std::fs::write(&not_a_dir, "").unwrap();
+        let (kills, live) = (Kills::open(&not_a_dir), live());
+        assert!(!kills.status().available);
+        let outcome = kills.kill(&live, "a", KilledBy::Admin, None).unwrap();
+        assert_eq!(outcome.change, Change::Killed);
+        let error = outcome.persisted.unwrap_err();
+        assert!(error.contains("data directory"), "{error}");
+        assert_eq!(reason_of(&live, "a"), Reason::Disabled);
+        assert!(!live.kills().get("a").unwrap().persisted);
+        // Asking again retries the write (and fails again here).
+        let again = kills.kill(&live, "a", KilledBy::Admin, None).unwrap();
+        assert!(again.persisted.is_err());
+    }
+}
