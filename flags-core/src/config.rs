@@ -67,6 +67,32 @@ pub struct FlagConfig {
     /// Ordered rules; the first that matches decides.
     #[serde(default)]
     pub rules: Vec<Spanned<RuleConfig>>,
+    /// Metrics watched while the flag rolls out (`[[flags.NAME.guardrails]]`).
+    #[serde(default)]
+    pub guardrails: Vec<Spanned<GuardrailConfig>>,
+}
+
+/// One `[[flags.NAME.guardrails]]`: relative (`max_increase`, the default)
+/// or absolute (`max_rate` with `window`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardrailConfig {
+    /// The metric watched, declared under `[metrics]`.
+    pub metric: Spanned<String>,
+    /// Tolerated relative harm, in percent of the control (default 0).
+    pub max_increase: Option<Spanned<f64>>,
+    /// `"increase"` (default: higher is worse) or `"decrease"`.
+    pub direction: Option<Spanned<String>>,
+    /// Significance level of the relative test (default 0.05).
+    pub alpha: Option<Spanned<f64>>,
+    /// Units needed before any decision (default 100).
+    pub min_units: Option<Spanned<i64>>,
+    /// `"kill"` (default) or `"alert"`.
+    pub action: Option<Spanned<String>>,
+    /// Absolute: highest tolerated percent of treatment units with the event.
+    pub max_rate: Option<Spanned<f64>>,
+    /// Absolute: the window, e.g. `"5m"`.
+    pub window: Option<Spanned<String>>,
 }
 
 /// One entry of `requires`.

@@ -36,6 +36,7 @@ pub mod config;
 mod context;
 mod diagnostic;
 mod eval;
+pub mod guardrail;
 mod kill;
 mod overrides;
 mod semver;
@@ -56,4 +57,4 @@ pub use snapshot::{
     ConfigVersion, ExperimentInfo, FlagInfo, FlagVersion, OverrideStatus, Snapshot, Value,
     ValueType,
 };
-pub use time::Timestamp;
+pub use time::{MAX_SPAN, Timestamp, parse_span};

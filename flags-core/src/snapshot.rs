@@ -13,6 +13,7 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::config::MetricKind;
+use crate::guardrail::{GuardedRule, Guardrail};
 use crate::kill::KilledBy;
 use crate::semver::OwnedVersion;
 use crate::time::Timestamp;
@@ -68,6 +69,11 @@ pub(crate) struct Flag {
     pub(crate) rules: Box<[Rule]>,
     /// Prerequisites by name; resolved per snapshot into [`Slot::requires`].
     pub(crate) requires: Box<[(Box<str>, Box<str>)]>,
+    /// Its guardrails, in the order written.
+    pub(crate) guardrails: Box<[Guardrail]>,
+    /// The rule whose units the guardrails compare; `None` without
+    /// guardrails or without a rule that draws a bucket.
+    pub(crate) guarded_rule: Option<GuardedRule>,
     pub(crate) line: u32,
 }
 
@@ -417,6 +423,23 @@ impl<'s> FlagInfo<'s> {
     /// The line of `[flags.KEY]` in the file.
     pub fn line(&self) -> u32 {
         self.slot.flag.line
+    }
+    /// Its guardrails, in the order written.
+    pub fn guardrails(&self) -> &'s [Guardrail] {
+        &self.slot.flag.guardrails
+    }
+    /// The variant whose units are the guardrails' control: the `default`
+    /// of a guarded rollout or schedule, the first arm of a guarded split;
+    /// `None` when nothing is compared (no guardrails, or no rule that draws
+    /// a bucket, in which case every variant but the default is treatment).
+    pub fn guardrail_control(&self) -> Option<&'s str> {
+        let flag: &'s Flag = &self.slot.flag;
+        flag.guarded_rule
+            .map(|g| &*flag.variants[g.control as usize].key)
+    }
+    /// The flag's `default` variant.
+    pub fn default_variant(&self) -> &'s str {
+        &self.slot.flag.variants[self.slot.flag.default as usize].key
     }
     /// The experiments (split rules with `experiment`) of this flag, as
     /// (rule index, metric names, variant weights in bucket units).

@@ -79,6 +79,32 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// The longest span [`parse_span`] accepts: about 100 years, far beyond any
+/// window or retention, and small enough that adding it to any instant a
+/// server sees cannot overflow.
+pub const MAX_SPAN: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 86_400);
+
+/// Parses a span such as `250ms`, `30s`, `5m`, `2h` or `7d` (a whole
+/// number and one unit; a bare number is seconds). `None` for anything
+/// else, including spans longer than [`MAX_SPAN`].
+pub fn parse_span(text: &str) -> Option<std::time::Duration> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let millis_per_unit: u64 = match unit {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    let span = std::time::Duration::from_millis(n.checked_mul(millis_per_unit)?);
+    (span <= MAX_SPAN).then_some(span)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +140,28 @@ mod tests {
         let ts = Timestamp::from(before);
         assert_eq!(ts, Timestamp::from_unix(-2, 500_000_000));
         assert!(ts < Timestamp::from_unix(0, 0));
+    }
+
+    #[test]
+    fn spans_take_one_unit_and_stay_bounded() {
+        use std::time::Duration;
+        assert_eq!(parse_span("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_span("30"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_span("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_span("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_span("7d"), Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_span("36500d"), Some(MAX_SPAN));
+        for text in [
+            "",
+            "m",
+            "5 m",
+            "5min",
+            "-5m",
+            "1.5h",
+            "36501d",
+            "99999999999999999999d",
+        ] {
+            assert_eq!(parse_span(text), None, "{text}");
+        }
     }
 }

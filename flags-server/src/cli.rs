@@ -197,19 +197,8 @@ pub struct EditArgs {
 
 /// Parses `250ms`, `10s`, `2m` or a bare number of seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 250ms, 10s or 2m"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("`{text}`: unknown unit `{unit}` (use ms, s or m)")),
-    }
+    flags_core::parse_span(text)
+        .ok_or_else(|| format!("`{text}` is not a duration like 250ms, 10s, 2m, 1h or 7d"))
 }
 
 /// An RFC 3339 instant such as `2026-12-08T10:00:00Z`.

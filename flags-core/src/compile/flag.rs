@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use toml::Spanned;
 
-use super::{Problems, Scope, condition, valid_name};
+use super::{Problems, Scope, condition, guardrail, valid_name};
 use crate::bucket::{self, BUCKETS};
 use crate::config::{ExperimentConfig, FlagConfig, RuleConfig};
 use crate::snapshot::{
@@ -92,9 +92,13 @@ pub(super) fn compile(
             compile_rule(rule, salt, &serve, scope, &mut claims, problems)
         })
         .collect();
+    let guardrails = default.and_then(|default| {
+        guardrail::compile(&config.guardrails, &rules, default, scope, problems)
+    });
     if problems.len() != before {
         return None;
     }
+    let (guardrails, guarded_rule) = guardrails?;
     let flag = Flag {
         key: key.into(),
         description: config.description.as_deref().map(Into::into),
@@ -108,6 +112,8 @@ pub(super) fn compile(
         bucket_by,
         rules: rules.into(),
         requires,
+        guardrails,
+        guarded_rule,
         line: problems.line(key_span),
     };
     Some(CompiledFlag { flag, claims })

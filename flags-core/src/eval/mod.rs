@@ -98,8 +98,13 @@ pub struct Evaluation<'s> {
     pub rule: Option<RuleRef<'s>>,
     /// The bucket the deciding rule drew (the split bucket for experiments).
     pub bucket: Option<u32>,
-    /// Whether the unit is enrolled in an experiment (log an exposure).
+    /// Whether the unit is enrolled in an experiment or compared by a
+    /// guardrail (log an exposure).
     pub enrolled: bool,
+    /// When enrolled, the arm the unit counts under: the variant served,
+    /// except for a unit that fell through a guarded rollout, which counts
+    /// as its control (see `guardrail`).
+    pub arm: Option<&'s str>,
     /// Content hash of the flag's definition.
     pub flag_version: Option<FlagVersion>,
     /// Whether this flag is a previous version kept because the new one is invalid.
@@ -128,6 +133,7 @@ impl<'s> Evaluation<'s> {
             rule: None,
             bucket: None,
             enrolled: false,
+            arm: None,
             flag_version,
             stale: false,
             overridden: false,
@@ -208,6 +214,8 @@ struct Decision<'s> {
     rule: Option<(u32, &'s Rule)>,
     bucket: Option<u32>,
     enrolled: bool,
+    /// The arm an enrolled unit counts under (see [`Evaluation::arm`]).
+    arm: Option<VariantIndex>,
     overridden: bool,
     unmet_prerequisite: Option<&'s str>,
 }
@@ -220,8 +228,18 @@ impl<'s> Decision<'s> {
             rule: None,
             bucket: None,
             enrolled: false,
+            arm: None,
             overridden: false,
             unmet_prerequisite: None,
+        }
+    }
+
+    /// This decision with the unit enrolled under `arm`.
+    fn enrolled_as(self, arm: VariantIndex) -> Self {
+        Self {
+            enrolled: true,
+            arm: Some(arm),
+            ..self
         }
     }
 }
@@ -325,6 +343,7 @@ impl Snapshot {
             }),
             bucket: decision.bucket,
             enrolled: decision.enrolled,
+            arm: decision.arm.map(|arm| &*flag.variants[arm as usize].key),
             flag_version: Some(flag.version),
             stale: slot.stale,
             overridden: decision.overridden,
@@ -374,14 +393,49 @@ impl Snapshot {
             return Decision::plain(flag.default, Reason::Static);
         }
         let unit = unit(flag, ctx);
+        let mut fell_through_guard = false;
         for (i, rule) in flag.rules.iter().enumerate() {
             let (outcome, decision) = apply_rule(flag, rule, i, ctx, unit, at, explain);
             explain.rule(i, rule.line, outcome);
             if let Some(decision) = decision {
-                return decision;
+                return enrol(flag, i, decision, fell_through_guard);
             }
+            fell_through_guard |= flag.guarded_rule.is_some_and(|g| g.rule as usize == i)
+                && matches!(outcome, RuleOutcome::OutsideRollout { .. });
         }
-        Decision::plain(flag.default, Reason::Default)
+        enrol(
+            flag,
+            flag.rules.len(),
+            Decision::plain(flag.default, Reason::Default),
+            fell_through_guard,
+        )
+    }
+}
+
+/// Enrols the unit of `decision` (made by rule `rule`, or by no rule when
+/// `rule` is past the last) where an experiment or a guardrail compares it
+/// (see `guardrail` for who is compared). `fell_through_guard`: the unit drew
+/// a bucket in the guarded rollout and fell through it, so it is a control.
+fn enrol<'s>(
+    flag: &Flag,
+    rule: usize,
+    decision: Decision<'s>,
+    fell_through_guard: bool,
+) -> Decision<'s> {
+    if decision.enrolled {
+        return decision.enrolled_as(decision.variant);
+    }
+    if flag.guardrails.is_empty() {
+        return decision;
+    }
+    match flag.guarded_rule {
+        Some(guard) if fell_through_guard => decision.enrolled_as(guard.control),
+        Some(guard) if guard.rule as usize == rule && decision.bucket.is_some() => {
+            decision.enrolled_as(decision.variant)
+        }
+        Some(_) => decision,
+        None if decision.variant != flag.default => decision.enrolled_as(decision.variant),
+        None => decision,
     }
 }
 
