@@ -4,11 +4,10 @@
 
 use std::fmt::Write;
 
-use regex::RegexBuilder;
 use rustc_hash::FxHashSet;
 use toml::Spanned;
 
-use super::Problems;
+use super::{Problems, pattern};
 use crate::config::{ConditionConfig, Operator};
 use crate::semver::OwnedVersion;
 use crate::snapshot::{Attr, Comparison, Condition, Scalars, Strings, Test};
@@ -17,8 +16,6 @@ use crate::time::Timestamp;
 
 /// `in` lists longer than this are matched through a hash set.
 const SET_THRESHOLD: usize = 8;
-/// Upper bound on the compiled size of one regex, so a config cannot ask for gigabytes.
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// Compiles `spanned`, reporting problems; `None` if it has any.
 pub(super) fn compile(
@@ -263,18 +260,8 @@ fn regexes(
                 problems.at(v.span(), "expected a regular expression string");
                 return None;
             };
-            RegexBuilder::new(pattern)
-                .case_insensitive(ignore_case)
-                .size_limit(REGEX_SIZE_LIMIT)
-                .build()
-                .map_err(|e| {
-                    let reason = e
-                        .to_string()
-                        .lines()
-                        .last()
-                        .unwrap_or_default()
-                        .trim()
-                        .to_string();
+            pattern::compile(pattern, ignore_case)
+                .map_err(|reason| {
                     problems.at(v.span(), format!("invalid regular expression: {reason}"))
                 })
                 .ok()

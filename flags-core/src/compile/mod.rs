@@ -9,6 +9,7 @@
 mod condition;
 mod flag;
 mod graph;
+mod pattern;
 
 use std::io::Write;
 use std::ops::Range;
