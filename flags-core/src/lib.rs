@@ -40,6 +40,7 @@ mod overrides;
 mod semver;
 mod snapshot;
 pub mod stats;
+mod suggest;
 mod text;
 mod time;
 
