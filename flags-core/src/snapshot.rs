@@ -36,6 +36,9 @@ pub(crate) struct Slot {
     pub(crate) flag: Arc<Flag>,
     pub(crate) requires: Box<[Requirement]>,
     pub(crate) stale: bool,
+    /// Served disabled whatever `flag.enabled` says: a kept (stale) version
+    /// whose new, invalid text sets `enabled = false`.
+    pub(crate) disabled: bool,
     pub(crate) forced: Option<VariantIndex>,
 }
 
@@ -373,9 +376,11 @@ impl<'s> FlagInfo<'s> {
     pub fn description(&self) -> Option<&'s str> {
         self.slot.flag.description.as_deref()
     }
-    /// Whether the kill switch is on (`enabled = true`).
+    /// Whether the flag is served enabled: its kill switch is on
+    /// (`enabled = true`), and it is not a kept version that a newer text
+    /// with errors switched off.
     pub fn enabled(&self) -> bool {
-        self.slot.flag.enabled
+        self.slot.flag.enabled && !self.slot.disabled
     }
     /// Whether this is a previous version kept because the new one is invalid.
     pub fn stale(&self) -> bool {

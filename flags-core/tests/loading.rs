@@ -432,6 +432,122 @@ fn a_stale_flag_whose_segment_broke_keeps_its_previous_segment() {
     assert!(names.contains(&(Some(Section::Flag), Some("f".into()))));
 }
 
+/// A flag that serves `live` through a rule and `dark` when switched off;
+/// `extra` goes into its table, `enabled` is its kill switch line (if any).
+fn killable(enabled: &str, extra: &str) -> String {
+    format!(
+        "version = 1\n[flags.checkout]\n{enabled}variants = {{ live = \"L\", dark = \"D\" }}\n\
+         default = \"live\"\noff_variant = \"dark\"\n{extra}[[flags.checkout.rules]]\nserve = \"live\"\n"
+    )
+}
+
+/// Loads `text` over `previous`: what `checkout` serves (variant, reason,
+/// stale), whether it is listed as enabled, and every problem reported.
+fn reload(
+    text: &str,
+    previous: &flags_core::Snapshot,
+) -> (
+    flags_core::Snapshot,
+    (Option<String>, Reason, bool),
+    bool,
+    Vec<String>,
+) {
+    let merged = compile_merged(text, Some(previous), &Overrides::new()).unwrap();
+    let r = merged
+        .snapshot
+        .evaluate("checkout", &Context::with_key("u"));
+    let served = (r.variant.map(str::to_string), r.reason, r.stale);
+    let enabled = merged.snapshot.flag("checkout").unwrap().enabled();
+    let problems = merged
+        .rejected
+        .items
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    (merged.snapshot, served, enabled, problems)
+}
+
+#[test]
+fn a_definition_with_errors_still_switches_its_flag_off() {
+    let v1 = compile(&killable("", ""), &Overrides::new()).unwrap();
+    // An invalid value (compiled, rejected) and a mistyped one (not even compiled).
+    for (broken, error) in [
+        (
+            "bucket_by = \"\"\n",
+            "7:13: flags.checkout: `bucket_by` must not be empty",
+        ),
+        (
+            "salt = 5\n",
+            "7:8: flags.checkout: `salt`: invalid type: integer `5`, expected a string",
+        ),
+    ] {
+        let text = killable("enabled = false\n", broken);
+        let (_, served, enabled, problems) = reload(&text, &v1);
+        assert_eq!(
+            served,
+            (Some("dark".into()), Reason::Disabled, true),
+            "{broken}"
+        );
+        assert!(!enabled);
+        assert_eq!(
+            problems,
+            [
+                "3:11: flags.checkout: served disabled: kept the last good version, switched off because the new text sets `enabled = false`",
+                error,
+            ]
+        );
+    }
+    // Without the kill, the same broken text keeps the last good version as it was.
+    let (_, served, enabled, _) = reload(&killable("", "salt = 5\n"), &v1);
+    assert_eq!(served, (Some("live".into()), Reason::TargetingMatch, true));
+    assert!(enabled);
+}
+
+#[test]
+fn a_definition_with_errors_never_switches_its_flag_back_on() {
+    let v1 = compile(&killable("", ""), &Overrides::new()).unwrap();
+    let broken = "salt = 5\n";
+    let (killed, ..) = reload(&killable("enabled = false\n", broken), &v1);
+    for enabled_line in ["enabled = true\n", ""] {
+        let (_, served, enabled, problems) = reload(&killable(enabled_line, broken), &killed);
+        assert_eq!(served, (Some("dark".into()), Reason::Disabled, true));
+        assert!(!enabled);
+        let position = if enabled_line.is_empty() {
+            "2:8"
+        } else {
+            "3:11"
+        };
+        assert_eq!(
+            problems[0],
+            format!(
+                "{position}: flags.checkout: still disabled: kept the last good version; a definition with errors can switch a flag off but not back on"
+            )
+        );
+    }
+    // A flag disabled by its last good definition stays disabled too.
+    let disabled = compile(&killable("enabled = false\n", ""), &Overrides::new()).unwrap();
+    let (_, served, ..) = reload(&killable("enabled = true\n", broken), &disabled);
+    assert_eq!(served, (Some("dark".into()), Reason::Disabled, true));
+    // A valid definition revives it.
+    let (_, served, enabled, problems) = reload(&killable("enabled = true\n", ""), &killed);
+    assert_eq!(served, (Some("live".into()), Reason::TargetingMatch, false));
+    assert!(enabled && problems.is_empty());
+}
+
+#[test]
+fn a_malformed_enabled_is_reported_and_leaves_the_kill_switch_unread() {
+    let v1 = compile(&killable("", ""), &Overrides::new()).unwrap();
+    let (_, served, enabled, problems) = reload(&killable("enabled = \"false\"\n", ""), &v1);
+    assert_eq!(served, (Some("live".into()), Reason::TargetingMatch, true));
+    assert!(enabled);
+    assert_eq!(
+        problems,
+        [
+            "3:11: flags.checkout: `enabled` must be true or false (without quotes); until it is, this file cannot switch the flag off or on"
+        ]
+    );
+}
+
 /// Every layer range served by `snapshot`, as (layer, start, end, flag).
 fn layer_claims(snapshot: &flags_core::Snapshot) -> Vec<(String, u32, u32, String)> {
     snapshot

@@ -360,6 +360,12 @@ def last_known_good():
     case("a valid update replaces the flag", v1, "counter", result(2, "two", "STATIC"),
          update=v2, type="int")
     case("a new invalid flag is not served", v1, "fresh", error("FLAG_NOT_FOUND"), update=v2)
+    case("an invalid update with enabled = false switches the kept version off", v1,
+         "kill-broken", result("D", "dark", "DISABLED", stale=True), update=v2, type="string")
+    case("an invalid update never switches a flag back on", v1, "stay-off",
+         result("D", "dark", "DISABLED", stale=True), update=v2)
+    case("an enabled that is not a boolean is not read", v1, "kill-unread",
+         result("L", "live", "STATIC", stale=True), update=v2)
 
 
 def generate() -> str:

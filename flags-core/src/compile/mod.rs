@@ -51,9 +51,10 @@ pub fn compile(text: &str, overrides: &Overrides) -> Result<Snapshot, Diagnostic
 }
 
 /// Compiles `text`, keeping the previous version of every flag that is now
-/// invalid (served with `stale` set) and dropping invalid flags that had no
-/// previous version. Fails only when the file as a whole cannot be read
-/// (not TOML, wrong `version`, unknown top-level keys): then nothing changes.
+/// invalid (served with `stale` set, and disabled when the new text sets
+/// `enabled = false`) and dropping invalid flags that had no previous
+/// version. Fails only when the file as a whole cannot be read (not TOML,
+/// wrong `version`, unknown top-level keys): then nothing changes.
 pub fn compile_merged(
     text: &str,
     previous: Option<&Snapshot>,
@@ -66,7 +67,7 @@ pub fn compile_merged(
     let mut compiled = compile_flags(&document, &scope, &index, &mut rejected);
     reject_prerequisite_problems(&document, &index, &mut compiled, &mut rejected);
     reject_overlaps(&document, &index, &mut compiled, previous, &mut rejected);
-    let slots = keep_or_replace(&document, compiled, previous);
+    let slots = keep_or_replace(&document, compiled, previous, &index, &mut rejected);
     let mut snapshot = Snapshot {
         index: slots
             .iter()
@@ -616,32 +617,74 @@ fn kept_claims(
 type Owners = FxHashMap<Box<str>, Vec<(u32, u32, usize)>>;
 
 /// The slots of the new snapshot in file order: each valid flag's new
-/// version, else its previous version marked stale, else nothing.
+/// version, else its previous version marked stale (see [`kept_slot`]),
+/// else nothing.
 fn keep_or_replace(
     document: &Document,
     compiled: CompiledFlags,
     previous: Option<&Snapshot>,
+    index: &LineIndex<'_>,
+    out: &mut Vec<Diagnostic>,
 ) -> Vec<Slot> {
     document
         .flags
         .iter()
         .zip(compiled)
-        .filter_map(|(entry, compiled)| {
-            let (flag, stale) = match compiled.flag {
-                Some(flag) => (Arc::new(flag), false),
-                None => {
-                    let old = previous?.slot_index(&entry.name)?;
-                    (Arc::clone(&previous?.slots[old].flag), true)
-                }
-            };
-            Some(Slot {
-                flag,
+        .filter_map(|(entry, compiled)| match compiled.flag {
+            Some(flag) => Some(Slot {
+                flag: Arc::new(flag),
                 requires: Box::default(),
-                stale,
+                stale: false,
+                disabled: false,
                 forced: None,
-            })
+            }),
+            None => {
+                let previous = previous?;
+                let old = &previous.slots[previous.slot_index(&entry.name)?];
+                Some(kept_slot(entry, old, index, out))
+            }
         })
         .collect()
+}
+
+/// The previous version of an invalid flag, marked stale. The kill switch
+/// still works: when the new text sets `enabled = false` (readable, whatever
+/// else is wrong), the kept version is served disabled. A definition with
+/// errors never turns a flag back on, so one disabled before stays disabled;
+/// reviving it takes a valid definition. Either way a note says so.
+fn kept_slot(
+    entry: &config::Entry<FlagConfig>,
+    old: &Slot,
+    index: &LineIndex<'_>,
+    out: &mut Vec<Diagnostic>,
+) -> Slot {
+    let enabled = entry.config.as_ref().and_then(|c| c.enabled.as_ref());
+    let was_disabled = old.disabled || !old.flag.enabled;
+    let kills = enabled.is_some_and(|e| !*e.get_ref());
+    let note = match (kills, was_disabled) {
+        (true, false) => Some(
+            "served disabled: kept the last good version, switched off because the new text \
+             sets `enabled = false`",
+        ),
+        (false, true) => Some(
+            "still disabled: kept the last good version; a definition with errors can switch \
+             a flag off but not back on",
+        ),
+        _ => None,
+    };
+    if let Some(note) = note {
+        let span = enabled.map_or(entry.span.clone(), Spanned::span);
+        let mut problems = Problems::new(index);
+        problems.at(span, note);
+        problems.finish(Section::Flag, &entry.name, out);
+    }
+    Slot {
+        flag: Arc::clone(&old.flag),
+        requires: Box::default(),
+        stale: true,
+        disabled: old.disabled || kills,
+        forced: None,
+    }
 }
 
 /// Points every prerequisite at its flag in this snapshot. A prerequisite

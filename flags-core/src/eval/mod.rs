@@ -342,7 +342,7 @@ impl Snapshot {
                 ..Decision::plain(variant, Reason::Static)
             };
         }
-        if !flag.enabled {
+        if !flag.enabled || slot.disabled {
             return Decision::plain(flag.off, Reason::Disabled);
         }
         for (requirement, (parent_key, wanted)) in slot.requires.iter().zip(&flag.requires) {
