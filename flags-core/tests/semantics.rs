@@ -302,6 +302,7 @@ fn matches_ignoring_case_lower_cases_the_attribute_like_every_string_operator() 
         r#"{ attr = "city", op = "matches", value = "^ist", ignore_case = true }"#,
         r#"{ attr = "city", op = "starts_with", value = "ist", ignore_case = true }"#,
         r#"{ attr = "city", op = "matches", value = "^IST", ignore_case = true }"#,
+        r#"{ attr = "city", op = "matches", value = "^İST", ignore_case = true }"#,
         r#"{ attr = "city", op = "matches", value = "^[a-z]+$", ignore_case = true }"#,
     ] {
         assert!(holds(op, &ctx), "{op}");

@@ -179,6 +179,8 @@ def operators():
          attrs={"city": "ISTANBUL"})
     case("matches ignoring case still needs a match", c, "matches-ignore-case", off(),
          attrs={"city": "Ankara"})
+    case("matches ignoring case lower-cases the pattern too", c,
+         "matches-ignore-case-pattern", on(), attrs={"city": "istanbul"})
     case("key is the targeting key", c, "key", on(), key="test-123")
     case("a segment matches a listed key", c, "segment", on(name="staff"), key="alice")
     case("a segment matches its conditions", c, "segment", on(name="staff"), key="zed",

@@ -1,17 +1,19 @@
 //! Compiles the regular expressions of `matches`, including what
 //! `ignore_case` means for them.
 //!
-//! With `ignore_case` the regex is case-insensitive **and** the attribute is
-//! lower-cased with Unicode simple lower-casing, as for every string operator
-//! (so `^ist` matches `İstanbul`, whose lower-case is `istanbul`; the regex
-//! engine's own case folding has no mapping for `İ`). Evaluation must not
-//! allocate, so the attribute is never lower-cased into a new string: the
-//! pattern is rewritten instead. Every character class and literal of the
-//! case-insensitive pattern becomes the set of characters whose simple
-//! lower-case it contains. Simple lower-casing maps one character to one
-//! character, so positions, anchors and repetitions line up, and the rewritten
-//! regex matches an attribute exactly when the case-insensitive pattern
-//! matches the attribute's lower-case.
+//! With `ignore_case` both sides are lower-cased with Unicode simple
+//! lower-casing, as for every string operator, and the regex is
+//! case-insensitive: `^ist` and `^İST` match `İstanbul`, whose lower-case is
+//! `istanbul` (the regex engine's own case folding has no mapping for `İ`,
+//! and its tables may be older than the standard library's). The pattern's
+//! literal characters and ranges are lower-cased before it is compiled.
+//! The attribute is never lower-cased into a new string, since evaluation
+//! must not allocate; the pattern is rewritten instead: every character
+//! class and literal of the case-insensitive pattern becomes the set of
+//! characters whose simple lower-case it contains. Simple lower-casing maps
+//! one character to one character, so positions, anchors and repetitions
+//! line up, and the rewritten regex matches an attribute exactly when the
+//! case-insensitive pattern matches the attribute's lower-case.
 //!
 //! Not here: checking the operands' types (`condition`).
 
@@ -19,7 +21,8 @@ use std::cmp::Ordering;
 use std::sync::LazyLock;
 
 use regex::{Regex, RegexBuilder};
-use regex_syntax::ParserBuilder;
+use regex_syntax::ast::{self, Ast, ClassSet, ClassSetItem, ClassSetUnion, LiteralKind};
+use regex_syntax::hir::translate::TranslatorBuilder;
 use regex_syntax::hir::{
     Capture, Class, ClassUnicode, ClassUnicodeRange, Hir, HirKind, Literal, Repetition,
 };
@@ -34,13 +37,7 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 pub(super) fn compile(pattern: &str, ignore_case: bool) -> Result<Regex, String> {
     let rewritten;
     let pattern = if ignore_case {
-        let hir = ParserBuilder::new()
-            .case_insensitive(true)
-            .build()
-            .parse(pattern)
-            .map_err(|e| reason(&e))?;
-        // Printing a HIR gives a pattern that parses back to the same HIR.
-        rewritten = matching_lowercase(hir).to_string();
+        rewritten = ignoring_case(pattern)?;
         rewritten.as_str()
     } else {
         pattern
@@ -49,6 +46,22 @@ pub(super) fn compile(pattern: &str, ignore_case: bool) -> Result<Regex, String>
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
         .map_err(|e| reason(&e))
+}
+
+/// A pattern matching a text exactly when `pattern`, lower-cased and
+/// case-insensitive, matches the text's lower-case.
+fn ignoring_case(pattern: &str) -> Result<String, String> {
+    let mut ast = ast::parse::Parser::new()
+        .parse(pattern)
+        .map_err(|e| reason(&e))?;
+    lowercase_ast(&mut ast);
+    let hir = TranslatorBuilder::new()
+        .case_insensitive(true)
+        .build()
+        .translate(pattern, &ast)
+        .map_err(|e| reason(&e))?;
+    // Printing a HIR gives a pattern that parses back to the same HIR.
+    Ok(matching_lowercase(hir).to_string())
 }
 
 /// The last line of a regex error: the others repeat the pattern with a caret.
@@ -60,6 +73,64 @@ fn reason(error: &dyn std::fmt::Display) -> String {
         .unwrap_or_default()
         .trim()
         .to_string()
+}
+
+/// Lower-cases the characters the pattern names: its literals, and the
+/// ranges of its classes (by adding the lower-case of each character in them
+/// that has one; the others change nothing once the pattern is
+/// case-insensitive). Named classes (`\w`, `\p{Lu}`) are left to case
+/// folding. Lower-casing before the pattern is translated keeps negation
+/// right: `[^İ]` excludes `i`.
+fn lowercase_ast(ast: &mut Ast) {
+    match ast {
+        Ast::Literal(literal) => literal.c = text::lower(literal.c),
+        Ast::ClassBracketed(class) => lowercase_set(&mut class.kind),
+        Ast::Repetition(repetition) => lowercase_ast(&mut repetition.ast),
+        Ast::Group(group) => lowercase_ast(&mut group.ast),
+        Ast::Alternation(alternation) => alternation.asts.iter_mut().for_each(lowercase_ast),
+        Ast::Concat(concat) => concat.asts.iter_mut().for_each(lowercase_ast),
+        _ => {}
+    }
+}
+
+fn lowercase_set(set: &mut ClassSet) {
+    match set {
+        ClassSet::Item(item) => lowercase_item(item),
+        ClassSet::BinaryOp(operation) => {
+            lowercase_set(&mut operation.lhs);
+            lowercase_set(&mut operation.rhs);
+        }
+    }
+}
+
+fn lowercase_item(item: &mut ClassSetItem) {
+    match item {
+        ClassSetItem::Literal(literal) => literal.c = text::lower(literal.c),
+        ClassSetItem::Range(range) => {
+            let (start, end) = (range.start.c, range.end.c);
+            let lowered = CASED
+                .pairs
+                .iter()
+                .filter(|&&(c, _)| start <= c && c <= end)
+                .map(|&(_, lower)| {
+                    ClassSetItem::Literal(ast::Literal {
+                        span: range.span,
+                        kind: LiteralKind::Verbatim,
+                        c: lower,
+                    })
+                });
+            let items = std::iter::once(ClassSetItem::Range(range.clone()))
+                .chain(lowered)
+                .collect();
+            *item = ClassSetItem::Union(ClassSetUnion {
+                span: range.span,
+                items,
+            });
+        }
+        ClassSetItem::Bracketed(class) => lowercase_set(&mut class.kind),
+        ClassSetItem::Union(union) => union.items.iter_mut().for_each(lowercase_item),
+        _ => {}
+    }
 }
 
 /// `hir` rewritten to match a text exactly when `hir` matches the text's
@@ -172,6 +243,20 @@ mod tests {
         );
         assert!(matches("^é+$", "ÉéÉ"));
         assert!(!matches("^ist$", "İstanbul"));
+    }
+
+    #[test]
+    fn ignoring_case_lower_cases_the_pattern_too() {
+        assert!(matches("^İst", "istanbul"));
+        assert!(matches("^İST", "ISTANBUL"));
+        assert!(matches("^[İ]st", "Istanbul"));
+        assert!(
+            matches("^[Ä-İ]st", "istanbul"),
+            "a range holds the lower-case of each character"
+        );
+        assert!(!matches("^[^İ]", "ix"));
+        assert!(!matches("^[^İ]", "İx"));
+        assert!(matches("^[^İ]", "x"));
     }
 
     #[test]
