@@ -3,7 +3,7 @@
 //! This module only reads TOML into these types and reports what cannot be
 //! read. It gives no meaning to the values: names are validated, variants
 //! resolved and percentages checked by `compile`. Every entry (flag,
-//! segment, layer, metric) is read on its own and key by key (see [`read`]),
+//! segment, layer, metric) is read on its own and key by key (`read.rs`),
 //! so one bad flag does not hide the problems of the next one, one bad key
 //! does not hide the problems of the next key, and the server can keep
 //! serving the flags that are fine (see `compile::compile_merged`).
