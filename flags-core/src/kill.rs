@@ -63,9 +63,10 @@ impl serde::Serialize for KilledBy {
 
 impl Slot {
     /// Who disabled this flag: the file first (a runtime revive cannot undo
-    /// it), else a runtime kill.
+    /// it), whether its served version says `enabled = false` or a newer
+    /// text with errors switched the kept version off; else a runtime kill.
     pub(crate) fn killed_by(&self) -> Option<&KilledBy> {
-        if self.flag.enabled {
+        if self.flag.enabled && !self.disabled {
             self.runtime_kill.as_ref()
         } else {
             Some(&BY_FILE)

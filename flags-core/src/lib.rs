@@ -42,6 +42,7 @@ mod overrides;
 mod semver;
 mod snapshot;
 pub mod stats;
+mod suggest;
 mod text;
 mod time;
 

@@ -38,6 +38,9 @@ pub(crate) struct Slot {
     pub(crate) flag: Arc<Flag>,
     pub(crate) requires: Box<[Requirement]>,
     pub(crate) stale: bool,
+    /// Served disabled whatever `flag.enabled` says: a kept (stale) version
+    /// whose new, invalid text sets `enabled = false`.
+    pub(crate) disabled: bool,
     pub(crate) forced: Option<VariantIndex>,
     /// Disabled at run time, and by whom (see `kill`); the file's own kill
     /// is `flag.enabled`.
@@ -383,9 +386,11 @@ impl<'s> FlagInfo<'s> {
     pub fn description(&self) -> Option<&'s str> {
         self.slot.flag.description.as_deref()
     }
-    /// Whether the file leaves the flag on (`enabled = true`, the default).
+    /// Whether the flag is served enabled: its kill switch is on
+    /// (`enabled = true`), and it is not a kept version that a newer text
+    /// with errors switched off.
     pub fn enabled(&self) -> bool {
-        self.slot.flag.enabled
+        self.slot.flag.enabled && !self.slot.disabled
     }
     /// Who disabled the flag, if anything did: [`KilledBy::File`] when the
     /// file says `enabled = false`, else the runtime kill, if any. A flag

@@ -116,6 +116,10 @@ fn bad_guardrails_are_reported_where_they_are_written() {
             "[[flags.f.guardrails]]\nmetric = \"errors\"\nmax_rate = 5\nwindow = \"5m\"\nalpha = 0.1\n",
             "14:9: flags.f: `alpha` belongs to a relative guardrail",
         ),
+        (
+            "[[flags.f.guardrails]]\nmetric = \"errors\"\nmax_increse = 10\n",
+            "12:1: flags.f: unknown key `max_increse`; did you mean `max_increase`?",
+        ),
     ];
     for (guardrail, want) in cases {
         let got = problems(&rollout_with(guardrail));

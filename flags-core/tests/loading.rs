@@ -19,6 +19,11 @@ fn assert_reports(body: &str, expected: &[&str]) {
     }
 }
 
+/// Like [`assert_reports`], comparing whole messages.
+fn assert_reports_exactly(body: &str, expected: &[&str]) {
+    assert_eq!(problems(body), expected);
+}
+
 #[test]
 fn the_root_example_config_compiles() {
     let text =
@@ -48,12 +53,180 @@ fn file_level_problems_fail_the_whole_load() {
 
 #[test]
 fn unknown_keys_and_wrong_types_are_reported_per_entry() {
-    assert_reports(
+    assert_reports_exactly(
         "[flags.a]\ncolour = \"red\"\n[flags.b]\nenabled = \"yes\"\n[segments.s]\nkeys = \"alice\"\n",
         &[
-            "3:1: flags.a: unknown field `colour`",
-            "5:11: flags.b:",
-            "7:8: segments.s:",
+            "3:1: flags.a: unknown key `colour`; expected one of description, enabled, variants, default, off_variant, salt, bucket_by, requires, rules, guardrails",
+            "5:11: flags.b: `enabled` must be true or false (without quotes); until it is, this file cannot switch the flag off or on",
+            "7:8: segments.s: `keys`: invalid type: string \"alice\", expected a sequence",
+        ],
+    );
+}
+
+#[test]
+fn an_unknown_key_does_not_hide_the_other_problems_of_its_flag() {
+    assert_reports_exactly(
+        r#"[segments.staff]
+keys = ["alice"]
+[metrics.purchase]
+kind = "conversion"
+[flags.new-checkout]
+[flags.other]
+[[flags.other.rules]]
+split = { on = 50, off = 50 }
+experiment = { layer = "l", range = [0, 50] }
+[flags.button]
+enabeld = false
+variants = { blue = "b", green = "g" }
+default = "blu"
+requires = [{ flag = "new-chekout", variant = "on" }]
+[[flags.button.rules]]
+segments = ["staf"]
+when = [{ attr = "email", op = "endswith", vaule = "@corp.example" }]
+serv = "green"
+[[flags.button.rules]]
+split = { blue = 50, green = 50 }
+experiment = { layer = "l", range = [40, 60], metrics = ["purchse"], traffc = 10 }
+"#,
+        &[
+            "12:1: flags.button: unknown key `enabeld`; did you mean `enabled`?",
+            "14:11: flags.button: unknown variant `blu`; did you mean `blue`?",
+            "15:22: flags.button: requires unknown flag `new-chekout`; did you mean `new-checkout`?",
+            "16:1: flags.button: a rule needs `serve` or `split`",
+            "17:13: flags.button: unknown segment `staf`; did you mean `staff`?",
+            "18:32: flags.button: unknown operator `endswith`; did you mean `ends_with`?",
+            "18:44: flags.button: unknown key `vaule`; did you mean `value`?",
+            "19:1: flags.button: unknown key `serv`; did you mean `serve`?",
+            "22:37: flags.button: range overlaps flag `other` in layer `l`; experiments in a layer must not overlap",
+            "22:58: flags.button: unknown metric `purchse`; did you mean `purchase`?",
+            "22:70: flags.button: unknown key `traffc`; did you mean `traffic`?",
+        ],
+    );
+}
+
+#[test]
+fn unknown_keys_are_reported_in_every_table_with_the_closest_known_key() {
+    assert_reports_exactly(
+        r#"[segments.s]
+keys = ["a"]
+descripton = "typo"
+[layers.l]
+sault = "x"
+[metrics.m]
+kind = "mean"
+knd = "mean"
+[flags.p]
+[flags.f]
+requires = [{ flag = "p", variant = "on", varient = "on" }]
+[[flags.f.rules]]
+serve = "on"
+schedule = [{ at = 2026-12-01T00:00:00Z, rollout = 10, rolout = 5 }]
+[[flags.f.rules]]
+split = { on = 100 }
+experiment = { mde = 5, colour = 1 }
+"#,
+        &[
+            "4:1: segments.s: unknown key `descripton`; did you mean `description`?",
+            "6:1: layers.l: unknown key `sault`; did you mean `salt`?",
+            "9:1: metrics.m: unknown key `knd`; did you mean `kind`?",
+            "12:43: flags.f: unknown key `varient`; did you mean `variant`?",
+            "15:56: flags.f: unknown key `rolout`; did you mean `rollout`?",
+            "18:25: flags.f: unknown key `colour`; expected one of traffic, layer, range, metrics, mde",
+        ],
+    );
+}
+
+#[test]
+fn every_value_of_the_wrong_type_is_reported_without_guessing_at_the_rest() {
+    // A flag whose values cannot all be read is not compiled further: a
+    // `serve = 3` must not also read as "a rule needs `serve` or `split`".
+    assert_reports_exactly(
+        r#"[flags.a]
+salt = 5
+colour = "red"
+[[flags.a.rules]]
+serve = 3
+when = [{ attr = "x" }, { op = "eq", attr = "y", values = "US" }]
+[[flags.a.rules]]
+schedule = [{ at = "soon", rollout = 5 }]
+serve = "on"
+[metrics.m]
+description = 1
+"#,
+        &[
+            "3:8: flags.a: `salt`: invalid type: integer `5`, expected a string",
+            "4:1: flags.a: unknown key `colour`; expected one of description, enabled, variants, default, off_variant, salt, bucket_by, requires, rules, guardrails",
+            "6:9: flags.a: `serve`: invalid type: integer `3`, expected a string",
+            "7:9: flags.a: missing key `op`",
+            "7:59: flags.a: `values` is a list such as [\"US\", \"CA\"]; for a single value write `value = ...`",
+            "9:20: flags.a: `at`: invalid type: string \"soon\", expected a TOML datetime",
+            "11:1: metrics.m: missing key `kind`",
+            "12:15: metrics.m: `description`: invalid type: integer `1`, expected a string",
+        ],
+    );
+}
+
+#[test]
+fn value_and_values_are_told_apart() {
+    assert_reports_exactly(
+        r#"[flags.a]
+[[flags.a.rules]]
+when = [
+  { attr = "country", op = "in", value = ["US"] },
+  { attr = "age", op = "gt", values = [18] },
+  { attr = "age", op = "gt", value = [18] },
+  { attr = "country", op = "eq", values = ["US"] },
+]
+serve = "on"
+"#,
+        &[
+            "5:42: flags.a: `value` is a single value; to match any of several, write `values = [...]`",
+            "6:24: flags.a: this operator takes exactly one `value`, not `values`",
+            "7:24: flags.a: this operator takes exactly one `value`, not a list",
+        ],
+    );
+}
+
+#[test]
+fn a_duplicate_key_names_itself_and_its_first_definition() {
+    for (text, want) in [
+        (
+            "version = 1\n[flags.a]\ndefault = \"x\"\n[flags.b]\ndefault = \"y\"\ndefault = \"z\"\n",
+            "6:1: duplicate key `flags.b.default`; it is first defined at 5:1",
+        ),
+        (
+            "version = 1\n[flags.a]\n[flags.b]\n[flags.a]\nenabled = false\n",
+            "4:8: duplicate key `flags.a`; it is first defined at 2:8",
+        ),
+        (
+            "version = 1\n[flags.a]\nrules = [{ serve = \"on\", split = {}, serve = \"off\" }]\n",
+            "3:38: duplicate key `flags.a.rules.serve`; it is first defined at 3:12",
+        ),
+    ] {
+        let err = compile(text, &Overrides::new()).unwrap_err();
+        assert_eq!(err.to_string(), want, "{text:?}");
+    }
+}
+
+#[test]
+fn a_prerequisite_cycle_is_reported_on_each_member_in_order() {
+    assert_reports_exactly(
+        r#"[flags.a]
+requires = [{ flag = "b", variant = "on" }]
+[flags.b]
+requires = [{ flag = "c", variant = "on" }, { flag = "d", variant = "on" }]
+[flags.c]
+[flags.d]
+requires = [{ flag = "a", variant = "on" }]
+[flags.e]
+requires = [{ flag = "d", variant = "on" }, { flag = "c", variant = "of" }]
+"#,
+        &[
+            "3:13: flags.a: prerequisite cycle: a -> b -> d -> a",
+            "5:45: flags.b: prerequisite cycle: b -> d -> a -> b",
+            "8:13: flags.d: prerequisite cycle: d -> a -> b -> d",
+            "9:1: flags.e: prerequisite `d` = `on` is treated as unmet: `d` has errors and no previous version to serve",
+            "9:1: flags.e: prerequisite `c` = `of` is treated as unmet: `c` has no variant `of`; did you mean `off`?",
         ],
     );
 }
@@ -134,7 +307,7 @@ serve = "on"
             "8:41: flags.a: all values of a condition must have the same type",
             "9:22: flags.a: `ignore_case` applies only to string operators",
             "10:22: flags.a: `exists` and `not_exists` take no value",
-            "11:22: flags.a: unknown operator `frobnicate`",
+            "11:22: flags.a: unknown operator `frobnicate`; expected one of eq, ne, in, not_in",
         ],
     );
 }
@@ -158,8 +331,8 @@ experiment = { layer = "l", range = [50, 100] }
 "#,
         &[
             "2:8: flags.bad name: invalid flag name `bad name`",
-            "3:1: flags.a: prerequisite `b` = `on` is not available",
-            "6:13: flags.b: prerequisite cycle",
+            "4:13: flags.a: prerequisite cycle: a -> b -> a",
+            "6:13: flags.b: prerequisite cycle: b -> a -> b",
             "14:37: flags.y: range overlaps flag `x` in layer `l`",
         ],
     );
@@ -179,7 +352,7 @@ fn diagnostics_name_their_section_and_file() {
     );
     let shown = err.in_file("flags.toml").to_string();
     assert!(
-        shown.starts_with("flags.toml:3:8: metrics.m: unknown value `median`"),
+        shown.starts_with("flags.toml:3:8: metrics.m: `kind`: unknown value `median`"),
         "{shown}"
     );
 }
@@ -257,6 +430,122 @@ fn a_stale_flag_whose_segment_broke_keeps_its_previous_segment() {
         .collect();
     assert!(names.contains(&(Some(Section::Segment), Some("s".into()))));
     assert!(names.contains(&(Some(Section::Flag), Some("f".into()))));
+}
+
+/// A flag that serves `live` through a rule and `dark` when switched off;
+/// `extra` goes into its table, `enabled` is its kill switch line (if any).
+fn killable(enabled: &str, extra: &str) -> String {
+    format!(
+        "version = 1\n[flags.checkout]\n{enabled}variants = {{ live = \"L\", dark = \"D\" }}\n\
+         default = \"live\"\noff_variant = \"dark\"\n{extra}[[flags.checkout.rules]]\nserve = \"live\"\n"
+    )
+}
+
+/// Loads `text` over `previous`: what `checkout` serves (variant, reason,
+/// stale), whether it is listed as enabled, and every problem reported.
+fn reload(
+    text: &str,
+    previous: &flags_core::Snapshot,
+) -> (
+    flags_core::Snapshot,
+    (Option<String>, Reason, bool),
+    bool,
+    Vec<String>,
+) {
+    let merged = compile_merged(text, Some(previous), &Overrides::new()).unwrap();
+    let r = merged
+        .snapshot
+        .evaluate("checkout", &Context::with_key("u"));
+    let served = (r.variant.map(str::to_string), r.reason, r.stale);
+    let enabled = merged.snapshot.flag("checkout").unwrap().enabled();
+    let problems = merged
+        .rejected
+        .items
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    (merged.snapshot, served, enabled, problems)
+}
+
+#[test]
+fn a_definition_with_errors_still_switches_its_flag_off() {
+    let v1 = compile(&killable("", ""), &Overrides::new()).unwrap();
+    // An invalid value (compiled, rejected) and a mistyped one (not even compiled).
+    for (broken, error) in [
+        (
+            "bucket_by = \"\"\n",
+            "7:13: flags.checkout: `bucket_by` must not be empty",
+        ),
+        (
+            "salt = 5\n",
+            "7:8: flags.checkout: `salt`: invalid type: integer `5`, expected a string",
+        ),
+    ] {
+        let text = killable("enabled = false\n", broken);
+        let (_, served, enabled, problems) = reload(&text, &v1);
+        assert_eq!(
+            served,
+            (Some("dark".into()), Reason::Disabled, true),
+            "{broken}"
+        );
+        assert!(!enabled);
+        assert_eq!(
+            problems,
+            [
+                "3:11: flags.checkout: served disabled: kept the last good version, switched off because the new text sets `enabled = false`",
+                error,
+            ]
+        );
+    }
+    // Without the kill, the same broken text keeps the last good version as it was.
+    let (_, served, enabled, _) = reload(&killable("", "salt = 5\n"), &v1);
+    assert_eq!(served, (Some("live".into()), Reason::TargetingMatch, true));
+    assert!(enabled);
+}
+
+#[test]
+fn a_definition_with_errors_never_switches_its_flag_back_on() {
+    let v1 = compile(&killable("", ""), &Overrides::new()).unwrap();
+    let broken = "salt = 5\n";
+    let (killed, ..) = reload(&killable("enabled = false\n", broken), &v1);
+    for enabled_line in ["enabled = true\n", ""] {
+        let (_, served, enabled, problems) = reload(&killable(enabled_line, broken), &killed);
+        assert_eq!(served, (Some("dark".into()), Reason::Disabled, true));
+        assert!(!enabled);
+        let position = if enabled_line.is_empty() {
+            "2:8"
+        } else {
+            "3:11"
+        };
+        assert_eq!(
+            problems[0],
+            format!(
+                "{position}: flags.checkout: still disabled: kept the last good version; a definition with errors can switch a flag off but not back on"
+            )
+        );
+    }
+    // A flag disabled by its last good definition stays disabled too.
+    let disabled = compile(&killable("enabled = false\n", ""), &Overrides::new()).unwrap();
+    let (_, served, ..) = reload(&killable("enabled = true\n", broken), &disabled);
+    assert_eq!(served, (Some("dark".into()), Reason::Disabled, true));
+    // A valid definition revives it.
+    let (_, served, enabled, problems) = reload(&killable("enabled = true\n", ""), &killed);
+    assert_eq!(served, (Some("live".into()), Reason::TargetingMatch, false));
+    assert!(enabled && problems.is_empty());
+}
+
+#[test]
+fn a_malformed_enabled_is_reported_and_leaves_the_kill_switch_unread() {
+    let v1 = compile(&killable("", ""), &Overrides::new()).unwrap();
+    let (_, served, enabled, problems) = reload(&killable("enabled = \"false\"\n", ""), &v1);
+    assert_eq!(served, (Some("live".into()), Reason::TargetingMatch, true));
+    assert!(enabled);
+    assert_eq!(
+        problems,
+        [
+            "3:11: flags.checkout: `enabled` must be true or false (without quotes); until it is, this file cannot switch the flag off or on"
+        ]
+    );
 }
 
 /// Every layer range served by `snapshot`, as (layer, start, end, flag).

@@ -2,8 +2,8 @@
 //! cases side by side (docs/flags-toml.md is the prose version of this file).
 
 use flags_core::{
-    AttrValue, Context, ErrorCode, Evaluation, NoExplain, Overrides, Reason, Snapshot, Timestamp,
-    ValueType, compile,
+    AttrValue, Context, ErrorCode, Evaluation, List, NoExplain, Overrides, Reason, Snapshot,
+    Timestamp, ValueType, compile,
 };
 
 fn snapshot(body: &str) -> Snapshot {
@@ -296,6 +296,27 @@ fn matches_is_an_unanchored_regex_search() {
 }
 
 #[test]
+fn matches_ignoring_case_lower_cases_the_attribute_like_every_string_operator() {
+    let ctx = Context::new().attr("city", "İstanbul");
+    for op in [
+        r#"{ attr = "city", op = "matches", value = "^ist", ignore_case = true }"#,
+        r#"{ attr = "city", op = "starts_with", value = "ist", ignore_case = true }"#,
+        r#"{ attr = "city", op = "matches", value = "^IST", ignore_case = true }"#,
+        r#"{ attr = "city", op = "matches", value = "^İST", ignore_case = true }"#,
+        r#"{ attr = "city", op = "matches", value = "^[a-z]+$", ignore_case = true }"#,
+    ] {
+        assert!(holds(op, &ctx), "{op}");
+    }
+    for op in [
+        r#"{ attr = "city", op = "matches", value = "^ist" }"#,
+        r#"{ attr = "city", op = "matches", value = "^[^i]", ignore_case = true }"#,
+        r#"{ attr = "city", op = "matches", value = "^ist$", ignore_case = true }"#,
+    ] {
+        assert!(!holds(op, &ctx), "{op}");
+    }
+}
+
+#[test]
 fn list_attributes_match_when_any_element_does() {
     let roles: &[&str] = &["viewer", "Buyer"];
     let ctx = Context::new().attr("roles", roles);
@@ -325,6 +346,78 @@ fn list_attributes_match_when_any_element_does() {
         &ctx
     ));
     assert!(!holds(r#"{ attr = "roles", op = "gt", value = 1 }"#, &ctx));
+}
+
+#[test]
+fn negative_operators_and_negate_hold_on_a_list_with_no_equal_element() {
+    let empty: &[&str] = &[];
+    let numbers = [serde_json::json!(1), serde_json::json!(2)];
+    for ctx in [
+        Context::new().attr("groups", empty),
+        // Non-string elements read as absent: no element is equal.
+        Context::new().attr("groups", AttrValue::List(List::Json(&numbers))),
+    ] {
+        for when in [
+            r#"{ attr = "groups", op = "not_in", values = ["dev"] }"#,
+            r#"{ attr = "groups", op = "ne", value = "dev" }"#,
+            r#"{ attr = "groups", op = "in", values = ["dev"], negate = true }"#,
+            r#"{ attr = "groups", op = "eq", value = "dev", negate = true }"#,
+            r#"{ attr = "groups", op = "not_in", values = [] }"#,
+            r#"{ attr = "groups", op = "contains", value = "dev", negate = true }"#,
+            r#"{ attr = "groups", op = "starts_with", value = "d", negate = true }"#,
+            r#"{ attr = "groups", op = "ends_with", value = "v", negate = true }"#,
+            r#"{ attr = "groups", op = "matches", value = ".", negate = true }"#,
+            r#"{ attr = "groups", op = "semver_gte", value = "1.0.0", negate = true }"#,
+            r#"{ attr = "groups", op = "before", value = 2030-01-01T00:00:00Z, negate = true }"#,
+        ] {
+            assert!(holds(when, &ctx), "{when} on {ctx:?}");
+        }
+        for when in [
+            r#"{ attr = "groups", op = "in", values = ["dev"] }"#,
+            r#"{ attr = "groups", op = "eq", value = "dev" }"#,
+            r#"{ attr = "groups", op = "matches", value = "" }"#,
+            // A list is not a number: the wrong type stays false, negated or not.
+            r#"{ attr = "groups", op = "gt", value = 1, negate = true }"#,
+            r#"{ attr = "groups", op = "eq", value = 1, negate = true }"#,
+            r#"{ attr = "groups", op = "ne", value = true }"#,
+        ] {
+            assert!(!holds(when, &ctx), "{when} on {ctx:?}");
+        }
+    }
+    let dev: &[&str] = &["dev"];
+    let ctx = Context::new().attr("groups", dev);
+    assert!(!holds(
+        r#"{ attr = "groups", op = "not_in", values = ["dev"] }"#,
+        &ctx
+    ));
+    assert!(holds(
+        r#"{ attr = "groups", op = "not_in", values = ["ops"] }"#,
+        &ctx
+    ));
+}
+
+#[test]
+fn on_a_list_elements_that_are_not_versions_match_nothing() {
+    let versions: &[&str] = &["v3.0.0", "1.2", "1.5.0"];
+    let ctx = Context::new().attr("versions", versions);
+    assert!(holds(
+        r#"{ attr = "versions", op = "semver_gte", value = "1.4.0" }"#,
+        &ctx
+    ));
+    assert!(!holds(
+        r#"{ attr = "versions", op = "semver_gte", value = "2.0.0" }"#,
+        &ctx
+    ));
+    assert!(holds(
+        r#"{ attr = "versions", op = "semver_gte", value = "2.0.0", negate = true }"#,
+        &ctx
+    ));
+    let no_versions: &[&str] = &["v3.0.0", "1.2"];
+    let ctx = Context::new().attr("versions", no_versions);
+    assert!(holds(
+        r#"{ attr = "versions", op = "semver_gte", value = "0.0.0", negate = true }"#,
+        &ctx
+    ));
 }
 
 #[test]

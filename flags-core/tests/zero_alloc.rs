@@ -64,6 +64,7 @@ when = [
   { attr = "now", op = "after", value = 2026-01-01T00:00:00Z },
   { attr = "roles", op = "contains", value = "buyer" },
   { attr = "roles", op = "in", values = ["viewer"] },
+  { attr = "roles", op = "not_in", values = ["admin"] },
   { attr = "roles", op = "starts_with", value = "BUY", ignore_case = true },
   { attr = "email", op = "exists" },
   { attr = "missing", op = "not_exists" },

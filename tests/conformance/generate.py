@@ -161,6 +161,26 @@ def operators():
     case("not_exists fails when present", c, "not-exists", off(), attrs={"plan": "pro"})
     case("negate inverts a match", c, "negate", on(), attrs={"country": "DE"})
     case("negate does not turn missing into true", c, "negate", off())
+    # A list matches when any element does; negative operators and negate
+    # invert that, so they hold on a list with no equal element, even an empty one.
+    case("not_in holds on an empty list", c, "not-in-list", on(), attrs={"groups": []})
+    case("not_in holds on a list without the value", c, "not-in-list", on(),
+         attrs={"groups": ["qa", "ops"]})
+    case("not_in fails on a list holding the value", c, "not-in-list", off(),
+         attrs={"groups": ["qa", "dev"]})
+    case("not_in on a missing list is false", c, "not-in-list", off())
+    case("a negated in holds on an empty list", c, "negate-list", on(), attrs={"groups": []})
+    case("a negated in fails on a list holding the value", c, "negate-list", off(),
+         attrs={"groups": ["dev"]})
+    # ignore_case lower-cases the attribute (Unicode simple lower-casing: İ is i).
+    case("matches ignoring case lower-cases the attribute", c, "matches-ignore-case", on(),
+         attrs={"city": "İstanbul"})
+    case("matches ignoring case, upper-case attribute", c, "matches-ignore-case", on(),
+         attrs={"city": "ISTANBUL"})
+    case("matches ignoring case still needs a match", c, "matches-ignore-case", off(),
+         attrs={"city": "Ankara"})
+    case("matches ignoring case lower-cases the pattern too", c,
+         "matches-ignore-case-pattern", on(), attrs={"city": "istanbul"})
     case("key is the targeting key", c, "key", on(), key="test-123")
     case("a segment matches a listed key", c, "segment", on(name="staff"), key="alice")
     case("a segment matches its conditions", c, "segment", on(name="staff"), key="zed",
@@ -342,6 +362,12 @@ def last_known_good():
     case("a valid update replaces the flag", v1, "counter", result(2, "two", "STATIC"),
          update=v2, type="int")
     case("a new invalid flag is not served", v1, "fresh", error("FLAG_NOT_FOUND"), update=v2)
+    case("an invalid update with enabled = false switches the kept version off", v1,
+         "kill-broken", result("D", "dark", "DISABLED", stale=True), update=v2, type="string")
+    case("an invalid update never switches a flag back on", v1, "stay-off",
+         result("D", "dark", "DISABLED", stale=True), update=v2)
+    case("an enabled that is not a boolean is not read", v1, "kill-unread",
+         result("L", "live", "STATIC", stale=True), update=v2)
 
 
 def generate() -> str:

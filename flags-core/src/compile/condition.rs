@@ -4,21 +4,18 @@
 
 use std::fmt::Write;
 
-use regex::RegexBuilder;
 use rustc_hash::FxHashSet;
 use toml::Spanned;
 
-use super::Problems;
+use super::{Problems, pattern};
 use crate::config::{ConditionConfig, Operator};
 use crate::semver::OwnedVersion;
 use crate::snapshot::{Attr, Comparison, Condition, Scalars, Strings, Test};
-use crate::text;
 use crate::time::Timestamp;
+use crate::{suggest, text};
 
 /// `in` lists longer than this are matched through a hash set.
 const SET_THRESHOLD: usize = 8;
-/// Upper bound on the compiled size of one regex, so a config cannot ask for gigabytes.
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// Compiles `spanned`, reporting problems; `None` if it has any.
 pub(super) fn compile(
@@ -40,15 +37,11 @@ pub(super) fn compile(
         let known: Vec<&str> = Operator::ALL.iter().map(|(name, _)| *name).collect();
         problems.at(
             config.op.span(),
-            format!(
-                "unknown operator `{}`; expected one of {}",
-                config.op.get_ref(),
-                known.join(", ")
-            ),
+            suggest::unknown("operator", config.op.get_ref(), &known),
         );
         return None;
     };
-    let operands = operands(config, problems);
+    let operands = operands(op, config, problems);
     if config.ignore_case && !takes_strings(op) {
         problems.at(
             config.op.span(),
@@ -73,12 +66,22 @@ fn takes_strings(op: Operator) -> bool {
     )
 }
 
-/// `value` or `values`, whichever is given (not both).
+/// `value` or `values`, whichever is given (not both). A list written as
+/// `value` is reported for the operators that take several operands (the
+/// string operators); the others say so in [`single`].
 fn operands<'c>(
+    op: Operator,
     config: &'c ConditionConfig,
     problems: &mut Problems<'_>,
 ) -> Vec<&'c Spanned<toml::Value>> {
     match (&config.value, &config.values) {
+        (Some(value), None) if value.get_ref().is_array() && takes_strings(op) => {
+            problems.at(
+                value.span(),
+                "`value` is a single value; to match any of several, write `values = [...]`",
+            );
+            Vec::new()
+        }
         (Some(value), None) => vec![value],
         (None, Some(values)) => values.get_ref().iter().collect(),
         (None, None) => Vec::new(),
@@ -160,13 +163,14 @@ fn single<'c>(
     operands: &[&'c Spanned<toml::Value>],
     problems: &mut Problems<'_>,
 ) -> Option<&'c Spanned<toml::Value>> {
-    match (operands, &config.values) {
-        ([one], None) => Some(one),
-        _ => {
-            problems.at(config.op.span(), "this operator takes exactly one `value`");
-            None
-        }
-    }
+    let message = match (operands, &config.values) {
+        ([one], None) if !one.get_ref().is_array() => return Some(one),
+        ([_], None) => "this operator takes exactly one `value`, not a list",
+        (_, Some(_)) => "this operator takes exactly one `value`, not `values`",
+        _ => "this operator takes exactly one `value`",
+    };
+    problems.at(config.op.span(), message);
+    None
 }
 
 fn scalars(
@@ -263,18 +267,8 @@ fn regexes(
                 problems.at(v.span(), "expected a regular expression string");
                 return None;
             };
-            RegexBuilder::new(pattern)
-                .case_insensitive(ignore_case)
-                .size_limit(REGEX_SIZE_LIMIT)
-                .build()
-                .map_err(|e| {
-                    let reason = e
-                        .to_string()
-                        .lines()
-                        .last()
-                        .unwrap_or_default()
-                        .trim()
-                        .to_string();
+            pattern::compile(pattern, ignore_case)
+                .map_err(|reason| {
                     problems.at(v.span(), format!("invalid regular expression: {reason}"))
                 })
                 .ok()

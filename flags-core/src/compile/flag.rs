@@ -16,13 +16,16 @@ use crate::snapshot::{
     Action, Arm, Attr, Experiment, Flag, FlagVersion, LayerRange, Rollout, Rule, Step, Value,
     ValueType, Variant, VariantIndex,
 };
+use crate::suggest;
 
 /// Variant indexes are `u16`; this also bounds what one flag may ask of memory.
 const MAX_VARIANTS: usize = 1024;
 
-/// A compiled flag and the layer ranges its experiments claim.
+/// A flag's new definition: the compiled flag if it is valid, and the layer
+/// ranges its experiments claim either way (an invalid flag's claims are
+/// still checked, so that an overlap is reported with its other problems).
 pub(super) struct CompiledFlag {
-    pub(super) flag: Flag,
+    pub(super) flag: Option<Flag>,
     pub(super) claims: Vec<LayerClaim>,
 }
 
@@ -34,7 +37,7 @@ pub(super) struct LayerClaim {
     pub(super) span: Range<usize>,
 }
 
-/// Compiles `config`; `None` if it has problems (all reported).
+/// Compiles `config`, reporting every problem; the flag is `None` if it has any.
 pub(super) fn compile(
     key: &str,
     key_span: Range<usize>,
@@ -42,13 +45,17 @@ pub(super) fn compile(
     version: FlagVersion,
     scope: &Scope<'_>,
     problems: &mut Problems<'_>,
-) -> Option<CompiledFlag> {
+) -> CompiledFlag {
     let before = problems.len();
     let (variants, value_type) = variants(config, problems);
     let find = |name: &Spanned<String>, problems: &mut Problems<'_>| {
         let found = variants.iter().position(|v| *v.key == **name.get_ref());
         if found.is_none() {
-            problems.at(name.span(), format!("unknown variant `{}`", name.get_ref()));
+            let hint = suggest::did_you_mean(name.get_ref(), variants.iter().map(|v| &*v.key));
+            problems.at(
+                name.span(),
+                format!("unknown variant `{}`{hint}", name.get_ref()),
+            );
         }
         found.map(|i| i as VariantIndex)
     };
@@ -95,28 +102,31 @@ pub(super) fn compile(
     let guardrails = default.and_then(|default| {
         guardrail::compile(&config.guardrails, &rules, default, scope, problems)
     });
-    if problems.len() != before {
-        return None;
-    }
-    let (guardrails, guarded_rule) = guardrails?;
-    let flag = Flag {
-        key: key.into(),
-        description: config.description.as_deref().map(Into::into),
-        version,
-        enabled: config.enabled.unwrap_or(true),
-        variants: variants.into(),
-        value_type,
-        default: default?,
-        off: off?,
-        seed: bucket::seed(salt),
-        bucket_by,
-        rules: rules.into(),
-        requires,
-        guardrails,
-        guarded_rule,
-        line: problems.line(key_span),
+    let flag = match (default, off, guardrails) {
+        (Some(default), Some(off), Some((guardrails, guarded_rule)))
+            if problems.len() == before =>
+        {
+            Some(Flag {
+                key: key.into(),
+                description: config.description.as_deref().map(Into::into),
+                version,
+                enabled: config.enabled.as_ref().is_none_or(|e| *e.get_ref()),
+                variants: variants.into(),
+                value_type,
+                default,
+                off,
+                seed: bucket::seed(salt),
+                bucket_by,
+                rules: rules.into(),
+                requires,
+                guardrails,
+                guarded_rule,
+                line: problems.line(key_span),
+            })
+        }
+        _ => None,
     };
-    Some(CompiledFlag { flag, claims })
+    CompiledFlag { flag, claims }
 }
 
 pub(super) fn invalid_name_message(what: &str, name: &str) -> String {
@@ -225,7 +235,12 @@ fn requirements(
                 return None;
             }
             if !scope.flag_keys.contains(parent) {
-                problems.at(r.flag.span(), format!("requires unknown flag `{parent}`"));
+                let others = scope.flag_keys.iter().copied().filter(|k| *k != key);
+                let hint = suggest::did_you_mean(parent, others);
+                problems.at(
+                    r.flag.span(),
+                    format!("requires unknown flag `{parent}`{hint}"),
+                );
                 return None;
             }
             Some((parent.into(), r.variant.get_ref().as_str().into()))

@@ -14,10 +14,11 @@ pub(crate) const MAX_DEPTH: u32 = 32;
 pub(crate) const MAX_EVALUATIONS: u32 = 256;
 
 /// Why a node's prerequisites cannot all be kept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Problem {
-    /// The edge to this node closes a cycle.
-    Cycle(usize),
+    /// An edge of this node closes a cycle: its nodes in order, starting
+    /// with this one, each requiring the next and the last requiring the first.
+    Cycle(Vec<usize>),
     /// The chain below the node is longer than [`MAX_DEPTH`].
     TooDeep,
     /// Evaluating the node would evaluate more than [`MAX_EVALUATIONS`] prerequisites.
@@ -28,15 +29,15 @@ pub(crate) enum Problem {
 /// `(node, problem)`. Dropping every requirement of the nodes named leaves a
 /// graph that is acyclic and within the bounds.
 pub(crate) fn check(edges: &[Vec<usize>]) -> Vec<(usize, Problem)> {
-    let (back_edges, post_order) = walk(edges);
-    let mut problems: Vec<(usize, Problem)> = back_edges
-        .iter()
-        .map(|&(from, to)| (from, Problem::Cycle(to)))
-        .collect();
+    let (cycles, post_order) = walk(edges);
     let mut on_cycle = vec![false; edges.len()];
-    for &(from, _) in &back_edges {
-        on_cycle[from] = true;
+    for cycle in &cycles {
+        on_cycle[cycle[0]] = true;
     }
+    let mut problems: Vec<(usize, Problem)> = cycles
+        .into_iter()
+        .map(|cycle| (cycle[0], Problem::Cycle(cycle)))
+        .collect();
     // (depth, evaluations) per node; children come before parents in post-order.
     let mut measure = vec![(0u32, 0u32); edges.len()];
     for &node in &post_order {
@@ -61,8 +62,9 @@ pub(crate) fn check(edges: &[Vec<usize>]) -> Vec<(usize, Problem)> {
     problems
 }
 
-/// Depth-first walk: the edges closing a cycle, and the nodes in post-order.
-fn walk(edges: &[Vec<usize>]) -> (Vec<(usize, usize)>, Vec<usize>) {
+/// Depth-first walk: the cycle each edge closing one closes (from that
+/// edge's node, see [`Problem::Cycle`]), and the nodes in post-order.
+fn walk(edges: &[Vec<usize>]) -> (Vec<Vec<usize>>, Vec<usize>) {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
@@ -70,7 +72,7 @@ fn walk(edges: &[Vec<usize>]) -> (Vec<(usize, usize)>, Vec<usize>) {
         Done,
     }
     let mut marks = vec![Mark::New; edges.len()];
-    let mut back_edges = Vec::new();
+    let mut cycles = Vec::new();
     let mut post_order = Vec::with_capacity(edges.len());
     for root in 0..edges.len() {
         if marks[root] != Mark::New {
@@ -89,7 +91,7 @@ fn walk(edges: &[Vec<usize>]) -> (Vec<(usize, usize)>, Vec<usize>) {
                             marks[to] = Mark::Open;
                             stack.push((to, 0));
                         }
-                        Some(Mark::Open) => back_edges.push((node, to)),
+                        Some(Mark::Open) => cycles.push(cycle_closed_by(&stack, node, to)),
                         _ => {}
                     }
                 }
@@ -101,7 +103,21 @@ fn walk(edges: &[Vec<usize>]) -> (Vec<(usize, usize)>, Vec<usize>) {
             }
         }
     }
-    (back_edges, post_order)
+    (cycles, post_order)
+}
+
+/// The cycle that the edge `from` -> `to` closes while the walk's `stack`
+/// holds the path down to `from`: `from`, then `to` and the path to `from`.
+fn cycle_closed_by(stack: &[(usize, usize)], from: usize, to: usize) -> Vec<usize> {
+    let start = stack.iter().position(|&(node, _)| node == to).unwrap_or(0);
+    let mut cycle = vec![from];
+    cycle.extend(
+        stack[start..]
+            .iter()
+            .map(|&(node, _)| node)
+            .filter(|&n| n != from),
+    );
+    cycle
 }
 
 #[cfg(test)]
@@ -109,10 +125,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_the_edge_closing_each_cycle() {
+    fn names_each_cycle_in_order_from_the_edge_closing_it() {
         assert!(check(&[vec![1], vec![2], vec![]]).is_empty());
-        assert_eq!(check(&[vec![1], vec![0]]), vec![(1, Problem::Cycle(0))]);
-        assert_eq!(check(&[vec![0]]), vec![(0, Problem::Cycle(0))]);
+        assert_eq!(
+            check(&[vec![1], vec![0]]),
+            vec![(1, Problem::Cycle(vec![1, 0]))]
+        );
+        assert_eq!(check(&[vec![0]]), vec![(0, Problem::Cycle(vec![0]))]);
+        // 0 -> 1 -> 3 -> 0, reached from 2.
+        assert_eq!(
+            check(&[vec![1], vec![3], vec![0], vec![0]]),
+            vec![(3, Problem::Cycle(vec![3, 0, 1]))]
+        );
     }
 
     #[test]

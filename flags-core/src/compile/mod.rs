@@ -10,6 +10,7 @@ mod condition;
 mod flag;
 mod graph;
 mod guardrail;
+mod pattern;
 
 use std::io::Write;
 use std::ops::Range;
@@ -24,6 +25,7 @@ use crate::config::{self, Document, FlagConfig, LayerConfig, MetricKind, Segment
 use crate::diagnostic::{Diagnostic, Diagnostics, LineIndex, Section};
 use crate::overrides::Overrides;
 use crate::snapshot::{ConfigVersion, FlagVersion, Requirement, Segment, Slot, Snapshot};
+use crate::suggest;
 
 /// The result of [`compile_merged`]: what to serve and what was rejected.
 #[derive(Debug)]
@@ -50,9 +52,10 @@ pub fn compile(text: &str, overrides: &Overrides) -> Result<Snapshot, Diagnostic
 }
 
 /// Compiles `text`, keeping the previous version of every flag that is now
-/// invalid (served with `stale` set) and dropping invalid flags that had no
-/// previous version. Fails only when the file as a whole cannot be read
-/// (not TOML, wrong `version`, unknown top-level keys): then nothing changes.
+/// invalid (served with `stale` set, and disabled when the new text sets
+/// `enabled = false`) and dropping invalid flags that had no previous
+/// version. Fails only when the file as a whole cannot be read (not TOML,
+/// wrong `version`, unknown top-level keys): then nothing changes.
 pub fn compile_merged(
     text: &str,
     previous: Option<&Snapshot>,
@@ -65,7 +68,7 @@ pub fn compile_merged(
     let mut compiled = compile_flags(&document, &scope, &index, &mut rejected);
     reject_prerequisite_problems(&document, &index, &mut compiled, &mut rejected);
     reject_overlaps(&document, &index, &mut compiled, previous, &mut rejected);
-    let slots = keep_or_replace(&document, compiled, previous);
+    let slots = keep_or_replace(&document, compiled, previous, &index, &mut rejected);
     let mut snapshot = Snapshot {
         index: slots
             .iter()
@@ -77,7 +80,7 @@ pub fn compile_merged(
         metrics: scope.valid_metrics(&document),
         overrides: Vec::new(),
     };
-    resolve_requirements(&mut snapshot, &mut rejected);
+    resolve_requirements(&mut snapshot, &scope.flag_keys, &mut rejected);
     overrides.apply(&mut snapshot);
     rejected.sort_by_key(|d| (d.line, d.column));
     Ok(Merged {
@@ -192,7 +195,12 @@ impl<'d> Scope<'d> {
                 None
             }
             None => {
-                problems.at(name.span(), format!("unknown segment `{}`", name.get_ref()));
+                let known = self.segments.keys().copied();
+                let hint = suggest::did_you_mean(name.get_ref(), known);
+                problems.at(
+                    name.span(),
+                    format!("unknown segment `{}`{hint}", name.get_ref()),
+                );
                 None
             }
         }
@@ -228,13 +236,18 @@ impl<'d> Scope<'d> {
                 name.span(),
                 format!("metric `{}` has errors", name.get_ref()),
             ),
-            None => problems.at(
-                name.span(),
-                format!(
-                    "unknown metric `{}`; declare it under [metrics]",
-                    name.get_ref()
-                ),
-            ),
+            None => {
+                let hint = suggest::did_you_mean(name.get_ref(), self.metrics.keys().copied());
+                let hint = if hint.is_empty() {
+                    "; declare it under [metrics]".to_string()
+                } else {
+                    hint
+                };
+                problems.at(
+                    name.span(),
+                    format!("unknown metric `{}`{hint}", name.get_ref()),
+                );
+            }
         }
     }
 
@@ -243,17 +256,13 @@ impl<'d> Scope<'d> {
             .metrics
             .iter()
             .filter(|e| self.metrics.get(e.name.as_str()) == Some(&true))
-            .filter_map(|e| {
-                e.config
-                    .as_ref()
-                    .ok()
-                    .map(|c| (e.name.as_str().into(), c.kind))
-            })
+            .filter_map(|e| e.complete().map(|c| (e.name.as_str().into(), c.kind)))
             .collect()
     }
 }
 
-/// The entry's config, after checking its name; reports a read failure.
+/// The entry's config when it could be read completely, after checking its
+/// name; every problem reading it is reported.
 fn entry_config<'e, T>(
     entry: &'e config::Entry<T>,
     problems: &mut Problems<'_>,
@@ -265,13 +274,8 @@ fn entry_config<'e, T>(
             flag::invalid_name_message(what, &entry.name),
         );
     }
-    match &entry.config {
-        Ok(config) => Some(config),
-        Err(diagnostic) => {
-            problems.items.push(diagnostic.clone());
-            None
-        }
-    }
+    problems.items.extend(entry.problems.iter().cloned());
+    entry.complete()
 }
 
 fn compile_segment(
@@ -295,8 +299,9 @@ fn compile_segment(
     })
 }
 
-/// Each flag entry of the file, compiled, or `None` where it has problems.
-type CompiledFlags = Vec<Option<flag::CompiledFlag>>;
+/// Each flag entry of the file, compiled; its flag is `None` where it has
+/// problems, or once it is rejected for an overlap or a prerequisite cycle.
+type CompiledFlags = Vec<flag::CompiledFlag>;
 
 fn compile_flags(
     document: &Document,
@@ -309,19 +314,21 @@ fn compile_flags(
         .iter()
         .map(|entry| {
             let mut problems = Problems::new(index);
-            let compiled = entry_config(entry, &mut problems, "flag").and_then(|config| {
-                let version = flag_version(&entry.name, config, document);
-                flag::compile(
-                    &entry.name,
-                    entry.span.clone(),
-                    config,
-                    version,
-                    scope,
-                    &mut problems,
-                )
-            });
-            let clean = problems.finish(Section::Flag, &entry.name, out);
-            compiled.filter(|_| clean)
+            let mut compiled = match entry_config(entry, &mut problems, "flag") {
+                Some(config) => {
+                    let version = flag_version(&entry.name, config, document);
+                    let span = entry.span.clone();
+                    flag::compile(&entry.name, span, config, version, scope, &mut problems)
+                }
+                None => flag::CompiledFlag {
+                    flag: None,
+                    claims: Vec::new(),
+                },
+            };
+            if !problems.finish(Section::Flag, &entry.name, out) {
+                compiled.flag = None;
+            }
+            compiled
         })
         .collect()
 }
@@ -379,11 +386,12 @@ fn lookup<'d, T>(entries: &'d [config::Entry<T>], name: &str) -> Option<&'d T> {
     entries
         .iter()
         .find(|e| e.name == name)
-        .and_then(|e| e.config.as_ref().ok())
+        .and_then(config::Entry::complete)
 }
 
 /// Flags on a prerequisite cycle, or whose prerequisites recurse too deep or
-/// too often, are invalid (among the new definitions).
+/// too often, are invalid (among the new definitions). Every flag on a cycle
+/// is reported, at its requirement of the next one.
 fn reject_prerequisite_problems(
     document: &Document,
     index: &LineIndex<'_>,
@@ -397,7 +405,7 @@ fn reject_prerequisite_problems(
         .map(|(i, e)| (e.name.as_str(), i))
         .collect();
     let requires = |e: &config::Entry<FlagConfig>| -> Vec<usize> {
-        let Ok(config) = &e.config else {
+        let Some(config) = e.complete() else {
             return Vec::new();
         };
         config
@@ -407,27 +415,50 @@ fn reject_prerequisite_problems(
             .collect()
     };
     let edges: Vec<Vec<usize>> = document.flags.iter().map(requires).collect();
-    for (node, problem) in graph::check(&edges) {
+    let names = |i: usize| document.flags[i].name.as_str();
+    let mut reject = |node: usize, required: Option<usize>, message: String| {
         let entry = &document.flags[node];
-        let span = entry
-            .config
-            .as_ref()
-            .ok()
-            .and_then(|c| c.requires.first().map(Spanned::span));
+        let requirements = entry.complete().map(|c| c.requires.as_slice());
+        let requirement = requirements.and_then(|all| match required {
+            Some(required) => all
+                .iter()
+                .find(|r| r.get_ref().flag.get_ref() == names(required)),
+            None => all.first(),
+        });
         let mut problems = Problems::new(index);
-        let names = |i: usize| document.flags[i].name.as_str();
         problems.at(
-            span.unwrap_or(entry.span.clone()),
-            graph_message(problem, names),
+            requirement.map_or(entry.span.clone(), Spanned::span),
+            message,
         );
         problems.finish(Section::Flag, &entry.name, out);
-        compiled[node] = None;
+        compiled[node].flag = None;
+    };
+    for (node, problem) in graph::check(&edges) {
+        match &problem {
+            graph::Problem::Cycle(cycle) => {
+                for i in 0..cycle.len() {
+                    let from_here: Vec<usize> =
+                        cycle[i..].iter().chain(&cycle[..i]).copied().collect();
+                    let next = from_here.get(1).copied().unwrap_or(from_here[0]);
+                    let message = graph_message(&graph::Problem::Cycle(from_here), names);
+                    reject(cycle[i], Some(next), message);
+                }
+            }
+            _ => reject(node, None, graph_message(&problem, names)),
+        }
     }
 }
 
-fn graph_message<'a>(problem: graph::Problem, name: impl Fn(usize) -> &'a str) -> String {
+fn graph_message<'a>(problem: &graph::Problem, name: impl Fn(usize) -> &'a str) -> String {
     match problem {
-        graph::Problem::Cycle(to) => format!("prerequisite cycle through `{}`", name(to)),
+        graph::Problem::Cycle(cycle) => {
+            let members: Vec<&str> = cycle
+                .iter()
+                .chain(cycle.first())
+                .map(|&i| name(i))
+                .collect();
+            format!("prerequisite cycle: {}", members.join(" -> "))
+        }
         graph::Problem::TooDeep => format!(
             "prerequisites nest more than {} levels deep",
             graph::MAX_DEPTH
@@ -448,6 +479,9 @@ fn graph_message<'a>(problem: graph::Problem, name: impl Fn(usize) -> &'a str) -
 /// that way is itself kept at its previous version, whose ranges can
 /// displace a flag accepted earlier in the file, so the check repeats until
 /// a round rejects nothing (at most once per flag).
+///
+/// The new ranges of flags that are invalid for other reasons are checked
+/// too, for the report only: see [`report_overlaps_of_invalid_flags`].
 fn reject_overlaps(
     document: &Document,
     index: &LineIndex<'_>,
@@ -455,7 +489,9 @@ fn reject_overlaps(
     previous: Option<&Snapshot>,
     out: &mut Vec<Diagnostic>,
 ) {
+    let invalid: Vec<bool> = compiled.iter().map(|c| c.flag.is_none()).collect();
     while reject_overlapping_round(document, index, compiled, previous, out) {}
+    report_overlaps_of_invalid_flags(document, index, compiled, &invalid, previous, out);
 }
 
 /// One pass over the flags in file order; whether it rejected any.
@@ -468,36 +504,89 @@ fn reject_overlapping_round(
 ) -> bool {
     let mut owners = kept_claims(document, compiled, previous);
     let mut rejected_any = false;
-    for (i, slot) in compiled.iter_mut().enumerate() {
-        let Some(flag) = slot else { continue };
-        let mut problems = Problems::new(index);
-        for claim in &flag.claims {
-            let taken = owners.get(&claim.layer).and_then(|ranges| {
-                ranges
-                    .iter()
-                    .find(|(start, end, _)| claim.start < *end && *start < claim.end)
-            });
-            if let Some((_, _, owner)) = taken {
-                problems.at(
-                    claim.span.clone(),
-                    format!(
-                        "range overlaps flag `{}` in layer `{}`; experiments in a layer must not overlap",
-                        document.flags[*owner].name, claim.layer
-                    ),
-                );
-            }
+    for (i, compiled) in compiled.iter_mut().enumerate() {
+        if compiled.flag.is_none() {
+            continue;
         }
+        let mut problems = Problems::new(index);
+        report_overlaps(document, &compiled.claims, i, &owners, &mut problems);
         if problems.finish(Section::Flag, &document.flags[i].name, out) {
-            for claim in &flag.claims {
-                let ranges = owners.entry(claim.layer.clone()).or_default();
-                ranges.push((claim.start, claim.end, i));
-            }
+            claim(&mut owners, &compiled.claims, i);
         } else {
-            *slot = None;
+            compiled.flag = None;
             rejected_any = true;
         }
     }
     rejected_any
+}
+
+/// Reports the new ranges of flags invalid before the overlap check (in
+/// `invalid`) that overlap a range that will be served, or the new range of
+/// an earlier invalid flag. Such a flag is kept at its previous version
+/// anyway; the report saves a round trip once its other problems are fixed.
+fn report_overlaps_of_invalid_flags(
+    document: &Document,
+    index: &LineIndex<'_>,
+    compiled: &CompiledFlags,
+    invalid: &[bool],
+    previous: Option<&Snapshot>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let mut owners = kept_claims(document, compiled, previous);
+    for (i, compiled) in compiled.iter().enumerate() {
+        if compiled.flag.is_some() {
+            claim(&mut owners, &compiled.claims, i);
+        }
+    }
+    let mut earlier_invalid = Owners::default();
+    for (i, compiled) in compiled.iter().enumerate().filter(|(i, _)| invalid[*i]) {
+        let mut problems = Problems::new(index);
+        report_overlaps(document, &compiled.claims, i, &owners, &mut problems);
+        report_overlaps(
+            document,
+            &compiled.claims,
+            i,
+            &earlier_invalid,
+            &mut problems,
+        );
+        problems.finish(Section::Flag, &document.flags[i].name, out);
+        claim(&mut earlier_invalid, &compiled.claims, i);
+    }
+}
+
+/// Reports each of `claims` (of the flag at `position`) that overlaps a
+/// range another flag owns.
+fn report_overlaps(
+    document: &Document,
+    claims: &[flag::LayerClaim],
+    position: usize,
+    owners: &Owners,
+    problems: &mut Problems<'_>,
+) {
+    for claim in claims {
+        let taken = owners.get(&claim.layer).and_then(|ranges| {
+            ranges.iter().find(|(start, end, owner)| {
+                *owner != position && claim.start < *end && *start < claim.end
+            })
+        });
+        if let Some((_, _, owner)) = taken {
+            problems.at(
+                claim.span.clone(),
+                format!(
+                    "range overlaps flag `{}` in layer `{}`; experiments in a layer must not overlap",
+                    document.flags[*owner].name, claim.layer
+                ),
+            );
+        }
+    }
+}
+
+/// Records `claims` as owned by the flag at `position`.
+fn claim(owners: &mut Owners, claims: &[flag::LayerClaim], position: usize) {
+    for claim in claims {
+        let ranges = owners.entry(claim.layer.clone()).or_default();
+        ranges.push((claim.start, claim.end, position));
+    }
 }
 
 /// Layer ranges of the flags that will be served at their previous version.
@@ -512,7 +601,7 @@ fn kept_claims(
         .iter()
         .zip(compiled)
         .enumerate()
-        .filter(|(_, (_, compiled))| compiled.is_none())
+        .filter(|(_, (_, compiled))| compiled.flag.is_none())
         .filter_map(|(i, (entry, _))| Some((i, previous?.flag(&entry.name)?)));
     for (i, flag) in kept {
         for (layer, start, end) in flag.experiments().filter_map(|e| e.layer()) {
@@ -529,39 +618,87 @@ fn kept_claims(
 type Owners = FxHashMap<Box<str>, Vec<(u32, u32, usize)>>;
 
 /// The slots of the new snapshot in file order: each valid flag's new
-/// version, else its previous version marked stale, else nothing.
+/// version, else its previous version marked stale (see [`kept_slot`]),
+/// else nothing.
 fn keep_or_replace(
     document: &Document,
     compiled: CompiledFlags,
     previous: Option<&Snapshot>,
+    index: &LineIndex<'_>,
+    out: &mut Vec<Diagnostic>,
 ) -> Vec<Slot> {
     document
         .flags
         .iter()
         .zip(compiled)
-        .filter_map(|(entry, compiled)| {
-            let (flag, stale) = match compiled {
-                Some(compiled) => (Arc::new(compiled.flag), false),
-                None => {
-                    let old = previous?.slot_index(&entry.name)?;
-                    (Arc::clone(&previous?.slots[old].flag), true)
-                }
-            };
-            Some(Slot {
-                flag,
+        .filter_map(|(entry, compiled)| match compiled.flag {
+            Some(flag) => Some(Slot {
+                flag: Arc::new(flag),
                 requires: Box::default(),
-                stale,
+                stale: false,
+                disabled: false,
                 forced: None,
                 runtime_kill: None,
-            })
+            }),
+            None => {
+                let previous = previous?;
+                let old = &previous.slots[previous.slot_index(&entry.name)?];
+                Some(kept_slot(entry, old, index, out))
+            }
         })
         .collect()
+}
+
+/// The previous version of an invalid flag, marked stale. The kill switch
+/// still works: when the new text sets `enabled = false` (readable, whatever
+/// else is wrong), the kept version is served disabled. A definition with
+/// errors never turns a flag back on, so one disabled before stays disabled;
+/// reviving it takes a valid definition. Either way a note says so.
+fn kept_slot(
+    entry: &config::Entry<FlagConfig>,
+    old: &Slot,
+    index: &LineIndex<'_>,
+    out: &mut Vec<Diagnostic>,
+) -> Slot {
+    let enabled = entry.config.as_ref().and_then(|c| c.enabled.as_ref());
+    let was_disabled = old.disabled || !old.flag.enabled;
+    let kills = enabled.is_some_and(|e| !*e.get_ref());
+    let note = match (kills, was_disabled) {
+        (true, false) => Some(
+            "served disabled: kept the last good version, switched off because the new text \
+             sets `enabled = false`",
+        ),
+        (false, true) => Some(
+            "still disabled: kept the last good version; a definition with errors can switch \
+             a flag off but not back on",
+        ),
+        _ => None,
+    };
+    if let Some(note) = note {
+        let span = enabled.map_or(entry.span.clone(), Spanned::span);
+        let mut problems = Problems::new(index);
+        problems.at(span, note);
+        problems.finish(Section::Flag, &entry.name, out);
+    }
+    Slot {
+        flag: Arc::clone(&old.flag),
+        requires: Box::default(),
+        stale: true,
+        disabled: old.disabled || kills,
+        forced: None,
+        runtime_kill: None,
+    }
 }
 
 /// Points every prerequisite at its flag in this snapshot. A prerequisite
 /// that cannot be met here (its flag or variant is gone, or it would close a
 /// cycle between kept and new versions) is reported and stays unmet.
-fn resolve_requirements(snapshot: &mut Snapshot, out: &mut Vec<Diagnostic>) {
+/// `written` holds every flag key of the file, served or not.
+fn resolve_requirements(
+    snapshot: &mut Snapshot,
+    written: &FxHashSet<&str>,
+    out: &mut Vec<Diagnostic>,
+) {
     let resolved: Vec<Box<[Requirement]>> = snapshot
         .slots
         .iter()
@@ -573,9 +710,10 @@ fn resolve_requirements(snapshot: &mut Snapshot, out: &mut Vec<Diagnostic>) {
                     variants.iter().position(|v| v.key == *wanted)
                 });
                 if variant.is_none() {
+                    let why = unmet_because(snapshot, written, parent, wanted);
                     out.push(flag_problem(
                         &slot.flag,
-                        format!("prerequisite `{parent}` = `{wanted}` is not available in this config; it is treated as unmet"),
+                        format!("prerequisite `{parent}` = `{wanted}` is treated as unmet: {why}"),
                     ));
                 }
                 Requirement {
@@ -602,12 +740,31 @@ fn resolve_requirements(snapshot: &mut Snapshot, out: &mut Vec<Diagnostic>) {
     // Only kept (stale) flags mixed with new ones can reach this: the new
     // definitions were checked before assembly.
     for (node, problem) in graph::check(&edges) {
-        let message = graph_message(problem, |i| &snapshot.slots[i].flag.key);
+        let message = graph_message(&problem, |i| &snapshot.slots[i].flag.key);
         let message = format!("{message}; its prerequisites are treated as unmet");
         out.push(flag_problem(&snapshot.slots[node].flag, message));
         for requirement in snapshot.slots[node].requires.iter_mut() {
             requirement.slot = None;
         }
+    }
+}
+
+/// Why the prerequisite `parent` = `wanted` cannot be met in `snapshot`.
+fn unmet_because(
+    snapshot: &Snapshot,
+    written: &FxHashSet<&str>,
+    parent: &str,
+    wanted: &str,
+) -> String {
+    match snapshot.flag(parent) {
+        Some(flag) => {
+            let hint = suggest::did_you_mean(wanted, flag.variants().map(|(name, _)| name));
+            format!("`{parent}` has no variant `{wanted}`{hint}")
+        }
+        None if written.contains(parent) => {
+            format!("`{parent}` has errors and no previous version to serve")
+        }
+        None => format!("`{parent}` is not in this config"),
     }
 }
 

@@ -3,7 +3,8 @@
 //! Semantics (docs/flags-toml.md): a missing attribute, `null`, or a value of
 //! the wrong type makes a condition false, and `negate` never turns that into
 //! true; only `exists` answers for missing attributes. A list attribute
-//! matches when any of its elements does.
+//! matches a string test when any of its elements does, and `negate` inverts
+//! that (so `not_in` holds on an empty list).
 
 use crate::context::{AttrValue, Context, List};
 use crate::semver::Version;
@@ -64,17 +65,23 @@ fn test(test: &Test, operand: Operand<'_>) -> Option<bool> {
     }
 }
 
-/// A string test applied to every element; `None` if no element could be tested.
+/// A string test applied to every element: the list matches when any element
+/// does, so an empty list (or one without string elements) matches nothing and
+/// `negate` turns that into true, as `ne`/`not_in` do. Elements the test cannot
+/// read (a non-version for `semver_*`) match nothing. `None` when the test does
+/// not take strings at all (a number or boolean comparison): the wrong type.
 fn list_test(test: &Test, list: List<'_>) -> Option<bool> {
-    let mut tested = false;
-    for element in elements(list) {
-        match string_test(test, element) {
-            Some(true) => return Some(true),
-            Some(false) => tested = true,
-            None => {}
-        }
-    }
-    tested.then_some(false)
+    let takes_strings = matches!(
+        test,
+        Test::Equals(Scalars::Strings(_))
+            | Test::Contains(_)
+            | Test::StartsWith(_)
+            | Test::EndsWith(_)
+            | Test::Matches(_)
+            | Test::Semver(..)
+            | Test::Instant(..)
+    );
+    takes_strings.then(|| elements(list).any(|element| string_test(test, element) == Some(true)))
 }
 
 fn elements(list: List<'_>) -> impl Iterator<Item = &str> {

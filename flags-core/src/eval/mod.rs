@@ -370,7 +370,7 @@ impl Snapshot {
                 ..Decision::plain(variant, Reason::Static)
             };
         }
-        if !flag.enabled || slot.runtime_kill.is_some() {
+        if !flag.enabled || slot.disabled || slot.runtime_kill.is_some() {
             return Decision::plain(flag.off, Reason::Disabled);
         }
         for (requirement, (parent_key, wanted)) in slot.requires.iter().zip(&flag.requires) {

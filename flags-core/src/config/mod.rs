@@ -3,9 +3,13 @@
 //! This module only reads TOML into these types and reports what cannot be
 //! read. It gives no meaning to the values: names are validated, variants
 //! resolved and percentages checked by `compile`. Every entry (flag,
-//! segment, layer, metric) is read on its own, so one bad flag does not hide
-//! the problems of the next one, and the server can keep serving the flags
-//! that are fine (see `compile::compile_merged`).
+//! segment, layer, metric) is read on its own and key by key (`read.rs`),
+//! so one bad flag does not hide the problems of the next one, one bad key
+//! does not hide the problems of the next key, and the server can keep
+//! serving the flags that are fine (see `compile::compile_merged`).
+
+mod duplicate;
+mod read;
 
 use std::ops::Range;
 
@@ -15,9 +19,14 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use crate::diagnostic::{Diagnostic, Diagnostics, LineIndex, Section};
+use crate::suggest;
+use read::{Fields, ReadTable, Reader};
 
 /// The only format version this build reads.
 pub const FORMAT_VERSION: i64 = 1;
+
+/// The top-level keys of format v1.
+const TOP_LEVEL_KEYS: [&str; 5] = ["version", "segments", "flags", "layers", "metrics"];
 
 /// A whole file, entry by entry, in the order written.
 #[derive(Debug)]
@@ -32,25 +41,43 @@ pub struct Document {
     pub metrics: Vec<Entry<MetricConfig>>,
 }
 
-/// One named entry and either its configuration or why it could not be read.
+/// One named entry: what could be read of it and what could not.
 #[derive(Debug)]
 pub struct Entry<T> {
     /// The name after the table prefix, e.g. `new-checkout`.
     pub name: String,
     /// Where the name is written.
     pub span: Range<usize>,
-    /// The entry, or the first problem reading it.
-    pub config: Result<T, Diagnostic>,
+    /// What could be read: every value of the right type. `None` when the
+    /// entry is not a table or lacks a key it must have.
+    pub config: Option<T>,
+    /// Every problem reading the entry (unknown keys, missing keys, values
+    /// of the wrong type), each at its own position; `compile` adds the
+    /// section and name.
+    pub problems: Vec<Diagnostic>,
+    /// Whether some value could not be read, so `config` lacks something
+    /// the text says (see [`Entry::complete`]).
+    pub incomplete: bool,
+}
+
+impl<T> Entry<T> {
+    /// The entry when every value in it could be read: what `compile`
+    /// checks. An entry with unknown keys is complete (and still invalid):
+    /// an unknown key is not part of the format, so nothing is missing.
+    /// An incomplete one is not checked further, as what it lacks is not
+    /// absent from the text and would be reported as missing.
+    pub fn complete(&self) -> Option<&T> {
+        self.config.as_ref().filter(|_| !self.incomplete)
+    }
 }
 
 /// `[flags.NAME]`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Serialize)]
 pub struct FlagConfig {
     /// Free text for people.
     pub description: Option<String>,
     /// The kill switch; `false` serves `off_variant` to everyone.
-    pub enabled: Option<bool>,
+    pub enabled: Option<Spanned<bool>>,
     /// Variant name to value; omitted for a plain boolean flag.
     pub variants: Option<Spanned<IndexMap<Spanned<String>, Spanned<toml::Value>>>>,
     /// Served when no rule matches.
@@ -62,20 +89,16 @@ pub struct FlagConfig {
     /// Attribute whose value is the bucketing unit; defaults to the targeting key.
     pub bucket_by: Option<Spanned<String>>,
     /// Prerequisite flags and the variant each must serve.
-    #[serde(default)]
     pub requires: Vec<Spanned<RequirementConfig>>,
     /// Ordered rules; the first that matches decides.
-    #[serde(default)]
     pub rules: Vec<Spanned<RuleConfig>>,
     /// Metrics watched while the flag rolls out (`[[flags.NAME.guardrails]]`).
-    #[serde(default)]
     pub guardrails: Vec<Spanned<GuardrailConfig>>,
 }
 
 /// One `[[flags.NAME.guardrails]]`: relative (`max_increase`, the default)
 /// or absolute (`max_rate` with `window`).
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Serialize)]
 pub struct GuardrailConfig {
     /// The metric watched, declared under `[metrics]`.
     pub metric: Spanned<String>,
@@ -96,8 +119,7 @@ pub struct GuardrailConfig {
 }
 
 /// One entry of `requires`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Serialize)]
 pub struct RequirementConfig {
     /// The prerequisite flag.
     pub flag: Spanned<String>,
@@ -106,16 +128,13 @@ pub struct RequirementConfig {
 }
 
 /// One `[[flags.NAME.rules]]`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Serialize)]
 pub struct RuleConfig {
     /// Echoed in evaluation results.
     pub name: Option<String>,
     /// Segments of which the unit must be in at least one.
-    #[serde(default)]
     pub segments: Vec<Spanned<String>>,
     /// Conditions that must all hold.
-    #[serde(default)]
     pub when: Vec<Spanned<ConditionConfig>>,
     /// A fixed variant to serve.
     pub serve: Option<Spanned<String>>,
@@ -130,8 +149,7 @@ pub struct RuleConfig {
 }
 
 /// One step of a schedule.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Serialize)]
 pub struct ScheduleStepConfig {
     /// When the step starts (inclusive).
     pub at: Spanned<toml::value::Datetime>,
@@ -140,8 +158,7 @@ pub struct ScheduleStepConfig {
 }
 
 /// `experiment = { ... }` on a split rule.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Serialize)]
 pub struct ExperimentConfig {
     /// Percentage of matching units enrolled; defaults to 100.
     pub traffic: Option<Spanned<f64>>,
@@ -150,7 +167,6 @@ pub struct ExperimentConfig {
     /// `[from, to)` percent of the layer.
     pub range: Option<Spanned<Vec<Spanned<f64>>>>,
     /// Metrics the readout reports.
-    #[serde(default)]
     pub metrics: Vec<Spanned<String>>,
     /// Relative minimum detectable effect, in percent of the control's rate
     /// (`5` = a 5% relative lift), for sizing the experiment.
@@ -158,8 +174,7 @@ pub struct ExperimentConfig {
 }
 
 /// One condition of a `when` list.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Serialize)]
 pub struct ConditionConfig {
     /// The attribute; `key` is the targeting key, `now` the evaluation instant.
     pub attr: Spanned<String>,
@@ -171,10 +186,8 @@ pub struct ConditionConfig {
     /// Several values, any of which may match.
     pub values: Option<Spanned<Vec<Spanned<toml::Value>>>>,
     /// Inverts the result (but never makes a missing attribute match).
-    #[serde(default)]
     pub negate: bool,
     /// Compares strings ignoring case.
-    #[serde(default)]
     pub ignore_case: bool,
 }
 
@@ -249,22 +262,18 @@ impl Operator {
 }
 
 /// `[segments.NAME]`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Serialize)]
 pub struct SegmentConfig {
     /// Free text for people.
     pub description: Option<String>,
     /// Exact targeting keys.
-    #[serde(default)]
     pub keys: Vec<String>,
     /// Conditions that must all hold.
-    #[serde(default)]
     pub when: Vec<Spanned<ConditionConfig>>,
 }
 
 /// `[layers.NAME]`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Serialize)]
 pub struct LayerConfig {
     /// Free text for people.
     pub description: Option<String>,
@@ -273,8 +282,7 @@ pub struct LayerConfig {
 }
 
 /// `[metrics.NAME]`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Serialize)]
 pub struct MetricConfig {
     /// Free text for people.
     pub description: Option<String>,
@@ -292,6 +300,163 @@ pub enum MetricKind {
     Mean,
 }
 
+// The keys each table reads, in the order the format documents them. A key
+// that must be present is taken before any `?`, so that every problem of a
+// table is reported, not only the first.
+
+/// Said for an `enabled` that is not a boolean: the kill switch is not read.
+const ENABLED_UNREADABLE: &str = "`enabled` must be true or false (without quotes); until it is, \
+     this file cannot switch the flag off or on";
+
+/// Said for `values` that is not a list.
+const VALUES_NOT_A_LIST: &str =
+    "`values` is a list such as [\"US\", \"CA\"]; for a single value write `value = ...`";
+
+impl ReadTable for FlagConfig {
+    fn read(fields: &mut Fields<'_, '_, '_>) -> Option<Self> {
+        Some(Self {
+            description: fields.optional("description"),
+            enabled: fields.optional_or("enabled", ENABLED_UNREADABLE),
+            variants: fields.optional("variants"),
+            default: fields.optional("default"),
+            off_variant: fields.optional("off_variant"),
+            salt: fields.optional("salt"),
+            bucket_by: fields.optional("bucket_by"),
+            requires: list(fields.tables("requires")),
+            rules: list(fields.tables("rules")),
+            guardrails: list(fields.tables("guardrails")),
+        })
+    }
+}
+
+impl ReadTable for GuardrailConfig {
+    fn read(fields: &mut Fields<'_, '_, '_>) -> Option<Self> {
+        // Every key is taken before `metric?`, so a missing metric does not
+        // hide the table's other problems.
+        let metric = fields.required("metric");
+        let max_increase = fields.optional("max_increase");
+        let direction = fields.optional("direction");
+        let alpha = fields.optional("alpha");
+        let min_units = fields.optional("min_units");
+        let action = fields.optional("action");
+        let max_rate = fields.optional("max_rate");
+        let window = fields.optional("window");
+        Some(Self {
+            metric: metric?,
+            max_increase,
+            direction,
+            alpha,
+            min_units,
+            action,
+            max_rate,
+            window,
+        })
+    }
+}
+
+impl ReadTable for RequirementConfig {
+    fn read(fields: &mut Fields<'_, '_, '_>) -> Option<Self> {
+        let flag = fields.required("flag");
+        let variant = fields.required("variant");
+        Some(Self {
+            flag: flag?,
+            variant: variant?,
+        })
+    }
+}
+
+impl ReadTable for RuleConfig {
+    fn read(fields: &mut Fields<'_, '_, '_>) -> Option<Self> {
+        Some(Self {
+            name: fields.optional("name"),
+            segments: fields.optional("segments").unwrap_or_default(),
+            when: list(fields.tables("when")),
+            serve: fields.optional("serve"),
+            rollout: fields.optional("rollout"),
+            schedule: fields.tables("schedule"),
+            split: fields.optional("split"),
+            experiment: fields.table("experiment"),
+        })
+    }
+}
+
+impl ReadTable for ScheduleStepConfig {
+    fn read(fields: &mut Fields<'_, '_, '_>) -> Option<Self> {
+        let at = fields.required("at");
+        let rollout = fields.required("rollout");
+        Some(Self {
+            at: at?,
+            rollout: rollout?,
+        })
+    }
+}
+
+impl ReadTable for ExperimentConfig {
+    fn read(fields: &mut Fields<'_, '_, '_>) -> Option<Self> {
+        Some(Self {
+            traffic: fields.optional("traffic"),
+            layer: fields.optional("layer"),
+            range: fields.optional("range"),
+            metrics: fields.optional("metrics").unwrap_or_default(),
+            mde: fields.optional("mde"),
+        })
+    }
+}
+
+impl ReadTable for ConditionConfig {
+    fn read(fields: &mut Fields<'_, '_, '_>) -> Option<Self> {
+        let attr = fields.required("attr");
+        let op = fields.required("op");
+        let value = fields.optional("value");
+        let values = fields.optional_or("values", VALUES_NOT_A_LIST);
+        let negate = fields.optional("negate").unwrap_or(false);
+        let ignore_case = fields.optional("ignore_case").unwrap_or(false);
+        Some(Self {
+            attr: attr?,
+            op: op?,
+            value,
+            values,
+            negate,
+            ignore_case,
+        })
+    }
+}
+
+impl ReadTable for SegmentConfig {
+    fn read(fields: &mut Fields<'_, '_, '_>) -> Option<Self> {
+        Some(Self {
+            description: fields.optional("description"),
+            keys: fields.optional("keys").unwrap_or_default(),
+            when: list(fields.tables("when")),
+        })
+    }
+}
+
+impl ReadTable for LayerConfig {
+    fn read(fields: &mut Fields<'_, '_, '_>) -> Option<Self> {
+        Some(Self {
+            description: fields.optional("description"),
+            salt: fields.optional("salt"),
+        })
+    }
+}
+
+impl ReadTable for MetricConfig {
+    fn read(fields: &mut Fields<'_, '_, '_>) -> Option<Self> {
+        let description = fields.optional("description");
+        let kind = fields.required("kind");
+        Some(Self {
+            description,
+            kind: kind?,
+        })
+    }
+}
+
+/// The tables of an optional list, none when it is absent.
+fn list<T>(tables: Option<Spanned<Vec<Spanned<T>>>>) -> Vec<Spanned<T>> {
+    tables.map(Spanned::into_inner).unwrap_or_default()
+}
+
 /// Reads `text` into a [`Document`].
 ///
 /// Fails as a whole only when the file is not TOML, lacks `version = 1`, or
@@ -303,7 +468,7 @@ pub fn parse(text: &str) -> Result<Document, Diagnostics> {
         path: None,
         items: vec![diagnostic],
     };
-    let root = DeTable::parse(text).map_err(|e| fatal(toml_diagnostic(&index, &e, 0..0)))?;
+    let root = DeTable::parse(text).map_err(|e| fatal(syntax_error(text, &index, &e)))?;
     let mut document = Document {
         segments: Vec::new(),
         flags: Vec::new(),
@@ -325,9 +490,7 @@ pub fn parse(text: &str) -> Result<Document, Diagnostics> {
             "metrics" => read_section(&index, Section::Metric, value, &mut document.metrics),
             other => Some(index.at(
                 &span,
-                format!(
-                    "unknown top-level key `{other}`; expected version, segments, flags, layers or metrics"
-                ),
+                suggest::unknown("top-level key", other, &TOP_LEVEL_KEYS),
             )),
         };
         problems.extend(problem);
@@ -356,7 +519,7 @@ pub fn parse(text: &str) -> Result<Document, Diagnostics> {
 }
 
 /// Reads one top-level table (`flags`, `segments`, ...) entry by entry.
-fn read_section<T: for<'de> Deserialize<'de>>(
+fn read_section<T: ReadTable>(
     index: &LineIndex<'_>,
     section: Section,
     value: Spanned<DeValue<'_>>,
@@ -367,20 +530,35 @@ fn read_section<T: for<'de> Deserialize<'de>>(
         return Some(index.at(&span, format!("`{}` must be a table", section.table())));
     };
     for (name, entry) in table {
-        let entry_span = entry.span();
-        let config = T::deserialize(ValueDeserializer::from(entry)).map_err(|e| {
-            let mut d = toml_diagnostic(index, &e, entry_span);
-            d.section = Some(section);
-            d.name = Some(name.get_ref().to_string());
-            d
-        });
+        let mut reader = Reader::new(index);
+        let config = reader.table(entry).map(Spanned::into_inner);
+        let (problems, incomplete) = reader.finish();
         out.push(Entry {
             name: name.get_ref().to_string(),
             span: name.span(),
             config,
+            problems,
+            incomplete,
         });
     }
     None
+}
+
+/// A TOML syntax error as a diagnostic. The parser places a duplicate key at
+/// its second definition only; the message adds the key and its first one.
+fn syntax_error(text: &str, index: &LineIndex<'_>, error: &toml::de::Error) -> Diagnostic {
+    let mut diagnostic = toml_diagnostic(index, error, 0..0);
+    let duplicate = (error.message() == "duplicate key")
+        .then(|| duplicate::first_definition(text, error.span()?.start))
+        .flatten();
+    if let Some(duplicate) = duplicate {
+        let (line, column) = index.position(duplicate.first);
+        diagnostic.message = format!(
+            "duplicate key `{}`; it is first defined at {line}:{column}",
+            duplicate.key
+        );
+    }
+    diagnostic
 }
 
 /// A TOML or serde error as a diagnostic, at its own span or at `fallback`.
