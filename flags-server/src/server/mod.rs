@@ -65,7 +65,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     let mut loader = Loader::new(args.config.clone(), Overrides::from_env(), metrics.clone());
     let (published, attempt) = loader.initial()?;
     let live = Arc::new(LiveConfig::new(published, attempt));
-    let events = EventLog::open(&args.data);
+    let events = EventLog::open(&args.data).map_err(|e| Error::Serve(e.to_string()))?;
     experiments::follow_phases(&live, &events);
     let reloader = Reloader::start(loader, live.clone(), args.debounce)?;
     let listener = TcpListener::bind(&addresses[..])
