@@ -1,10 +1,12 @@
 //! An acknowledged event survives SIGKILL: every id the server said it
-//! stored is in the database exactly once after a restart.
+//! stored is in the database exactly once after a restart. And one data
+//! directory has one writer: a second server on it refuses to start.
 
 mod common;
 
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{Options, Server};
 use serde_json::json;
@@ -53,6 +55,12 @@ async fn every_acknowledged_event_survives_sigkill_exactly_once() {
     for writer in writers {
         writer.await.unwrap();
     }
+    // The next server may start once the killed one is gone (its lock on the
+    // data directory goes with it).
+    let Ok(mut server) = Arc::try_unwrap(server) else {
+        panic!("the writers still hold the server");
+    };
+    assert!(server.wait_exit(Duration::from_secs(10)).is_some());
     let acknowledged = acknowledged.lock().unwrap().clone();
     assert!(
         acknowledged.len() >= 100,
@@ -81,4 +89,49 @@ async fn every_acknowledged_event_survives_sigkill_exactly_once() {
         "{} acknowledged events all present once",
         acknowledged.len()
     );
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_refuses_to_start_and_the_first_keeps_serving() {
+    let data = tempfile::tempdir().unwrap();
+    let first = Server::start_with(
+        common::CONFIG,
+        Options::default()
+            .arg("--data")
+            .arg(data.path().to_str().unwrap()),
+    );
+    let mut second = common::command()
+        .args(["serve", "--addr", "127.0.0.1:0", "--config"])
+        .arg(&first.config)
+        .arg("--data")
+        .arg(data.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while second.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = second.kill();
+            panic!("a second server started on the same data directory");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let second = second.wait_with_output().unwrap();
+    assert!(!second.status.success());
+    assert!(second.stdout.is_empty(), "it listened");
+    let message = String::from_utf8_lossy(&second.stderr);
+    let expected = format!(
+        "flags: data directory {} is in use by another `flags serve` (pid {})",
+        data.path().display(),
+        first.child.id()
+    );
+    assert!(message.contains(&expected), "{message}");
+
+    let body =
+        json!({"events": [{"type": "conversion", "id": "c1", "metric": "clicks", "key": "u1"}]});
+    let (status, receipt) =
+        common::status_json(first.post("/v1/events", &body.to_string()).await).await;
+    assert_eq!(status, 200, "{receipt}");
+    assert_eq!(receipt["stored"], 1, "{receipt}");
 }

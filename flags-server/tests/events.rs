@@ -293,3 +293,333 @@ async fn a_corrupt_database_leaves_flags_served_and_readouts_say_why() {
     );
     assert_eq!(server.get("/readyz").await.status(), 200);
 }
+
+/// The reason given for the event at `index`, or "" if it has none.
+fn reason(receipt: &Value, index: usize) -> String {
+    let problems = receipt["problems"].as_array().unwrap();
+    let problem = problems
+        .iter()
+        .find(|p| p["index"] == index)
+        .unwrap_or_else(|| panic!("no problem at {index}: {receipt}"));
+    problem["reason"].as_str().unwrap_or("").to_string()
+}
+
+#[tokio::test]
+async fn each_event_is_decoded_on_its_own_and_a_bad_one_is_refused_with_its_reason() {
+    let server = Server::start(AB_CONFIG);
+    let t0 = "2026-01-01T00:00:00Z";
+    let (status, receipt) = send(
+        &server,
+        json!([
+            {"type": "conversion", "id": "ok", "metric": "clicks", "key": "u1"},
+            {"type": "conversion", "id": "typo", "metric": "clicks", "key": "u1", "timestamp": t0},
+            {"type": "conversion", "id": "text", "metric": "revenue", "key": "u1", "value": "12"},
+            {"type": "conversion", "id": 7, "metric": "clicks", "key": "u1"},
+            42,
+            {"type": "conversion", "id": "huge", "metric": "revenue", "key": "u1", "value": 1e200},
+            {"type": "conversion", "id": "edge", "metric": "revenue", "key": "u1", "value": -1e12},
+            {"type": "conversion", "id": "null", "metric": "revenue", "key": "u1", "value": null},
+            {"type": "exposure", "id": "x", "flag": "color", "variant": "blue", "key": "u1", "time": t0},
+            {"type": "exposure", "id": "obj", "flag": "color", "variant": "blue", "key": {"u": 1}},
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200, "{receipt}");
+    assert_eq!(receipt["received"], 10);
+    assert_eq!(receipt["stored"], 3, "{receipt}");
+    assert_eq!(receipt["rejected"], 7, "{receipt}");
+    let rejected: Vec<&Value> = receipt["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["index"])
+        .collect();
+    assert_eq!(rejected, [1, 2, 3, 4, 5, 7, 9]);
+    assert!(
+        reason(&receipt, 1).contains("unknown field `timestamp`"),
+        "{receipt}"
+    );
+    assert!(
+        reason(&receipt, 2).starts_with("`value`: invalid type: string"),
+        "{receipt}"
+    );
+    assert!(
+        reason(&receipt, 3).starts_with("`id`: invalid type: integer"),
+        "{receipt}"
+    );
+    assert!(
+        reason(&receipt, 4).contains("expected an event object"),
+        "{receipt}"
+    );
+    assert!(
+        reason(&receipt, 5).contains("1e200 is beyond ±1e12"),
+        "{receipt}"
+    );
+    assert!(
+        reason(&receipt, 7).contains("`value` is required"),
+        "{receipt}"
+    );
+    assert!(
+        reason(&receipt, 9).starts_with("`key`: invalid type: map"),
+        "{receipt}"
+    );
+    // The id is named whenever the element has a readable one.
+    assert_eq!(receipt["problems"][0]["id"], "typo");
+    assert!(receipt["problems"][2].get("id").is_none(), "{receipt}");
+
+    assert_eq!(
+        count(
+            &server,
+            "SELECT count(*) FROM conversions WHERE id IN ('ok', 'edge')"
+        ),
+        2
+    );
+    assert_eq!(count(&server, "SELECT count(*) FROM conversions"), 2);
+    assert_eq!(
+        count(
+            &server,
+            "SELECT count(*) FROM conversions WHERE value = -1e12"
+        ),
+        1
+    );
+    assert_eq!(
+        count(&server, "SELECT count(*) FROM exposures WHERE id = 'x'"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn what_is_not_json_or_not_a_batch_refuses_the_whole_request() {
+    let server = Server::start(AB_CONFIG);
+    let event = r#"{"type": "conversion", "id": "a", "metric": "revenue", "key": "u", "value": "#;
+    for (body, expected) in [
+        (format!(r#"{{"events": [{event}NaN}}]}}"#), "line 1 column"),
+        (
+            format!(r#"{{"events": [{event}Infinity}}]}}"#),
+            "line 1 column",
+        ),
+        (format!(r#"{{"events": [{event}1e999}}]}}"#), "out of range"),
+        (r#"{"events": {}}"#.to_string(), "expected a sequence"),
+        (
+            r#"{"events": [], "extra": 1}"#.to_string(),
+            "unknown field `extra`",
+        ),
+    ] {
+        let (status, error) = status_json(server.post("/v1/events", &body).await).await;
+        assert_eq!(status, 400, "{body}: {error}");
+        assert_eq!(error["errorCode"], "PARSE_ERROR", "{body}: {error}");
+        let details = error["errorDetails"].as_str().unwrap();
+        assert!(details.contains(expected), "{body}: {details}");
+    }
+    assert_eq!(count(&server, "SELECT count(*) FROM conversions"), 0);
+}
+
+#[tokio::test]
+async fn a_huge_value_is_refused_and_the_metric_keeps_reading_out() {
+    let server = Server::start(AB_CONFIG);
+    let t0 = "2026-01-01T00:00:00Z";
+    let after = "2026-01-02T00:00:00Z";
+    let (_, receipt) = send(
+        &server,
+        json!([
+            exposure("e1", "blue", "b0", t0),
+            exposure("e2", "blue", "b1", t0),
+            exposure("e3", "green", "g0", t0),
+            exposure("e4", "green", "g1", t0),
+            conversion("r1", "revenue", "b0", Some(3.0), after),
+            conversion("r2", "revenue", "g0", Some(4.0), after),
+        ]),
+    )
+    .await;
+    assert_eq!(receipt["stored"], 6, "{receipt}");
+    // Before the bound, 1e200 was stored and its square made every later
+    // readout of `revenue` fail; 1e308 twice failed the commit itself.
+    let (status, receipt) = send(
+        &server,
+        json!([
+            conversion("h1", "revenue", "b0", Some(1e200), after),
+            conversion("h2", "revenue", "g0", Some(1e308), after),
+            conversion("h3", "revenue", "g0", Some(1e308), after),
+            conversion("h4", "revenue", "g0", Some(-1.0000001e12), after),
+            conversion("r3", "revenue", "b1", Some(5.0), after),
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200, "{receipt}");
+    assert_eq!(receipt["stored"], 1, "{receipt}");
+    assert_eq!(receipt["rejected"], 4, "{receipt}");
+    let (status, results) = status_json(server.get("/v1/experiments/color/results").await).await;
+    assert_eq!(status, 200, "{results}");
+    let revenue = &results["metrics"][1];
+    assert_eq!(revenue["metric"], "revenue");
+    assert!(revenue["analysis"].is_object(), "{revenue}");
+    assert_eq!(
+        revenue["inputs"],
+        json!([
+            {"name": "blue", "units": 2, "sum": 8.0, "sum_of_squares": 34.0},
+            {"name": "green", "units": 2, "sum": 4.0, "sum_of_squares": 16.0},
+        ])
+    );
+}
+
+#[tokio::test]
+async fn values_at_the_bound_keep_every_sum_and_readout_finite() {
+    let server = Server::start(AB_CONFIG);
+    let t0 = "2026-01-01T00:00:00Z";
+    let after = "2026-01-02T00:00:00Z";
+    let mut exposures = Vec::new();
+    for i in 0..10 {
+        exposures.push(exposure(&format!("eb{i}"), "blue", &format!("b{i}"), t0));
+        exposures.push(exposure(&format!("eg{i}"), "green", &format!("g{i}"), t0));
+    }
+    let (_, receipt) = send(&server, Value::Array(exposures)).await;
+    assert_eq!(receipt["stored"], 20, "{receipt}");
+    // b0: 1000 events of +1e12 (a total of 1e15); b1: +1e12 and -1e12 in
+    // turn (back to 0 every other event); each green unit: 100 of -1e12.
+    let batches: [Vec<Value>; 3] = [
+        (0..1000)
+            .map(|i| conversion(&format!("b0-{i}"), "revenue", "b0", Some(1e12), after))
+            .collect(),
+        (0..1000)
+            .map(|i| {
+                let value = if i % 2 == 0 { 1e12 } else { -1e12 };
+                conversion(&format!("b1-{i}"), "revenue", "b1", Some(value), after)
+            })
+            .collect(),
+        (0..1000)
+            .map(|i| {
+                let unit = format!("g{}", i % 10);
+                conversion(&format!("g-{i}"), "revenue", &unit, Some(-1e12), after)
+            })
+            .collect(),
+    ];
+    for batch in batches {
+        let (status, receipt) = send(&server, Value::Array(batch)).await;
+        assert_eq!(status, 200, "{receipt}");
+        assert_eq!(receipt["stored"], 1000, "{receipt}");
+    }
+    let (status, results) = status_json(server.get("/v1/experiments/color/results").await).await;
+    assert_eq!(status, 200, "{results}");
+    let revenue = &results["metrics"][1];
+    let inputs = &revenue["inputs"];
+    let close = |actual: &Value, expected: f64| {
+        let actual = actual.as_f64().unwrap();
+        assert!(
+            (actual - expected).abs() <= 1e-9 * expected.abs(),
+            "{actual} != {expected}"
+        );
+    };
+    close(&inputs[0]["sum"], 1e15);
+    close(&inputs[0]["sum_of_squares"], 1e30);
+    close(&inputs[1]["sum"], -1e15);
+    close(&inputs[1]["sum_of_squares"], 10.0 * 1e28);
+    // Finite throughout: JSON has no infinity, so a non-finite result would
+    // be a null here, or an `error` instead of the analysis.
+    let analysis = &revenue["analysis"];
+    assert!(analysis.is_object(), "{revenue}");
+    for arm in analysis["arms"].as_array().unwrap() {
+        assert!(arm["mean"].is_f64(), "{arm}");
+    }
+    let comparison = &analysis["comparisons"][0];
+    for field in ["difference", "p_value"] {
+        assert!(comparison[field].is_f64(), "{field}: {comparison}");
+    }
+}
+
+#[tokio::test]
+async fn a_resent_id_is_a_duplicate_and_a_reused_id_a_conflict() {
+    let server = Server::start(AB_CONFIG);
+    let t0 = "2026-01-01T00:00:00Z";
+    let clicked = json!({"type": "conversion", "id": "c1", "metric": "clicks", "key": "u1"});
+    let (_, receipt) = send(
+        &server,
+        json!([clicked.clone(), exposure("e1", "blue", "u1", t0)]),
+    )
+    .await;
+    assert_eq!(receipt["stored"], 2, "{receipt}");
+    let (status, receipt) = send(
+        &server,
+        json!([
+            // The same events again: `time` left to the server's clock is
+            // still absent, and the same instant may be written differently.
+            clicked,
+            exposure("e1", "blue", "u1", "2026-01-01T01:00:00+01:00"),
+            // Other events under ids already used.
+            {"type": "conversion", "id": "c1", "metric": "clicks", "key": "u2"},
+            {"type": "conversion", "id": "c1", "metric": "clicks", "key": "u1", "time": t0},
+            exposure("e1", "green", "u1", t0),
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200, "{receipt}");
+    assert_eq!(receipt["stored"], 0, "{receipt}");
+    assert_eq!(receipt["duplicates"], 2, "{receipt}");
+    assert_eq!(receipt["conflicts"], 3, "{receipt}");
+    let statuses: Vec<&Value> = receipt["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["status"])
+        .collect();
+    assert_eq!(
+        statuses,
+        ["duplicate", "duplicate", "conflict", "conflict", "conflict"]
+    );
+    assert!(
+        reason(&receipt, 4).contains("different fields"),
+        "{receipt}"
+    );
+    assert_eq!(count(&server, "SELECT count(*) FROM conversions"), 1);
+    assert_eq!(
+        count(
+            &server,
+            "SELECT count(*) FROM exposures WHERE variant = 'green'"
+        ),
+        0
+    );
+    let metrics = server.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("flags_events_total{outcome=\"conflict\"} 3"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_event_in_one_clients_batch_does_not_affect_another_clients() {
+    let server = std::sync::Arc::new(Server::start(AB_CONFIG));
+    // Sent together so that the writer is likely to commit several in one
+    // group (the store's own test makes sure of a shared group).
+    let clients: Vec<_> = (0..8)
+        .map(|client| {
+            let server = server.clone();
+            tokio::spawn(async move {
+                let mut events: Vec<Value> = (0..50)
+                    .map(|i| {
+                        let id = format!("k{client}-{i}");
+                        conversion(&id, "revenue", &id, Some(1.5), "2026-01-01T00:00:00Z")
+                    })
+                    .collect();
+                if client % 2 == 1 {
+                    events.push(conversion(
+                        "h",
+                        "revenue",
+                        "u",
+                        Some(1e308),
+                        "2026-01-01T00:00:00Z",
+                    ));
+                    events.push(
+                        json!({"type": "conversion", "id": "t", "metric": "clicks", "key": 3}),
+                    );
+                }
+                send(&server, Value::Array(events)).await
+            })
+        })
+        .collect();
+    for (client, answer) in clients.into_iter().enumerate() {
+        let (status, receipt) = answer.await.unwrap();
+        assert_eq!(status, 200, "{receipt}");
+        assert_eq!(receipt["stored"], 50, "{receipt}");
+        assert_eq!(receipt["rejected"], 2 * (client % 2), "{receipt}");
+    }
+    assert_eq!(count(&server, "SELECT count(*) FROM conversions"), 400);
+}

@@ -214,13 +214,16 @@ async fn json_nested_up_to_the_limit_is_read_and_deeper_is_refused_on_every_body
             let (status, json) = status_json(server.post(path, &far).await).await;
             refused(status, &json, &format!("{path}, {shape} 10 000 deep"));
         }
+        // Read whole: the event is then judged on its own (an unknown field).
         let at_limit = events(nested(objects, MAX_JSON_DEPTH - 3));
         let (status, receipt) = status_json(server.post("/v1/events", &at_limit).await).await;
         assert_eq!(
-            (status, &receipt["stored"]),
+            (status, &receipt["rejected"]),
             (200, &json!(1)),
             "events, {shape}: {receipt}"
         );
+        let reason = receipt["problems"][0]["reason"].as_str().unwrap();
+        assert!(reason.contains("unknown field `extra`"), "{reason}");
         for levels in [MAX_JSON_DEPTH - 2, 10_000] {
             let deeper = events(nested(objects, levels));
             let (status, json) = status_json(server.post("/v1/events", &deeper).await).await;

@@ -11,10 +11,13 @@
 //! exposures change (a second variant, an earlier first exposure), so the
 //! totals always equal an aggregation from scratch; sums of squares are
 //! updated by differences, exact for values with few significant digits and
-//! within rounding otherwise. Not here: storing the events themselves
-//! (`store`) or the statistics (`analysis`).
+//! within rounding otherwise. None of these sums can overflow: `ingest`
+//! accepts values within ±1e12 only (`ingest::MAX_ABS_VALUE`, which says
+//! why that bound keeps every total, sum and sum of squares finite). Not
+//! here: storing the events themselves (`store`) or the statistics
+//! (`analysis`).
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 /// What the phases table says about a phase's end: `i64::MAX` while current.
 pub trait PhaseEnds {
@@ -30,12 +33,12 @@ struct UnitExposure {
 }
 
 fn unit_exposure(
-    transaction: &Transaction<'_>,
+    connection: &Connection,
     flag: &str,
     phase: i64,
     unit: &str,
 ) -> rusqlite::Result<Option<UnitExposure>> {
-    let mut statement = transaction.prepare_cached(
+    let mut statement = connection.prepare_cached(
         "SELECT count(*), min(variant), min(time) FROM exposures
          WHERE flag = ?1 AND phase = ?2 AND unit = ?3",
     )?;
@@ -52,39 +55,39 @@ fn unit_exposure(
 /// Runs `write` (which stores one exposure of `unit` in `flag`'s `phase`)
 /// and updates the aggregates for the change it made; returns its result.
 pub fn around_exposure(
-    transaction: &Transaction<'_>,
+    connection: &Connection,
     ends: &impl PhaseEnds,
     flag: &str,
     phase: i64,
     unit: &str,
     write: impl FnOnce() -> rusqlite::Result<usize>,
 ) -> rusqlite::Result<usize> {
-    let before = unit_exposure(transaction, flag, phase, unit)?;
+    let before = unit_exposure(connection, flag, phase, unit)?;
     let changed = write()?;
     if changed == 0 {
         return Ok(0);
     }
-    let after = unit_exposure(transaction, flag, phase, unit)?;
+    let after = unit_exposure(connection, flag, phase, unit)?;
     if let Some(before) = &before
         && before.variants == 1
     {
-        count_unit(transaction, flag, phase, unit, &before.variant, -1)?;
+        count_unit(connection, flag, phase, unit, &before.variant, -1)?;
     }
     let was_multiple = before.as_ref().is_some_and(|b| b.variants > 1);
     match after {
         Some(after) if after.variants == 1 => {
             recompute_unit(
-                transaction,
+                connection,
                 flag,
                 phase,
                 unit,
                 after.first,
                 ends.end(flag, phase),
             )?;
-            count_unit(transaction, flag, phase, unit, &after.variant, 1)?;
+            count_unit(connection, flag, phase, unit, &after.variant, 1)?;
         }
         Some(after) if after.variants > 1 && !was_multiple => {
-            transaction
+            connection
                 .prepare_cached(
                     "INSERT INTO multiple_exposures (flag, phase, units) VALUES (?1, ?2, 1)
                      ON CONFLICT (flag, phase) DO UPDATE SET units = units + 1",
@@ -98,17 +101,17 @@ pub fn around_exposure(
 
 /// Rebuilds `unit`'s outcomes in a phase from its conversions in `[first, end)`.
 fn recompute_unit(
-    transaction: &Transaction<'_>,
+    connection: &Connection,
     flag: &str,
     phase: i64,
     unit: &str,
     first: i64,
     end: i64,
 ) -> rusqlite::Result<()> {
-    transaction
+    connection
         .prepare_cached("DELETE FROM unit_outcomes WHERE flag = ?1 AND phase = ?2 AND unit = ?3")?
         .execute(params![flag, phase, unit])?;
-    transaction
+    connection
         .prepare_cached(
             "INSERT INTO unit_outcomes (flag, phase, unit, metric, events, total)
              SELECT ?1, ?2, ?3, metric, count(*), total(value) FROM conversions
@@ -121,21 +124,21 @@ fn recompute_unit(
 /// Adds (`sign` 1) or removes (-1) a single-variant unit and its outcomes
 /// to or from `variant`'s totals.
 fn count_unit(
-    transaction: &Transaction<'_>,
+    connection: &Connection,
     flag: &str,
     phase: i64,
     unit: &str,
     variant: &str,
     sign: i64,
 ) -> rusqlite::Result<()> {
-    transaction
+    connection
         .prepare_cached(
             "INSERT INTO arm_units (flag, phase, variant, units) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (flag, phase, variant) DO UPDATE SET units = units + excluded.units",
         )?
         .execute(params![flag, phase, variant, sign])?;
     let s = sign as f64;
-    transaction
+    connection
         .prepare_cached(
             "INSERT INTO arm_outcomes (flag, phase, variant, metric, converted, sum, sum_of_squares)
              SELECT ?1, ?2, ?4, metric, ?5 * (events > 0), ?6 * total, ?6 * total * total
@@ -151,14 +154,14 @@ fn count_unit(
 
 /// Updates the aggregates for a new conversion of `unit`.
 pub fn after_conversion(
-    transaction: &Transaction<'_>,
+    connection: &Connection,
     ends: &impl PhaseEnds,
     unit: &str,
     metric: &str,
     value: f64,
     time: i64,
 ) -> rusqlite::Result<()> {
-    let mut exposed = transaction.prepare_cached(
+    let mut exposed = connection.prepare_cached(
         "SELECT flag, phase, count(*), min(variant), min(time) FROM exposures
          WHERE unit = ?1 GROUP BY flag, phase",
     )?;
@@ -177,7 +180,7 @@ pub fn after_conversion(
         if variants != 1 || time < first || time >= ends.end(&flag, phase) {
             continue;
         }
-        let old: (i64, f64) = transaction
+        let old: (i64, f64) = connection
             .prepare_cached(
                 "SELECT events, total FROM unit_outcomes
                  WHERE flag = ?1 AND phase = ?2 AND unit = ?3 AND metric = ?4",
@@ -188,7 +191,7 @@ pub fn after_conversion(
             .optional()?
             .unwrap_or((0, 0.0));
         let new = (old.0 + 1, old.1 + value);
-        transaction
+        connection
             .prepare_cached(
                 "INSERT INTO unit_outcomes (flag, phase, unit, metric, events, total)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -196,7 +199,7 @@ pub fn after_conversion(
                  DO UPDATE SET events = excluded.events, total = excluded.total",
             )?
             .execute(params![flag, phase, unit, metric, new.0, new.1])?;
-        transaction
+        connection
             .prepare_cached(
                 "INSERT INTO arm_outcomes (flag, phase, variant, metric, converted, sum, sum_of_squares)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)

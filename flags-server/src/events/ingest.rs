@@ -5,17 +5,30 @@
 //! The body is `{"events": [...]}` with at most [`MAX_BATCH`] events:
 //! `{"type": "exposure", "id", "flag", "variant", "key", "time"?}` and
 //! `{"type": "conversion", "id", "metric", "key", "value"?, "time"?}`, where
-//! `time` is an RFC 3339 instant (the server's clock when absent). Not here:
-//! storing (`store`) or the HTTP plumbing (`server::experiments`).
+//! `time` is an RFC 3339 instant (the server's clock when absent) and
+//! `value` a number within ±[`MAX_ABS_VALUE`]. Only the envelope can fail
+//! the whole request (a body that is not JSON, or whose `events` is not an
+//! array); each element is then decoded on its own, so a wrong type, an
+//! unknown field or an out-of-bound value refuses that event alone. Not
+//! here: storing (`store`) or the HTTP plumbing (`server::events`).
 
 use flags_core::Snapshot;
 use flags_core::stats::MetricKind;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::store::{Conversion, Event, Exposure, Stored};
+use super::store::{Conversion, Event, EventId, Exposure, Stored};
 
 /// Most events accepted in one request.
 pub const MAX_BATCH: usize = 1000;
+
+/// Largest magnitude of a conversion's `value`.
+///
+/// It keeps every sum the server derives finite: a unit's total is at most
+/// events × 1e12, and even 2^63 events (more rows than SQLite can hold) give
+/// squares summed over all units below 1e62, far from `f64::MAX` (~1.8e308).
+/// No plausible metric comes near it (a trillion of any currency unit).
+pub const MAX_ABS_VALUE: f64 = 1e12;
 
 /// Longest event id or unit key, in bytes.
 const MAX_TEXT: usize = 256;
@@ -26,14 +39,18 @@ const MAX_FUTURE_MS: i64 = 24 * 60 * 60 * 1000;
 /// Events before 2000-01-01 are certainly a client bug (a zero or seconds-for-ms clock).
 const EARLIEST_MS: i64 = 946_684_800_000;
 
+/// The envelope: its elements stay JSON until each is decoded on its own.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Body {
-    events: Vec<RawEvent>,
+    events: Vec<Value>,
 }
 
-/// Every field optional, so that a missing one is this event's problem, not the batch's.
+/// One element of `events`. Every field is optional, so that a missing one
+/// is reported by name in [`event`]; unknown fields are refused, so that a
+/// typo (`timestamp`) is not silently replaced by the server's clock.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an event object")]
 struct RawEvent {
     #[serde(rename = "type")]
     kind: Option<String>,
@@ -49,7 +66,7 @@ struct RawEvent {
 /// Why a whole batch is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
-    /// Not JSON of the documented shape.
+    /// Not JSON, or not `{"events": [...]}`.
     #[error("{0}")]
     Parse(String),
     /// More than [`MAX_BATCH`] events.
@@ -75,15 +92,17 @@ pub struct Receipt {
     pub received: usize,
     /// Events newly stored.
     pub stored: usize,
-    /// Events already stored (same id, or same first exposure).
+    /// Events already stored under the same id with the same fields.
     pub duplicates: usize,
+    /// Events whose id was already stored with different fields (not stored).
+    pub conflicts: usize,
     /// Events refused.
     pub rejected: usize,
-    /// One entry per duplicate or refused event, in request order.
+    /// One entry per event not stored, in request order.
     pub problems: Vec<Problem>,
 }
 
-/// A duplicate or refused event.
+/// An event that was not stored.
 #[derive(Debug, Serialize)]
 pub struct Problem {
     /// Its position in the request.
@@ -91,9 +110,9 @@ pub struct Problem {
     /// Its id, if it had one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// `duplicate` or `rejected`.
+    /// `duplicate`, `conflict` or `rejected`.
     pub status: &'static str,
-    /// Why it was refused.
+    /// Why it was refused (`conflict`, `rejected`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -111,9 +130,10 @@ pub fn check(body: &[u8], snapshot: &Snapshot, now_ms: i64) -> Result<Batch, Bat
         ids: Vec::with_capacity(body.events.len()),
         rejected: Vec::new(),
     };
-    for (index, raw) in body.events.into_iter().enumerate() {
-        let id = raw.id.clone();
-        match event(raw, snapshot, now_ms) {
+    for (index, element) in body.events.into_iter().enumerate() {
+        // Named in the receipt even when the rest of the element is unreadable.
+        let id = element.get("id").and_then(Value::as_str).map(str::to_owned);
+        match decode(element).and_then(|raw| event(raw, snapshot, now_ms)) {
             Ok(event) => {
                 batch.events.push(event);
                 batch.positions.push(index);
@@ -136,47 +156,56 @@ impl Batch {
         let mut problems = self.rejected;
         let mut new = 0;
         for ((outcome, index), id) in stored.iter().zip(self.positions).zip(self.ids) {
-            match outcome {
-                Stored::New => new += 1,
-                Stored::Duplicate => problems.push(Problem {
-                    index,
-                    id,
-                    status: "duplicate",
-                    reason: None,
-                }),
-            }
+            let (status, reason) = match outcome {
+                Stored::New => {
+                    new += 1;
+                    continue;
+                }
+                Stored::Duplicate => ("duplicate", None),
+                Stored::Conflict => (
+                    "conflict",
+                    Some("this id was already stored with different fields; not stored".into()),
+                ),
+            };
+            problems.push(Problem {
+                index,
+                id,
+                status,
+                reason,
+            });
         }
         problems.sort_by_key(|p| p.index);
-        let rejected = problems.iter().filter(|p| p.status == "rejected").count();
+        let count = |status: &str| problems.iter().filter(|p| p.status == status).count();
         Receipt {
             received: self.received,
             stored: new,
-            duplicates: problems.len() - rejected,
-            rejected,
+            duplicates: count("duplicate"),
+            conflicts: count("conflict"),
+            rejected: count("rejected"),
             problems,
         }
     }
+}
+
+/// One element of `events` as an event's fields, or why it is not one
+/// (naming the field whose type is wrong).
+fn decode(element: Value) -> Result<RawEvent, String> {
+    serde_path_to_error::deserialize(element).map_err(|error| {
+        let path = error.path().to_string();
+        if path == "." {
+            error.inner().to_string()
+        } else {
+            format!("`{path}`: {}", error.inner())
+        }
+    })
 }
 
 /// One event, or why it is refused.
 fn event(raw: RawEvent, snapshot: &Snapshot, now_ms: i64) -> Result<Event, String> {
     let id = text("id", raw.id)?;
     let unit = text("key", raw.key)?;
-    let time = match raw.time {
-        None => now_ms,
-        Some(time) => {
-            let ms = chrono::DateTime::parse_from_rfc3339(&time)
-                .map_err(|_| format!("`time` {time:?} is not an RFC 3339 instant"))?
-                .timestamp_millis();
-            if ms > now_ms + MAX_FUTURE_MS {
-                return Err(format!("`time` {time} is more than a day in the future"));
-            }
-            if ms < EARLIEST_MS {
-                return Err(format!("`time` {time} is before 2000"));
-            }
-            ms
-        }
-    };
+    let sent_time = time(raw.time, now_ms)?;
+    let time = sent_time.unwrap_or(now_ms);
     match raw.kind.as_deref() {
         Some("exposure") => {
             let flag = text("flag", raw.flag)?;
@@ -193,8 +222,14 @@ fn event(raw: RawEvent, snapshot: &Snapshot, now_ms: i64) -> Result<Event, Strin
                     "`{variant}` is not an arm of the experiment on `{flag}`"
                 ));
             }
+            let payload = payload_digest(&[
+                Some(flag.as_bytes()),
+                Some(variant.as_bytes()),
+                Some(unit.as_bytes()),
+                sent_time.map(i64::to_le_bytes).as_ref().map(|t| &t[..]),
+            ]);
             Ok(Event::Exposure(Exposure {
-                id: Some(id),
+                id: Some(EventId { id, payload }),
                 flag,
                 variant,
                 unit,
@@ -209,15 +244,25 @@ fn event(raw: RawEvent, snapshot: &Snapshot, now_ms: i64) -> Result<Event, Strin
                 .map(|(_, kind)| kind)
                 .ok_or_else(|| format!("no metric `{metric}`"))?;
             if let Some(value) = raw.value
-                && !value.is_finite()
+                && value.abs() > MAX_ABS_VALUE
             {
-                return Err("`value` must be a finite number".into());
+                return Err(format!(
+                    "`value` {value:e} is beyond ±{MAX_ABS_VALUE:e}, the largest magnitude accepted"
+                ));
             }
             if kind == MetricKind::Mean && raw.value.is_none() {
                 return Err(format!("metric `{metric}` is a mean: `value` is required"));
             }
+            // -0 and 0 are the same value.
+            let value_bits = raw.value.map(|v| (v + 0.0).to_bits().to_le_bytes());
+            let payload = payload_digest(&[
+                Some(metric.as_bytes()),
+                Some(unit.as_bytes()),
+                value_bits.as_ref().map(|v| &v[..]),
+                sent_time.map(i64::to_le_bytes).as_ref().map(|t| &t[..]),
+            ]);
             Ok(Event::Conversion(Conversion {
-                id,
+                id: EventId { id, payload },
                 metric,
                 unit,
                 value: raw.value,
@@ -229,6 +274,42 @@ fn event(raw: RawEvent, snapshot: &Snapshot, now_ms: i64) -> Result<Event, Strin
         )),
         None => Err("`type` is missing".into()),
     }
+}
+
+/// The instant an event gives as `time` (Unix ms), `None` when it gives none.
+fn time(sent: Option<String>, now_ms: i64) -> Result<Option<i64>, String> {
+    let Some(time) = sent else {
+        return Ok(None);
+    };
+    let ms = chrono::DateTime::parse_from_rfc3339(&time)
+        .map_err(|_| format!("`time` {time:?} is not an RFC 3339 instant"))?
+        .timestamp_millis();
+    if ms > now_ms + MAX_FUTURE_MS {
+        return Err(format!("`time` {time} is more than a day in the future"));
+    }
+    if ms < EARLIEST_MS {
+        return Err(format!("`time` {time} is before 2000"));
+    }
+    Ok(Some(ms))
+}
+
+/// A digest of what an event says besides its id, from its fields as sent
+/// (a `time` left to the server's clock is absent, so resending the same
+/// event later still matches). Each field is marked present or absent and
+/// length-prefixed, so no two different payloads run together.
+fn payload_digest(fields: &[Option<&[u8]>]) -> u64 {
+    let mut bytes = Vec::new();
+    for field in fields {
+        match field {
+            None => bytes.push(0),
+            Some(field) => {
+                bytes.push(1);
+                bytes.extend_from_slice(&(field.len() as u64).to_le_bytes());
+                bytes.extend_from_slice(field);
+            }
+        }
+    }
+    xxhash_rust::xxh3::xxh3_64(&bytes)
 }
 
 /// A required, non-empty, bounded string field.

@@ -7,18 +7,21 @@
 //! the served config (`ingest`); keeping per-arm sufficient statistics up to
 //! date as events are written (`aggregates`); and reading them out through
 //! `flags_core::stats::analyze` (`analysis`). The schema and its migrations
-//! are in `schema`. The same database keeps the runtime kills (`kills`), so
-//! that a kill survives a restart wherever events do.
+//! are in `schema`; the data directory's one-writer lock in `lock`. The
+//! same database keeps the runtime kills (`kills`), so that a kill survives
+//! a restart wherever events do.
 //!
 //! What it is not: a general event pipeline. Flags never depend on it: if the
 //! store cannot be opened (unwritable directory, corrupt file, full disk) the
 //! server still starts and serves flags, reports the reason in `/v1/status`,
-//! and answers event requests with 503 and that reason.
+//! and answers event requests with 503 and that reason. The one exception is
+//! a data directory another server writes to: that server refuses to start.
 
 pub mod aggregates;
 pub mod analysis;
 pub mod ingest;
 pub mod kills;
+pub mod lock;
 pub mod schema;
 pub mod store;
 
@@ -26,6 +29,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+pub use schema::OpenError;
 pub use store::{EventStore, Exposure, WriteError};
 
 /// The event store, or why there is none.
@@ -37,13 +41,16 @@ pub enum EventLog {
 }
 
 impl EventLog {
-    /// Opens the store in `dir`, or records why it cannot be.
-    pub fn open(dir: &Path) -> Self {
+    /// Opens the store in `dir`, or records why it cannot be. Errs only
+    /// when another process holds `dir`'s writer lock
+    /// ([`OpenError::InUse`]): two writers must not share a database.
+    pub fn open(dir: &Path) -> Result<Self, OpenError> {
         match EventStore::open(dir) {
-            Ok(store) => Self::Open(store),
+            Ok(store) => Ok(Self::Open(store)),
+            Err(error @ OpenError::InUse { .. }) => Err(error),
             Err(error) => {
                 tracing::error!("events are not recorded: {error}");
-                Self::Unavailable(error.to_string())
+                Ok(Self::Unavailable(error.to_string()))
             }
         }
     }

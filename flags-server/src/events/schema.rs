@@ -147,6 +147,18 @@ const MIGRATIONS: &[&str] = &[
          killed_at INTEGER NOT NULL,
          reason    TEXT
      );",
+    // 5 (issue 13): a client's event id is unique per kind of event, and a
+    // resend is told from a different event reusing the id by a digest of
+    // the rest of what was sent with it (`payload`; see `ingest`). Exposure
+    // ids get a table of their own: the exposures table keeps one row per
+    // unit and variant, not per event. Ids stored before this migration have
+    // no digest (NULL): a later event with one of them counts as a resend.
+    "ALTER TABLE conversions ADD COLUMN payload INTEGER;
+     CREATE TABLE exposure_ids (
+         id      TEXT    NOT NULL PRIMARY KEY,
+         payload INTEGER
+     ) WITHOUT ROWID;
+     INSERT OR IGNORE INTO exposure_ids (id) SELECT id FROM exposures WHERE id IS NOT NULL;",
 ];
 
 /// The migrations that build schema version `version - 1` from nothing (tests).
@@ -168,6 +180,18 @@ pub enum OpenError {
         path: PathBuf,
         /// What went wrong.
         source: std::io::Error,
+    },
+    /// Another process writes to this data directory (see `lock`).
+    #[error(
+        "data directory {} is in use by another `flags serve`{}: stop it, or give this one another --data",
+        path.display(),
+        holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+    )]
+    InUse {
+        /// The directory.
+        path: PathBuf,
+        /// The holder's pid, when it could be read.
+        holder: Option<u32>,
     },
     /// SQLite refused: corrupt file, full disk, read-only file, lock held too long.
     #[error("event database {}: {source}", path.display())]

@@ -13,8 +13,13 @@
 //! own, without bound (one entry per reload), so that publishing a config
 //! never waits for the writer; the writer applies them before anything in
 //! a group, so they are in place for every exposure queued after the config
-//! was published. Not here: validating events (`ingest`) or reading them
-//! (`analysis`).
+//! was published.
+//!
+//! Each request's events are written in a savepoint of their own inside the
+//! group's transaction, so an event that cannot be written fails its own
+//! request only, never the unrelated requests it was grouped with. The
+//! writer holds the data directory's lock (`lock`) while it runs. Not here:
+//! validating events (`ingest`) or reading them (`analysis`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +32,7 @@ use rusqlite::{Connection, Transaction, params};
 use tokio::sync::oneshot;
 
 use super::aggregates::{self, PhaseEnds};
+use super::lock::WriterLock;
 use super::schema::{self, OpenError};
 
 /// Writes queued before senders are turned away (a request is one write).
@@ -35,11 +41,29 @@ const QUEUE_CAPACITY: usize = 8192;
 /// Most events committed in one transaction; a longer queue takes several.
 const MAX_GROUP_EVENTS: usize = 20_000;
 
+/// A client's event id, with a digest of the rest of what the client sent
+/// under it: the same id with another digest is a different event reusing
+/// the id (a conflict), not a resend (a duplicate).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventId {
+    /// The id, unique among events of its kind.
+    pub id: String,
+    /// The digest of the event's other fields as sent (see `ingest`).
+    pub payload: u64,
+}
+
+impl EventId {
+    /// The digest as SQLite stores it (a signed 64-bit integer, same bits).
+    fn stored_payload(&self) -> i64 {
+        self.payload.cast_signed()
+    }
+}
+
 /// One exposure: `unit` was served `variant` of experiment flag `flag`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Exposure {
     /// The client's event id; `None` for exposures the server records itself.
-    pub id: Option<String>,
+    pub id: Option<EventId>,
     /// The flag running the experiment.
     pub flag: String,
     /// The variant served.
@@ -54,7 +78,7 @@ pub struct Exposure {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conversion {
     /// The client's event id, unique across conversions.
-    pub id: String,
+    pub id: EventId,
     /// The metric.
     pub metric: String,
     /// The unit (targeting key).
@@ -77,11 +101,16 @@ pub enum Event {
 /// What storing one event did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stored {
-    /// Written (or, for an exposure, moved its unit's first exposure earlier).
+    /// Written: a new id (for a client's exposure, even when its unit's
+    /// first exposure to that variant is earlier and stays), or a server's
+    /// exposure that moved its unit's first exposure earlier.
     New,
-    /// Already there: the same conversion id, or the same unit's exposure to
-    /// the same variant at an earlier or equal time.
+    /// Already there: the same id with the same payload, or (server's
+    /// exposures, which have no id) the same unit's exposure to the same
+    /// variant at an earlier or equal time.
     Duplicate,
+    /// The id is already stored with a different payload; nothing written.
+    Conflict,
 }
 
 /// Why a write was not acknowledged.
@@ -110,12 +139,15 @@ pub struct Look {
     pub p_value: f64,
 }
 
+/// What storing one request's events did, or why they were not stored.
+type Outcome = Result<Vec<Stored>, String>;
+
 enum Job {
     /// Events to store.
     Events {
         events: Vec<Event>,
         /// Where to send the outcome; `None` when nobody waits (exposures).
-        reply: Option<oneshot::Sender<Result<Vec<Stored>, String>>>,
+        reply: Option<oneshot::Sender<Outcome>>,
     },
     /// Phases wait in their own channel: write them even if nothing else comes.
     PhasesWaiting,
@@ -230,13 +262,14 @@ struct Health {
 }
 
 impl EventStore {
-    /// Opens the database in `dir` and starts the writer thread.
+    /// Locks `dir` for this process, opens the database in it and starts
+    /// the writer thread.
     pub fn open(dir: &Path) -> Result<Self, OpenError> {
-        let (connection, phases) = open_writer(dir)?;
+        let (lock, connection, phases) = open_writer(dir)?;
         let (store, writer) = Self::unstarted(dir);
         std::thread::Builder::new()
             .name("event-writer".into())
-            .spawn(move || writer.run(connection, phases))
+            .spawn(move || writer.run(lock, connection, phases))
             .map_err(|source| OpenError::Directory {
                 path: dir.to_path_buf(),
                 source,
@@ -347,14 +380,17 @@ impl EventStore {
     }
 }
 
-/// The write connection and the phases it has stored, as the writer starts.
-fn open_writer(dir: &Path) -> Result<(Connection, Phases), OpenError> {
+/// The data directory's lock, then the write connection and the phases it
+/// has stored, as the writer starts. The lock comes first: a second server
+/// must not even migrate the schema under the first.
+fn open_writer(dir: &Path) -> Result<(WriterLock, Connection, Phases), OpenError> {
+    let lock = WriterLock::acquire(dir)?;
     let connection = schema::open_for_writing(dir)?;
     let phases = Phases::load(&connection).map_err(|source| OpenError::Sqlite {
         path: dir.join(schema::FILE_NAME),
         source,
     })?;
-    Ok((connection, phases))
+    Ok((lock, connection, phases))
 }
 
 /// The writer's ends of the channels.
@@ -372,8 +408,9 @@ impl Writer {
     /// is early enough (they were sent before any exposure to their config
     /// was queued) and never too early: an exposure belongs to the phase in
     /// force at its time, whenever it is written. Phases of a group whose
-    /// commit failed are retried with the next group.
-    fn run(self, mut connection: Connection, mut phases: Phases) {
+    /// commit failed are retried with the next group. `_lock` is held until
+    /// the writer stops.
+    fn run(self, _lock: WriterLock, mut connection: Connection, mut phases: Phases) {
         let mut starts = Vec::new();
         while let Ok(first) = self.jobs.recv() {
             starts.extend(self.started.try_iter());
@@ -386,9 +423,9 @@ impl Writer {
                 .unwrap_or_else(|e| e.into_inner()) =
                 outcome.as_ref().err().map(ToString::to_string);
             match outcome {
-                Ok(stored) => {
+                Ok(outcomes) => {
                     starts.clear();
-                    answer(group, stored);
+                    answer(group, outcomes);
                 }
                 Err(error) => {
                     tracing::error!("event commit failed: {error}");
@@ -419,15 +456,15 @@ impl Writer {
     }
 }
 
-/// Answers each request of a committed group with what storing its events did.
-fn answer(group: Vec<Job>, stored: Vec<Stored>) {
-    let mut stored = stored.into_iter();
-    for job in group {
-        if let Job::Events { events, reply } = job {
-            let mine: Vec<Stored> = stored.by_ref().take(events.len()).collect();
-            if let Some(reply) = reply {
-                let _ = reply.send(Ok(mine));
-            }
+/// Answers each request of a committed group with its outcome (one per
+/// job, in order).
+fn answer(group: Vec<Job>, outcomes: Vec<Outcome>) {
+    for (job, outcome) in group.into_iter().zip(outcomes) {
+        if let Job::Events {
+            reply: Some(reply), ..
+        } = job
+        {
+            let _ = reply.send(outcome);
         }
     }
 }
@@ -444,57 +481,99 @@ fn refuse(group: Vec<Job>, error: &rusqlite::Error) {
     }
 }
 
-/// Applies every job of `group` in one transaction; returns what storing
-/// each event did, in order.
+/// Applies every job of `group` in one transaction; returns each job's
+/// outcome, in order (an empty list for jobs other than events).
 fn commit(
     connection: &mut Connection,
     phases: &mut Phases,
     starts: &[PhaseStart],
     group: &[Job],
-) -> rusqlite::Result<Vec<Stored>> {
-    let transaction = connection.transaction()?;
+) -> rusqlite::Result<Vec<Outcome>> {
+    let mut transaction = connection.transaction()?;
     for start in starts {
         for (flag, assignment) in &start.experiments {
             phases.start(&transaction, flag, *assignment, start.published)?;
         }
     }
-    let mut stored = Vec::with_capacity(group.iter().map(Job::events).sum());
+    let mut outcomes = Vec::with_capacity(group.len());
     for job in group {
-        match job {
-            Job::Events { events, .. } => {
-                for event in events {
-                    stored.push(store(&transaction, phases, event)?);
-                }
-            }
-            Job::PhasesWaiting => {}
+        outcomes.push(match job {
+            Job::Events { events, .. } => store_request(&mut transaction, phases, events)?,
+            Job::PhasesWaiting => Ok(Vec::new()),
             Job::Looks(looks) => {
-                let mut look = transaction.prepare_cached(
-                    "INSERT INTO looks (flag, phase, metric, arm, p_value, time)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (flag, phase, metric, arm)
-                     DO UPDATE SET p_value = min(p_value, excluded.p_value), time = excluded.time",
-                )?;
-                let now = super::ingest::now_ms();
-                for l in looks {
-                    look.execute(params![l.flag, l.phase, l.metric, l.arm, l.p_value, now])?;
-                }
+                record_looks(&transaction, looks)?;
+                Ok(Vec::new())
             }
-        }
+        });
     }
     transaction.commit()?;
-    Ok(stored)
+    Ok(outcomes)
 }
 
-/// Writes one event.
-fn store(
-    transaction: &Transaction<'_>,
+/// Folds `looks` into each arm's stored running minimum.
+fn record_looks(connection: &Connection, looks: &[Look]) -> rusqlite::Result<()> {
+    let mut look = connection.prepare_cached(
+        "INSERT INTO looks (flag, phase, metric, arm, p_value, time)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (flag, phase, metric, arm)
+         DO UPDATE SET p_value = min(p_value, excluded.p_value), time = excluded.time",
+    )?;
+    let now = super::ingest::now_ms();
+    for l in looks {
+        look.execute(params![l.flag, l.phase, l.metric, l.arm, l.p_value, now])?;
+    }
+    Ok(())
+}
+
+/// Writes one request's events in a savepoint of their own: if one cannot
+/// be written, the request's events are rolled back and it alone is
+/// refused, while the group's other requests go on. Errs only when the
+/// savepoint itself fails, which fails the group.
+fn store_request(
+    transaction: &mut Transaction<'_>,
     phases: &Phases,
-    event: &Event,
-) -> rusqlite::Result<Stored> {
-    let changed = match event {
+    events: &[Event],
+) -> rusqlite::Result<Outcome> {
+    let savepoint = transaction.savepoint()?;
+    let stored: rusqlite::Result<Vec<Stored>> = events
+        .iter()
+        .map(|event| store(&savepoint, phases, event))
+        .collect();
+    match stored {
+        Ok(stored) => {
+            savepoint.commit()?;
+            Ok(Ok(stored))
+        }
+        Err(error) => {
+            tracing::error!("events of one request not stored: {error}");
+            // Rolls back to the savepoint, the default when not committed.
+            savepoint.finish()?;
+            Ok(Err(error.to_string()))
+        }
+    }
+}
+
+/// Writes one event (inside the writer's transaction).
+fn store(connection: &Connection, phases: &Phases, event: &Event) -> rusqlite::Result<Stored> {
+    match event {
         Event::Exposure(e) => {
+            if let Some(id) = &e.id {
+                let new_id = connection
+                    .prepare_cached(
+                        "INSERT INTO exposure_ids (id, payload) VALUES (?1, ?2)
+                         ON CONFLICT (id) DO NOTHING",
+                    )?
+                    .execute(params![id.id, id.stored_payload()])?;
+                if new_id == 0 {
+                    return resent(
+                        connection,
+                        "SELECT payload FROM exposure_ids WHERE id = ?1",
+                        id,
+                    );
+                }
+            }
             // Keeps the earliest exposure when one arrives late (clients batch).
-            let mut expose = transaction.prepare_cached(
+            let mut expose = connection.prepare_cached(
                 "INSERT INTO exposures (flag, phase, unit, variant, time, id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (flag, phase, unit, variant)
@@ -502,34 +581,57 @@ fn store(
                  WHERE excluded.time < exposures.time",
             )?;
             let phase = phases.at(&e.flag, e.time);
-            aggregates::around_exposure(transaction, phases, &e.flag, phase, &e.unit, || {
-                expose.execute(params![e.flag, phase, e.unit, e.variant, e.time, e.id])
-            })?
+            let id = e.id.as_ref().map(|id| &id.id);
+            let changed =
+                aggregates::around_exposure(connection, phases, &e.flag, phase, &e.unit, || {
+                    expose.execute(params![e.flag, phase, e.unit, e.variant, e.time, id])
+                })?;
+            Ok(if changed > 0 || e.id.is_some() {
+                Stored::New
+            } else {
+                Stored::Duplicate
+            })
         }
         Event::Conversion(c) => {
-            let mut convert = transaction.prepare_cached(
-                "INSERT OR IGNORE INTO conversions (id, metric, unit, value, time)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            let changed = convert.execute(params![c.id, c.metric, c.unit, c.value, c.time])?;
-            if changed > 0 {
-                let value = c.value.unwrap_or(0.0);
-                aggregates::after_conversion(
-                    transaction,
-                    phases,
-                    &c.unit,
-                    &c.metric,
-                    value,
+            let changed = connection
+                .prepare_cached(
+                    "INSERT INTO conversions (id, metric, unit, value, time, payload)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (id) DO NOTHING",
+                )?
+                .execute(params![
+                    c.id.id,
+                    c.metric,
+                    c.unit,
+                    c.value,
                     c.time,
-                )?;
+                    c.id.stored_payload()
+                ])?;
+            if changed == 0 {
+                return resent(
+                    connection,
+                    "SELECT payload FROM conversions WHERE id = ?1",
+                    &c.id,
+                );
             }
-            changed
+            let value = c.value.unwrap_or(0.0);
+            aggregates::after_conversion(connection, phases, &c.unit, &c.metric, value, c.time)?;
+            Ok(Stored::New)
         }
-    };
-    Ok(if changed > 0 {
-        Stored::New
-    } else {
-        Stored::Duplicate
+    }
+}
+
+/// What an event whose id is already stored is: the same event again if
+/// `payload_of` (a query of the stored payload by id) gives its payload, or
+/// none because the id was stored before payloads were; otherwise a
+/// different event under the same id.
+fn resent(connection: &Connection, payload_of: &str, id: &EventId) -> rusqlite::Result<Stored> {
+    let stored: Option<i64> = connection
+        .prepare_cached(payload_of)?
+        .query_row([&id.id], |row| row.get(0))?;
+    Ok(match stored {
+        Some(payload) if payload != id.stored_payload() => Stored::Conflict,
+        _ => Stored::Duplicate,
     })
 }
 
@@ -537,9 +639,16 @@ fn store(
 mod tests {
     use super::*;
 
+    fn id(id: &str, payload: u64) -> EventId {
+        EventId {
+            id: id.into(),
+            payload,
+        }
+    }
+
     fn conversion(id: &str) -> Event {
         Event::Conversion(Conversion {
-            id: id.into(),
+            id: self::id(id, 7),
             metric: "m".into(),
             unit: "u".into(),
             value: None,
@@ -555,6 +664,42 @@ mod tests {
             unit: "u".into(),
             time,
         })
+    }
+
+    fn client_exposure(id: &str, payload: u64, variant: &str, time: i64) -> Event {
+        Event::Exposure(Exposure {
+            id: Some(self::id(id, payload)),
+            flag: "f".into(),
+            variant: variant.into(),
+            unit: "u".into(),
+            time,
+        })
+    }
+
+    fn revenue(id: &str, value: f64) -> Event {
+        Event::Conversion(Conversion {
+            id: self::id(id, value.to_bits()),
+            metric: "r".into(),
+            unit: "u".into(),
+            value: Some(value),
+            time: 10,
+        })
+    }
+
+    /// Queues `events` as one request, as `write` does, for a writer run by hand.
+    fn queue(store: &EventStore, events: Vec<Event>) -> oneshot::Receiver<Outcome> {
+        let (reply, outcome) = oneshot::channel();
+        let job = Job::Events {
+            events,
+            reply: Some(reply),
+        };
+        assert!(store.queue.try_send(job).is_ok());
+        outcome
+    }
+
+    fn count(dir: &Path, sql: &str) -> i64 {
+        let connection = Connection::open(dir.join(schema::FILE_NAME)).unwrap();
+        connection.query_row(sql, [], |row| row.get(0)).unwrap()
     }
 
     #[tokio::test]
@@ -582,6 +727,126 @@ mod tests {
         assert_eq!(time, 3);
     }
 
+    #[tokio::test]
+    async fn a_resent_id_is_a_duplicate_and_a_reused_one_a_conflict() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventStore::open(dir.path()).unwrap();
+        let stored = store
+            .write(vec![
+                conversion("a"),
+                client_exposure("e", 1, "x", 5),
+                // A later exposure of the same unit and variant under a new id
+                // is a new event, although the first exposure stays.
+                client_exposure("e2", 2, "x", 9),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(stored, [Stored::New, Stored::New, Stored::New]);
+        let mut reused = conversion("a");
+        if let Event::Conversion(c) = &mut reused {
+            c.id.payload = 8;
+        }
+        let stored = store
+            .write(vec![
+                conversion("a"),
+                reused,
+                client_exposure("e", 1, "x", 5),
+                client_exposure("e", 3, "y", 5),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            stored,
+            [
+                Stored::Duplicate,
+                Stored::Conflict,
+                Stored::Duplicate,
+                Stored::Conflict
+            ]
+        );
+        drop(store);
+        assert_eq!(count(dir.path(), "SELECT count(*) FROM conversions"), 1);
+        assert_eq!(
+            count(
+                dir.path(),
+                "SELECT count(*) FROM exposures WHERE variant = 'y'"
+            ),
+            0
+        );
+        assert_eq!(
+            count(dir.path(), "SELECT time FROM exposures WHERE variant = 'x'"),
+            5
+        );
+    }
+
+    #[tokio::test]
+    async fn ids_stored_before_payloads_were_kept_count_as_resent() {
+        let dir = tempfile::tempdir().unwrap();
+        let connection = Connection::open(dir.path().join(schema::FILE_NAME)).unwrap();
+        connection
+            .execute_batch(&schema::migrations_before(5).join(";"))
+            .unwrap();
+        connection
+            .execute_batch(
+                "INSERT INTO conversions (id, metric, unit, value, time) VALUES ('a', 'm', 'u', NULL, 1);
+                 INSERT INTO exposures (flag, phase, unit, variant, time, id) VALUES ('f', 1, 'u', 'x', 5, 'e');
+                 PRAGMA user_version = 4;",
+            )
+            .unwrap();
+        drop(connection);
+        let store = EventStore::open(dir.path()).unwrap();
+        let stored = store
+            .write(vec![conversion("a"), client_exposure("e", 1, "x", 5)])
+            .await
+            .unwrap();
+        assert_eq!(stored, [Stored::Duplicate, Stored::Duplicate]);
+    }
+
+    #[test]
+    fn a_locked_data_directory_is_refused_before_the_database_is_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = WriterLock::acquire(dir.path()).unwrap();
+        let error = EventStore::open(dir.path()).err().unwrap();
+        assert!(matches!(error, OpenError::InUse { .. }), "{error}");
+        assert!(!dir.path().join(schema::FILE_NAME).exists());
+    }
+
+    #[test]
+    fn a_request_whose_events_cannot_be_written_fails_alone_in_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, writer) = EventStore::unstarted(dir.path());
+        // Queued before the writer runs, so that both are one group. The
+        // second f64::MAX makes the unit's total infinite and its square's
+        // difference inf - inf, a NaN that SQLite stores as NULL in a NOT
+        // NULL column: the statement fails. (`ingest` refuses such values;
+        // the store must still not let one request fail the others.)
+        let poisoned = queue(
+            &store,
+            vec![
+                exposure("x", 1),
+                revenue("p1", f64::MAX),
+                revenue("p2", f64::MAX),
+            ],
+        );
+        let good = queue(&store, vec![conversion("g")]);
+        drop(store);
+        let (lock, connection, phases) = open_writer(dir.path()).unwrap();
+        writer.run(lock, connection, phases);
+        let error = poisoned.blocking_recv().unwrap().unwrap_err();
+        assert!(error.contains("NOT NULL"), "{error}");
+        assert_eq!(good.blocking_recv().unwrap(), Ok(vec![Stored::New]));
+        // The poisoned request left nothing behind, not even its exposure.
+        assert_eq!(count(dir.path(), "SELECT count(*) FROM exposures"), 0);
+        assert_eq!(
+            count(
+                dir.path(),
+                "SELECT count(*) FROM conversions WHERE id = 'g'"
+            ),
+            1
+        );
+        assert_eq!(count(dir.path(), "SELECT count(*) FROM conversions"), 1);
+    }
+
     #[test]
     fn starting_phases_never_waits_for_a_saturated_writer() {
         let dir = tempfile::tempdir().unwrap();
@@ -600,8 +865,8 @@ mod tests {
         // Its wake-up found no room; the writer takes the phase with the
         // first group it commits all the same.
         drop(store);
-        let (connection, phases) = open_writer(dir.path()).unwrap();
-        writer.run(connection, phases);
+        let (lock, connection, phases) = open_writer(dir.path()).unwrap();
+        writer.run(lock, connection, phases);
         let connection = Connection::open(dir.path().join(schema::FILE_NAME)).unwrap();
         let started: i64 = connection
             .query_row("SELECT started FROM phases WHERE flag = 'f'", [], |row| {
@@ -658,14 +923,14 @@ mod tests {
                     time,
                 }),
                 1 => Event::Conversion(Conversion {
-                    id: format!("c{i}"),
+                    id: id(&format!("c{i}"), 0),
                     metric: "m".into(),
                     unit,
                     value: None,
                     time,
                 }),
                 _ => Event::Conversion(Conversion {
-                    id: format!("c{i}"),
+                    id: id(&format!("c{i}"), 0),
                     metric: "r".into(),
                     unit,
                     value: Some(next(100) as f64),
@@ -697,7 +962,7 @@ mod tests {
                 Event::Conversion(c) => connection.execute(
                     "INSERT OR IGNORE INTO conversions (id, metric, unit, value, time)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![c.id, c.metric, c.unit, c.value, c.time],
+                    params![c.id.id, c.metric, c.unit, c.value, c.time],
                 ),
             }
             .unwrap();

@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::context::BodyError;
 use crate::events::WriteError;
 use crate::events::analysis::ResultsError;
+use crate::events::ingest::BatchError;
 use crate::tokens::Role;
 
 /// OFREP error codes this server sends.
@@ -206,6 +207,15 @@ impl From<BodyError> for ApiError {
 impl From<WriteError> for ApiError {
     fn from(error: WriteError) -> Self {
         Self::unavailable(error.to_string())
+    }
+}
+
+impl From<BatchError> for ApiError {
+    fn from(error: BatchError) -> Self {
+        match error {
+            BatchError::Parse(details) => Self::parse(details),
+            BatchError::TooLarge(_) => Self::general(error.to_string()),
+        }
     }
 }
 

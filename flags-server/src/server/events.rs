@@ -14,7 +14,7 @@ use super::errors::ApiError;
 use super::json;
 use super::limits::EventsRequest;
 use super::state::AppState;
-use crate::events::ingest::{self, BatchError};
+use crate::events::ingest;
 
 /// `POST /v1/events` (any valid token).
 pub async fn ingest(
@@ -29,18 +29,18 @@ pub async fn ingest(
         .map_err(|reason| ApiError::events_unavailable(reason, role))?;
     let mut batch = {
         let published = state.live.current.load();
-        ingest::check(&body, &published.snapshot, ingest::now_ms()).map_err(|e| match e {
-            BatchError::Parse(details) => ApiError::parse(details),
-            BatchError::TooLarge(_) => ApiError::general(e.to_string()),
-        })?
+        ingest::check(&body, &published.snapshot, ingest::now_ms())?
     };
     let stored = store
         .write(std::mem::take(&mut batch.events))
         .await
         .map_err(ApiError::from)?;
     let receipt = batch.receipt(&stored);
-    state
-        .metrics
-        .record_events(receipt.stored, receipt.duplicates, receipt.rejected);
+    state.metrics.record_events(
+        receipt.stored,
+        receipt.duplicates,
+        receipt.conflicts,
+        receipt.rejected,
+    );
     Ok(json(&receipt))
 }

@@ -221,7 +221,7 @@ mod tests {
     #[tokio::test]
     async fn an_exposure_to_a_new_assignment_lands_in_its_new_phase() {
         let dir = tempfile::tempdir().unwrap();
-        let events = EventLog::open(dir.path());
+        let events = EventLog::open(dir.path()).unwrap();
         let live = LiveConfig::new(
             published("{ on = 50, off = 50 }"),
             ReloadAttempt::new("startup", ReloadOutcome::Applied, Vec::new()),

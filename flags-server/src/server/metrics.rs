@@ -75,8 +75,9 @@ pub struct Metrics {
     reloads: [AtomicU64; 4],
     rejections: AtomicU64,
     shed: AtomicU64,
-    /// Events received through `POST /v1/events`: stored, duplicate, rejected.
-    events: [AtomicU64; 3],
+    /// Events received through `POST /v1/events`: stored, duplicate,
+    /// conflict, rejected.
+    events: [AtomicU64; 4],
 }
 
 #[derive(Default)]
@@ -124,8 +125,15 @@ impl Metrics {
     }
 
     /// Counts the events of one acknowledged `POST /v1/events` batch.
-    pub fn record_events(&self, stored: usize, duplicates: usize, rejected: usize) {
-        for (counter, n) in self.events.iter().zip([stored, duplicates, rejected]) {
+    pub fn record_events(
+        &self,
+        stored: usize,
+        duplicates: usize,
+        conflicts: usize,
+        rejected: usize,
+    ) {
+        let counts = [stored, duplicates, conflicts, rejected];
+        for (counter, n) in self.events.iter().zip(counts) {
             counter.fetch_add(n as u64, Relaxed);
         }
     }
@@ -235,7 +243,8 @@ impl Metrics {
             "counter",
             "Events received by POST /v1/events, by outcome.",
         );
-        for (outcome, count) in ["stored", "duplicate", "rejected"].iter().zip(&self.events) {
+        let outcomes = ["stored", "duplicate", "conflict", "rejected"];
+        for (outcome, count) in outcomes.iter().zip(&self.events) {
             let _ = writeln!(
                 out,
                 "flags_events_total{{outcome=\"{outcome}\"}} {}",

@@ -67,7 +67,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     let mut loader = Loader::new(args.config.clone(), Overrides::from_env(), metrics.clone());
     let (published, attempt) = loader.initial()?;
     let live = Arc::new(LiveConfig::new(published, attempt));
-    let events = EventLog::open(&args.data);
+    let events = EventLog::open(&args.data).map_err(|e| Error::Serve(e.to_string()))?;
+    // After the event log, which holds the data directory's lock.
     let mut kills = Kills::open(&args.data);
     let restored = kills.restore(&live);
     if restored > 0 {
