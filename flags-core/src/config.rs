@@ -277,7 +277,7 @@ pub fn parse(text: &str) -> Result<Document, Diagnostics> {
         path: None,
         items: vec![diagnostic],
     };
-    let root = DeTable::parse(text).map_err(|e| fatal(toml_diagnostic(&index, &e, 0..0)))?;
+    let root = DeTable::parse(text).map_err(|e| fatal(index.toml_error(&e, 0..0)))?;
     let mut document = Document {
         segments: Vec::new(),
         flags: Vec::new(),
@@ -343,7 +343,7 @@ fn read_section<T: for<'de> Deserialize<'de>>(
     for (name, entry) in table {
         let entry_span = entry.span();
         let config = T::deserialize(ValueDeserializer::from(entry)).map_err(|e| {
-            let mut d = toml_diagnostic(index, &e, entry_span);
+            let mut d = index.toml_error(&e, entry_span);
             d.section = Some(section);
             d.name = Some(name.get_ref().to_string());
             d
@@ -355,19 +355,4 @@ fn read_section<T: for<'de> Deserialize<'de>>(
         });
     }
     None
-}
-
-/// A TOML or serde error as a diagnostic, at its own span or at `fallback`.
-fn toml_diagnostic(
-    index: &LineIndex<'_>,
-    error: &toml::de::Error,
-    fallback: Range<usize>,
-) -> Diagnostic {
-    let span = error.span().unwrap_or(fallback);
-    // serde calls enum cases "variants", which reads as flag variants here.
-    let message = error
-        .message()
-        .trim_end()
-        .replace("unknown variant `", "unknown value `");
-    index.at(&span, message)
 }
