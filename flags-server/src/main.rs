@@ -10,6 +10,7 @@ mod reload;
 mod server;
 mod tokens;
 mod views;
+mod webhooks;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;

@@ -63,6 +63,56 @@ impl ReloadOutcome {
     }
 }
 
+/// How one webhook delivery attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// Answered 2xx.
+    Delivered,
+    /// Failed (network, timeout, 5xx, 408, 429); another attempt is scheduled.
+    Retried,
+    /// Refused (3xx, other 4xx); not retried.
+    Failed,
+    /// Failed with no attempt left (a day after queueing), or its endpoint
+    /// is no longer configured.
+    GivenUp,
+}
+
+impl DeliveryOutcome {
+    const ALL: [Self; 4] = [Self::Delivered, Self::Retried, Self::Failed, Self::GivenUp];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Retried => "retried",
+            Self::Failed => "failed",
+            Self::GivenUp => "given_up",
+        }
+    }
+}
+
+/// Where a webhook delivery was queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Queued {
+    /// Committed to the outbox in the event database.
+    Durable,
+    /// In the in-memory outbox (the event database is unusable): lost on restart.
+    Memory,
+    /// Not queued at all: the commit failed.
+    Lost,
+}
+
+impl Queued {
+    const ALL: [Self; 3] = [Self::Durable, Self::Memory, Self::Lost];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Durable => "durable",
+            Self::Memory => "memory",
+            Self::Lost => "lost",
+        }
+    }
+}
+
 /// A (flag, variant) label pair.
 type FlagVariant = (Box<str>, Box<str>);
 
@@ -76,6 +126,10 @@ pub struct Metrics {
     shed: AtomicU64,
     /// Events received through `POST /v1/events`: stored, duplicate, rejected.
     events: [AtomicU64; 3],
+    /// Webhook delivery attempts, by [`DeliveryOutcome`].
+    deliveries: [AtomicU64; 4],
+    /// Webhook deliveries queued, by [`Queued`].
+    queued: [AtomicU64; 3],
 }
 
 #[derive(Default)]
@@ -126,6 +180,22 @@ impl Metrics {
     pub fn record_events(&self, stored: usize, duplicates: usize, rejected: usize) {
         for (counter, n) in self.events.iter().zip([stored, duplicates, rejected]) {
             counter.fetch_add(n as u64, Relaxed);
+        }
+    }
+
+    /// Counts one webhook delivery attempt.
+    pub fn record_delivery(&self, outcome: DeliveryOutcome) {
+        let slot = DeliveryOutcome::ALL.iter().position(|o| *o == outcome);
+        if let Some(slot) = slot {
+            self.deliveries[slot].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts `deliveries` webhook deliveries queued (or lost) together.
+    pub fn record_queued(&self, queued: Queued, deliveries: usize) {
+        let slot = Queued::ALL.iter().position(|q| *q == queued);
+        if let Some(slot) = slot {
+            self.queued[slot].fetch_add(deliveries as u64, Relaxed);
         }
     }
 
@@ -223,6 +293,12 @@ impl Metrics {
                 "Automatic exposures dropped because the event writer was saturated.",
                 config.dropped_exposures as f64,
             ),
+            (
+                "flags_webhook_outbox_pending",
+                "gauge",
+                "Webhook deliveries queued and not yet delivered nor given up.",
+                config.webhooks_pending as f64,
+            ),
         ];
         for (name, kind, help, value) in scalars {
             header(&mut out, name, kind, help);
@@ -238,6 +314,34 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "flags_events_total{{outcome=\"{outcome}\"}} {}",
+                count.load(Relaxed)
+            );
+        }
+        header(
+            &mut out,
+            "flags_webhook_deliveries_total",
+            "counter",
+            "Webhook delivery attempts, by outcome.",
+        );
+        for (outcome, count) in DeliveryOutcome::ALL.iter().zip(&self.deliveries) {
+            let _ = writeln!(
+                out,
+                "flags_webhook_deliveries_total{{outcome=\"{}\"}} {}",
+                outcome.as_str(),
+                count.load(Relaxed)
+            );
+        }
+        header(
+            &mut out,
+            "flags_webhook_queued_total",
+            "counter",
+            "Webhook deliveries queued (one per notification and endpoint), by where.",
+        );
+        for (queued, count) in Queued::ALL.iter().zip(&self.queued) {
+            let _ = writeln!(
+                out,
+                "flags_webhook_queued_total{{outbox=\"{}\"}} {}",
+                queued.as_str(),
                 count.load(Relaxed)
             );
         }
@@ -325,6 +429,8 @@ pub struct ConfigGauges<'a> {
     pub events_available: bool,
     /// Automatic exposures dropped so far.
     pub dropped_exposures: u64,
+    /// Webhook deliveries pending in the outbox.
+    pub webhooks_pending: u64,
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -359,6 +465,7 @@ pub async fn export(State(state): State<AppState>, _: Caller) -> Response {
         stale: snapshot.flags().filter(|f| f.stale()).count(),
         events_available: events.available,
         dropped_exposures: events.dropped_exposures,
+        webhooks_pending: state.notifier.pending(),
     };
     let content_type = "text/plain; version=0.0.4; charset=utf-8";
     (
@@ -461,6 +568,8 @@ mod tests {
             .evaluation_counter("a\"b", "on")
             .fetch_add(2, Relaxed);
         metrics.record_reload(ReloadOutcome::Partial, 3);
+        metrics.record_delivery(DeliveryOutcome::GivenUp);
+        metrics.record_queued(Queued::Memory, 2);
         let text = metrics.render(&ConfigGauges {
             version: "00ff",
             loaded_at: 1.5,
@@ -468,6 +577,7 @@ mod tests {
             stale: 1,
             events_available: true,
             dropped_exposures: 3,
+            webhooks_pending: 4,
         });
         for line in [
             "flags_http_requests_total{route=\"/healthz\",status=\"200\"} 1",
@@ -483,6 +593,10 @@ mod tests {
             "flags_config_rejections_total 3",
             "flags_stale_flags 1",
             "flags_config_info{version=\"00ff\"} 1",
+            "flags_webhook_outbox_pending 4",
+            "flags_webhook_deliveries_total{outcome=\"delivered\"} 0",
+            "flags_webhook_deliveries_total{outcome=\"given_up\"} 1",
+            "flags_webhook_queued_total{outbox=\"memory\"} 2",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }

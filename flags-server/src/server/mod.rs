@@ -43,6 +43,7 @@ use crate::error::Error;
 use crate::events::EventLog;
 use crate::reload::{Loader, Reloader};
 use crate::tokens::Tokens;
+use crate::webhooks::{self, Delivery, Notifier};
 use errors::ApiError;
 use limits::Limits;
 use metrics::Metrics;
@@ -58,12 +59,23 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
             args.addr
         )));
     }
+    let webhooks = webhooks::config::load(args.webhooks.as_deref())?;
     let cors = cors_layer(&args.cors_origins)?;
     let metrics = Arc::new(Metrics::default());
-    let mut loader = Loader::new(args.config.clone(), Overrides::from_env(), metrics.clone());
+    let events = EventLog::open(&args.data);
+    let delivery = Delivery {
+        backoff: args.webhook_backoff,
+        ..Delivery::default()
+    };
+    let notifier = Notifier::start(webhooks, &args.data, metrics.clone(), delivery)?;
+    let mut loader = Loader::new(
+        args.config.clone(),
+        Overrides::from_env(),
+        metrics.clone(),
+        notifier.clone(),
+    );
     let (published, attempt) = loader.initial()?;
     let live = Arc::new(LiveConfig::new(published, attempt));
-    let events = EventLog::open(&args.data);
     experiments::follow_phases(&live, &events);
     let reloader = Reloader::start(loader, live.clone(), args.debounce)?;
     let listener = TcpListener::bind(args.addr)
@@ -91,6 +103,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         sse_keepalive: args.sse_keepalive,
         shutdown: draining,
         clock: args.at.map_or(Clock::System, Clock::Fixed),
+        notifier,
     });
     experiments::spawn_looks(&state);
     let hangups = forward_hangups(state.clone())?;
