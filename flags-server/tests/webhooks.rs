@@ -1,8 +1,8 @@
 //! Webhook notifications from the real binary to a receiver on loopback:
 //! a broken save becomes a signed `config.rejected`, retried after a 500,
-//! in JSON or Slack's shape; a pending delivery survives a restart while
-//! the receiver is down; a bad webhooks file stops the server with its
-//! position.
+//! in JSON or Slack's shape; a start that leaves flags out is notified too;
+//! a pending delivery survives a restart while the receiver is down; a bad
+//! webhooks file stops the server with its position.
 
 mod common;
 
@@ -290,5 +290,30 @@ fn a_bad_webhooks_file_stops_the_server_with_every_problem_and_its_position() {
     assert!(
         !stderr.contains("tok-"),
         "a URL's path may be a credential: {stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_that_leaves_invalid_flags_out_is_notified() {
+    let receiver = Receiver::start(|_| StatusCode::OK).await;
+    let hooks = tempfile::tempdir().unwrap();
+    let file = webhooks_file(
+        &hooks,
+        &format!("[[webhook]]\nurl = \"{}\"\n", receiver.url),
+    );
+    let server = Server::start_with(
+        &partially_broken(),
+        Options::default().arg("--webhooks").arg(&file),
+    );
+    common::until(LIMIT, || async { receiver.received().len() == 1 }).await;
+    let body: Value = serde_json::from_str(&receiver.received()[0].1).unwrap();
+    assert_eq!(
+        body["figures"],
+        json!({"outcome": "partial", "trigger": "startup"})
+    );
+    let position = format!("{}:32:9: ", server.config.display());
+    assert!(
+        body["problems"][0].as_str().unwrap().starts_with(&position),
+        "{body}"
     );
 }

@@ -209,6 +209,11 @@ impl Notifier {
                     .map_err(|e| Error::Serve(format!("cannot start the webhook outbox: {e}")))?
             }
         };
+        let names: Vec<&str> = endpoints.iter().map(|e| e.name.as_str()).collect();
+        tracing::info!(
+            durable = outbox.is_durable(),
+            "notifying webhooks {names:?}"
+        );
         let pending = Arc::new(AtomicU64::new(0));
         let worker = deliver::start(endpoints, outbox, metrics, delivery, pending.clone())?;
         Ok(Self {
