@@ -151,13 +151,7 @@ pub(super) fn start(
 ) -> Result<Sender<Message>, Error> {
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|e| Error::Serve(format!("webhooks need the async runtime: {e}")))?;
-    // reqwest is built without a TLS provider of its own; `ring` is the one
-    // linked. rustls 0.23.48 deprecates it for lacking post-quantum key
-    // exchange, which only aws-lc-rs offers, at the cost of cmake and
-    // minutes of C compilation per clean build. An error here means a
-    // provider is installed already, which is as good.
-    #[allow(deprecated)]
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    // Needs the TLS provider `main` installs (`crate::install_tls_provider`).
     let client = reqwest::Client::builder()
         .timeout(delivery.timeout)
         .redirect(reqwest::redirect::Policy::none())

@@ -61,6 +61,17 @@ fn endpoints(text: &str) -> Vec<Endpoint> {
     config::parse(text).unwrap()
 }
 
+/// Starts a notifier; the TLS provider is installed by `main` otherwise.
+fn start(
+    text: &str,
+    data: &std::path::Path,
+    metrics: &Arc<Metrics>,
+    delivery: Delivery,
+) -> Notifier {
+    crate::install_tls_provider();
+    Notifier::start(endpoints(text), data, metrics.clone(), delivery).unwrap()
+}
+
 fn fast() -> Delivery {
     Delivery {
         backoff: Duration::from_millis(5),
@@ -114,7 +125,7 @@ async fn flag_events_reach_every_endpoint_that_wants_them_signed() {
          [[webhook]]\nname = \"chat\"\nurl = \"{}\"\nformat = \"slack\"\nevents = [\"flag.revived\"]\n",
         json_hook.url, chat.url
     );
-    let notifier = Notifier::start(endpoints(&text), data.path(), metrics.clone(), fast()).unwrap();
+    let notifier = start(&text, data.path(), &metrics, fast());
     let figures = json!({"metric": "error_rate", "value": 0.031, "limit": 0.02});
     notifier.send(Notification::GuardrailTripped(change(
         "checkout",
@@ -207,8 +218,7 @@ async fn an_unanswered_attempt_times_out_and_is_retried() {
         ..fast()
     };
     let text = format!("[[webhook]]\nurl = \"{}\"\n", hook.url);
-    let notifier =
-        Notifier::start(endpoints(&text), data.path(), metrics.clone(), delivery).unwrap();
+    let notifier = start(&text, data.path(), &metrics, delivery);
     notifier.send(Notification::FlagKilled(change(
         "f",
         Actor::Admin,
@@ -239,7 +249,7 @@ async fn a_refusal_is_not_retried() {
     let data = tempfile::tempdir().unwrap();
     let metrics = Arc::new(Metrics::default());
     let text = format!("[[webhook]]\nurl = \"{}\"\n", hook.url);
-    let notifier = Notifier::start(endpoints(&text), data.path(), metrics.clone(), fast()).unwrap();
+    let notifier = start(&text, data.path(), &metrics, fast());
     notifier.send(Notification::FlagKilled(change(
         "f",
         Actor::Admin,
@@ -271,8 +281,7 @@ async fn without_a_usable_data_directory_notifications_go_from_memory() {
     std::fs::write(&not_a_directory, "").unwrap();
     let metrics = Arc::new(Metrics::default());
     let text = format!("[[webhook]]\nurl = \"{}\"\n", hook.url);
-    let notifier =
-        Notifier::start(endpoints(&text), &not_a_directory, metrics.clone(), fast()).unwrap();
+    let notifier = start(&text, &not_a_directory, &metrics, fast());
     notifier.send(Notification::FlagRevived(change(
         "f",
         Actor::Admin,
@@ -300,7 +309,7 @@ async fn rows_left_for_a_webhook_no_longer_configured_are_given_up() {
     drop(outbox);
     let metrics = Arc::new(Metrics::default());
     let text = format!("[[webhook]]\nname = \"here\"\nurl = \"{}\"\n", hook.url);
-    let notifier = Notifier::start(endpoints(&text), data.path(), metrics.clone(), fast()).unwrap();
+    let notifier = start(&text, data.path(), &metrics, fast());
     until(|| async { hook.count() == 1 && notifier.pending() == 0 }).await;
     assert_eq!(hook.bodies(), ["{\"left\":1}"]);
     assert_eq!(
