@@ -105,13 +105,17 @@ impl fmt::Display for Diagnostics {
 impl std::error::Error for Diagnostics {}
 
 /// Turns byte offsets into 1-based line and column numbers.
-pub(crate) struct LineIndex<'a> {
+///
+/// Public so that the server's other TOML files (webhooks) report their
+/// problems with the same positions as `flags.toml`.
+pub struct LineIndex<'a> {
     text: &'a str,
     line_starts: Vec<usize>,
 }
 
 impl<'a> LineIndex<'a> {
-    pub(crate) fn new(text: &'a str) -> Self {
+    /// An index of `text`'s lines.
+    pub fn new(text: &'a str) -> Self {
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
@@ -119,7 +123,7 @@ impl<'a> LineIndex<'a> {
     }
 
     /// Line and column of a byte offset (clamped to the text).
-    pub(crate) fn position(&self, offset: usize) -> (u32, u32) {
+    pub fn position(&self, offset: usize) -> (u32, u32) {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&start| start <= offset) - 1;
         let start = self.line_starts[line];
@@ -131,7 +135,7 @@ impl<'a> LineIndex<'a> {
     }
 
     /// A diagnostic at the start of `span`.
-    pub(crate) fn at(&self, span: &Range<usize>, message: impl Into<String>) -> Diagnostic {
+    pub fn at(&self, span: &Range<usize>, message: impl Into<String>) -> Diagnostic {
         let (line, column) = self.position(span.start);
         Diagnostic {
             line,
@@ -140,6 +144,17 @@ impl<'a> LineIndex<'a> {
             name: None,
             message: message.into(),
         }
+    }
+
+    /// A TOML or serde error as a diagnostic, at its own span or at `fallback`.
+    pub fn toml_error(&self, error: &toml::de::Error, fallback: Range<usize>) -> Diagnostic {
+        let span = error.span().unwrap_or(fallback);
+        // serde calls enum cases "variants", which reads as flag variants here.
+        let message = error
+            .message()
+            .trim_end()
+            .replace("unknown variant `", "unknown value `");
+        self.at(&span, message)
     }
 }
 

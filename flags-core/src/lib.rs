@@ -48,7 +48,7 @@ mod time;
 
 pub use compile::{Merged, compile, compile_merged, valid_name};
 pub use context::{AttrValue, Context, INLINE_ATTRIBUTES, List};
-pub use diagnostic::{Diagnostic, Diagnostics, Section};
+pub use diagnostic::{Diagnostic, Diagnostics, LineIndex, Section};
 pub use eval::{
     ErrorCode, Evaluation, Explain, NoExplain, Reason, RuleOutcome, RuleRef, Step, Trace,
 };

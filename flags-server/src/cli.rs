@@ -103,6 +103,13 @@ pub struct ServeArgs {
     /// Interval between keep-alive comments on `/v1/stream`.
     #[arg(long, value_parser = parse_duration, default_value = "15s")]
     pub sse_keepalive: Duration,
+    /// A file of webhooks to notify (`[[webhook]]` tables; see docs/server.md).
+    #[arg(long, env = "FLAGS_WEBHOOKS", value_name = "FILE")]
+    pub webhooks: Option<PathBuf>,
+    /// Wait before the first webhook retry, doubling after that. Hidden:
+    /// the tests shorten it to see retries without waiting seconds.
+    #[arg(long, value_parser = parse_duration, default_value = "1s", hide = true)]
+    pub webhook_backoff: Duration,
 }
 
 /// `flags stats`.

@@ -11,6 +11,7 @@ mod reload;
 mod server;
 mod tokens;
 mod views;
+mod webhooks;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
@@ -21,6 +22,7 @@ use cli::{Cli, Command};
 use error::Error;
 
 fn main() -> ExitCode {
+    install_tls_provider();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Check(args) => commands::check::run(&args),
@@ -43,6 +45,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Installs rustls' `ring` crypto provider for every HTTP client the process
+/// builds (webhooks, and any other reqwest client): reqwest is built without
+/// a provider of its own, since its default, aws-lc-rs, needs cmake and
+/// minutes of C compilation, and it panics building a client without one.
+/// rustls 0.23.48 deprecates `ring`'s provider for lacking post-quantum key
+/// exchange, which nothing here needs. An error means one is installed already.
+pub(crate) fn install_tls_provider() {
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 fn serve(args: cli::ServeArgs) -> Result<(), Error> {

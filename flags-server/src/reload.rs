@@ -14,7 +14,8 @@
 //! config never occupies a request worker. Each compile uses the core's
 //! per-flag last-known-good merge: a file that does not parse changes
 //! nothing, invalid flags keep their previous version and are served stale,
-//! and every problem is logged, counted and kept for `/v1/status`.
+//! and every problem is logged, counted and kept for `/v1/status`, and
+//! sent to the webhooks as `config.rejected`.
 //! Not here: what a published config holds (`server::state`) or how the
 //! change is announced to clients (`server::stream`).
 
@@ -31,6 +32,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::error::Error;
 use crate::server::metrics::{Metrics, ReloadOutcome};
 use crate::server::state::{ConfigError, LiveConfig, Published, ReloadAttempt};
+use crate::webhooks::{Notification, Notifier, Rejection};
 
 /// Longest a burst of file events can postpone a reload.
 const MAX_SETTLE: Duration = Duration::from_millis(250);
@@ -177,16 +179,24 @@ pub struct Loader {
     path: PathBuf,
     overrides: Overrides,
     metrics: Arc<Metrics>,
+    notifier: Notifier,
     last_hash: Option<u64>,
 }
 
 impl Loader {
-    /// A loader for `path`, applying `overrides` at every load.
-    pub fn new(path: PathBuf, overrides: Overrides, metrics: Arc<Metrics>) -> Self {
+    /// A loader for `path`, applying `overrides` at every load and sending
+    /// `config.rejected` through `notifier` when a load finds problems.
+    pub fn new(
+        path: PathBuf,
+        overrides: Overrides,
+        metrics: Arc<Metrics>,
+        notifier: Notifier,
+    ) -> Self {
         Self {
             path,
             overrides,
             metrics,
+            notifier,
             last_hash: None,
         }
     }
@@ -198,12 +208,43 @@ impl Loader {
         self.last_hash = Some(xxh3_64(text.as_bytes()));
         let merged = compile_merged(&text, None, &self.overrides)
             .map_err(|problems| Error::Invalid(problems.in_file(self.file())))?;
-        Ok(self.accept(merged, "startup"))
+        let (published, attempt) = self.accept(merged, "startup");
+        self.notify_rejection(&attempt);
+        Ok((published, attempt))
     }
 
     /// One reload attempt against `previous`: what to publish, if anything,
     /// and the attempt as `/v1/status` reports it.
     fn attempt(
+        &mut self,
+        previous: &Snapshot,
+        trigger: &'static str,
+    ) -> (Option<Published>, ReloadAttempt) {
+        let (published, attempt) = self.load(previous, trigger);
+        self.notify_rejection(&attempt);
+        (published, attempt)
+    }
+
+    /// Sends `config.rejected` if `attempt` found problems, each as
+    /// `file:line:column: message` (an unreadable file as its error).
+    fn notify_rejection(&self, attempt: &ReloadAttempt) {
+        if attempt.ok {
+            return;
+        }
+        let problems = attempt
+            .error
+            .iter()
+            .cloned()
+            .chain(attempt.errors.iter().map(ToString::to_string))
+            .collect();
+        self.notifier.send(Notification::ConfigRejected(Rejection {
+            trigger: attempt.trigger,
+            outcome: attempt.outcome,
+            problems,
+        }));
+    }
+
+    fn load(
         &mut self,
         previous: &Snapshot,
         trigger: &'static str,

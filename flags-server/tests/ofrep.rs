@@ -408,7 +408,7 @@ async fn excess_in_flight_requests_are_shed_with_429_and_retry_after() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     // On a new connection: the pooled one sat idle as long as the client
     // timeout, which is also when the server closes idle connections.
-    let fresh = reqwest::Client::new()
+    let fresh = common::http_client()
         .post(server.url("/ofrep/v1/evaluate/flags/banner"))
         .send()
         .await

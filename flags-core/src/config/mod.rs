@@ -547,7 +547,7 @@ fn read_section<T: ReadTable>(
 /// A TOML syntax error as a diagnostic. The parser places a duplicate key at
 /// its second definition only; the message adds the key and its first one.
 fn syntax_error(text: &str, index: &LineIndex<'_>, error: &toml::de::Error) -> Diagnostic {
-    let mut diagnostic = toml_diagnostic(index, error, 0..0);
+    let mut diagnostic = index.toml_error(error, 0..0);
     let duplicate = (error.message() == "duplicate key")
         .then(|| duplicate::first_definition(text, error.span()?.start))
         .flatten();
@@ -559,19 +559,4 @@ fn syntax_error(text: &str, index: &LineIndex<'_>, error: &toml::de::Error) -> D
         );
     }
     diagnostic
-}
-
-/// A TOML or serde error as a diagnostic, at its own span or at `fallback`.
-fn toml_diagnostic(
-    index: &LineIndex<'_>,
-    error: &toml::de::Error,
-    fallback: Range<usize>,
-) -> Diagnostic {
-    let span = error.span().unwrap_or(fallback);
-    // serde calls enum cases "variants", which reads as flag variants here.
-    let message = error
-        .message()
-        .trim_end()
-        .replace("unknown variant `", "unknown value `");
-    index.at(&span, message)
 }

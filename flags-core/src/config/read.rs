@@ -15,7 +15,6 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-use super::toml_diagnostic;
 use crate::diagnostic::{Diagnostic, LineIndex};
 use crate::suggest;
 
@@ -78,7 +77,7 @@ impl<'i> Reader<'i> {
         let span = value.span();
         T::deserialize(ValueDeserializer::from(value))
             .map_err(|error| {
-                let mut diagnostic = toml_diagnostic(self.index, &error, span.clone());
+                let mut diagnostic = self.index.toml_error(&error, span.clone());
                 diagnostic.message = match message {
                     Some(message) => message.to_string(),
                     None => format!("`{key}`: {}", diagnostic.message),

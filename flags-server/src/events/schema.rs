@@ -5,8 +5,8 @@
 //! version is `PRAGMA user_version`; each migration moves it up by one in
 //! its own transaction, so an interrupted upgrade leaves the previous
 //! version intact. A database newer than this binary is refused rather than
-//! written to. Not here: what is written (`store`, `kills`) or read
-//! (`analysis`).
+//! written to. Not here: what is written (`store`, `kills`,
+//! `crate::webhooks::outbox`) or read (`analysis`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -159,6 +159,23 @@ const MIGRATIONS: &[&str] = &[
          payload INTEGER
      ) WITHOUT ROWID;
      INSERT OR IGNORE INTO exposure_ids (id) SELECT id FROM exposures WHERE id IS NOT NULL;",
+    // 6: the webhook outbox (see `crate::webhooks::outbox`). One row per
+    // notification and endpoint, kept until delivered or given up; the
+    // endpoint is its name in the webhooks file, never its URL (a secret).
+    // Times are Unix milliseconds; the partial index finds what is due.
+    "CREATE TABLE webhook_outbox (
+         id              INTEGER PRIMARY KEY,
+         endpoint        TEXT    NOT NULL,
+         body            TEXT    NOT NULL,
+         attempts        INTEGER NOT NULL DEFAULT 0,
+         next_attempt_at INTEGER NOT NULL,
+         created_at      INTEGER NOT NULL,
+         delivered_at    INTEGER,
+         given_up_at     INTEGER,
+         last_error      TEXT
+     );
+     CREATE INDEX webhook_outbox_due ON webhook_outbox (next_attempt_at, id)
+         WHERE delivered_at IS NULL AND given_up_at IS NULL;",
 ];
 
 /// The migrations that build schema version `version - 1` from nothing (tests).
@@ -248,13 +265,19 @@ pub fn open_for_writing(dir: &Path) -> Result<Connection, OpenError> {
     connection
         .execute_batch("PRAGMA synchronous = FULL;")
         .map_err(sqlite)?;
-    migrate(&mut connection).map_err(|e| match e {
-        MigrateError::Sqlite(source) => sqlite(source),
-        MigrateError::TooNew(found) => OpenError::TooNew {
-            path: path.clone(),
-            found,
-        },
+    migrate(&mut connection).map_err(|e| e.opening(&path))?;
+    Ok(connection)
+}
+
+/// A private database in memory with the current schema: where the webhook
+/// outbox lives, without durability, when the data directory is unusable.
+pub fn open_in_memory() -> Result<Connection, OpenError> {
+    let path = PathBuf::from(":memory:");
+    let mut connection = Connection::open_in_memory().map_err(|source| OpenError::Sqlite {
+        path: path.clone(),
+        source,
     })?;
+    migrate(&mut connection).map_err(|e| e.opening(&path))?;
     Ok(connection)
 }
 
@@ -290,6 +313,22 @@ pub fn open_for_reading(dir: &Path) -> Result<Connection, OpenError> {
 enum MigrateError {
     Sqlite(rusqlite::Error),
     TooNew(i64),
+}
+
+impl MigrateError {
+    /// The error opening the database at `path`.
+    fn opening(self, path: &Path) -> OpenError {
+        match self {
+            Self::Sqlite(source) => OpenError::Sqlite {
+                path: path.to_path_buf(),
+                source,
+            },
+            Self::TooNew(found) => OpenError::TooNew {
+                path: path.to_path_buf(),
+                found,
+            },
+        }
+    }
 }
 
 impl From<rusqlite::Error> for MigrateError {

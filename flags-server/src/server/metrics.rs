@@ -64,6 +64,56 @@ impl ReloadOutcome {
     }
 }
 
+/// How one webhook delivery attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// Answered 2xx.
+    Delivered,
+    /// Failed (network, timeout, 5xx, 408, 429); another attempt is scheduled.
+    Retried,
+    /// Refused (3xx, other 4xx); not retried.
+    Failed,
+    /// Failed with no attempt left (a day after queueing), or its endpoint
+    /// is no longer configured.
+    GivenUp,
+}
+
+impl DeliveryOutcome {
+    const ALL: [Self; 4] = [Self::Delivered, Self::Retried, Self::Failed, Self::GivenUp];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Retried => "retried",
+            Self::Failed => "failed",
+            Self::GivenUp => "given_up",
+        }
+    }
+}
+
+/// Where a webhook delivery was queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Queued {
+    /// Committed to the outbox in the event database.
+    Durable,
+    /// In the in-memory outbox (the event database is unusable): lost on restart.
+    Memory,
+    /// Not queued at all: the commit failed.
+    Lost,
+}
+
+impl Queued {
+    const ALL: [Self; 3] = [Self::Durable, Self::Memory, Self::Lost];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Durable => "durable",
+            Self::Memory => "memory",
+            Self::Lost => "lost",
+        }
+    }
+}
+
 /// A (flag, variant) label pair.
 type FlagVariant = (Box<str>, Box<str>);
 
@@ -78,6 +128,10 @@ pub struct Metrics {
     /// Events received through `POST /v1/events`: stored, duplicate,
     /// conflict, rejected.
     events: [AtomicU64; 4],
+    /// Webhook delivery attempts, by [`DeliveryOutcome`].
+    deliveries: [AtomicU64; 4],
+    /// Webhook deliveries queued, by [`Queued`].
+    queued: [AtomicU64; 3],
 }
 
 #[derive(Default)]
@@ -135,6 +189,22 @@ impl Metrics {
         let counts = [stored, duplicates, conflicts, rejected];
         for (counter, n) in self.events.iter().zip(counts) {
             counter.fetch_add(n as u64, Relaxed);
+        }
+    }
+
+    /// Counts one webhook delivery attempt.
+    pub fn record_delivery(&self, outcome: DeliveryOutcome) {
+        let slot = DeliveryOutcome::ALL.iter().position(|o| *o == outcome);
+        if let Some(slot) = slot {
+            self.deliveries[slot].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts `deliveries` webhook deliveries queued (or lost) together.
+    pub fn record_queued(&self, queued: Queued, deliveries: usize) {
+        let slot = Queued::ALL.iter().position(|q| *q == queued);
+        if let Some(slot) = slot {
+            self.queued[slot].fetch_add(deliveries as u64, Relaxed);
         }
     }
 
@@ -232,6 +302,12 @@ impl Metrics {
                 "Automatic exposures dropped because the event writer was saturated.",
                 config.dropped_exposures as f64,
             ),
+            (
+                "flags_webhook_outbox_pending",
+                "gauge",
+                "Webhook deliveries queued and not yet delivered nor given up.",
+                config.webhooks_pending as f64,
+            ),
         ];
         for (name, kind, help, value) in scalars {
             header(&mut out, name, kind, help);
@@ -263,6 +339,34 @@ impl Metrics {
                 "flags_flag_killed{{flag=\"{}\",killed_by=\"{}\"}} 1",
                 escape(flag),
                 escape(&by.to_string())
+            );
+        }
+        header(
+            &mut out,
+            "flags_webhook_deliveries_total",
+            "counter",
+            "Webhook delivery attempts, by outcome.",
+        );
+        for (outcome, count) in DeliveryOutcome::ALL.iter().zip(&self.deliveries) {
+            let _ = writeln!(
+                out,
+                "flags_webhook_deliveries_total{{outcome=\"{}\"}} {}",
+                outcome.as_str(),
+                count.load(Relaxed)
+            );
+        }
+        header(
+            &mut out,
+            "flags_webhook_queued_total",
+            "counter",
+            "Webhook deliveries queued (one per notification and endpoint), by where.",
+        );
+        for (queued, count) in Queued::ALL.iter().zip(&self.queued) {
+            let _ = writeln!(
+                out,
+                "flags_webhook_queued_total{{outbox=\"{}\"}} {}",
+                queued.as_str(),
+                count.load(Relaxed)
             );
         }
         header(
@@ -351,6 +455,8 @@ pub struct ConfigGauges<'a> {
     pub dropped_exposures: u64,
     /// Killed flags and who killed each.
     pub killed: Vec<(&'a str, &'a KilledBy)>,
+    /// Webhook deliveries pending in the outbox.
+    pub webhooks_pending: u64,
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -390,6 +496,7 @@ pub async fn export(State(state): State<AppState>, _: Admin) -> Response {
             .flags()
             .filter_map(|f| Some((f.key(), f.killed_by()?)))
             .collect(),
+        webhooks_pending: state.notifier.pending(),
     };
     let content_type = "text/plain; version=0.0.4; charset=utf-8";
     (
@@ -492,6 +599,8 @@ mod tests {
             .evaluation_counter("a\"b", "on")
             .fetch_add(2, Relaxed);
         metrics.record_reload(ReloadOutcome::Partial, 3);
+        metrics.record_delivery(DeliveryOutcome::GivenUp);
+        metrics.record_queued(Queued::Memory, 2);
         let text = metrics.render(&ConfigGauges {
             version: "00ff",
             loaded_at: 1.5,
@@ -503,6 +612,7 @@ mod tests {
                 ("off", &KilledBy::File),
                 ("b\"ad", &KilledBy::Guardrail("errors".into())),
             ],
+            webhooks_pending: 4,
         });
         for line in [
             "flags_http_requests_total{route=\"/healthz\",status=\"200\"} 1",
@@ -520,6 +630,10 @@ mod tests {
             "flags_config_info{version=\"00ff\"} 1",
             "flags_flag_killed{flag=\"off\",killed_by=\"file\"} 1",
             "flags_flag_killed{flag=\"b\\\"ad\",killed_by=\"guardrail:errors\"} 1",
+            "flags_webhook_outbox_pending 4",
+            "flags_webhook_deliveries_total{outcome=\"delivered\"} 0",
+            "flags_webhook_deliveries_total{outcome=\"given_up\"} 1",
+            "flags_webhook_queued_total{outbox=\"memory\"} 2",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }

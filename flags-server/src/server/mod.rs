@@ -46,6 +46,7 @@ use crate::events::EventLog;
 use crate::kills::Kills;
 use crate::reload::{Loader, Reloader};
 use crate::tokens::Tokens;
+use crate::webhooks::{self, Delivery, Notifier};
 use errors::ApiError;
 use limits::Limits;
 use metrics::Metrics;
@@ -62,13 +63,25 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
             args.addr
         )));
     }
+    let webhooks = webhooks::config::load(args.webhooks.as_deref())?;
     let cors = cors_layer(&args.cors_origins)?;
     let metrics = Arc::new(Metrics::default());
-    let mut loader = Loader::new(args.config.clone(), Overrides::from_env(), metrics.clone());
+    // First: the event log takes the data directory's lock before anything
+    // else (the webhook outbox, the kill store) opens its database.
+    let events = EventLog::open(&args.data).map_err(|e| Error::Serve(e.to_string()))?;
+    let delivery = Delivery {
+        backoff: args.webhook_backoff,
+        ..Delivery::default()
+    };
+    let notifier = Notifier::start(webhooks, &args.data, metrics.clone(), delivery)?;
+    let mut loader = Loader::new(
+        args.config.clone(),
+        Overrides::from_env(),
+        metrics.clone(),
+        notifier.clone(),
+    );
     let (published, attempt) = loader.initial()?;
     let live = Arc::new(LiveConfig::new(published, attempt));
-    let events = EventLog::open(&args.data).map_err(|e| Error::Serve(e.to_string()))?;
-    // After the event log, which holds the data directory's lock.
     let mut kills = Kills::open(&args.data);
     let restored = kills.restore(&live);
     if restored > 0 {
@@ -106,6 +119,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         sse_keepalive: args.sse_keepalive,
         shutdown: draining,
         clock: args.at.map_or(Clock::System, Clock::Fixed),
+        notifier,
     });
     experiments::spawn_looks(&state);
     let hangups = forward_hangups(state.clone())?;

@@ -10,6 +10,7 @@
 //! (`reload`), deciding and storing kills (`crate::kills`) or answering
 //! requests (handlers).
 
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -27,6 +28,7 @@ use crate::events::{EventLog, Exposure};
 use crate::kills::{KillSet, Kills};
 use crate::reload::Reloader;
 use crate::tokens::Tokens;
+use crate::webhooks::Notifier;
 
 /// Shared by every handler (cheap to clone).
 pub type AppState = Arc<ServerState>;
@@ -59,6 +61,8 @@ pub struct ServerState {
     pub shutdown: watch::Receiver<bool>,
     /// The instant evaluations are made at.
     pub clock: Clock,
+    /// Sends webhook notifications (kills, revivals, guardrails).
+    pub notifier: Notifier,
 }
 
 /// Where evaluations get "now" from.
@@ -381,6 +385,20 @@ impl ConfigError {
             column: diagnostic.column,
             message: diagnostic.message.clone(),
         }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    /// `file:line:column: section.name: message`, as `flags check` prints it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let diagnostic = Diagnostic {
+            line: self.line,
+            column: self.column,
+            section: self.section,
+            name: self.name.clone(),
+            message: self.message.clone(),
+        };
+        write!(f, "{}:{diagnostic}", self.file)
     }
 }
 

@@ -86,6 +86,16 @@ impl Options {
     }
 }
 
+/// An HTTP client. Build every test client here: reqwest comes without a
+/// TLS provider of its own (the server links rustls with `ring`, see
+/// flags-server's manifest), and panics if none is installed when a client
+/// is built, even one that only speaks plain http.
+pub fn http_client() -> reqwest::Client {
+    #[allow(deprecated)] // For lacking post-quantum key exchange; see the server.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 /// A `flags` command with no `FLAGS_*` variables inherited.
 pub fn command() -> Command {
     let mut command = Command::new(BIN);
@@ -147,7 +157,7 @@ impl Server {
             base,
             dir,
             config: path,
-            client: reqwest::Client::new(),
+            client: http_client(),
         }
     }
 
