@@ -95,6 +95,8 @@ pub struct Outcome {
     pub change: Change,
     /// Whether the store holds the result, or why not.
     pub persisted: Result<(), String>,
+    /// The runtime kill a revive cleared (who, when and why).
+    pub cleared: Option<RuntimeKill>,
 }
 
 /// Kill and revive requests, and where their results are stored.
@@ -193,7 +195,11 @@ impl Kills {
                 });
             }),
         };
-        Some(Outcome { change, persisted })
+        Some(Outcome {
+            change,
+            persisted,
+            cleared: None,
+        })
     }
 
     /// Clears the runtime kill of `flag` (served now, stored before
@@ -201,14 +207,18 @@ impl Kills {
     /// flag. The file's `enabled = false` is not touched.
     pub fn revive(&self, live: &LiveConfig, flag: &str) -> Option<Outcome> {
         let _turn = self.turn();
-        let change = live.change_kills(|set, snapshot| match set.0.remove(flag) {
-            Some(_) => Some(Change::Revived),
-            None => snapshot.flag(flag).map(|_| Change::NotKilled),
+        let (change, cleared) = live.change_kills(|set, snapshot| match set.0.remove(flag) {
+            Some(kill) => Some((Change::Revived, Some(kill))),
+            None => snapshot.flag(flag).map(|_| (Change::NotKilled, None)),
         })?;
         // Also when nothing was in force: a revive whose write failed
         // earlier left the row behind.
         let persisted = self.write(|store| store.clear(flag));
-        Some(Outcome { change, persisted })
+        Some(Outcome {
+            change,
+            persisted,
+            cleared,
+        })
     }
 
     /// Whether kills are persisted, and why not.
@@ -289,7 +299,8 @@ mod tests {
             outcome,
             Some(Outcome {
                 change: Change::Killed,
-                persisted: Ok(())
+                persisted: Ok(()),
+                cleared: None,
             })
         );
         assert_eq!(reason_of(&live, "a"), Reason::Disabled);
@@ -304,11 +315,13 @@ mod tests {
 
         let outcome = kills.revive(&live, "a").unwrap();
         assert_eq!(
-            outcome,
-            Outcome {
-                change: Change::Revived,
-                persisted: Ok(())
-            }
+            (outcome.change, outcome.persisted),
+            (Change::Revived, Ok(()))
+        );
+        let cleared = outcome.cleared.unwrap();
+        assert_eq!(
+            (cleared.by, cleared.reason),
+            (KilledBy::Admin, reason("why"))
         );
         assert_eq!(reason_of(&live, "a"), Reason::TargetingMatch);
         let revived = live.current.load();

@@ -317,3 +317,59 @@ async fn a_start_that_leaves_invalid_flags_out_is_notified() {
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_kill_and_its_revive_are_notified() {
+    let receiver = Receiver::start(|_| StatusCode::OK).await;
+    let hooks = tempfile::tempdir().unwrap();
+    let file = webhooks_file(
+        &hooks,
+        &format!("[[webhook]]\nname = \"ops\"\nurl = \"{}\"\n", receiver.url),
+    );
+    let server = Server::start_with(
+        common::CONFIG,
+        Options::default().arg("--webhooks").arg(&file),
+    );
+    let killed = server
+        .post(
+            "/v1/admin/flags/banner/kill",
+            r#"{"reason": "checkout errors"}"#,
+        )
+        .await;
+    assert_eq!(killed.status(), 200);
+    // A second kill changes nothing, so it sends nothing.
+    assert_eq!(
+        server
+            .post("/v1/admin/flags/banner/kill", "")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        server
+            .post("/v1/admin/flags/banner/revive", "")
+            .await
+            .status(),
+        200
+    );
+    common::until(LIMIT, || async { receiver.received().len() >= 2 }).await;
+    let bodies: Vec<Value> = receiver
+        .received()
+        .iter()
+        .map(|(_, body)| serde_json::from_str(body).unwrap())
+        .collect();
+    let mut bodies: Vec<&Value> = bodies.iter().collect();
+    bodies.sort_by_key(|b| b["type"].as_str().unwrap().to_string());
+    assert_eq!(bodies.len(), 2, "{bodies:#?}");
+    assert_eq!(
+        (&bodies[0]["type"], &bodies[0]["flag"], &bodies[0]["actor"]),
+        (&json!("flag.killed"), &json!("banner"), &json!("admin"))
+    );
+    assert_eq!(bodies[0]["figures"]["reason"], "checkout errors");
+    assert_eq!(
+        (&bodies[1]["type"], &bodies[1]["flag"], &bodies[1]["actor"]),
+        (&json!("flag.revived"), &json!("banner"), &json!("admin"))
+    );
+    assert_eq!(bodies[1]["figures"]["cleared_kill"], "admin");
+    assert!(bodies[1]["figures"]["killed_at"].is_string());
+}

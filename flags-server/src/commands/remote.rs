@@ -7,8 +7,9 @@
 //! and a sentence, which is printed as is. The command fails when the server
 //! cannot be reached, refuses the token, does not know the flag, or the flag
 //! does not end up in the state asked for (a revive of a flag that the file
-//! disables). Plain `http://` only: this build has no TLS client. Not here:
-//! editing the file (`edit`) or what the server does (`crate::kills`).
+//! disables). `http://` and `https://` base URLs are accepted (TLS through
+//! rustls, the provider installed in `main`). Not here: editing the file
+//! (`edit`) or what the server does (`crate::kills`).
 
 use std::time::Duration;
 
@@ -55,13 +56,12 @@ pub fn run(server: &str, flag: &str, enabled: bool, reason: Option<&str>) -> Res
     Ok(())
 }
 
-/// The kill or revive URL on `server`, which must be plain `http://`.
+/// The kill or revive URL on `server`, an `http://` or `https://` base URL.
 fn endpoint(server: &str, flag: &str, action: &str) -> Result<String, Error> {
     let scheme = server.split_once("://").map(|(scheme, _)| scheme);
-    if !scheme.is_some_and(|s| s.eq_ignore_ascii_case("http")) {
+    if !scheme.is_some_and(|s| s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https")) {
         return Err(Error::Usage(format!(
-            "--server {server}: give the server's http:// base URL (this build has no TLS client; \
-             reach a TLS-only server through a port-forward)"
+            "--server {server}: give the server's base URL, http://HOST:PORT or https://HOST"
         )));
     }
     if !flags_core::valid_name(flag) {
@@ -141,7 +141,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_http_base_urls_and_flag_names_make_an_endpoint() {
+    fn only_http_and_https_base_urls_and_flag_names_make_an_endpoint() {
         assert_eq!(
             endpoint("http://127.0.0.1:8080/", "new-checkout", "kill").unwrap(),
             "http://127.0.0.1:8080/v1/admin/flags/new-checkout/kill"
@@ -150,8 +150,12 @@ mod tests {
             endpoint("HTTP://flags.internal/base", "a.b", "revive").unwrap(),
             "HTTP://flags.internal/base/v1/admin/flags/a.b/revive"
         );
+        assert_eq!(
+            endpoint("https://flags.example", "a", "kill").unwrap(),
+            "https://flags.example/v1/admin/flags/a/kill"
+        );
         for (server, flag) in [
-            ("https://flags.example", "a"),
+            ("ftp://flags.example", "a"),
             ("flags.internal:8080", "a"),
             ("http://h", "a/../../reload"),
             ("http://h", ""),

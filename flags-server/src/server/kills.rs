@@ -20,6 +20,7 @@ use super::json;
 use super::limits::AdminRequest;
 use super::state::AppState;
 use crate::kills::{Change, KillSet, Outcome, RuntimeKill};
+use crate::webhooks::{FlagChange, Notification};
 
 /// The optional body of a kill: `{"reason": "..."}`.
 #[derive(Debug, Default, Deserialize)]
@@ -45,6 +46,7 @@ pub async fn kill(
         state.kills.kill(&state.live, key, KilledBy::Admin, reason)
     })
     .await?;
+    notify(&state, &key, &outcome);
     Ok(answer(&state, &key, &outcome))
 }
 
@@ -60,7 +62,39 @@ pub async fn revive(
         state.kills.revive(&state.live, key)
     })
     .await?;
+    notify(&state, &key, &outcome);
     Ok(answer(&state, &key, &outcome))
+}
+
+/// Tells the webhooks about a kill or a revive that changed something:
+/// `flag.killed`, or `flag.revived` (the recovery notification) naming the
+/// kill it cleared. A request that changed nothing sends nothing.
+fn notify(state: &AppState, key: &str, outcome: &Outcome) {
+    let mut figures = serde_json::Map::new();
+    let notification = match (outcome.change, &outcome.cleared) {
+        (Change::Killed, _) => {
+            if let Some(reason) = state.live.kills().get(key).and_then(|k| k.reason.clone()) {
+                figures.insert("reason".into(), reason.into());
+            }
+            Notification::FlagKilled
+        }
+        (Change::Revived, Some(cleared)) => {
+            figures.insert("cleared_kill".into(), cleared.by.to_string().into());
+            figures.insert("killed_at".into(), since(cleared).into());
+            if let Some(file) = state.live.current.load().snapshot.flag(key)
+                && !file.enabled()
+            {
+                figures.insert("still_disabled_by_file".into(), true.into());
+            }
+            Notification::FlagRevived
+        }
+        _ => return,
+    };
+    state.notifier.send(notification(FlagChange {
+        flag: key.to_string(),
+        actor: KilledBy::Admin,
+        figures,
+    }));
 }
 
 /// Runs a kill or revive on a blocking thread (it waits for the disk);

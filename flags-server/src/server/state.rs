@@ -88,19 +88,18 @@ impl Clock {
 
 impl ServerState {
     /// Records `unit`'s exposure when `evaluated` enrolled it in an
-    /// experiment. Never waits: evaluations do not depend on the event store.
+    /// experiment or a guardrail's comparison, under the arm it counts in.
+    /// Never waits: evaluations do not depend on the event store.
     pub fn record_exposure(&self, evaluated: &Evaluated<'_>, unit: Option<&str>) {
         let evaluation = &evaluated.evaluation;
         if !evaluation.enrolled {
             return;
         }
-        if let (Ok(store), Some(unit), Some(variant)) =
-            (self.events.store(), unit, evaluation.variant)
-        {
+        if let (Ok(store), Some(unit), Some(arm)) = (self.events.store(), unit, evaluation.arm) {
             store.record_exposure(Exposure {
                 id: None,
                 flag: evaluated.key.into(),
-                variant: variant.into(),
+                variant: arm.into(),
                 unit: unit.into(),
                 time: now_ms(),
             });

@@ -18,7 +18,6 @@ pub mod config;
 pub mod deliver;
 pub mod outbox;
 
-use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -67,30 +66,9 @@ impl EventType {
     }
 }
 
-/// Who or what acted.
-#[derive(Clone, Debug, PartialEq, Eq)]
-// `Admin` and `Guardrail` are for kill/revive and guardrails, which call
-// `Notifier::send` from branches not merged yet.
-#[allow(dead_code)]
-pub enum Actor {
-    /// Someone with an admin token (API or CLI).
-    Admin,
-    /// The guardrail watching this metric.
-    Guardrail(String),
-    /// A change to the config file.
-    File,
-}
-
-impl fmt::Display for Actor {
-    /// `admin`, `guardrail:<metric>` or `file`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Admin => f.write_str("admin"),
-            Self::Guardrail(metric) => write!(f, "guardrail:{metric}"),
-            Self::File => f.write_str("file"),
-        }
-    }
-}
+/// Who or what acted: the file, an admin or a guardrail, the same three
+/// that can kill a flag (`admin`, `guardrail:<metric>` or `file` in bodies).
+pub use flags_core::KilledBy as Actor;
 
 /// Something that happened to a flag.
 #[derive(Clone, Debug, PartialEq)]
