@@ -13,6 +13,7 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::config::MetricKind;
+use crate::context::Context;
 use crate::guardrail::{GuardedRule, Guardrail};
 use crate::kill::KilledBy;
 use crate::semver::OwnedVersion;
@@ -441,6 +442,12 @@ impl<'s> FlagInfo<'s> {
         let flag: &'s Flag = &self.slot.flag;
         flag.guarded_rule
             .map(|g| &*flag.variants[g.control as usize].key)
+    }
+    /// The unit this flag buckets `ctx` by, the unit its experiments and
+    /// guardrails count: the `bucket_by` attribute's value, or the
+    /// targeting key; `None` unless it is a non-empty string.
+    pub fn unit<'c>(&self, ctx: &Context<'c>) -> Option<&'c str> {
+        crate::eval::unit(&self.slot.flag, ctx)
     }
     /// The flag's `default` variant.
     pub fn default_variant(&self) -> &'s str {

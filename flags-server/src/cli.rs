@@ -96,6 +96,11 @@ pub struct ServeArgs {
     /// Quiet time after the last file event before a reload.
     #[arg(long, value_parser = parse_duration, default_value = "10ms")]
     pub debounce: Duration,
+    /// Record exposures from bulk evaluations too (OFREP bulk, `/v1/evaluate`).
+    /// Off by default: a frontend's prefetch is not a use of the value, so
+    /// clients report the exposures of what they show (`POST /v1/events`).
+    #[arg(long)]
+    pub bulk_exposures: bool,
     /// Evaluate every request at this RFC 3339 instant instead of now: a
     /// preview of what schedules and `before`/`after` conditions will serve.
     #[arg(long, value_name = "TIME", value_parser = parse_instant)]

@@ -99,12 +99,9 @@ async fn evaluating_an_enrolled_unit_records_its_first_exposure_once() {
         let (status, _) = server.ofrep("color", r#"{"targetingKey": "u-7"}"#).await;
         assert_eq!(status, 200);
     }
-    server
-        .post("/v1/evaluate", r#"{"context": {"targetingKey": "u-8"}}"#)
-        .await;
     // Exposures are written off the request path: wait for them.
     until(Duration::from_secs(5), || async {
-        count(&server, "SELECT count(*) FROM exposures") == 2
+        count(&server, "SELECT count(*) FROM exposures") == 1
     })
     .await;
     assert_eq!(
@@ -113,6 +110,74 @@ async fn evaluating_an_enrolled_unit_records_its_first_exposure_once() {
             "SELECT count(*) FROM exposures WHERE flag = 'color' AND unit = 'u-7'"
         ),
         1
+    );
+}
+
+/// Both bulk endpoints for `unit`.
+async fn bulk(server: &Server, unit: &str) {
+    let body = format!(r#"{{"context": {{"targetingKey": "{unit}"}}}}"#);
+    for path in ["/v1/evaluate", "/ofrep/v1/evaluate/flags"] {
+        assert_eq!(server.post(path, &body).await.status(), 200);
+    }
+}
+
+/// Bulk answers are prefetches: a frontend shows few of the flags it
+/// fetches, so counting them would dilute every effect toward zero.
+#[tokio::test]
+async fn bulk_evaluations_record_exposures_only_with_bulk_exposures() {
+    let server = Server::start(common::CONFIG);
+    bulk(&server, "prefetcher").await;
+    // A single-flag evaluation after the bulk ones: once it is recorded, the
+    // bulk ones (queued before it) would have been too.
+    server.ofrep("color", r#"{"targetingKey": "marker"}"#).await;
+    until(Duration::from_secs(5), || async {
+        count(
+            &server,
+            "SELECT count(*) FROM exposures WHERE unit = 'marker'",
+        ) == 1
+    })
+    .await;
+    assert_eq!(count(&server, "SELECT count(*) FROM exposures"), 1);
+
+    let server = Server::start_with(common::CONFIG, Options::default().arg("--bulk-exposures"));
+    bulk(&server, "prefetcher").await;
+    until(Duration::from_secs(5), || async {
+        count(
+            &server,
+            "SELECT count(*) FROM exposures WHERE unit = 'prefetcher'",
+        ) == 1
+    })
+    .await;
+}
+
+/// With `bucket_by`, the unit is the attribute's value (an account): its
+/// users are one unit, and a user without a targeting key still counts.
+#[tokio::test]
+async fn exposures_are_recorded_under_the_bucket_by_unit() {
+    let config = common::CONFIG.replace(
+        "[[flags.color.rules]]",
+        "bucket_by = \"account\"\n[[flags.color.rules]]",
+    );
+    let server = Server::start(&config);
+    for context in [
+        r#"{"targetingKey": "alice", "account": "acme"}"#,
+        r#"{"targetingKey": "bob", "account": "acme"}"#,
+        r#"{"account": "globex"}"#,
+    ] {
+        let (status, answer) = server.ofrep("color", context).await;
+        assert_eq!(status, 200);
+        assert_eq!(answer["metadata"]["enrolled"], true, "{context}: {answer}");
+    }
+    until(Duration::from_secs(5), || async {
+        count(&server, "SELECT count(*) FROM exposures") == 2
+    })
+    .await;
+    assert_eq!(
+        count(
+            &server,
+            "SELECT count(*) FROM exposures WHERE unit IN ('acme', 'globex')"
+        ),
+        2
     );
 }
 

@@ -441,7 +441,7 @@ fn enrol<'s>(
 
 /// The unit a flag buckets: its `bucket_by` attribute or the targeting key,
 /// if that is a non-empty string.
-fn unit<'a>(flag: &Flag, ctx: &Context<'a>) -> Option<&'a str> {
+pub(crate) fn unit<'a>(flag: &Flag, ctx: &Context<'a>) -> Option<&'a str> {
     let value = match &flag.bucket_by {
         Attr::Named(name) => ctx.get(name),
         _ => ctx.key().map(AttrValue::Str),

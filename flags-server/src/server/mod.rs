@@ -112,6 +112,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         },
         reloader,
         events,
+        bulk_exposures: args.bulk_exposures,
         kills,
         in_flight: Arc::new(Semaphore::new(args.max_in_flight)),
         streams: Arc::new(Semaphore::new(args.max_in_flight)),

@@ -66,7 +66,7 @@ pub async fn evaluate_flag(
         published.evaluate(&key, &ctx, at, &mut NoExplain)
     }
     .ok_or_else(|| ApiError::flag_not_found(&key))?;
-    state.record_exposure(&evaluated, ctx.key());
+    state.record_exposure(&published, &evaluated, &ctx);
     Ok(json(&EvaluationView {
         flag: evaluated.key,
         config_version: published.snapshot.version(),
@@ -89,7 +89,9 @@ pub async fn evaluate_all(
     let flags = published
         .evaluate_all(&ctx, state.clock.now())
         .map(|evaluated| {
-            state.record_exposure(&evaluated, ctx.key());
+            if state.bulk_exposures {
+                state.record_exposure(&published, &evaluated, &ctx);
+            }
             EvaluationView {
                 flag: evaluated.key,
                 config_version: version,

@@ -46,7 +46,7 @@ pub async fn evaluate_flag(
     let evaluated = published
         .evaluate(&key, &ctx, state.clock.now(), &mut NoExplain)
         .ok_or_else(|| ApiError::flag_not_found(&key))?;
-    state.record_exposure(&evaluated, ctx.key());
+    state.record_exposure(&published, &evaluated, &ctx);
     let mut body = Vec::with_capacity(256);
     write_success(&mut body, &evaluated, Some(&published.version))?;
     Ok(([(header::CONTENT_TYPE, APPLICATION_JSON)], body).into_response())
@@ -75,7 +75,9 @@ pub async fn evaluate_all(
     let mut body = Vec::with_capacity(256 * published.snapshot.len() + 256);
     body.extend_from_slice(b"{\"flags\":[");
     for (i, evaluated) in published.evaluate_all(&ctx, state.clock.now()).enumerate() {
-        state.record_exposure(&evaluated, ctx.key());
+        if state.bulk_exposures {
+            state.record_exposure(&published, &evaluated, &ctx);
+        }
         if i > 0 {
             body.push(b',');
         }

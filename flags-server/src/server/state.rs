@@ -47,6 +47,9 @@ pub struct ServerState {
     pub reloader: Reloader,
     /// Where experiment events go, or why they cannot.
     pub events: EventLog,
+    /// Whether bulk evaluations record exposures too (`--bulk-exposures`);
+    /// by default only single-flag evaluations do, as a prefetch is not a use.
+    pub bulk_exposures: bool,
     /// Kills and revives through the admin API, and where they are stored.
     pub kills: Kills,
     /// Evaluation requests allowed in flight; beyond that, 429.
@@ -87,14 +90,24 @@ impl Clock {
 }
 
 impl ServerState {
-    /// Records `unit`'s exposure when `evaluated` enrolled it in an
-    /// experiment or a guardrail's comparison, under the arm it counts in.
-    /// Never waits: evaluations do not depend on the event store.
-    pub fn record_exposure(&self, evaluated: &Evaluated<'_>, unit: Option<&str>) {
+    /// Records the exposure of `ctx`'s unit (the flag's `bucket_by` value,
+    /// else the targeting key) when `evaluated` enrolled it in an experiment
+    /// or a guardrail's comparison, under the arm it counts in. Never waits:
+    /// evaluations do not depend on the event store.
+    pub fn record_exposure(
+        &self,
+        published: &Published,
+        evaluated: &Evaluated<'_>,
+        ctx: &Context<'_>,
+    ) {
         let evaluation = &evaluated.evaluation;
         if !evaluation.enrolled {
             return;
         }
+        let unit = published
+            .snapshot
+            .flag(evaluated.key)
+            .and_then(|f| f.unit(ctx));
         if let (Ok(store), Some(unit), Some(arm)) = (self.events.store(), unit, evaluation.arm) {
             store.record_exposure(Exposure {
                 id: None,
