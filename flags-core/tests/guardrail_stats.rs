@@ -10,6 +10,11 @@ use flags_core::stats::guardrail::{Harm, HarmTest, relative_harm};
 use flags_core::stats::{ArmStats, ConversionStats, InputError, MeanStats, SequentialSettings};
 use serde_json::Value;
 
+#[path = "../../tests/support/splitmix64.rs"]
+mod splitmix64;
+
+use splitmix64::SplitMix64;
+
 const REL: f64 = 1e-9;
 const ABS: f64 = 1e-12;
 
@@ -163,19 +168,6 @@ fn impossible_inputs_are_errors_that_say_which() {
     }
 }
 
-/// splitmix64: a small, seeded source of uniform numbers for the simulations.
-struct Uniform(u64);
-
-impl Uniform {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// How a server checks a 50% rollout with a relative guardrail: units arrive
 /// one at a time, half to each side; every `CHECK_EVERY` units the guardrail
 /// is tested, carrying its running minimum, and trips once both sides have
@@ -185,17 +177,17 @@ fn rollout(seed: u64, control_rate: f64, treatment_rate: f64) -> Option<i64> {
     const CHECK_EVERY: i64 = 50;
     const MIN_UNITS: i64 = 100;
     const MAX_UNITS: i64 = 20_000;
-    let mut random = Uniform(seed);
+    let mut random = SplitMix64(seed);
     let (mut control, mut treatment) = ((0i64, 0i64), (0i64, 0i64));
     let mut previous = None;
     for seen in 1..=MAX_UNITS {
-        let (side, rate) = if random.next() < 0.5 {
+        let (side, rate) = if random.uniform() < 0.5 {
             (&mut treatment, treatment_rate)
         } else {
             (&mut control, control_rate)
         };
         side.0 += 1;
-        side.1 += i64::from(random.next() < rate);
+        side.1 += i64::from(random.uniform() < rate);
         if seen % CHECK_EVERY != 0 {
             continue;
         }

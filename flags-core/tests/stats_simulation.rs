@@ -5,23 +5,12 @@
 use flags_core::stats::sequential::{SequentialSettings, msprt};
 use flags_core::stats::{Alternative, ConversionStats, proportions};
 
-/// splitmix64 (Steele, Lea, Flood 2014): tiny, fast, good enough here.
-struct SplitMix64(u64);
+#[path = "../../tests/support/splitmix64.rs"]
+mod splitmix64;
+
+use splitmix64::SplitMix64;
 
 impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in (0, 1).
-    fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
     /// Standard normal by Box-Muller.
     fn normal(&mut self) -> f64 {
         let (u, v) = (self.uniform(), self.uniform());

@@ -356,20 +356,6 @@ async fn without_a_store_a_kill_still_applies_and_says_it_is_not_persisted() {
     );
 }
 
-/// Reads from an SSE response until `needle` appears.
-async fn read_until(response: &mut reqwest::Response, seen: &mut String, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !seen.contains(needle) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let chunk = tokio::time::timeout(left, response.chunk())
-            .await
-            .unwrap_or_else(|_| panic!("no {needle:?} in {seen:?}"))
-            .unwrap()
-            .unwrap_or_else(|| panic!("stream ended before {needle:?}: {seen:?}"));
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
-}
-
 #[tokio::test]
 async fn kills_and_revives_are_announced_on_the_change_stream() {
     let server = Server::start(&config());
@@ -377,14 +363,14 @@ async fn kills_and_revives_are_announced_on_the_change_stream() {
     let version = status["config_version"].as_str().unwrap().to_string();
     let mut stream = server.get("/v1/stream").await;
     let mut seen = String::new();
-    read_until(&mut stream, &mut seen, &format!("id: {version}\n")).await;
+    common::read_until(&mut stream, &mut seen, &format!("id: {version}\n")).await;
 
     admin(&server, "api", "kill", "").await;
-    read_until(&mut stream, &mut seen, "refetchEvaluation").await;
-    read_until(&mut stream, &mut seen, &format!("id: {version}-")).await;
+    common::read_until(&mut stream, &mut seen, "refetchEvaluation").await;
+    common::read_until(&mut stream, &mut seen, &format!("id: {version}-")).await;
     seen.clear();
     admin(&server, "api", "revive", "").await;
-    read_until(&mut stream, &mut seen, &format!("id: {version}\n")).await;
+    common::read_until(&mut stream, &mut seen, &format!("id: {version}\n")).await;
     assert!(seen.contains("refetchEvaluation"), "{seen}");
 }
 

@@ -238,20 +238,6 @@ async fn kill_then_revive_through_the_cli_reaches_the_server_quickly() {
     }
 }
 
-/// Reads from an SSE response until `needle` appears; returns what was read.
-async fn read_until(response: &mut reqwest::Response, seen: &mut String, needle: &str) {
-    let deadline = Instant::now() + LIMIT;
-    while !seen.contains(needle) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let chunk = tokio::time::timeout(left, response.chunk())
-            .await
-            .unwrap_or_else(|_| panic!("no {needle:?} in {seen:?}"))
-            .unwrap()
-            .unwrap_or_else(|| panic!("stream ended before {needle:?}: {seen:?}"));
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
-}
-
 #[tokio::test]
 async fn the_stream_announces_new_versions_with_keepalives_and_last_event_id() {
     let server = Server::start_with(
@@ -264,18 +250,18 @@ async fn the_stream_announces_new_versions_with_keepalives_and_last_event_id() {
     let mut stream = server.get("/v1/stream").await;
     assert_eq!(stream.headers()["content-type"], "text/event-stream");
     let mut seen = String::new();
-    read_until(&mut stream, &mut seen, &format!("id: {first}\n")).await;
+    common::read_until(&mut stream, &mut seen, &format!("id: {first}\n")).await;
     assert!(seen.contains(r#""type":"connected""#), "{seen}");
-    read_until(&mut stream, &mut seen, "\n:").await; // a keep-alive comment
+    common::read_until(&mut stream, &mut seen, "\n:").await; // a keep-alive comment
 
     common::save_by_rename(
         &server.config,
         &common::CONFIG.replace("small = 10", "small = 15"),
     );
-    read_until(&mut stream, &mut seen, "refetchEvaluation").await;
+    common::read_until(&mut stream, &mut seen, "refetchEvaluation").await;
     let (_, status) = status_json(server.get("/v1/status").await).await;
     let second = status["config_version"].as_str().unwrap().to_string();
-    read_until(&mut stream, &mut seen, &format!("id: {second}\n")).await;
+    common::read_until(&mut stream, &mut seen, &format!("id: {second}\n")).await;
     assert!(seen.contains(&format!(r#""etag":"{second}""#)), "{seen}");
 
     // Reconnecting with an old id: the missed change is announced at once.
@@ -287,7 +273,7 @@ async fn the_stream_announces_new_versions_with_keepalives_and_last_event_id() {
         .await
         .unwrap();
     let mut seen = String::new();
-    read_until(&mut resumed, &mut seen, &format!("id: {second}\n")).await;
+    common::read_until(&mut resumed, &mut seen, &format!("id: {second}\n")).await;
     assert!(seen.contains("refetchEvaluation"), "{seen}");
 
     // Reconnecting up to date: only keep-alives until the next change.
@@ -299,7 +285,7 @@ async fn the_stream_announces_new_versions_with_keepalives_and_last_event_id() {
         .await
         .unwrap();
     let mut seen = String::new();
-    read_until(&mut current, &mut seen, "\n").await;
+    common::read_until(&mut current, &mut seen, "\n").await;
     assert!(!seen.contains("data:"), "{seen}");
 }
 
@@ -317,7 +303,7 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
     in_flight.write_all(&body[..5]).unwrap();
     let mut stream = server.get("/v1/stream").await;
     let mut seen = String::new();
-    read_until(&mut stream, &mut seen, "connected").await;
+    common::read_until(&mut stream, &mut seen, "connected").await;
     // Wait until the request is being served, then ask the server to stop.
     tokio::time::sleep(Duration::from_millis(100)).await;
     server.signal("TERM");

@@ -276,3 +276,18 @@ pub fn assert_json_close(actual: &Value, expected: &Value) {
         _ => assert_eq!(actual, expected),
     }
 }
+
+/// Reads from an SSE response until `needle` appears (within 10 s),
+/// appending what was read to `seen`.
+pub async fn read_until(response: &mut reqwest::Response, seen: &mut String, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !seen.contains(needle) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, response.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no {needle:?} in {seen:?}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("stream ended before {needle:?}: {seen:?}"));
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
