@@ -5,11 +5,11 @@
 //! server records when it evaluates an enrolled unit) and acknowledging them
 //! only once committed (`store`); deciding which events are valid against
 //! the served config (`ingest`); keeping per-arm sufficient statistics up to
-//! date as events are written (`aggregates`); and reading them out through
+//! date as events are written (`aggregates`); reading them out through
 //! `flags_core::stats::analyze` (`analysis`); and deleting raw events past
 //! `--retain` without changing readouts (`retention`). The schema and its
-//! migrations are in `schema`; the data directory's one-writer lock in `lock`. The
-//! same database keeps the runtime kills (`kills`), so that a kill survives
+//! migrations are in `schema`; the data directory's one-writer lock in
+//! `lock`. The same database keeps the runtime kills (`kills`), so that a kill survives
 //! a restart wherever events do.
 //!
 //! What it is not: a general event pipeline. Flags never depend on it: if the
