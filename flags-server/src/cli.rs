@@ -87,6 +87,18 @@ pub struct ServeArgs {
     /// Evaluation requests in flight before the server answers 429.
     #[arg(long, default_value_t = 1024)]
     pub max_in_flight: usize,
+    /// `POST /v1/events` requests in flight before the server answers 429
+    /// (a pool of its own: a burst of events never sheds evaluations).
+    #[arg(long, default_value_t = 64)]
+    pub max_events_in_flight: usize,
+    /// Events waiting for the disk before `POST /v1/events` answers 503
+    /// (and evaluations' exposures are dropped, counted in /v1/status).
+    #[arg(long, default_value_t = crate::events::store::DEFAULT_MAX_QUEUED_EVENTS)]
+    pub max_queued_events: usize,
+    /// Delete raw events older than this (`90d`, `12h`), keeping every
+    /// readout; default: keep them for ever.
+    #[arg(long, value_name = "SPAN", value_parser = parse_retention)]
+    pub retain: Option<Duration>,
     /// Time a client has to send its request headers or body.
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub client_timeout: Duration,
@@ -211,6 +223,17 @@ pub struct EditArgs {
 fn parse_duration(text: &str) -> Result<Duration, String> {
     flags_core::parse_span(text)
         .ok_or_else(|| format!("`{text}` is not a duration like 250ms, 10s, 2m, 1h or 7d"))
+}
+
+/// A retention span such as `90d` or `12h`: any positive span that
+/// `flags_core::parse_span` reads (zero would delete events as they come).
+fn parse_retention(text: &str) -> Result<Duration, String> {
+    match flags_core::parse_span(text) {
+        Some(span) if !span.is_zero() => Ok(span),
+        _ => Err(format!(
+            "`{text}` is not a retention span like 90d, 30d or 12h"
+        )),
+    }
 }
 
 /// An RFC 3339 instant such as `2026-12-08T10:00:00Z`.

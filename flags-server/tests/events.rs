@@ -688,3 +688,41 @@ async fn a_bad_event_in_one_clients_batch_does_not_affect_another_clients() {
     }
     assert_eq!(count(&server, "SELECT count(*) FROM conversions"), 400);
 }
+
+#[tokio::test]
+async fn with_retention_events_older_than_the_span_are_refused_and_old_rows_pruned() {
+    // A first server stores a conversion 3 days old; restarted with
+    // `--retain 2d`, the server deletes it at once and refuses new ones
+    // that old, while it stores recent ones.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    let three_days_ago = now.unwrap().as_secs() as i64 - 3 * 24 * 60 * 60;
+    let old_time = chrono::DateTime::from_timestamp(three_days_ago, 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut server = Server::start(common::CONFIG);
+    let old = json!([{"type": "conversion", "id": "old", "metric": "clicks", "key": "u1",
+                      "time": old_time}]);
+    let (status, receipt) = send(&server, old.clone()).await;
+    assert_eq!((status, &receipt["stored"]), (200, &json!(1)), "{receipt}");
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).is_some());
+
+    let dir = std::mem::replace(&mut server.dir, tempfile::tempdir().unwrap());
+    let config = server.config.clone();
+    let retained = Server::serve_path(dir, config, Options::default().arg("--retain").arg("2d"));
+    until(Duration::from_secs(10), || async {
+        count(&retained, "SELECT count(*) FROM conversions") == 0
+    })
+    .await;
+    let (status, receipt) = send(&retained, old).await;
+    assert_eq!(status, 200, "{receipt}");
+    assert_eq!(receipt["rejected"], 1, "{receipt}");
+    let reason = receipt["problems"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.ends_with("is older than the server keeps events (--retain 2d)"),
+        "{reason}"
+    );
+    let recent = json!([{"type": "conversion", "id": "new", "metric": "clicks", "key": "u1"}]);
+    let (status, receipt) = send(&retained, recent).await;
+    assert_eq!((status, &receipt["stored"]), (200, &json!(1)), "{receipt}");
+}

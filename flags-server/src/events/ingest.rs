@@ -12,11 +12,14 @@
 //! unknown field or an out-of-bound value refuses that event alone. Not
 //! here: storing (`store`) or the HTTP plumbing (`server::events`).
 
+use std::time::Duration;
+
 use flags_core::Snapshot;
 use flags_core::stats::MetricKind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::retention;
 use super::store::{Conversion, Event, EventId, Exposure, Stored};
 
 /// Most events accepted in one request.
@@ -30,8 +33,9 @@ pub const MAX_BATCH: usize = 1000;
 /// No plausible metric comes near it (a trillion of any currency unit).
 pub const MAX_ABS_VALUE: f64 = 1e12;
 
-/// Longest event id or unit key, in bytes.
-const MAX_TEXT: usize = 256;
+/// Longest event id or unit key, in bytes: the one bound on what a unit
+/// key stored costs, for client events and the server's own exposures.
+pub const MAX_TEXT: usize = 256;
 
 /// How far ahead of the server's clock an event may be (clock skew).
 const MAX_FUTURE_MS: i64 = 24 * 60 * 60 * 1000;
@@ -117,8 +121,14 @@ pub struct Problem {
     pub reason: Option<String>,
 }
 
-/// Parses `body` and checks each event against `snapshot` at `now_ms` (Unix milliseconds).
-pub fn check(body: &[u8], snapshot: &Snapshot, now_ms: i64) -> Result<Batch, BatchError> {
+/// Parses `body` and checks each event against `snapshot` at `now_ms` (Unix
+/// milliseconds), refusing events older than `retain` (`--retain`) when set.
+pub fn check(
+    body: &[u8],
+    snapshot: &Snapshot,
+    now_ms: i64,
+    retain: Option<Duration>,
+) -> Result<Batch, BatchError> {
     let body: Body = serde_json::from_slice(body).map_err(|e| BatchError::Parse(e.to_string()))?;
     if body.events.len() > MAX_BATCH {
         return Err(BatchError::TooLarge(body.events.len()));
@@ -133,7 +143,7 @@ pub fn check(body: &[u8], snapshot: &Snapshot, now_ms: i64) -> Result<Batch, Bat
     for (index, element) in body.events.into_iter().enumerate() {
         // Named in the receipt even when the rest of the element is unreadable.
         let id = element.get("id").and_then(Value::as_str).map(str::to_owned);
-        match decode(element).and_then(|raw| event(raw, snapshot, now_ms)) {
+        match decode(element).and_then(|raw| event(raw, snapshot, now_ms, retain)) {
             Ok(event) => {
                 batch.events.push(event);
                 batch.positions.push(index);
@@ -201,10 +211,15 @@ fn decode(element: Value) -> Result<RawEvent, String> {
 }
 
 /// One event, or why it is refused.
-fn event(raw: RawEvent, snapshot: &Snapshot, now_ms: i64) -> Result<Event, String> {
+fn event(
+    raw: RawEvent,
+    snapshot: &Snapshot,
+    now_ms: i64,
+    retain: Option<Duration>,
+) -> Result<Event, String> {
     let id = text("id", raw.id)?;
     let unit = text("key", raw.key)?;
-    let sent_time = time(raw.time, now_ms)?;
+    let sent_time = time(raw.time, now_ms, retain)?;
     let time = sent_time.unwrap_or(now_ms);
     match raw.kind.as_deref() {
         Some("exposure") => {
@@ -277,7 +292,11 @@ fn event(raw: RawEvent, snapshot: &Snapshot, now_ms: i64) -> Result<Event, Strin
 }
 
 /// The instant an event gives as `time` (Unix ms), `None` when it gives none.
-fn time(sent: Option<String>, now_ms: i64) -> Result<Option<i64>, String> {
+fn time(
+    sent: Option<String>,
+    now_ms: i64,
+    retain: Option<Duration>,
+) -> Result<Option<i64>, String> {
     let Some(time) = sent else {
         return Ok(None);
     };
@@ -289,6 +308,15 @@ fn time(sent: Option<String>, now_ms: i64) -> Result<Option<i64>, String> {
     }
     if ms < EARLIEST_MS {
         return Err(format!("`time` {time} is before 2000"));
+    }
+    // Retention would delete it, and what it counts, at the next sweep.
+    if let Some(span) = retain
+        && ms < retention::earliest_kept(now_ms, span)
+    {
+        return Err(format!(
+            "`time` {time} is older than the server keeps events (--retain {})",
+            retention::describe(span)
+        ));
     }
     Ok(Some(ms))
 }

@@ -5,10 +5,11 @@
 //! server records when it evaluates an enrolled unit) and acknowledging them
 //! only once committed (`store`); deciding which events are valid against
 //! the served config (`ingest`); keeping per-arm sufficient statistics up to
-//! date as events are written (`aggregates`); and reading them out through
-//! `flags_core::stats::analyze` (`analysis`). The schema and its migrations
-//! are in `schema`; the data directory's one-writer lock in `lock`. The
-//! same database keeps the runtime kills (`kills`), so that a kill survives
+//! date as events are written (`aggregates`); reading them out through
+//! `flags_core::stats::analyze` (`analysis`); and deleting raw events past
+//! `--retain` without changing readouts (`retention`). The schema and its
+//! migrations are in `schema`; the data directory's one-writer lock in
+//! `lock`. The same database keeps the runtime kills (`kills`), so that a kill survives
 //! a restart wherever events do.
 //!
 //! What it is not: a general event pipeline. Flags never depend on it: if the
@@ -22,6 +23,7 @@ pub mod analysis;
 pub mod ingest;
 pub mod kills;
 pub mod lock;
+pub mod retention;
 pub mod schema;
 pub mod store;
 
@@ -30,7 +32,7 @@ use std::path::Path;
 use serde::Serialize;
 
 pub use schema::OpenError;
-pub use store::{EventStore, Exposure, WriteError};
+pub use store::{EventStore, Exposure, StoreOptions, WriteError};
 
 /// The event store, or why there is none.
 pub enum EventLog {
@@ -44,8 +46,8 @@ impl EventLog {
     /// Opens the store in `dir`, or records why it cannot be. Errs only
     /// when another process holds `dir`'s writer lock
     /// ([`OpenError::InUse`]): two writers must not share a database.
-    pub fn open(dir: &Path) -> Result<Self, OpenError> {
-        match EventStore::open(dir) {
+    pub fn open(dir: &Path, options: StoreOptions) -> Result<Self, OpenError> {
+        match EventStore::open(dir, options) {
             Ok(store) => Ok(Self::Open(store)),
             Err(error @ OpenError::InUse { .. }) => Err(error),
             Err(error) => {
@@ -72,12 +74,14 @@ impl EventLog {
                     available: error.is_none(),
                     error,
                     dropped_exposures: store.dropped_exposures(),
+                    queued_events: store.queued_events(),
                 }
             }
             Self::Unavailable(reason) => EventLogStatus {
                 available: false,
                 error: Some(reason.clone()),
                 dropped_exposures: 0,
+                queued_events: 0,
             },
         }
     }
@@ -91,6 +95,9 @@ pub struct EventLogStatus {
     /// Why not, when not (startup failure or the last failed commit).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Exposures dropped because the writer was saturated.
+    /// Exposures the server did not record: the writer was saturated, or
+    /// the unit key was longer than 256 bytes.
     pub dropped_exposures: u64,
+    /// Events waiting for the writer (at most `--max-queued-events`).
+    pub queued_events: usize,
 }

@@ -176,6 +176,14 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX webhook_outbox_due ON webhook_outbox (next_attempt_at, id)
          WHERE delivered_at IS NULL AND given_up_at IS NULL;",
+    // 7 (issue 13): retention (see `retention`) deletes raw events by age,
+    // so conversions and exposure ids are found by time; an exposure id now
+    // keeps its event's time. Ids stored before have none: they count from
+    // the migration, so they are kept one retention span from the upgrade.
+    "ALTER TABLE exposure_ids ADD COLUMN time INTEGER;
+     UPDATE exposure_ids SET time = CAST(strftime('%s', 'now') AS INTEGER) * 1000;
+     CREATE INDEX exposure_ids_by_time ON exposure_ids (time);
+     CREATE INDEX conversions_by_time ON conversions (time);",
 ];
 
 /// The migrations that build schema version `version - 1` from nothing (tests).

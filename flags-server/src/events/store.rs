@@ -1,8 +1,11 @@
 //! The event writer: one thread owns the write connection and commits
 //! events in groups.
 //!
-//! Requests hand their events to the writer through a bounded channel and
-//! wait for the commit; the writer drains whatever has queued up since its
+//! Requests hand their events to the writer through a channel and wait for
+//! the commit. What waits is bounded in events, not requests: a request
+//! whose events would take the queue beyond `--max-queued-events` is turned
+//! away ([`WriteError::Busy`], 503 with `Retry-After`), so a disk slower
+//! than the clients costs a bounded amount of memory, never a growing one; the writer drains whatever has queued up since its
 //! last commit (up to [`MAX_GROUP_EVENTS`]) into one transaction, commits,
 //! then answers every request of the group. Durability then costs one sync
 //! per group instead of one per request, so throughput grows with
@@ -19,12 +22,15 @@
 //! group's transaction, so an event that cannot be written fails its own
 //! request only, never the unrelated requests it was grouped with. The
 //! writer holds the data directory's lock (`lock`) while it runs. Not here:
-//! validating events (`ingest`) or reading them (`analysis`).
+//! validating events (`ingest`), reading them (`analysis`) or deciding what
+//! retention removes (`retention`, which the writer runs between groups).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{Receiver, Sender, SyncSender, TrySendError, channel, sync_channel};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::mpsc::{
+    Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError, channel, sync_channel,
+};
 use std::sync::{Arc, Mutex};
 
 use flags_core::Snapshot;
@@ -33,10 +39,35 @@ use tokio::sync::oneshot;
 
 use super::aggregates::{self, PhaseEnds};
 use super::lock::WriterLock;
+use super::retention::Retention;
 use super::schema::{self, OpenError};
 
-/// Writes queued before senders are turned away (a request is one write).
+/// Writes queued before senders are turned away (a request is one write),
+/// a backstop behind the bound in events ([`StoreOptions::max_queued_events`]).
 const QUEUE_CAPACITY: usize = 8192;
+
+/// The default `--max-queued-events`: two seconds of the writer's measured
+/// throughput (docs/benchmarks.md), and at most about 100 MB of queued
+/// events, each under 1 KiB (id and key within `ingest::MAX_TEXT`).
+pub const DEFAULT_MAX_QUEUED_EVENTS: usize = 100_000;
+
+/// How the writer is bounded and what it keeps.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreOptions {
+    /// Most events waiting for the writer; beyond, writes are refused.
+    pub max_queued_events: usize,
+    /// How long raw events are kept (`--retain`); `None` keeps them forever.
+    pub retain: Option<std::time::Duration>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_queued_events: DEFAULT_MAX_QUEUED_EVENTS,
+            retain: None,
+        }
+    }
+}
 
 /// Most events committed in one transaction; a longer queue takes several.
 const MAX_GROUP_EVENTS: usize = 20_000;
@@ -250,6 +281,7 @@ pub struct EventStore {
     queue: SyncSender<Job>,
     phase_starts: Sender<PhaseStart>,
     health: Arc<Health>,
+    retain: Option<std::time::Duration>,
 }
 
 /// What `/v1/status` reports about the writer.
@@ -257,16 +289,44 @@ pub struct EventStore {
 struct Health {
     /// The last failed commit's error, cleared by the next successful one.
     last_error: Mutex<Option<String>>,
-    /// Exposures dropped because the queue was full.
+    /// Exposures dropped: the queue was full, or the unit key too long.
     dropped_exposures: AtomicU64,
+    /// Events handed to the writer and not yet answered.
+    queued_events: AtomicUsize,
+    /// The ceiling on `queued_events`.
+    max_queued_events: usize,
+}
+
+impl Health {
+    fn new(max_queued_events: usize) -> Self {
+        Self {
+            last_error: Mutex::default(),
+            dropped_exposures: AtomicU64::default(),
+            queued_events: AtomicUsize::default(),
+            max_queued_events,
+        }
+    }
+
+    /// Counts `events` as queued, unless that would exceed the ceiling.
+    fn reserve(&self, events: usize) -> bool {
+        let reserved = self.queued_events.fetch_update(Relaxed, Relaxed, |queued| {
+            Some(queued + events).filter(|&total| total <= self.max_queued_events)
+        });
+        reserved.is_ok()
+    }
+
+    /// Counts `events` as no longer queued (answered, or never sent).
+    fn release(&self, events: usize) {
+        self.queued_events.fetch_sub(events, Relaxed);
+    }
 }
 
 impl EventStore {
     /// Locks `dir` for this process, opens the database in it and starts
     /// the writer thread.
-    pub fn open(dir: &Path) -> Result<Self, OpenError> {
+    pub fn open(dir: &Path, options: StoreOptions) -> Result<Self, OpenError> {
         let (lock, connection, phases) = open_writer(dir)?;
-        let (store, writer) = Self::unstarted(dir);
+        let (store, writer) = Self::unstarted(dir, options);
         std::thread::Builder::new()
             .name("event-writer".into())
             .spawn(move || writer.run(lock, connection, phases))
@@ -278,20 +338,22 @@ impl EventStore {
     }
 
     /// A handle and the writer's ends of its channels, not yet running.
-    fn unstarted(dir: &Path) -> (Self, Writer) {
+    fn unstarted(dir: &Path, options: StoreOptions) -> (Self, Writer) {
         let (queue, jobs) = sync_channel(QUEUE_CAPACITY);
         let (phase_starts, started) = channel();
-        let health = Arc::new(Health::default());
+        let health = Arc::new(Health::new(options.max_queued_events));
         let writer = Writer {
             jobs,
             started,
             health: health.clone(),
+            retention: options.retain.map(Retention::new),
         };
         let store = Self {
             dir: dir.to_path_buf(),
             queue,
             phase_starts,
             health,
+            retain: options.retain,
         };
         (store, writer)
     }
@@ -301,20 +363,25 @@ impl EventStore {
         &self.dir
     }
 
-    /// Stores `events`, answering once they are committed.
+    /// How long raw events are kept (`--retain`), `None` for ever.
+    pub fn retain(&self) -> Option<std::time::Duration> {
+        self.retain
+    }
+
+    /// Stores `events`, answering once they are committed; refused at once
+    /// when they would take the queue beyond its ceiling in events.
     pub async fn write(&self, events: Vec<Event>) -> Result<Vec<Stored>, WriteError> {
         let (reply, outcome) = oneshot::channel();
-        self.queue
-            .try_send(Job::Events {
-                events,
-                reply: Some(reply),
-            })
-            .map_err(|e| match e {
-                TrySendError::Full(_) => WriteError::Busy,
-                TrySendError::Disconnected(_) => {
-                    WriteError::Failed("the writer thread has stopped".into())
-                }
-            })?;
+        let job = Job::Events {
+            events,
+            reply: Some(reply),
+        };
+        self.queue(job).map_err(|e| match e {
+            TrySendError::Full(_) => WriteError::Busy,
+            TrySendError::Disconnected(_) => {
+                WriteError::Failed("the writer thread has stopped".into())
+            }
+        })?;
         outcome
             .await
             .map_err(|_| WriteError::Failed("the writer thread has stopped".into()))?
@@ -322,15 +389,38 @@ impl EventStore {
     }
 
     /// Queues an exposure without waiting; dropped (and counted) when the
-    /// queue is full, because evaluations must never wait on the disk.
+    /// queue is full, because evaluations must never wait on the disk, and
+    /// when its unit key is longer than a client's event may give
+    /// (`ingest::MAX_TEXT`; a targeting key may be longer).
     pub fn record_exposure(&self, exposure: Exposure) {
+        if exposure.unit.len() > super::ingest::MAX_TEXT {
+            self.health.dropped_exposures.fetch_add(1, Relaxed);
+            return;
+        }
         let job = Job::Events {
             events: vec![Event::Exposure(exposure)],
             reply: None,
         };
-        if self.queue.try_send(job).is_err() {
+        if self.queue(job).is_err() {
             self.health.dropped_exposures.fetch_add(1, Relaxed);
         }
+    }
+
+    /// Hands `job` to the writer if its events fit under the ceiling and
+    /// the channel has room; `Full` otherwise.
+    fn queue(&self, job: Job) -> Result<(), TrySendError<Job>> {
+        let events = job.events();
+        if !self.health.reserve(events) {
+            return Err(TrySendError::Full(job));
+        }
+        self.queue
+            .try_send(job)
+            .inspect_err(|_| self.health.release(events))
+    }
+
+    /// Events waiting for the writer now (`/v1/status`).
+    pub fn queued_events(&self) -> usize {
+        self.health.queued_events.load(Relaxed)
     }
 
     /// Starts a new analysis phase for each experiment of `snapshot` whose
@@ -398,6 +488,8 @@ struct Writer {
     jobs: Receiver<Job>,
     started: Receiver<PhaseStart>,
     health: Arc<Health>,
+    /// What `--retain` prunes, between groups; `None` keeps everything.
+    retention: Option<Retention>,
 }
 
 impl Writer {
@@ -410,11 +502,12 @@ impl Writer {
     /// force at its time, whenever it is written. Phases of a group whose
     /// commit failed are retried with the next group. `_lock` is held until
     /// the writer stops.
-    fn run(self, _lock: WriterLock, mut connection: Connection, mut phases: Phases) {
+    fn run(mut self, _lock: WriterLock, mut connection: Connection, mut phases: Phases) {
         let mut starts = Vec::new();
-        while let Ok(first) = self.jobs.recv() {
+        while let Some(first) = self.next_job(&connection) {
             starts.extend(self.started.try_iter());
             let group = self.group(first);
+            let events = group.iter().map(Job::events).sum();
             let outcome = commit(&mut connection, &mut phases, &starts, &group);
             *self
                 .health
@@ -435,6 +528,27 @@ impl Writer {
                     }
                     refuse(group, &error);
                 }
+            }
+            // The group's events are answered and dropped: room for more.
+            self.health.release(events);
+        }
+    }
+
+    /// The next job, or `None` once every handle is dropped. Retention
+    /// prunes one bounded batch whenever it is due, between groups, so a
+    /// prune never holds a request up for longer than one batch takes.
+    fn next_job(&mut self, connection: &Connection) -> Option<Job> {
+        loop {
+            let Some(retention) = &mut self.retention else {
+                return self.jobs.recv().ok();
+            };
+            if retention.wait().is_zero() {
+                retention.prune_batch(connection);
+            }
+            match self.jobs.recv_timeout(retention.wait()) {
+                Ok(job) => return Some(job),
+                Err(RecvTimeoutError::Disconnected) => return None,
+                Err(RecvTimeoutError::Timeout) => {}
             }
         }
     }
@@ -560,10 +674,10 @@ fn store(connection: &Connection, phases: &Phases, event: &Event) -> rusqlite::R
             if let Some(id) = &e.id {
                 let new_id = connection
                     .prepare_cached(
-                        "INSERT INTO exposure_ids (id, payload) VALUES (?1, ?2)
+                        "INSERT INTO exposure_ids (id, payload, time) VALUES (?1, ?2, ?3)
                          ON CONFLICT (id) DO NOTHING",
                     )?
-                    .execute(params![id.id, id.stored_payload()])?;
+                    .execute(params![id.id, id.stored_payload(), e.time])?;
                 if new_id == 0 {
                     return resent(
                         connection,
@@ -693,7 +807,7 @@ mod tests {
             events,
             reply: Some(reply),
         };
-        assert!(store.queue.try_send(job).is_ok());
+        assert!(store.queue(job).is_ok());
         outcome
     }
 
@@ -705,7 +819,7 @@ mod tests {
     #[tokio::test]
     async fn duplicates_are_stored_once_and_the_earliest_exposure_wins() {
         let dir = tempfile::tempdir().unwrap();
-        let store = EventStore::open(dir.path()).unwrap();
+        let store = EventStore::open(dir.path(), StoreOptions::default()).unwrap();
         let stored = store
             .write(vec![conversion("a"), conversion("a"), exposure("x", 5)])
             .await
@@ -730,7 +844,7 @@ mod tests {
     #[tokio::test]
     async fn a_resent_id_is_a_duplicate_and_a_reused_one_a_conflict() {
         let dir = tempfile::tempdir().unwrap();
-        let store = EventStore::open(dir.path()).unwrap();
+        let store = EventStore::open(dir.path(), StoreOptions::default()).unwrap();
         let stored = store
             .write(vec![
                 conversion("a"),
@@ -794,7 +908,7 @@ mod tests {
             )
             .unwrap();
         drop(connection);
-        let store = EventStore::open(dir.path()).unwrap();
+        let store = EventStore::open(dir.path(), StoreOptions::default()).unwrap();
         let stored = store
             .write(vec![conversion("a"), client_exposure("e", 1, "x", 5)])
             .await
@@ -806,7 +920,9 @@ mod tests {
     fn a_locked_data_directory_is_refused_before_the_database_is_touched() {
         let dir = tempfile::tempdir().unwrap();
         let _held = WriterLock::acquire(dir.path()).unwrap();
-        let error = EventStore::open(dir.path()).err().unwrap();
+        let error = EventStore::open(dir.path(), StoreOptions::default())
+            .err()
+            .unwrap();
         assert!(matches!(error, OpenError::InUse { .. }), "{error}");
         assert!(!dir.path().join(schema::FILE_NAME).exists());
     }
@@ -814,7 +930,7 @@ mod tests {
     #[test]
     fn a_request_whose_events_cannot_be_written_fails_alone_in_its_group() {
         let dir = tempfile::tempdir().unwrap();
-        let (store, writer) = EventStore::unstarted(dir.path());
+        let (store, writer) = EventStore::unstarted(dir.path(), StoreOptions::default());
         // Queued before the writer runs, so that both are one group. The
         // second f64::MAX makes the unit's total infinite and its square's
         // difference inf - inf, a NaN that SQLite stores as NULL in a NOT
@@ -847,10 +963,50 @@ mod tests {
         assert_eq!(count(dir.path(), "SELECT count(*) FROM conversions"), 1);
     }
 
+    #[tokio::test]
+    async fn the_queue_is_bounded_in_events_not_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions {
+            max_queued_events: 4,
+            retain: None,
+        };
+        let (store, writer) = EventStore::unstarted(dir.path(), options);
+        let first = queue(
+            &store,
+            vec![conversion("a"), conversion("b"), conversion("c")],
+        );
+        // Two more events do not fit beside three: the request is refused
+        // whole, at once, with nothing queued.
+        let refused = store.write(vec![conversion("d"), conversion("e")]).await;
+        assert!(matches!(refused, Err(WriteError::Busy)), "{refused:?}");
+        assert_eq!(store.queued_events(), 3);
+        let served = |unit: String| Exposure {
+            id: None,
+            flag: "f".into(),
+            variant: "x".into(),
+            unit,
+            time: 1,
+        };
+        store.record_exposure(served("u".into()));
+        store.record_exposure(served("v".into()));
+        assert_eq!(store.queued_events(), 4);
+        assert_eq!(store.dropped_exposures(), 1, "the fifth event is dropped");
+        store.record_exposure(served("u".repeat(super::super::ingest::MAX_TEXT + 1)));
+        assert_eq!(store.dropped_exposures(), 2, "a unit key beyond the limit");
+        let health = store.health.clone();
+        drop(store);
+        let (lock, connection, phases) = open_writer(dir.path()).unwrap();
+        writer.run(lock, connection, phases);
+        assert_eq!(first.await.unwrap().unwrap().len(), 3);
+        assert_eq!(health.queued_events.load(Relaxed), 0, "answered, released");
+        assert_eq!(count(dir.path(), "SELECT count(*) FROM conversions"), 3);
+        assert_eq!(count(dir.path(), "SELECT count(*) FROM exposures"), 1);
+    }
+
     #[test]
     fn starting_phases_never_waits_for_a_saturated_writer() {
         let dir = tempfile::tempdir().unwrap();
-        let (store, writer) = EventStore::unstarted(dir.path());
+        let (store, writer) = EventStore::unstarted(dir.path(), StoreOptions::default());
         while store.queue.try_send(Job::PhasesWaiting).is_ok() {}
         let text = "version = 1\n[flags.f]\n[[flags.f.rules]]\nsplit = { on = 50, off = 50 }\nexperiment = {}\n";
         let snapshot = flags_core::compile(text, &flags_core::Overrides::new()).unwrap();
@@ -939,7 +1095,7 @@ mod tests {
             });
         }
         let incremental = tempfile::tempdir().unwrap();
-        let store = EventStore::open(incremental.path()).unwrap();
+        let store = EventStore::open(incremental.path(), StoreOptions::default()).unwrap();
         for batch in events.chunks(37) {
             store.write(batch.to_vec()).await.unwrap();
         }

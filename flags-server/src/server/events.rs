@@ -22,14 +22,14 @@ pub async fn ingest(
     Caller(role): Caller,
     request: Result<EventsRequest, ApiError>,
 ) -> Result<Response, ApiError> {
-    let EventsRequest(body) = request?;
+    let EventsRequest { body, .. } = request?;
     let store = state
         .events
         .store()
         .map_err(|reason| ApiError::events_unavailable(reason, role))?;
     let mut batch = {
         let published = state.live.current.load();
-        ingest::check(&body, &published.snapshot, ingest::now_ms())?
+        ingest::check(&body, &published.snapshot, ingest::now_ms(), store.retain())?
     };
     let stored = store
         .write(std::mem::take(&mut batch.events))

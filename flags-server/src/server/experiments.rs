@@ -205,6 +205,7 @@ mod tests {
     use rusqlite::Connection;
 
     use super::*;
+    use crate::events::StoreOptions;
     use crate::events::schema;
     use crate::events::store::Exposure;
     use crate::server::metrics::{Metrics, ReloadOutcome};
@@ -221,7 +222,7 @@ mod tests {
     #[tokio::test]
     async fn an_exposure_to_a_new_assignment_lands_in_its_new_phase() {
         let dir = tempfile::tempdir().unwrap();
-        let events = EventLog::open(dir.path()).unwrap();
+        let events = EventLog::open(dir.path(), StoreOptions::default()).unwrap();
         let live = LiveConfig::new(
             published("{ on = 50, off = 50 }"),
             ReloadAttempt::new("startup", ReloadOutcome::Applied, Vec::new()),

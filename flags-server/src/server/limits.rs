@@ -4,10 +4,12 @@
 //! Every JSON body is read here, within `--max-body` bytes (events:
 //! `--max-events-body`) and `--client-timeout`, and its nesting checked
 //! against [`MAX_JSON_DEPTH`] before any parser sees it; evaluation bodies
-//! are then parsed once into JSON that the evaluation context borrows from. Evaluation requests beyond `--max-in-flight` are shed
-//! with 429 and `Retry-After` rather than queued, so latency stays bounded
-//! under overload; the slot is taken here, before the body is read, and held
-//! until the handler returns.
+//! are then parsed once into JSON that the evaluation context borrows from.
+//! Evaluation requests beyond `--max-in-flight`, and event requests beyond
+//! `--max-events-in-flight` (a pool of their own), are shed with 429 and
+//! `Retry-After` rather than queued, so latency and the memory held in
+//! bodies stay bounded under overload; the slot is taken here, before the
+//! body is read, and held until the handler returns.
 //! Slow request headers are cut by the HTTP layer (`server::serve`). Not here:
 //! tokens (`auth`) or what a context means (`crate::context`).
 
@@ -19,7 +21,9 @@ use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use futures_util::FutureExt as _;
 use http_body_util::BodyExt as _;
-use tokio::sync::OwnedSemaphorePermit;
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::errors::ApiError;
 use super::state::AppState;
@@ -69,35 +73,53 @@ impl FromRequest<AppState> for EvaluationRequest {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        let limits = state.limits;
-        let Ok(slot) = state.in_flight.clone().try_acquire_owned() else {
-            state.metrics.record_shed();
-            // Read the (bounded) body first: answering over an unread body
-            // makes the server close the connection, which can reset it
-            // before the client has read the 429.
-            let body = read_body(request.into_body(), limits.max_body);
-            let _ = tokio::time::timeout(limits.client_timeout, body).await;
-            return Err(ApiError::overloaded());
-        };
-        let body = read_json(request, limits.max_body, limits.client_timeout).await?;
+        let (body, slot) =
+            read_in_slot(request, state, &state.in_flight, state.limits.max_body).await?;
         Ok(Self { body, _slot: slot })
     }
 }
 
 /// The bytes of a `POST /v1/events` body: like [`EvaluationRequest`] but
-/// within `--max-events-body`, since a batch is far larger than a context.
+/// within `--max-events-body`, since a batch is far larger than a context,
+/// and holding one of the `--max-events-in-flight` slots until the handler
+/// returns (after the commit), so the bodies held at once are bounded.
 #[derive(Debug)]
-pub struct EventsRequest(pub Bytes);
+pub struct EventsRequest {
+    /// The body.
+    pub body: Bytes,
+    _slot: OwnedSemaphorePermit,
+}
 
 impl FromRequest<AppState> for EventsRequest {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        let limits = state.limits;
-        read_json(request, limits.max_events_body, limits.client_timeout)
-            .await
-            .map(Self)
+        let max_body = state.limits.max_events_body;
+        let (body, slot) = read_in_slot(request, state, &state.events_in_flight, max_body).await?;
+        Ok(Self { body, _slot: slot })
     }
+}
+
+/// Takes a slot of `slots` and reads the JSON body within `max_body`; with
+/// no slot free, sheds the request with 429.
+async fn read_in_slot(
+    request: Request,
+    state: &AppState,
+    slots: &Arc<Semaphore>,
+    max_body: usize,
+) -> Result<(Bytes, OwnedSemaphorePermit), ApiError> {
+    let timeout = state.limits.client_timeout;
+    let Ok(slot) = slots.clone().try_acquire_owned() else {
+        state.metrics.record_shed();
+        // Read the (bounded) body first: answering over an unread body
+        // makes the server close the connection, which can reset it
+        // before the client has read the 429.
+        let body = read_body(request.into_body(), max_body);
+        let _ = tokio::time::timeout(timeout, body).await;
+        return Err(ApiError::overloaded());
+    };
+    let body = read_json(request, max_body, timeout).await?;
+    Ok((body, slot))
 }
 
 /// The bytes of an admin request's optional JSON body, within `--max-body`.

@@ -42,7 +42,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::cli::ServeArgs;
 use crate::context::ContextLimits;
 use crate::error::Error;
-use crate::events::EventLog;
+use crate::events::{EventLog, StoreOptions};
 use crate::kills::Kills;
 use crate::reload::{Loader, Reloader};
 use crate::tokens::Tokens;
@@ -68,7 +68,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::default());
     // First: the event log takes the data directory's lock before anything
     // else (the webhook outbox, the kill store) opens its database.
-    let events = EventLog::open(&args.data).map_err(|e| Error::Serve(e.to_string()))?;
+    let store_options = StoreOptions {
+        max_queued_events: args.max_queued_events,
+        retain: args.retain,
+    };
+    let events =
+        EventLog::open(&args.data, store_options).map_err(|e| Error::Serve(e.to_string()))?;
     let delivery = Delivery {
         backoff: args.webhook_backoff,
         ..Delivery::default()
@@ -115,6 +120,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         bulk_exposures: args.bulk_exposures,
         kills,
         in_flight: Arc::new(Semaphore::new(args.max_in_flight)),
+        events_in_flight: Arc::new(Semaphore::new(args.max_events_in_flight)),
         streams: Arc::new(Semaphore::new(args.max_in_flight)),
         public_url: args.public_url,
         sse_keepalive: args.sse_keepalive,

@@ -54,6 +54,11 @@ pub struct ServerState {
     pub kills: Kills,
     /// Evaluation requests allowed in flight; beyond that, 429.
     pub in_flight: Arc<Semaphore>,
+    /// `POST /v1/events` requests allowed in flight; beyond that, 429. A
+    /// pool apart from evaluations': an events request holds a body up to
+    /// `--max-events-body` until its commit, so sharing would let a burst
+    /// of events shed evaluations, which never depend on the event store.
+    pub events_in_flight: Arc<Semaphore>,
     /// Open event streams allowed; beyond that, 429.
     pub streams: Arc<Semaphore>,
     /// Public base URL for the event stream, if configured.
