@@ -153,13 +153,19 @@ fn readout_time_at_scale() {
     }
     transaction.commit().unwrap();
     // Rows loaded this way bypass the writer's aggregates: step back to
-    // schema version 2 so that the next start builds them (migration 3).
+    // schema version 2 so that the next start builds them (migration 3),
+    // undoing every later migration too (a new migration adds its undo here;
+    // without it the restart below fails on an object that already exists).
     connection
         .execute_batch(
             "DROP TABLE unit_outcomes; DROP TABLE arm_units; DROP TABLE arm_outcomes;
              DROP TABLE multiple_exposures; DROP INDEX conversions_by_unit;
              DROP INDEX exposures_by_unit;
              CREATE INDEX conversions_by_metric_unit ON conversions (metric, unit, time);
+             DROP TABLE runtime_kills;
+             DROP TABLE exposure_ids; ALTER TABLE conversions DROP COLUMN payload;
+             DROP TABLE webhook_outbox;
+             DROP INDEX conversions_by_time;
              PRAGMA user_version = 2;",
         )
         .unwrap();
