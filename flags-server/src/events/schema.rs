@@ -176,6 +176,17 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX webhook_outbox_due ON webhook_outbox (next_attempt_at, id)
          WHERE delivered_at IS NULL AND given_up_at IS NULL;",
+    // 7 here, meant as 8: the guardrail branch appends its state as 7 at the
+    // same time, and this one goes after it when the branches are merged.
+    //
+    // Phase designs (issue 13): a phase keeps its design, the JSON of its arms (variant,
+    // weight in percent), traffic, layer and range, and metrics at its start
+    // (see `store::design`), so that a readout of an old phase weighs its
+    // arms as they were; NULL for phases stored before. `stopped` is when
+    // the experiment stopped (rule removed, flag killed): its phase ends
+    // there, and a revived experiment starts a new phase.
+    "ALTER TABLE phases ADD COLUMN design TEXT;
+     ALTER TABLE phases ADD COLUMN stopped INTEGER;",
 ];
 
 /// The migrations that build schema version `version - 1` from nothing (tests).
