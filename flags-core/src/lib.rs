@@ -55,7 +55,7 @@ pub use eval::{
 pub use kill::KilledBy;
 pub use overrides::{ENV_PREFIX, Overrides, env_name};
 pub use snapshot::{
-    ConfigVersion, ExperimentInfo, FlagInfo, FlagVersion, OverrideStatus, Snapshot, Value,
-    ValueType,
+    ConfigVersion, ExperimentInfo, FlagInfo, FlagVersion, MetricDefinition, OverrideStatus,
+    Snapshot, Value, ValueType,
 };
 pub use time::{MAX_SPAN, Timestamp, parse_span};

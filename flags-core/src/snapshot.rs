@@ -28,7 +28,7 @@ pub struct Snapshot {
     pub(crate) slots: Vec<Slot>,
     pub(crate) index: FxHashMap<Box<str>, u32>,
     pub(crate) version: ConfigVersion,
-    pub(crate) metrics: Vec<(Box<str>, MetricKind)>,
+    pub(crate) metrics: Vec<(Box<str>, MetricDefinition)>,
     pub(crate) overrides: Vec<OverrideStatus>,
 }
 
@@ -46,6 +46,17 @@ pub(crate) struct Slot {
     /// Disabled at run time, and by whom (see `kill`); the file's own kill
     /// is `flag.enabled`.
     pub(crate) runtime_kill: Option<KilledBy>,
+}
+
+/// A metric as `[metrics]` declares it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MetricDefinition {
+    /// How it is analysed.
+    pub kind: MetricKind,
+    /// `mean` only: each unit's total is capped at this before analysis.
+    pub cap: Option<f64>,
+    /// Only events within this span after the unit's first exposure count.
+    pub window: Option<std::time::Duration>,
 }
 
 /// A prerequisite resolved against one snapshot.
@@ -582,7 +593,15 @@ impl Snapshot {
 
     /// Metrics declared in `[metrics]`, in file order.
     pub fn metrics(&self) -> impl Iterator<Item = (&str, MetricKind)> {
-        self.metrics.iter().map(|(name, kind)| (&**name, *kind))
+        self.metrics.iter().map(|(name, m)| (&**name, m.kind))
+    }
+
+    /// The declaration of metric `name`, if it is declared (and valid).
+    pub fn metric(&self, name: &str) -> Option<&MetricDefinition> {
+        self.metrics
+            .iter()
+            .find(|(declared, _)| **declared == *name)
+            .map(|(_, definition)| definition)
     }
 
     /// The overrides requested at compile time and whether each applied.

@@ -706,3 +706,39 @@ fn experiments_carry_their_mde_and_a_hash_of_their_assignment() {
         &["9:22: flags.f: `mde` must be a positive percentage"],
     );
 }
+
+#[test]
+fn metric_cap_and_window_are_checked_where_they_are_written() {
+    assert_reports_exactly(
+        r#"[metrics.buy]
+kind = "conversion"
+cap = 10
+[metrics.revenue]
+kind = "mean"
+cap = -5
+window = "a week"
+[metrics.sessions]
+kind = "mean"
+cap = 100
+window = "7d"
+[flags.a]
+[[flags.a.rules]]
+split = { on = 50, off = 50 }
+experiment = { metrics = ["sessions", "revenue"] }
+"#,
+        &[
+            "4:7: metrics.buy: `cap` applies to `mean` metrics: a conversion metric counts each unit once already",
+            "7:7: metrics.revenue: `cap` must be a positive number, got -5",
+            "8:10: metrics.revenue: `window` must be a positive duration such as \"1h\" or \"7d\", got `a week`",
+            "16:39: flags.a: metric `revenue` has errors",
+        ],
+    );
+    let text = "version = 1\n[metrics.sessions]\nkind = \"mean\"\ncap = 100\nwindow = \"7d\"\n";
+    let snapshot = compile(text, &Overrides::new()).unwrap();
+    let sessions = snapshot.metric("sessions").unwrap();
+    assert_eq!(sessions.cap, Some(100.0));
+    assert_eq!(
+        sessions.window,
+        Some(std::time::Duration::from_secs(7 * 86_400))
+    );
+}

@@ -314,8 +314,36 @@ fn srm_flags_a_skewed_split_against_uneven_weights() {
     let skewed = srm::chi_square(&[3300, 3600, 3400], &[33.0, 33.0, 34.0]).unwrap();
     assert_eq!(skewed.df, 2);
     assert!(skewed.mismatch && skewed.p_value.unwrap() < 0.001);
-    assert!(srm::chi_square(&[10, 10], &[1.0, 0.0]).is_err());
+    assert!(srm::chi_square(&[10, 10], &[1.0, -1.0]).is_err());
+    assert!(srm::chi_square(&[10, 10], &[0.0, 0.0]).is_err());
     assert!(srm::chi_square(&[10, 10], &[1.0]).is_err());
+}
+
+#[test]
+fn srm_with_a_zero_weight_arm_weighs_the_others_and_flags_any_unit_in_it() {
+    // No unit in the zero-weight arm: the other two are compared on 1 df.
+    let quiet = srm::chi_square(&[0, 5000, 5400], &[0.0, 50.0, 50.0]).unwrap();
+    assert_eq!(quiet.df, 1);
+    assert_eq!(quiet.expected_units, [0.0, 5200.0, 5200.0]);
+    // (5000 - 5200)^2 / 5200 * 2, as scipy.stats.chisquare([5000, 5400]).
+    assert!((quiet.statistic.unwrap() - 15.384_615_384_615_385).abs() < 1e-9);
+    assert!(quiet.mismatch && quiet.reason.is_none());
+    // One unit in it: an infinite statistic, reported as a mismatch, not NaN.
+    let leaked = srm::chi_square(&[1, 5000, 5000], &[0.0, 50.0, 50.0]).unwrap();
+    assert_eq!(leaked.statistic, None);
+    assert_eq!(leaked.p_value, Some(0.0));
+    assert!(leaked.mismatch);
+    assert!(
+        leaked
+            .reason
+            .unwrap()
+            .contains("1 units in arms of weight 0")
+    );
+    let json = serde_json::to_string(&srm::chi_square(&[1, 9], &[0.0, 1.0]).unwrap()).unwrap();
+    assert!(
+        !json.contains("NaN") && json.contains("\"mismatch\":true"),
+        "{json}"
+    );
 }
 
 #[test]

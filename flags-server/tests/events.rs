@@ -298,7 +298,7 @@ async fn the_readout_counts_units_from_their_first_exposure_and_excludes_switche
         let request: flags_core::stats::AnalysisRequest = serde_json::from_value(json!({
             "metric": metric["analysis"]["metric"],
             "arms": metric["inputs"],
-            "weights": [500000.0, 500000.0],
+            "weights": [50.0, 50.0],
         }))
         .unwrap();
         let expected = flags_core::stats::analyze(&request).unwrap();

@@ -118,7 +118,7 @@ async fn the_readout_finds_the_lift_spares_the_aa_arm_and_flags_a_ratio_mismatch
         let expected = analyze(&AnalysisRequest {
             metric: kind,
             arms: inputs,
-            weights: Some(vec![340_000.0, 330_000.0, 330_000.0]),
+            weights: Some(vec![34.0, 33.0, 33.0]),
             alpha: 0.05,
             alternative: Default::default(),
             correction: Default::default(),

@@ -166,6 +166,7 @@ fn readout_time_at_scale() {
              DROP TABLE exposure_ids; ALTER TABLE conversions DROP COLUMN payload;
              DROP TABLE webhook_outbox;
              DROP INDEX conversions_by_time;
+             ALTER TABLE phases DROP COLUMN design; ALTER TABLE phases DROP COLUMN stopped;
              PRAGMA user_version = 2;",
         )
         .unwrap();

@@ -137,3 +137,222 @@ async fn the_always_valid_p_value_never_goes_up_across_restarts() {
     let sequential = &readout["metrics"][0]["analysis"]["comparisons"][0]["sequential"];
     assert_eq!(sequential["p_value"], 1e-6, "{sequential}");
 }
+
+/// The flag `color` with three variants, split as `split`, reading `clicks`
+/// and the revenue metrics (`cap` and `window` on their own and together).
+fn design_config(split: &str) -> String {
+    format!(
+        r#"version = 1
+[metrics.clicks]
+kind = "conversion"
+[metrics.revenue]
+kind = "mean"
+[metrics.capped]
+kind = "mean"
+cap = 50
+[metrics.windowed]
+kind = "mean"
+window = "1h"
+[flags.color]
+variants = {{ blue = "blue", green = "green", red = "red" }}
+default = "blue"
+[[flags.color.rules]]
+split = {split}
+experiment = {{ metrics = ["clicks", "revenue", "capped", "windowed"] }}
+"#
+    )
+}
+
+async fn send(server: &Server, events: Vec<Value>) {
+    let body = json!({ "events": events }).to_string();
+    let (status, receipt) = status_json(server.post("/v1/events", &body).await).await;
+    assert_eq!(status, 200, "{receipt}");
+    assert_eq!(receipt["rejected"], 0, "{receipt}");
+}
+
+fn arm_names(readout: &Value) -> Vec<&str> {
+    readout["arms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|arm| arm["variant"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_old_phase_is_read_with_its_own_split_and_keeps_a_removed_arm() {
+    let server = Server::start(&design_config("{ blue = 50, green = 50 }"));
+    expose(&server, 0..60).await;
+    until(Duration::from_secs(5), || async {
+        results(&server, "").await["units"] == 60
+    })
+    .await;
+    // Phase 2 drops green and weighs blue 90 to red's 10.
+    common::save_by_rename(&server.config, &design_config("{ blue = 90, red = 10 }"));
+    server.post("/v1/admin/reload", "").await;
+    until(Duration::from_secs(5), || async {
+        results(&server, "").await["phase"]["number"] == 2
+    })
+    .await;
+
+    let old = results(&server, "?phase=1").await;
+    assert_eq!(old["phase"]["design"], "stored", "{old}");
+    assert_eq!(arm_names(&old), ["blue", "green"]);
+    let units: Vec<i64> = old["arms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|arm| arm["units"].as_i64().unwrap())
+        .collect();
+    assert_eq!(units.iter().sum::<i64>(), 60);
+    assert!(units[1] > 0, "{old}");
+    assert_eq!(old["arms"][1]["percent"], 50.0);
+    // Phase 1's 50/50, not the served 90/10: 30 units expected in each.
+    let srm = &old["sample_ratio_mismatch"];
+    assert_eq!(srm["weights"], json!([50.0, 50.0]), "{srm}");
+    assert_eq!(srm["expected_units"], json!([30.0, 30.0]), "{srm}");
+    assert_eq!(srm["mismatch"], false, "{srm}");
+}
+
+#[tokio::test]
+async fn a_zero_weight_arm_reads_out_and_units_in_it_are_a_ratio_mismatch() {
+    let server = Server::start(&design_config("{ blue = 0, green = 50, red = 50 }"));
+    expose(&server, 0..40).await;
+    until(Duration::from_secs(5), || async {
+        results(&server, "").await["units"] == 40
+    })
+    .await;
+    let quiet = results(&server, "").await;
+    assert_eq!(quiet["arms"][0]["units"], 0, "{quiet}");
+    assert_eq!(quiet["sample_ratio_mismatch"]["mismatch"], false, "{quiet}");
+    assert_eq!(quiet["sample_ratio_mismatch"]["df"], 1, "{quiet}");
+
+    // A client reports a unit in the arm that should get none.
+    let exposure = json!({"type": "exposure", "id": "e-blue", "flag": "color",
+                          "variant": "blue", "key": "stray"});
+    send(&server, vec![exposure]).await;
+    until(Duration::from_secs(5), || async {
+        results(&server, "").await["units"] == 41
+    })
+    .await;
+    let leaked = results(&server, "").await;
+    let srm = &leaked["sample_ratio_mismatch"];
+    assert_eq!(srm["mismatch"], true, "{srm}");
+    assert_eq!(srm["p_value"], 0.0, "{srm}");
+    assert!(srm["statistic"].is_null(), "{srm}");
+    assert!(
+        srm["reason"].as_str().unwrap().contains("weight 0"),
+        "{srm}"
+    );
+}
+
+/// RFC 3339 for `ms` Unix milliseconds.
+fn rfc3339(ms: i64) -> String {
+    flags_core::Timestamp::from_unix(ms / 1000, 0).to_string()
+}
+
+#[tokio::test]
+async fn cap_and_window_change_the_sums_as_computed_here() {
+    let server = Server::start(&design_config("{ green = 50, red = 50 }"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let hour = 3_600_000;
+    let first = now - 5 * hour;
+    // Unit i, exposed to green at `first`, spends 30 at +10 min and 40 at
+    // +2 h: its total is 70, 50 capped, 30 within the 1 h window.
+    let units = 6;
+    let mut events = Vec::new();
+    for i in 0..units {
+        events.push(
+            json!({"type": "exposure", "id": format!("e{i}"), "flag": "color",
+                           "variant": "green", "key": format!("k{i}"), "time": rfc3339(first)}),
+        );
+        for (n, (offset, value)) in [(hour / 6, 30.0), (2 * hour, 40.0)].iter().enumerate() {
+            for metric in ["revenue", "capped", "windowed"] {
+                events.push(
+                    json!({"type": "conversion", "id": format!("{metric}-{i}-{n}"),
+                                   "metric": metric, "key": format!("k{i}"), "value": value,
+                                   "time": rfc3339(first + offset)}),
+                );
+            }
+        }
+    }
+    send(&server, events).await;
+    until(Duration::from_secs(5), || async {
+        results(&server, "").await["units"] == units
+    })
+    .await;
+    let readout = results(&server, "").await;
+    let green = |metric: &str| {
+        let found = readout["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["metric"] == metric)
+            .unwrap_or_else(|| panic!("no {metric} in {readout}"));
+        let input = &found["inputs"][0];
+        assert_eq!(input["name"], "green", "{found}");
+        (
+            input["sum"].as_f64().unwrap(),
+            input["sum_of_squares"].as_f64().unwrap(),
+        )
+    };
+    let n = units as f64;
+    assert_eq!(green("revenue"), (70.0 * n, 70.0 * 70.0 * n));
+    assert_eq!(green("capped"), (50.0 * n, 50.0 * 50.0 * n));
+    assert_eq!(green("windowed"), (30.0 * n, 30.0 * 30.0 * n));
+}
+
+#[tokio::test]
+async fn conversions_after_a_stop_leave_its_phase_alone_and_a_revival_starts_another() {
+    let server = Server::start(&design_config("{ green = 50, red = 50 }"));
+    expose(&server, 0..30).await;
+    let convert = |prefix: &'static str| {
+        (0..30)
+            .map(|u| {
+                json!({"type": "conversion", "id": format!("{prefix}{u}"),
+                            "metric": "clicks", "key": format!("u{u}")})
+            })
+            .collect::<Vec<_>>()
+    };
+    until(Duration::from_secs(5), || async {
+        results(&server, "").await["units"] == 30
+    })
+    .await;
+    send(&server, convert("before")[..10].to_vec()).await;
+    let converted = |readout: &Value| -> i64 {
+        readout["metrics"][0]["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|arm| arm["conversions"].as_i64().unwrap())
+            .sum()
+    };
+    until(Duration::from_secs(5), || async {
+        converted(&results(&server, "").await) == 10
+    })
+    .await;
+
+    let (status, _) = status_json(server.post("/v1/admin/flags/color/kill", "{}").await).await;
+    assert_eq!(status, 200);
+    until(Duration::from_secs(5), || async {
+        results(&server, "").await["phase"]["stopped_at"].is_string()
+    })
+    .await;
+    // Every unit converts now, after the stop: phase 1 must not see it.
+    send(&server, convert("after")).await;
+    let stopped = results(&server, "").await;
+    assert_eq!(converted(&stopped), 10, "{stopped}");
+    assert_eq!(stopped["phase"]["ended"], stopped["phase"]["stopped_at"]);
+
+    let (status, _) = status_json(server.post("/v1/admin/flags/color/revive", "{}").await).await;
+    assert_eq!(status, 200);
+    until(Duration::from_secs(5), || async {
+        results(&server, "").await["phase"]["number"] == 2
+    })
+    .await;
+    let stopped_again = results(&server, "?phase=1").await;
+    assert_eq!(converted(&stopped_again), 10, "{stopped_again}");
+}

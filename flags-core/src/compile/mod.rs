@@ -21,11 +21,16 @@ use serde::Serialize;
 use toml::Spanned;
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
-use crate::config::{self, Document, FlagConfig, LayerConfig, MetricKind, SegmentConfig};
+use crate::config::{
+    self, Document, FlagConfig, LayerConfig, MetricConfig, MetricKind, SegmentConfig,
+};
 use crate::diagnostic::{Diagnostic, Diagnostics, LineIndex, Section};
 use crate::overrides::Overrides;
-use crate::snapshot::{ConfigVersion, FlagVersion, Requirement, Segment, Slot, Snapshot};
+use crate::snapshot::{
+    ConfigVersion, FlagVersion, MetricDefinition, Requirement, Segment, Slot, Snapshot,
+};
 use crate::suggest;
+use crate::time::parse_span;
 
 /// The result of [`compile_merged`]: what to serve and what was rejected.
 #[derive(Debug)]
@@ -144,7 +149,8 @@ impl<'a> Problems<'a> {
 pub(crate) struct Scope<'d> {
     segments: FxHashMap<&'d str, Option<Arc<Segment>>>,
     layers: FxHashMap<&'d str, Option<&'d LayerConfig>>,
-    metrics: FxHashMap<&'d str, bool>,
+    /// `None` for a metric with errors.
+    metrics: FxHashMap<&'d str, Option<MetricDefinition>>,
     flag_keys: FxHashSet<&'d str>,
 }
 
@@ -173,9 +179,10 @@ impl<'d> Scope<'d> {
         }
         for entry in &document.metrics {
             let mut problems = Problems::new(index);
-            let metric = entry_config(entry, &mut problems, "metric");
+            let metric = entry_config(entry, &mut problems, "metric")
+                .and_then(|config| compile_metric(config, &mut problems));
             let clean = problems.finish(Section::Metric, &entry.name, out);
-            scope.metrics.insert(&entry.name, metric.is_some() && clean);
+            scope.metrics.insert(&entry.name, metric.filter(|_| clean));
         }
         scope
     }
@@ -231,8 +238,8 @@ impl<'d> Scope<'d> {
 
     pub(crate) fn metric(&self, name: &Spanned<String>, problems: &mut Problems<'_>) {
         match self.metrics.get(name.get_ref().as_str()) {
-            Some(true) => {}
-            Some(false) => problems.at(
+            Some(Some(_)) => {}
+            Some(None) => problems.at(
                 name.span(),
                 format!("metric `{}` has errors", name.get_ref()),
             ),
@@ -251,12 +258,16 @@ impl<'d> Scope<'d> {
         }
     }
 
-    fn valid_metrics(&self, document: &Document) -> Vec<(Box<str>, MetricKind)> {
+    fn valid_metrics(&self, document: &Document) -> Vec<(Box<str>, MetricDefinition)> {
         document
             .metrics
             .iter()
-            .filter(|e| self.metrics.get(e.name.as_str()) == Some(&true))
-            .filter_map(|e| e.complete().map(|c| (e.name.as_str().into(), c.kind)))
+            .filter_map(|e| {
+                Some((
+                    e.name.as_str().into(),
+                    (*self.metrics.get(e.name.as_str())?)?,
+                ))
+            })
             .collect()
     }
 }
@@ -276,6 +287,49 @@ fn entry_config<'e, T>(
     }
     problems.items.extend(entry.problems.iter().cloned());
     entry.complete()
+}
+
+/// A metric's `cap` and `window` checked, each problem at its position.
+fn compile_metric(config: &MetricConfig, problems: &mut Problems<'_>) -> Option<MetricDefinition> {
+    let cap = match &config.cap {
+        Some(cap) if config.kind == MetricKind::Conversion => {
+            problems.at(
+                cap.span(),
+                "`cap` applies to `mean` metrics: a conversion metric counts each unit once already",
+            );
+            None
+        }
+        Some(cap) if !(cap.get_ref().is_finite() && *cap.get_ref() > 0.0) => {
+            problems.at(
+                cap.span(),
+                format!("`cap` must be a positive number, got {}", cap.get_ref()),
+            );
+            None
+        }
+        Some(cap) => Some(Some(*cap.get_ref())),
+        None => Some(None),
+    };
+    let window = match &config.window {
+        Some(window) => match parse_span(window.get_ref()) {
+            Some(span) if !span.is_zero() => Some(Some(span)),
+            _ => {
+                problems.at(
+                    window.span(),
+                    format!(
+                        "`window` must be a positive duration such as \"1h\" or \"7d\", got `{}`",
+                        window.get_ref()
+                    ),
+                );
+                None
+            }
+        },
+        None => Some(None),
+    };
+    Some(MetricDefinition {
+        kind: config.kind,
+        cap: cap?,
+        window: window?,
+    })
 }
 
 fn compile_segment(

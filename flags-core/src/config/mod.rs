@@ -288,6 +288,11 @@ pub struct MetricConfig {
     pub description: Option<String>,
     /// How the metric is analysed.
     pub kind: MetricKind,
+    /// `mean` only: each unit's total is capped at this before analysis.
+    pub cap: Option<Spanned<f64>>,
+    /// Only events within this span (e.g. `"7d"`) after the unit's first
+    /// exposure count.
+    pub window: Option<Spanned<String>>,
 }
 
 /// How a metric is analysed.
@@ -445,9 +450,13 @@ impl ReadTable for MetricConfig {
     fn read(fields: &mut Fields<'_, '_, '_>) -> Option<Self> {
         let description = fields.optional("description");
         let kind = fields.required("kind");
+        let cap = fields.optional("cap");
+        let window = fields.optional("window");
         Some(Self {
             description,
             kind: kind?,
+            cap,
+            window,
         })
     }
 }

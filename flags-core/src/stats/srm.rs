@@ -25,20 +25,30 @@ pub struct SrmResult {
     pub p_value: Option<f64>,
     /// The p-value threshold for flagging, 0.001.
     pub threshold: f64,
-    /// Whether `p_value < threshold`.
+    /// Whether `p_value < threshold`, or units reached an arm of weight 0.
     pub mismatch: bool,
+    /// Why `mismatch` is true without a finite statistic: units in an arm
+    /// whose weight is 0 (its expected count is 0, the statistic infinite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Pearson chi-square goodness of fit of `units` (observed per arm) against
-/// `weights` (the configured split; any positive scale, e.g. 33/33/34).
+/// `weights` (the configured split; any non-negative scale, e.g. 33/33/34).
 ///
 /// Expected counts are `N w_i / sum(w)` with `N = sum(units)`; the statistic
-/// is `sum (o_i - e_i)^2 / e_i` with `k - 1` degrees of freedom, as
+/// is `sum (o_i - e_i)^2 / e_i` over the arms of positive weight, with one
+/// degree of freedom fewer than there are such arms, as
 /// `scipy.stats.chisquare(units, expected)`. Flagged when `p < 0.001`. With no
 /// units at all the statistic and p-value are `None` and nothing is flagged.
 ///
+/// An arm of weight 0 expects no unit: while it has none it adds nothing;
+/// once it has some the statistic is infinite, so it is reported as `None`
+/// with a p-value of 0, `mismatch` and a `reason` (never NaN, never an error).
+///
 /// Errors: fewer than two arms, a weight count that differs from the arm
-/// count, a weight that is not positive and finite, or negative units.
+/// count, a weight that is negative or not finite, weights all 0, or
+/// negative units.
 pub fn chi_square(units: &[i64], weights: &[f64]) -> Result<SrmResult, InputError> {
     if units.len() < 2 {
         return Err(InputError::setting("arms", "at least two arms are needed"));
@@ -49,10 +59,16 @@ pub fn chi_square(units: &[i64], weights: &[f64]) -> Result<SrmResult, InputErro
             format!("{} weights for {} arms", weights.len(), units.len()),
         ));
     }
-    if let Some(w) = weights.iter().find(|w| !(w.is_finite() && **w > 0.0)) {
+    if let Some(w) = weights.iter().find(|w| !(w.is_finite() && **w >= 0.0)) {
         return Err(InputError::setting(
             "weights",
-            format!("every weight must be positive and finite, got {w}"),
+            format!("every weight must be 0 or more and finite, got {w}"),
+        ));
+    }
+    if weights.iter().all(|w| *w == 0.0) {
+        return Err(InputError::setting(
+            "weights",
+            "at least one weight must be positive",
         ));
     }
     if let Some((index, &u)) = units.iter().enumerate().find(|(_, u)| **u < 0) {
@@ -74,19 +90,33 @@ pub fn chi_square(units: &[i64], weights: &[f64]) -> Result<SrmResult, InputErro
     };
     let weight_sum: f64 = w.iter().sum();
     let expected: Vec<f64> = w.iter().map(|w| total * w / weight_sum).collect();
-    let df = units.len() as u64 - 1;
-    let (statistic, p) = if total > 0.0 {
+    let positive_arms = w.iter().filter(|w| **w > 0.0).count() as u64;
+    let df = positive_arms - 1;
+    let unexpected: i64 = units
+        .iter()
+        .zip(&w)
+        .filter(|(_, w)| **w == 0.0)
+        .map(|(u, _)| u)
+        .sum();
+    let (statistic, p, reason) = if unexpected > 0 {
+        let reason = format!(
+            "{unexpected} units in arms of weight 0, which expect none: the statistic is infinite"
+        );
+        (None, Some(0.0), Some(reason))
+    } else if total > 0.0 && df > 0 {
         let stat: f64 = units
             .iter()
             .zip(&expected)
+            .filter(|(_, e)| **e > 0.0)
             .map(|(&o, &e)| {
                 let diff = o as f64 - e;
                 diff * diff / e
             })
             .sum();
-        (finite(stat), finite(chi2_sf(stat, df as f64)))
+        (finite(stat), finite(chi2_sf(stat, df as f64)), None)
     } else {
-        (None, None)
+        // No units, or a single arm that can be weighed: nothing to compare.
+        (None, None, None)
     };
     Ok(SrmResult {
         weights: weights.to_vec(),
@@ -96,5 +126,6 @@ pub fn chi_square(units: &[i64], weights: &[f64]) -> Result<SrmResult, InputErro
         p_value: p,
         threshold: SRM_THRESHOLD,
         mismatch: p.is_some_and(|p| p < SRM_THRESHOLD),
+        reason,
     })
 }

@@ -66,7 +66,7 @@ fn as_typed(path: &Path) -> PathBuf {
 /// The readout as text.
 fn render(results: &ExperimentResults) -> String {
     let mut out = String::new();
-    let srm = &results.sample_ratio_mismatch;
+    let srm = results.sample_ratio_mismatch.as_ref();
     out += &format!("experiment {}: {} units", results.flag, results.units);
     if results.multiple_exposures > 0 {
         out += &format!(
@@ -79,28 +79,39 @@ fn render(results: &ExperimentResults) -> String {
         results.phase.number,
         results.phase.phases.max(1),
         results.phase.started.as_deref().unwrap_or("-"),
-        results
-            .phase
-            .ended
-            .as_deref()
-            .map_or(String::new(), |ended| format!(", ended {ended}"))
+        match (&results.phase.stopped_at, &results.phase.ended) {
+            (Some(stopped), _) => format!(", stopped {stopped}"),
+            (None, Some(ended)) => format!(", ended {ended}"),
+            (None, None) => String::new(),
+        }
     );
-    if srm.mismatch {
+    if let Some(srm) = srm.filter(|srm| srm.mismatch) {
         out += &format!(
             "!! SAMPLE RATIO MISMATCH: p = {} < {}: the units per arm do not match the split;\n\
              !! assignment or logging is broken, and the results below cannot be trusted.\n",
             number(srm.p_value),
             srm.threshold
         );
+        if let Some(reason) = &srm.reason {
+            out += &format!("!! {reason}\n");
+        }
     }
     out += "\narm            split    units   expected\n";
-    for (arm, expected) in results.arms.iter().zip(&srm.expected_units) {
+    for (i, arm) in results.arms.iter().enumerate() {
+        let split = arm.percent.map_or("?".to_string(), |p| format!("{p:.2}%"));
+        let expected = srm.map_or("-".to_string(), |srm| {
+            format!("{:.1}", srm.expected_units[i])
+        });
         out += &format!(
-            "{:<12} {:>6.2}% {:>8} {:>10.1}\n",
-            arm.variant, arm.percent, arm.units, expected
+            "{:<12} {:>7} {:>8} {:>10}\n",
+            arm.variant, split, arm.units, expected
         );
     }
-    out += &format!("sample ratio check: p = {}\n", number(srm.p_value));
+    match (srm, &results.srm_skipped) {
+        (Some(srm), _) => out += &format!("sample ratio check: p = {}\n", number(srm.p_value)),
+        (None, Some(reason)) => out += &format!("sample ratio check skipped: {reason}\n"),
+        (None, None) => {}
+    }
     for metric in &results.metrics {
         out += &format!("\nmetric {}\n", metric.metric);
         match &metric.outcome {

@@ -4,6 +4,7 @@
 //! Three levels, all in the same transaction as the events that change them:
 //! `unit_outcomes` holds each exposed unit's count and total of each metric
 //! from its first exposure in a phase until the next phase started;
+//! (or until its experiment stopped);
 //! `arm_units` and `arm_outcomes` hold, per arm, the units, the units with
 //! at least one event, and the sum and sum of squares of the unit totals,
 //! over units exposed to exactly one variant; `multiple_exposures` counts
@@ -118,6 +119,34 @@ fn recompute_unit(
              WHERE unit = ?3 AND time >= ?4 AND time < ?5 GROUP BY metric",
         )?
         .execute(params![flag, phase, unit, first, end])?;
+    Ok(())
+}
+
+/// Ends `flag`'s `phase` at `end` (its experiment stopped): the units
+/// whose outcomes include conversions at or after `end` (sent ahead of the
+/// stop) are counted again without them.
+pub fn end_phase(
+    connection: &Connection,
+    flag: &str,
+    phase: i64,
+    end: i64,
+) -> rusqlite::Result<()> {
+    let mut affected = connection.prepare_cached(
+        "SELECT e.unit, min(e.variant), min(e.time) FROM exposures e
+         WHERE e.flag = ?1 AND e.phase = ?2
+           AND EXISTS (SELECT 1 FROM conversions c WHERE c.unit = e.unit AND c.time >= ?3)
+         GROUP BY e.unit HAVING count(*) = 1",
+    )?;
+    let units: Vec<(String, String, i64)> = affected
+        .query_map(params![flag, phase, end], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    for (unit, variant, first) in units {
+        count_unit(connection, flag, phase, &unit, &variant, -1)?;
+        recompute_unit(connection, flag, phase, &unit, first, end)?;
+        count_unit(connection, flag, phase, &unit, &variant, 1)?;
+    }
     Ok(())
 }
 

@@ -17,10 +17,11 @@
 //! results`. Not here: the statistics themselves (`flags_core`).
 
 use flags_core::stats::{
-    self, Analysis, AnalysisRequest, ArmInput, InputError, MetricKind, Plan, PlanningRequest,
+    self, Analysis, AnalysisRequest, ArmInput, MetricKind, Plan, PlanningRequest,
     SequentialSettings, SrmResult,
 };
-use flags_core::{Snapshot, Timestamp, bucket::BUCKETS};
+use flags_core::{ExperimentInfo, MetricDefinition, Snapshot, Timestamp, bucket::BUCKETS};
+use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
@@ -48,16 +49,21 @@ pub struct ExperimentResults {
     pub flag: String,
     /// The analysis phase read out.
     pub phase: PhaseInfo,
-    /// The configured arms, control first.
+    /// The phase's arms, control first: its design's, then any other
+    /// variant with exposures (weight 0).
     pub arms: Vec<ArmSplit>,
     /// Units counted (exposed to exactly one variant).
     pub units: i64,
     /// Units exposed to more than one variant: excluded from every metric.
     pub multiple_exposures: i64,
-    /// The sample-ratio-mismatch check of `arms[].units` against the split;
-    /// `mismatch: true` means the assignment or the logging is broken and no
-    /// metric below can be trusted.
-    pub sample_ratio_mismatch: SrmResult,
+    /// The sample-ratio-mismatch check of `arms[].units` against the
+    /// phase's split; `mismatch: true` means the assignment or the logging
+    /// is broken and no metric below can be trusted. `None` when the split
+    /// is unknown (see `srm_skipped`).
+    pub sample_ratio_mismatch: Option<SrmResult>,
+    /// Why there is no sample-ratio check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub srm_skipped: Option<String>,
     /// One readout per configured metric, in config order.
     pub metrics: Vec<MetricResults>,
     /// This look's running-minimum always-valid p-values, to store.
@@ -72,10 +78,29 @@ pub struct PhaseInfo {
     pub number: i64,
     /// When it started (RFC 3339); `None` before the server recorded any phase.
     pub started: Option<String>,
-    /// When the next one started, if any.
+    /// When it ended: when the next one started or the experiment stopped.
     pub ended: Option<String>,
+    /// When the experiment stopped in this phase (rule removed, flag
+    /// killed), if it did.
+    pub stopped_at: Option<String>,
+    /// Where its arms and weights come from.
+    pub design: DesignSource,
     /// Phases recorded for this experiment.
     pub phases: i64,
+}
+
+/// Where a readout takes a phase's arms and weights from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DesignSource {
+    /// Stored when the phase started.
+    Stored,
+    /// The served config's: the phase predates stored designs, and the
+    /// config still assigns as it did (same assignment hash).
+    CurrentConfig,
+    /// The phase predates stored designs and the assignment changed since:
+    /// the arms are those with exposures, and there is no ratio check.
+    Unknown,
 }
 
 /// One arm of the split and its exposed units.
@@ -83,8 +108,8 @@ pub struct PhaseInfo {
 pub struct ArmSplit {
     /// The variant.
     pub variant: String,
-    /// Its share of the split, in percent.
-    pub percent: f64,
+    /// Its share of the split, in percent; `None` when the design is unknown.
+    pub percent: Option<f64>,
     /// Units exposed to it (and to no other variant).
     pub units: i64,
 }
@@ -135,23 +160,19 @@ pub fn read_and_record(
 }
 
 /// Reads the readout of the experiment on `flag` in `phase` (the current
-/// one when `None`) from `connection`.
+/// one when `None`) from `connection`. A flag whose experiment has stopped
+/// (its rule removed) is still read out while it has recorded phases.
 pub fn results(
     connection: &Connection,
     snapshot: &Snapshot,
     flag: &str,
     phase: Option<i64>,
 ) -> Result<ExperimentResults, ResultsError> {
-    let info = snapshot
-        .flag(flag)
-        .ok_or_else(|| ResultsError::NotFound(format!("no flag `{flag}`")))?;
-    let experiment = info
-        .experiments()
-        .next()
-        .ok_or_else(|| ResultsError::NotFound(format!("flag `{flag}` runs no experiment")))?;
-    let window = Window::read(connection, flag, phase)?;
-    let arms: Vec<(&str, u32)> = experiment.arms().collect();
-    let weights: Vec<f64> = arms.iter().map(|(_, width)| f64::from(*width)).collect();
+    let experiment = snapshot.flag(flag).and_then(|f| f.experiments().next());
+    let window = Window::read(connection, flag, phase, experiment.is_some())?;
+    let design = PhaseDesign::resolve(connection, flag, &window, experiment.as_ref())?;
+    let arms: Vec<&str> = design.arms.iter().map(|(name, _)| name.as_str()).collect();
+    let weights: Option<Vec<f64>> = design.arms.iter().map(|(_, weight)| *weight).collect();
     let multiple_exposures: i64 = connection
         .query_row(
             "SELECT units FROM multiple_exposures WHERE flag = ?1 AND phase = ?2",
@@ -161,30 +182,25 @@ pub fn results(
         .optional()?
         .unwrap_or(0);
     let exposed = exposed_units(connection, flag, &arms, window.number)?;
+    let metric_names: Vec<&str> = match &experiment {
+        Some(experiment) => experiment.metrics().collect(),
+        None => design.metrics.iter().map(String::as_str).collect(),
+    };
     let mut metrics = Vec::new();
     let mut looks = Vec::new();
-    for metric in experiment.metrics() {
-        // `compile` refuses experiments naming undeclared metrics.
-        let Some(kind) = snapshot
-            .metrics()
-            .find(|(name, _)| *name == metric)
-            .map(|(_, kind)| kind)
-        else {
+    for metric in metric_names {
+        // `compile` refuses experiments naming undeclared metrics; a stored
+        // design may name one removed since.
+        let Some(definition) = snapshot.metric(metric) else {
             continue;
         };
         let inputs = arm_inputs(
-            connection,
-            flag,
-            metric,
-            kind,
-            &arms,
-            &exposed,
-            window.number,
+            connection, flag, metric, definition, &arms, &exposed, &window,
         )?;
         let request = AnalysisRequest {
-            metric: kind,
+            metric: definition.kind,
             arms: inputs.clone(),
-            weights: Some(weights.clone()),
+            weights: weights.clone(),
             alpha: 0.05,
             alternative: Default::default(),
             correction: Default::default(),
@@ -208,7 +224,8 @@ pub fn results(
             }
             Err(error) => MetricOutcome::Error(error.to_string()),
         };
-        let plan = match (&outcome, kind, experiment.mde()) {
+        let mde = experiment.as_ref().and_then(|e| e.mde());
+        let plan = match (&outcome, definition.kind, mde) {
             (MetricOutcome::Analysis(analysis), MetricKind::Conversion, Some(mde)) => {
                 plan_for(analysis, mde, &exposed)
             }
@@ -226,27 +243,126 @@ pub fn results(
             outcome,
         });
     }
-    let units_per_arm = exposed;
-    let sample_ratio_mismatch = stats::srm::chi_square(&units_per_arm, &weights)
-        .map_err(|e: InputError| ResultsError::NotFound(e.to_string()))?;
+    let (sample_ratio_mismatch, srm_skipped) = match &weights {
+        Some(weights) => match stats::srm::chi_square(&exposed, weights) {
+            Ok(srm) => (Some(srm), None),
+            Err(error) => (None, Some(error.to_string())),
+        },
+        None => (
+            None,
+            Some(
+                "this phase started before designs were stored and the split has changed \
+                 since: its weights are unknown"
+                    .to_string(),
+            ),
+        ),
+    };
     Ok(ExperimentResults {
         flag: flag.to_string(),
-        phase: window.info(),
-        arms: arms
+        phase: window.info(design.source),
+        arms: design
+            .arms
             .iter()
-            .zip(&units_per_arm)
-            .map(|((variant, width), units)| ArmSplit {
-                variant: variant.to_string(),
-                percent: f64::from(*width) * 100.0 / f64::from(BUCKETS),
+            .zip(&exposed)
+            .map(|((variant, weight), units)| ArmSplit {
+                variant: variant.clone(),
+                percent: *weight,
                 units: *units,
             })
             .collect(),
-        units: units_per_arm.iter().sum(),
+        units: exposed.iter().sum(),
         multiple_exposures,
         sample_ratio_mismatch,
+        srm_skipped,
         metrics,
         looks,
     })
+}
+
+/// A phase's arms (variant, weight in percent if known), control first,
+/// and the metrics it started with.
+struct PhaseDesign {
+    arms: Vec<(String, Option<f64>)>,
+    metrics: Vec<String>,
+    source: DesignSource,
+}
+
+/// The stored design (see `store::design`) as far as a readout needs it.
+#[derive(serde::Deserialize)]
+struct StoredDesign {
+    arms: Vec<StoredArm>,
+    metrics: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct StoredArm {
+    variant: String,
+    weight: f64,
+}
+
+impl PhaseDesign {
+    /// The design of `window`'s phase: stored, else the served experiment's
+    /// if it assigns as the phase did, else unknown; then every other
+    /// variant with exposures in the phase, as an arm of weight 0 (or of
+    /// unknown weight).
+    fn resolve(
+        connection: &Connection,
+        flag: &str,
+        window: &Window,
+        experiment: Option<&ExperimentInfo<'_>>,
+    ) -> Result<Self, ResultsError> {
+        let percent = |width: u32| f64::from(width) * 100.0 / f64::from(BUCKETS);
+        let current = experiment.filter(|e| {
+            window
+                .assignment
+                .as_ref()
+                .is_none_or(|stored| *stored == format!("{:016x}", e.assignment_hash()))
+        });
+        let mut design = match (&window.design, current) {
+            (Some(json), _) => {
+                // Only a database edited by hand holds a design this cannot read.
+                let stored: StoredDesign = serde_json::from_str(json).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(3, Type::Text, Box::new(e))
+                })?;
+                Self {
+                    arms: stored
+                        .arms
+                        .into_iter()
+                        .map(|arm| (arm.variant, Some(arm.weight)))
+                        .collect(),
+                    metrics: stored.metrics,
+                    source: DesignSource::Stored,
+                }
+            }
+            (None, Some(experiment)) => Self {
+                arms: experiment
+                    .arms()
+                    .map(|(name, width)| (name.to_string(), Some(percent(width))))
+                    .collect(),
+                metrics: experiment.metrics().map(str::to_string).collect(),
+                source: DesignSource::CurrentConfig,
+            },
+            (None, None) => Self {
+                arms: Vec::new(),
+                metrics: Vec::new(),
+                source: DesignSource::Unknown,
+            },
+        };
+        let weight = (design.source != DesignSource::Unknown).then_some(0.0);
+        let mut statement = connection.prepare_cached(
+            "SELECT variant FROM arm_units WHERE flag = ?1 AND phase = ?2 AND units > 0
+             ORDER BY variant",
+        )?;
+        let exposed: Vec<String> = statement
+            .query_map(params![flag, window.number], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        for variant in exposed {
+            if !design.arms.iter().any(|(name, _)| *name == variant) {
+                design.arms.push((variant, weight));
+            }
+        }
+        Ok(design)
+    }
 }
 
 /// The plan for detecting `mde` over the observed control rate, with the
@@ -263,56 +379,80 @@ fn plan_for(analysis: &Analysis, mde: f64, units_per_arm: &[i64]) -> Option<Plan
     .ok()
 }
 
-/// A phase as the time window it covers.
+/// A phase as the time window it covers, with what was stored about it.
 struct Window {
     number: i64,
     started: Option<i64>,
-    /// When the next phase started (Unix ms), `i64::MAX` for the current one.
+    /// When it ended (Unix ms): the next phase's start or the experiment's
+    /// stop, `i64::MAX` while it runs.
     end: i64,
+    stopped: Option<i64>,
+    /// The assignment hash stored with it; `None` before any phase.
+    assignment: Option<String>,
+    /// Its stored design (JSON); `None` for phases stored before designs were.
+    design: Option<String>,
     phases: i64,
 }
 
 impl Window {
-    /// Phase `number`, or the current (last) one.
+    /// Phase `number`, or the current (last) one. With no phase recorded,
+    /// phase 1 exists only while the flag runs an experiment.
     fn read(
         connection: &Connection,
         flag: &str,
         number: Option<i64>,
+        running: bool,
     ) -> Result<Self, ResultsError> {
         let phases: i64 = connection.query_row(
             "SELECT count(*) FROM phases WHERE flag = ?1",
             [flag],
             |row| row.get(0),
         )?;
+        if phases == 0 && !running {
+            return Err(ResultsError::NotFound(format!(
+                "flag `{flag}` runs no experiment and has no recorded phase"
+            )));
+        }
         let number = number.unwrap_or(phases.max(1));
-        let started: Option<i64> = connection
+        let stored: Option<(i64, Option<i64>, String, Option<String>)> = connection
             .query_row(
-                "SELECT started FROM phases WHERE flag = ?1 AND number = ?2",
+                "SELECT started, stopped, assignment, design FROM phases
+                 WHERE flag = ?1 AND number = ?2",
                 params![flag, number],
-                |row| row.get(0),
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
             )
             .optional()?;
-        if started.is_none() && !(number == 1 && phases == 0) {
+        if stored.is_none() && !(number == 1 && phases == 0) {
             return Err(ResultsError::NotFound(format!(
                 "experiment `{flag}` has no phase {number} (it has {phases})"
             )));
         }
-        let end: Option<i64> = connection
+        let next: Option<i64> = connection
             .query_row(
                 "SELECT started FROM phases WHERE flag = ?1 AND number = ?2",
                 params![flag, number + 1],
                 |row| row.get(0),
             )
             .optional()?;
+        let (started, stopped, assignment, design) = match stored {
+            Some((started, stopped, assignment, design)) => {
+                (Some(started), stopped, Some(assignment), design)
+            }
+            None => (None, None, None, None),
+        };
+        let end = stopped.unwrap_or(i64::MAX).min(next.unwrap_or(i64::MAX));
         Ok(Self {
             number,
             started,
-            end: end.unwrap_or(i64::MAX),
+            end,
+            stopped,
+            assignment,
+            design,
             phases,
         })
     }
 
-    fn info(&self) -> PhaseInfo {
+    fn info(&self, design: DesignSource) -> PhaseInfo {
         let time = |ms: i64| {
             Timestamp::from_unix(
                 ms.div_euclid(1000),
@@ -324,6 +464,8 @@ impl Window {
             number: self.number,
             started: self.started.map(time),
             ended: (self.end != i64::MAX).then(|| time(self.end)),
+            stopped_at: self.stopped.map(time),
+            design,
             phases: self.phases,
         }
     }
@@ -336,7 +478,7 @@ fn previous_looks(
     flag: &str,
     phase: i64,
     metric: &str,
-    arms: &[(&str, u32)],
+    arms: &[&str],
 ) -> rusqlite::Result<Option<Vec<Option<f64>>>> {
     let mut statement = connection.prepare_cached(
         "SELECT arm, p_value FROM looks WHERE flag = ?1 AND phase = ?2 AND metric = ?3",
@@ -346,7 +488,7 @@ fn previous_looks(
     let mut any = false;
     while let Some(row) = rows.next()? {
         let arm: String = row.get(0)?;
-        if let Some(i) = arms.iter().position(|(name, _)| *name == arm) {
+        if let Some(i) = arms.iter().position(|name| *name == arm) {
             previous[i] = Some(row.get(1)?);
             any = true;
         }
@@ -358,7 +500,7 @@ fn previous_looks(
 fn exposed_units(
     connection: &Connection,
     flag: &str,
-    arms: &[(&str, u32)],
+    arms: &[&str],
     phase: i64,
 ) -> rusqlite::Result<Vec<i64>> {
     let mut statement = connection
@@ -367,8 +509,7 @@ fn exposed_units(
     let mut rows = statement.query(params![flag, phase])?;
     while let Some(row) = rows.next()? {
         let variant: String = row.get(0)?;
-        // Exposures to a variant no longer in the split are not part of this readout.
-        if let Some(i) = arms.iter().position(|(name, _)| *name == variant) {
+        if let Some(i) = arms.iter().position(|name| *name == variant) {
             per_arm[i] = row.get(1)?;
         }
     }
@@ -377,24 +518,45 @@ fn exposed_units(
 
 /// The sufficient statistics of `metric` per arm, in arm order, given
 /// the units `exposed` per arm (arms without events are zeros).
+///
+/// A metric without `cap` or `window` is read from the aggregates the
+/// writer keeps. One with either is computed here from each unit's events,
+/// so that changing `cap` or `window` (which starts no phase) re-reads
+/// every phase with the new setting, without rebuilding anything.
 fn arm_inputs(
     connection: &Connection,
     flag: &str,
     metric: &str,
-    kind: MetricKind,
-    arms: &[(&str, u32)],
+    definition: &MetricDefinition,
+    arms: &[&str],
     exposed: &[i64],
-    phase: i64,
+    window: &Window,
 ) -> rusqlite::Result<Vec<ArmInput>> {
+    let mut statement = if definition.cap.is_none() && definition.window.is_none() {
+        connection.prepare_cached(
+            "SELECT variant, converted, sum, sum_of_squares FROM arm_outcomes
+             WHERE flag = ?1 AND phase = ?2 AND metric = ?3",
+        )?
+    } else {
+        connection.prepare_cached(CAPPED_AND_WINDOWED)?
+    };
+    let window_ms = definition.window.map(|w| w.as_millis() as i64);
+    let mut rows = if definition.cap.is_none() && definition.window.is_none() {
+        statement.query(params![flag, window.number, metric])?
+    } else {
+        statement.query(params![
+            flag,
+            window.number,
+            metric,
+            window_ms,
+            window.end,
+            definition.cap
+        ])?
+    };
     let mut per_arm = vec![(0_i64, 0.0_f64, 0.0_f64); arms.len()];
-    let mut statement = connection.prepare_cached(
-        "SELECT variant, converted, sum, sum_of_squares FROM arm_outcomes
-         WHERE flag = ?1 AND phase = ?2 AND metric = ?3",
-    )?;
-    let mut rows = statement.query(params![flag, phase, metric])?;
     while let Some(row) = rows.next()? {
         let variant: String = row.get(0)?;
-        if let Some(i) = arms.iter().position(|(name, _)| *name == variant) {
+        if let Some(i) = arms.iter().position(|name| *name == variant) {
             per_arm[i] = (row.get(1)?, row.get(2)?, row.get(3)?);
         }
     }
@@ -403,10 +565,29 @@ fn arm_inputs(
         .zip(exposed)
         .zip(per_arm)
         .map(
-            |(((name, _), units), (converted, sum, sum_of_squares))| match kind {
+            |((name, units), (converted, sum, sum_of_squares))| match definition.kind {
                 MetricKind::Conversion => ArmInput::conversion(name, *units, converted),
                 MetricKind::Mean => ArmInput::mean(name, *units, sum, sum_of_squares),
             },
         )
         .collect())
 }
+
+/// Per arm of phase ?2 of flag ?1: units with an event of metric ?3, and
+/// the sum and sum of squares of unit totals capped at ?6 (none when
+/// NULL), counting events from the unit's first exposure until ?4 ms later
+/// (no limit when NULL) or the phase's end ?5, whichever comes first. Units
+/// exposed to several variants are left out, as in the aggregates.
+const CAPPED_AND_WINDOWED: &str = "
+    WITH exposed AS (
+        SELECT unit, min(variant) AS variant, min(time) AS first FROM exposures
+        WHERE flag = ?1 AND phase = ?2 GROUP BY unit HAVING count(*) = 1
+    ), totals AS (
+        SELECT e.variant, count(c.time) AS events,
+               CASE WHEN ?6 IS NULL THEN total(c.value) ELSE min(total(c.value), ?6) END AS total
+        FROM exposed e JOIN conversions c
+          ON c.unit = e.unit AND c.metric = ?3 AND c.time >= e.first
+         AND c.time < min(coalesce(e.first + ?4, ?5), ?5)
+        GROUP BY e.unit
+    )
+    SELECT variant, count(*), total(total), total(total * total) FROM totals GROUP BY variant";

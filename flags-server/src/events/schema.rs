@@ -184,6 +184,14 @@ const MIGRATIONS: &[&str] = &[
      UPDATE exposure_ids SET time = CAST(strftime('%s', 'now') AS INTEGER) * 1000;
      CREATE INDEX exposure_ids_by_time ON exposure_ids (time);
      CREATE INDEX conversions_by_time ON conversions (time);",
+    // 8, phase designs (issue 13): a phase keeps its design, the JSON of its arms (variant,
+    // weight in percent), traffic, layer and range, and metrics at its start
+    // (see `store::design`), so that a readout of an old phase weighs its
+    // arms as they were; NULL for phases stored before. `stopped` is when
+    // the experiment stopped (rule removed, flag killed): its phase ends
+    // there, and a revived experiment starts a new phase.
+    "ALTER TABLE phases ADD COLUMN design TEXT;
+     ALTER TABLE phases ADD COLUMN stopped INTEGER;",
 ];
 
 /// The migrations that build schema version `version - 1` from nothing (tests).

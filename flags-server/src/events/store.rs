@@ -33,7 +33,8 @@ use std::sync::mpsc::{
 };
 use std::sync::{Arc, Mutex};
 
-use flags_core::Snapshot;
+use flags_core::bucket::BUCKETS;
+use flags_core::{ExperimentInfo, Snapshot};
 use rusqlite::{Connection, Transaction, params};
 use tokio::sync::oneshot;
 
@@ -195,40 +196,86 @@ impl Job {
     }
 }
 
-/// The experiments of a config published at `published` (Unix ms), as
-/// (flag, assignment hash): a changed hash starts a new phase.
+/// The running experiments of a config published at `published` (Unix
+/// ms): a changed assignment starts a new phase; an experiment missing
+/// from the list (rule removed, flag killed) stops.
 struct PhaseStart {
-    experiments: Vec<(String, u64)>,
+    experiments: Vec<RunningExperiment>,
     published: i64,
+}
+
+/// One running experiment as a config publishes it.
+struct RunningExperiment {
+    flag: String,
+    assignment: u64,
+    /// Its design as JSON (see [`design`]), stored with a new phase.
+    design: String,
+}
+
+/// The design of `experiment` as stored with each of its phases: what a
+/// readout of that phase weighs its arms by, whatever the config says later.
+pub fn design(experiment: &ExperimentInfo<'_>) -> String {
+    let percent = |buckets: u32| f64::from(buckets) * 100.0 / f64::from(BUCKETS);
+    serde_json::json!({
+        "arms": experiment
+            .arms()
+            .map(|(variant, width)| serde_json::json!({"variant": variant, "weight": percent(width)}))
+            .collect::<Vec<_>>(),
+        "traffic": percent(experiment.traffic()),
+        "layer": experiment.layer().map(|(name, start, end)| {
+            serde_json::json!({"name": name, "range": [percent(start), percent(end)]})
+        }),
+        "metrics": experiment.metrics().collect::<Vec<_>>(),
+    })
+    .to_string()
 }
 
 impl PhaseEnds for Phases {
     fn end(&self, flag: &str, phase: i64) -> i64 {
-        self.0
-            .get(flag)
-            .and_then(|phases| phases.iter().find(|(number, _, _)| *number == phase + 1))
-            .map_or(i64::MAX, |(_, started, _)| *started)
+        let Some(phases) = self.0.get(flag) else {
+            return i64::MAX;
+        };
+        let next = phases
+            .iter()
+            .find(|p| p.number == phase + 1)
+            .map_or(i64::MAX, |p| p.started);
+        let stopped = phases
+            .iter()
+            .find(|p| p.number == phase)
+            .and_then(|p| p.stopped);
+        stopped.map_or(next, |stopped| stopped.min(next))
     }
 }
 
-/// Every experiment's phases as (number, start in Unix ms, assignment hash),
-/// in order: the writer's copy of the `phases` table.
+/// One stored phase: the writer's copy of a row of `phases`.
+struct PhaseRow {
+    number: i64,
+    /// Unix ms.
+    started: i64,
+    /// The assignment hash, as stored.
+    assignment: String,
+    /// When the experiment stopped (Unix ms), if it did in this phase.
+    stopped: Option<i64>,
+}
+
+/// Every experiment's phases, in order: the writer's copy of the `phases` table.
 #[derive(Default)]
-struct Phases(HashMap<String, Vec<(i64, i64, String)>>);
+struct Phases(HashMap<String, Vec<PhaseRow>>);
 
 impl Phases {
     fn load(connection: &Connection) -> rusqlite::Result<Self> {
         let mut phases = Self::default();
         let mut statement = connection.prepare(
-            "SELECT flag, number, started, assignment FROM phases ORDER BY flag, number",
+            "SELECT flag, number, started, assignment, stopped FROM phases ORDER BY flag, number",
         )?;
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
-            phases
-                .0
-                .entry(row.get(0)?)
-                .or_default()
-                .push((row.get(1)?, row.get(2)?, row.get(3)?));
+            phases.0.entry(row.get(0)?).or_default().push(PhaseRow {
+                number: row.get(1)?,
+                started: row.get(2)?,
+                assignment: row.get(3)?,
+                stopped: row.get(4)?,
+            });
         }
         Ok(phases)
     }
@@ -242,33 +289,66 @@ impl Phases {
         phases
             .iter()
             .rev()
-            .find(|(_, started, _)| *started <= time)
+            .find(|p| p.started <= time)
             .or(phases.first())
-            .map_or(1, |(number, _, _)| *number)
+            .map_or(1, |p| p.number)
     }
 
-    /// Starts a new phase of `flag` unless its assignment is unchanged.
+    /// Starts a new phase of `running`'s flag unless its assignment is
+    /// unchanged and it has not stopped since.
     fn start(
         &mut self,
         transaction: &Transaction<'_>,
-        flag: &str,
-        assignment: u64,
+        running: &RunningExperiment,
         published: i64,
     ) -> rusqlite::Result<()> {
-        let assignment = format!("{assignment:016x}");
-        let phases = self.0.entry(flag.to_string()).or_default();
+        let assignment = format!("{:016x}", running.assignment);
+        let phases = self.0.entry(running.flag.clone()).or_default();
         if phases
             .last()
-            .is_some_and(|(_, _, last)| *last == assignment)
+            .is_some_and(|last| last.assignment == assignment && last.stopped.is_none())
         {
             return Ok(());
         }
-        let number = phases.last().map_or(1, |(number, _, _)| number + 1);
+        let number = phases.last().map_or(1, |last| last.number + 1);
         transaction.execute(
-            "INSERT INTO phases (flag, number, assignment, started) VALUES (?1, ?2, ?3, ?4)",
-            params![flag, number, assignment, published],
+            "INSERT INTO phases (flag, number, assignment, started, design)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![running.flag, number, assignment, published, running.design],
         )?;
-        phases.push((number, published, assignment));
+        phases.push(PhaseRow {
+            number,
+            started: published,
+            assignment,
+            stopped: None,
+        });
+        Ok(())
+    }
+
+    /// Records that every experiment with a phase in progress but not in
+    /// `running` stopped at `published`, and takes back from its readout
+    /// what was already counted at or after that instant.
+    fn stop_missing(
+        &mut self,
+        transaction: &Transaction<'_>,
+        running: &[RunningExperiment],
+        published: i64,
+    ) -> rusqlite::Result<()> {
+        for (flag, phases) in &mut self.0 {
+            let Some(last) = phases.last_mut() else {
+                continue;
+            };
+            if last.stopped.is_some() || running.iter().any(|r| r.flag == *flag) {
+                continue;
+            }
+            let stopped = published.max(last.started);
+            transaction.execute(
+                "UPDATE phases SET stopped = ?3 WHERE flag = ?1 AND number = ?2",
+                params![flag, last.number, stopped],
+            )?;
+            last.stopped = Some(stopped);
+            aggregates::end_phase(transaction, flag, last.number, stopped)?;
+        }
         Ok(())
     }
 }
@@ -424,15 +504,22 @@ impl EventStore {
     }
 
     /// Starts a new analysis phase for each experiment of `snapshot` whose
-    /// assignment changed; `published` is when it was published (Unix ms).
+    /// assignment changed or that was stopped, and stops those it no longer
+    /// runs (no experiment rule, or the flag killed); `published` is when it
+    /// was published (Unix ms).
     /// Never waits, even when the writer is saturated: a reload (a kill
     /// switch) must not be held up by the event store.
     pub fn start_phases(&self, snapshot: &Snapshot, published: i64) {
         let experiments = snapshot
             .flags()
+            .filter(|flag| flag.killed_by().is_none())
             .filter_map(|flag| {
                 let experiment = flag.experiments().next()?;
-                Some((flag.key().to_string(), experiment.assignment_hash()))
+                Some(RunningExperiment {
+                    flag: flag.key().to_string(),
+                    assignment: experiment.assignment_hash(),
+                    design: design(&experiment),
+                })
             })
             .collect();
         let start = PhaseStart {
@@ -605,8 +692,9 @@ fn commit(
 ) -> rusqlite::Result<Vec<Outcome>> {
     let mut transaction = connection.transaction()?;
     for start in starts {
-        for (flag, assignment) in &start.experiments {
-            phases.start(&transaction, flag, *assignment, start.published)?;
+        phases.stop_missing(&transaction, &start.experiments, start.published)?;
+        for running in &start.experiments {
+            phases.start(&transaction, running, start.published)?;
         }
     }
     let mut outcomes = Vec::with_capacity(group.len());
@@ -695,6 +783,15 @@ fn store(connection: &Connection, phases: &Phases, event: &Event) -> rusqlite::R
                  WHERE excluded.time < exposures.time",
             )?;
             let phase = phases.at(&e.flag, e.time);
+            if e.time >= phases.end(&e.flag, phase) {
+                // After its experiment stopped, before any restart: no phase
+                // counts it (the id, if any, is kept all the same).
+                return Ok(if e.id.is_some() {
+                    Stored::New
+                } else {
+                    Stored::Duplicate
+                });
+            }
             let id = e.id.as_ref().map(|id| &id.id);
             let changed =
                 aggregates::around_exposure(connection, phases, &e.flag, phase, &e.unit, || {

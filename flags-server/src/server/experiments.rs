@@ -174,13 +174,11 @@ pub fn spawn_looks(state: &AppState) {
     });
 }
 
-/// Hands the phases of `published` to the event writer (without waiting).
+/// Hands the phases of `published` to the event writer (without waiting),
+/// as of now: a runtime kill republishes a config loaded long ago, and the
+/// experiment stops when it is killed, not when the file was read.
 fn start_phases(store: &EventStore, published: &Published) {
-    let ms = published
-        .loaded_at
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or_else(|_| now_ms(), |d| d.as_millis() as i64);
-    store.start_phases(&published.snapshot, ms);
+    store.start_phases(&published.snapshot, now_ms());
 }
 
 /// Reads out every experiment's current phase, recording the looks.

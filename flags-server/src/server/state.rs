@@ -166,17 +166,14 @@ impl LiveConfig {
     /// atomic swap, then the announcement.
     pub fn publish(&self, next: Published) {
         let kills = self.lock_kills();
-        let next = next.with_kills(&kills);
-        if let Some(hook) = self.before_publish.get() {
-            hook(&next);
-        }
-        self.swap(next);
+        self.swap(next.with_kills(&kills));
     }
 
     /// Runs `change` on the runtime kills (with the served snapshot, to
     /// look flags up) and, if it changed which flags are killed or by whom,
-    /// publishes the served config again with the new set. The hook does not
-    /// run: a kill changes no experiment's assignment.
+    /// publishes the served config again with the new set. The hook runs, as
+    /// for any publication: a kill stops the flag's experiment, a revival
+    /// restarts it in a new phase.
     pub fn change_kills<R>(&self, change: impl FnOnce(&mut KillSet, &Snapshot) -> R) -> R {
         let mut kills = self.lock_kills();
         let served = self.current.load_full();
@@ -197,8 +194,11 @@ impl LiveConfig {
         self.kills.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// One atomic swap, then the announcement.
+    /// The hook, one atomic swap, then the announcement.
     fn swap(&self, next: Published) {
+        if let Some(hook) = self.before_publish.get() {
+            hook(&next);
+        }
         let event = ConfigEvent::of(&next);
         self.current.store(Arc::new(next));
         self.events.send_replace(event);
