@@ -106,6 +106,9 @@ pub struct ServeArgs {
     /// A file of webhooks to notify (`[[webhook]]` tables; see docs/server.md).
     #[arg(long, env = "FLAGS_WEBHOOKS", value_name = "FILE")]
     pub webhooks: Option<PathBuf>,
+    /// Time between guardrail checks (docs/guardrails.md).
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub guardrail_interval: Duration,
     /// Wait before the first webhook retry, doubling after that. Hidden:
     /// the tests shorten it to see retries without waiting seconds.
     #[arg(long, value_parser = parse_duration, default_value = "1s", hide = true)]

@@ -6,6 +6,7 @@ mod commands;
 mod context;
 mod error;
 mod events;
+mod guardrails;
 mod kills;
 mod reload;
 mod server;

@@ -20,10 +20,11 @@ use flags_core::stats::{
     self, Analysis, AnalysisRequest, ArmInput, InputError, MetricKind, Plan, PlanningRequest,
     SequentialSettings, SrmResult,
 };
-use flags_core::{Snapshot, Timestamp, bucket::BUCKETS};
+use flags_core::{Snapshot, bucket::BUCKETS};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
+use super::ingest::rfc3339_ms;
 use super::schema;
 use super::store::{EventStore, Look};
 
@@ -151,6 +152,7 @@ pub fn results(
         .ok_or_else(|| ResultsError::NotFound(format!("flag `{flag}` runs no experiment")))?;
     let window = Window::read(connection, flag, phase)?;
     let arms: Vec<(&str, u32)> = experiment.arms().collect();
+    let names: Vec<&str> = arms.iter().map(|(name, _)| *name).collect();
     let weights: Vec<f64> = arms.iter().map(|(_, width)| f64::from(*width)).collect();
     let multiple_exposures: i64 = connection
         .query_row(
@@ -160,7 +162,7 @@ pub fn results(
         )
         .optional()?
         .unwrap_or(0);
-    let exposed = exposed_units(connection, flag, &arms, window.number)?;
+    let exposed = exposed_units(connection, flag, &names, window.number)?;
     let mut metrics = Vec::new();
     let mut looks = Vec::new();
     for metric in experiment.metrics() {
@@ -177,7 +179,7 @@ pub fn results(
             flag,
             metric,
             kind,
-            &arms,
+            &names,
             &exposed,
             window.number,
         )?;
@@ -189,7 +191,7 @@ pub fn results(
             alternative: Default::default(),
             correction: Default::default(),
             sequential: SequentialSettings {
-                previous_p_values: previous_looks(connection, flag, window.number, metric, &arms)?,
+                previous_p_values: previous_looks(connection, flag, window.number, metric, &names)?,
                 ..Default::default()
             },
         };
@@ -279,11 +281,7 @@ impl Window {
         flag: &str,
         number: Option<i64>,
     ) -> Result<Self, ResultsError> {
-        let phases: i64 = connection.query_row(
-            "SELECT count(*) FROM phases WHERE flag = ?1",
-            [flag],
-            |row| row.get(0),
-        )?;
+        let phases = phase_count(connection, flag)?;
         let number = number.unwrap_or(phases.max(1));
         let started: Option<i64> = connection
             .query_row(
@@ -313,20 +311,27 @@ impl Window {
     }
 
     fn info(&self) -> PhaseInfo {
-        let time = |ms: i64| {
-            Timestamp::from_unix(
-                ms.div_euclid(1000),
-                (ms.rem_euclid(1000) * 1_000_000) as u32,
-            )
-            .to_string()
-        };
         PhaseInfo {
             number: self.number,
-            started: self.started.map(time),
-            ended: (self.end != i64::MAX).then(|| time(self.end)),
+            started: self.started.map(rfc3339_ms),
+            ended: (self.end != i64::MAX).then(|| rfc3339_ms(self.end)),
             phases: self.phases,
         }
     }
+}
+
+/// Phases recorded for `flag` (0 before the server recorded any).
+fn phase_count(connection: &Connection, flag: &str) -> rusqlite::Result<i64> {
+    connection.query_row(
+        "SELECT count(*) FROM phases WHERE flag = ?1",
+        [flag],
+        |row| row.get(0),
+    )
+}
+
+/// `flag`'s current (last) analysis phase: 1 before any was recorded.
+pub(crate) fn current_phase(connection: &Connection, flag: &str) -> rusqlite::Result<i64> {
+    Ok(phase_count(connection, flag)?.max(1))
 }
 
 /// The stored running minima of `metric`'s arms, aligned with `arms`
@@ -336,7 +341,7 @@ fn previous_looks(
     flag: &str,
     phase: i64,
     metric: &str,
-    arms: &[(&str, u32)],
+    arms: &[&str],
 ) -> rusqlite::Result<Option<Vec<Option<f64>>>> {
     let mut statement = connection.prepare_cached(
         "SELECT arm, p_value FROM looks WHERE flag = ?1 AND phase = ?2 AND metric = ?3",
@@ -346,7 +351,7 @@ fn previous_looks(
     let mut any = false;
     while let Some(row) = rows.next()? {
         let arm: String = row.get(0)?;
-        if let Some(i) = arms.iter().position(|(name, _)| *name == arm) {
+        if let Some(i) = arms.iter().position(|name| *name == arm) {
             previous[i] = Some(row.get(1)?);
             any = true;
         }
@@ -354,11 +359,12 @@ fn previous_looks(
     Ok(any.then_some(previous))
 }
 
-/// Units exposed to exactly one variant, per arm.
-fn exposed_units(
+/// Units of `flag` exposed in `phase` to exactly one variant, per arm of
+/// `arms` (also the guardrails' sides).
+pub(crate) fn exposed_units(
     connection: &Connection,
     flag: &str,
-    arms: &[(&str, u32)],
+    arms: &[&str],
     phase: i64,
 ) -> rusqlite::Result<Vec<i64>> {
     let mut statement = connection
@@ -368,7 +374,7 @@ fn exposed_units(
     while let Some(row) = rows.next()? {
         let variant: String = row.get(0)?;
         // Exposures to a variant no longer in the split are not part of this readout.
-        if let Some(i) = arms.iter().position(|(name, _)| *name == variant) {
+        if let Some(i) = arms.iter().position(|name| *name == variant) {
             per_arm[i] = row.get(1)?;
         }
     }
@@ -377,12 +383,12 @@ fn exposed_units(
 
 /// The sufficient statistics of `metric` per arm, in arm order, given
 /// the units `exposed` per arm (arms without events are zeros).
-fn arm_inputs(
+pub(crate) fn arm_inputs(
     connection: &Connection,
     flag: &str,
     metric: &str,
     kind: MetricKind,
-    arms: &[(&str, u32)],
+    arms: &[&str],
     exposed: &[i64],
     phase: i64,
 ) -> rusqlite::Result<Vec<ArmInput>> {
@@ -394,7 +400,7 @@ fn arm_inputs(
     let mut rows = statement.query(params![flag, phase, metric])?;
     while let Some(row) = rows.next()? {
         let variant: String = row.get(0)?;
-        if let Some(i) = arms.iter().position(|(name, _)| *name == variant) {
+        if let Some(i) = arms.iter().position(|name| *name == variant) {
             per_arm[i] = (row.get(1)?, row.get(2)?, row.get(3)?);
         }
     }
@@ -403,7 +409,7 @@ fn arm_inputs(
         .zip(exposed)
         .zip(per_arm)
         .map(
-            |(((name, _), units), (converted, sum, sum_of_squares))| match kind {
+            |((name, units), (converted, sum, sum_of_squares))| match kind {
                 MetricKind::Conversion => ArmInput::conversion(name, *units, converted),
                 MetricKind::Mean => ArmInput::mean(name, *units, sum, sum_of_squares),
             },

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TrySendError, channel, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use flags_core::Snapshot;
+use flags_core::{FlagInfo, Snapshot};
 use rusqlite::{Connection, Transaction, params};
 use tokio::sync::oneshot;
 
@@ -164,10 +164,10 @@ impl Job {
     }
 }
 
-/// The experiments of a config published at `published` (Unix ms), as
-/// (flag, assignment hash): a changed hash starts a new phase.
+/// The analysed flags of a config published at `published` (Unix ms), as
+/// (flag, assignment hash; see [`phase_key`]): a changed hash starts a new phase.
 struct PhaseStart {
-    experiments: Vec<(String, u64)>,
+    flags: Vec<(String, u64)>,
     published: i64,
 }
 
@@ -333,22 +333,16 @@ impl EventStore {
         }
     }
 
-    /// Starts a new analysis phase for each experiment of `snapshot` whose
-    /// assignment changed; `published` is when it was published (Unix ms).
-    /// Never waits, even when the writer is saturated: a reload (a kill
-    /// switch) must not be held up by the event store.
+    /// Starts a new analysis phase for each flag of `snapshot` whose
+    /// assignment changed (see [`phase_key`]); `published` is when it was
+    /// published (Unix ms). Never waits, even when the writer is saturated:
+    /// a reload (a kill switch) must not be held up by the event store.
     pub fn start_phases(&self, snapshot: &Snapshot, published: i64) {
-        let experiments = snapshot
+        let flags = snapshot
             .flags()
-            .filter_map(|flag| {
-                let experiment = flag.experiments().next()?;
-                Some((flag.key().to_string(), experiment.assignment_hash()))
-            })
+            .filter_map(|flag| Some((flag.key().to_string(), phase_key(&flag)?)))
             .collect();
-        let start = PhaseStart {
-            experiments,
-            published,
-        };
+        let start = PhaseStart { flags, published };
         if self.phase_starts.send(start).is_err() {
             tracing::error!("cannot record analysis phases: the event writer has stopped");
             return;
@@ -377,6 +371,20 @@ impl EventStore {
     /// Exposures dropped so far because the queue was full.
     pub fn dropped_exposures(&self) -> u64 {
         self.health.dropped_exposures.load(Relaxed)
+    }
+}
+
+/// What a phase of `flag` is a period of, as a hash: its experiment's
+/// assignment (split, traffic, layer, salts); for a flag with guardrails
+/// and no experiment, its whole definition (its flag version), so that the
+/// units a guardrail compares after an edit are those exposed since (a
+/// guardrail re-armed by an edit must not trip again on the evidence of
+/// the version it stopped; see `crate::guardrails`). `None` for a flag whose
+/// exposures nothing analyses.
+fn phase_key(flag: &FlagInfo<'_>) -> Option<u64> {
+    match flag.experiments().next() {
+        Some(experiment) => Some(experiment.assignment_hash()),
+        None => (!flag.guardrails().is_empty()).then(|| flag.version().0),
     }
 }
 
@@ -491,7 +499,7 @@ fn commit(
 ) -> rusqlite::Result<Vec<Outcome>> {
     let mut transaction = connection.transaction()?;
     for start in starts {
-        for (flag, assignment) in &start.experiments {
+        for (flag, assignment) in &start.flags {
             phases.start(&transaction, flag, *assignment, start.published)?;
         }
     }
