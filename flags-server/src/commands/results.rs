@@ -33,7 +33,8 @@ pub fn run(args: &ResultsArgs) -> Result<(), Error> {
     let snapshot = compile(&text, &Overrides::from_env())
         .map_err(|problems| Error::Invalid(problems.in_file(file)))?;
     let connection = open_database(&args.data)?;
-    let unreadable = |e: String| Error::Serve(format!("cannot read the event database: {e}"));
+    let unreadable =
+        |e: rusqlite::Error| Error::Serve(format!("cannot read the event database: {e}"));
     let kills = events::kills::load(&connection).map_err(unreadable)?;
     let snapshot = snapshot.with_runtime_kills(kills.iter().map(|k| (k.flag.as_str(), &k.by)));
     let flag = snapshot
@@ -59,7 +60,7 @@ pub fn run(args: &ResultsArgs) -> Result<(), Error> {
         ),
     };
     let states: BTreeMap<_, _> = guardrails::store::load(&connection)
-        .map_err(|e| unreadable(e.to_string()))?
+        .map_err(unreadable)?
         .into_iter()
         .collect();
     let no_errors = BTreeMap::new();

@@ -92,30 +92,27 @@ impl KillStore {
 
 /// Every kill stored in the database of `connection` (the kill store's,
 /// or a read-only one for `flags results`), by flag.
-pub fn load(connection: &Connection) -> Result<Vec<StoredKill>, String> {
-    let read = || -> rusqlite::Result<Vec<(String, String, i64, Option<String>)>> {
-        let mut statement = connection.prepare(
-            "SELECT flag, killed_by, killed_at, reason FROM runtime_kills ORDER BY flag",
-        )?;
-        let rows = statement.query_map([], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+pub fn load(connection: &Connection) -> rusqlite::Result<Vec<StoredKill>> {
+    let mut statement = connection
+        .prepare("SELECT flag, killed_by, killed_at, reason FROM runtime_kills ORDER BY flag")?;
+    let rows = statement.query_map([], |row| {
+        let flag: String = row.get(0)?;
+        let by: String = row.get(1)?;
+        let by = KilledBy::parse(&by).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                1,
+                rusqlite::types::Type::Text,
+                format!("flag `{flag}` killed by unknown `{by}`").into(),
+            )
         })?;
-        rows.collect()
-    };
-    read()
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .map(|(flag, by, at_ms, reason)| {
-            let by = KilledBy::parse(&by)
-                .ok_or_else(|| format!("flag `{flag}` killed by unknown `{by}`"))?;
-            Ok(StoredKill {
-                flag,
-                by,
-                at_ms,
-                reason,
-            })
+        Ok(StoredKill {
+            flag,
+            by,
+            at_ms: row.get(2)?,
+            reason: row.get(3)?,
         })
-        .collect()
+    })?;
+    rows.collect()
 }
 
 #[cfg(test)]

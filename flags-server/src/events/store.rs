@@ -28,7 +28,7 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender, TrySendError, channel, sync_
 use std::sync::{Arc, Mutex};
 
 use flags_core::{FlagInfo, Snapshot};
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use super::aggregates::{self, PhaseEnds};
@@ -491,13 +491,19 @@ fn refuse(group: Vec<Job>, error: &rusqlite::Error) {
 
 /// Applies every job of `group` in one transaction; returns each job's
 /// outcome, in order (an empty list for jobs other than events).
+///
+/// The transaction takes the write lock as it begins (`IMMEDIATE`), waiting
+/// for it under the busy timeout: the other connections writing to the
+/// database (runtime kills, the webhook outbox, guardrail checks) may
+/// commit at any time, and a transaction that read first would then fail
+/// at its first write ("database is locked") instead of waiting.
 fn commit(
     connection: &mut Connection,
     phases: &mut Phases,
     starts: &[PhaseStart],
     group: &[Job],
 ) -> rusqlite::Result<Vec<Outcome>> {
-    let mut transaction = connection.transaction()?;
+    let mut transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for start in starts {
         for (flag, assignment) in &start.flags {
             phases.start(&transaction, flag, *assignment, start.published)?;

@@ -184,6 +184,102 @@ impl Guardrails {
         }
     }
 
+    /// Checks `flag`'s guardrails in order at `now`, handing each one's
+    /// trips to `act`, which says whether the flag is now killed: the
+    /// others then wait (a killed flag is not checked). A guardrail whose
+    /// check fails keeps the error and the others go on.
+    fn check_flag(
+        &self,
+        snapshot: &Snapshot,
+        flag: &FlagInfo<'_>,
+        connection: Result<&Connection, &String>,
+        now: i64,
+        mut act: impl FnMut(&Guardrail, Vec<Trip>) -> bool,
+    ) {
+        let reading = connection.map_err(Clone::clone).and_then(|connection| {
+            let phase = current_phase(connection, flag.key()).map_err(database)?;
+            Ok((connection, phase))
+        });
+        for (index, guardrail) in flag.guardrails().iter().enumerate() {
+            let checked = reading.clone().and_then(|(connection, phase)| {
+                let at = At {
+                    flag,
+                    index,
+                    guardrail,
+                    phase,
+                    now,
+                };
+                self.check_guardrail(connection, snapshot, &at)
+            });
+            let trips = match checked {
+                Ok(trips) => trips,
+                Err(error) => {
+                    self.outcome(flag.key(), index, Some(error));
+                    continue;
+                }
+            };
+            self.outcome(flag.key(), index, None);
+            if act(guardrail, trips) {
+                return;
+            }
+        }
+    }
+
+    /// Reads one guardrail's figures and decides; the arms that tripped.
+    fn check_guardrail(
+        &self,
+        connection: &Connection,
+        snapshot: &Snapshot,
+        at: &At<'_, '_>,
+    ) -> Result<Vec<Trip>, String> {
+        let metric = &*at.guardrail.metric;
+        match at.guardrail.test {
+            GuardrailTest::Relative {
+                margin,
+                harm,
+                alpha,
+            } => {
+                // `compile` refuses guardrails on undeclared metrics.
+                let kind = snapshot
+                    .metrics()
+                    .find_map(|(name, kind)| (name == metric).then_some(kind))
+                    .ok_or_else(|| format!("metric `{metric}` is not declared"))?;
+                let sides = figures::relative_sides(connection, at.flag, metric, kind, at.phase)
+                    .map_err(database)?;
+                let Some((control, treatments)) = sides.split_first() else {
+                    return Ok(Vec::new());
+                };
+                self.record(|states| {
+                    treatments
+                        .iter()
+                        .map(|treatment| {
+                            let key = at.key(Some(&treatment.name));
+                            let step = at
+                                .check(states.get(&key))
+                                .relative(margin, harm, alpha, control, treatment)
+                                .map_err(|e| format!("the statistics refuse the figures: {e}"))?;
+                            Ok((key, step))
+                        })
+                        .collect()
+                })
+            }
+            GuardrailTest::Absolute { max_rate, window } => {
+                let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+                let (units, with_event) = figures::windowed_rate(
+                    connection, at.flag, metric, at.phase, at.now, window_ms,
+                )
+                .map_err(database)?;
+                self.record(|states| {
+                    let key = at.key(None);
+                    let step = at
+                        .check(states.get(&key))
+                        .absolute(max_rate, window_ms, units, with_event);
+                    Ok(vec![(key, step)])
+                })
+            }
+        }
+    }
+
     /// Writes the states changed since the last write; a failed write is
     /// retried with the next.
     fn persist(&self) {
@@ -245,7 +341,13 @@ pub fn check_all(state: &ServerState) {
             continue;
         }
         let connection = reader.get_or_insert_with(|| open_reader(state));
-        check_flag(state, snapshot, &flag, connection.as_ref(), now);
+        state.guardrails.check_flag(
+            snapshot,
+            &flag,
+            connection.as_ref(),
+            now,
+            |guardrail, trips| act(state, &flag, guardrail, trips),
+        );
     }
     state.guardrails.book().last_check = Some(now);
     state.guardrails.persist();
@@ -258,44 +360,6 @@ fn open_reader(state: &ServerState) -> Result<Connection, String> {
         .store()
         .map_err(|reason| format!("events are not recorded: {reason}"))?;
     schema::open_for_reading(store.dir()).map_err(|e| e.to_string())
-}
-
-/// Checks `flag`'s guardrails in order; after one kills it, the others
-/// wait (a killed flag is not checked).
-fn check_flag(
-    state: &ServerState,
-    snapshot: &Snapshot,
-    flag: &FlagInfo<'_>,
-    connection: Result<&Connection, &String>,
-    now: i64,
-) {
-    let reading = connection.map_err(Clone::clone).and_then(|connection| {
-        let phase = current_phase(connection, flag.key()).map_err(database)?;
-        Ok((connection, phase))
-    });
-    for (index, guardrail) in flag.guardrails().iter().enumerate() {
-        let checked = reading.clone().and_then(|(connection, phase)| {
-            let at = At {
-                flag,
-                index,
-                guardrail,
-                phase,
-                now,
-            };
-            check_guardrail(state, connection, snapshot, &at)
-        });
-        let trips = match checked {
-            Ok(trips) => trips,
-            Err(error) => {
-                state.guardrails.outcome(flag.key(), index, Some(error));
-                continue;
-            }
-        };
-        state.guardrails.outcome(flag.key(), index, None);
-        if act(state, flag, guardrail, trips) {
-            return;
-        }
-    }
 }
 
 /// One guardrail of one flag, checked in one phase at one time.
@@ -328,68 +392,18 @@ impl At<'_, '_> {
     }
 }
 
-/// Reads one guardrail's figures and decides; the arms that tripped.
-fn check_guardrail(
-    state: &ServerState,
-    connection: &Connection,
-    snapshot: &Snapshot,
-    at: &At<'_, '_>,
-) -> Result<Vec<Trip>, String> {
-    let metric = &*at.guardrail.metric;
-    match at.guardrail.test {
-        GuardrailTest::Relative {
-            margin,
-            harm,
-            alpha,
-        } => {
-            // `compile` refuses guardrails on undeclared metrics.
-            let kind = snapshot
-                .metrics()
-                .find_map(|(name, kind)| (name == metric).then_some(kind))
-                .ok_or_else(|| format!("metric `{metric}` is not declared"))?;
-            let sides = figures::relative_sides(connection, at.flag, metric, kind, at.phase)
-                .map_err(database)?;
-            let Some((control, treatments)) = sides.split_first() else {
-                return Ok(Vec::new());
-            };
-            state.guardrails.record(|states| {
-                treatments
-                    .iter()
-                    .map(|treatment| {
-                        let key = at.key(Some(&treatment.name));
-                        let step = at
-                            .check(states.get(&key))
-                            .relative(margin, harm, alpha, control, treatment)
-                            .map_err(|e| format!("the statistics refuse the figures: {e}"))?;
-                        Ok((key, step))
-                    })
-                    .collect()
-            })
-        }
-        GuardrailTest::Absolute { max_rate, window } => {
-            let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
-            let (units, with_event) =
-                figures::windowed_rate(connection, at.flag, metric, at.phase, at.now, window_ms)
-                    .map_err(database)?;
-            state.guardrails.record(|states| {
-                let key = at.key(None);
-                let step = at
-                    .check(states.get(&key))
-                    .absolute(max_rate, window_ms, units, with_event);
-                Ok(vec![(key, step)])
-            })
-        }
-    }
-}
-
 fn database(error: rusqlite::Error) -> String {
     format!("cannot read the event database: {error}")
 }
 
-/// Acts on what tripped: `kill` kills the flag (the first arm's figures
-/// decide) and sends `guardrail.tripped`; `alert` sends `guardrail.alert`
-/// per arm. Returns whether the flag is now killed.
+/// Acts on what tripped, once the trip is stored: `kill` kills the flag
+/// (the first arm's figures decide) and sends `guardrail.tripped`; `alert`
+/// sends `guardrail.alert` per arm. Returns whether the flag is now killed.
 fn act(state: &ServerState, flag: &FlagInfo<'_>, guardrail: &Guardrail, trips: Vec<Trip>) -> bool {
+    if trips.is_empty() {
+        return false;
+    }
+    state.guardrails.persist();
     match guardrail.action {
         GuardrailAction::Alert => {
             for trip in &trips {
@@ -430,5 +444,124 @@ fn flag_change(flag: &FlagInfo<'_>, guardrail: &Guardrail, trip: &Trip) -> FlagC
         flag: flag.key().to_string(),
         actor: KilledBy::Guardrail(guardrail.metric.clone()),
         figures: view::trip_figures(guardrail, trip.arm.as_deref(), &trip.state),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use flags_core::{Overrides, compile};
+
+    use super::*;
+
+    /// A 50% rollout guarded on a mean metric, then on a conversion metric.
+    fn config(rollout: u32) -> String {
+        format!(
+            "version = 1\n[metrics.latency]\nkind = \"mean\"\n[metrics.errors]\nkind = \"conversion\"\n\
+             [flags.f]\n[[flags.f.rules]]\nrollout = {rollout}\nserve = \"on\"\n\
+             [[flags.f.guardrails]]\nmetric = \"latency\"\n\
+             [[flags.f.guardrails]]\nmetric = \"errors\"\n"
+        )
+    }
+
+    /// 200 units a side; errors at 5% and 40%; latency sums that no real
+    /// values can give (a sum of squares below sum^2 / units).
+    fn events(dir: &Path) -> Connection {
+        let connection = schema::open_for_writing(dir).unwrap();
+        connection
+            .execute_batch(
+                "INSERT INTO arm_units VALUES ('f', 1, 'off', 200), ('f', 1, 'on', 200);
+                 INSERT INTO arm_outcomes VALUES
+                     ('f', 1, 'off', 'errors', 10, 10, 10), ('f', 1, 'on', 'errors', 80, 80, 80),
+                     ('f', 1, 'off', 'latency', 0, 100, 1), ('f', 1, 'on', 'latency', 0, 100, 1);",
+            )
+            .unwrap();
+        connection
+    }
+
+    /// Checks `text`'s flag `f`; the (guardrail index, arms) that tripped.
+    fn check(
+        guardrails: &Guardrails,
+        text: &str,
+        connection: Result<&Connection, &String>,
+    ) -> Vec<(usize, Vec<Option<String>>)> {
+        let snapshot = compile(text, &Overrides::new()).unwrap();
+        let flag = snapshot.flag("f").unwrap();
+        let mut acted = Vec::new();
+        guardrails.check_flag(
+            &snapshot,
+            &flag,
+            connection,
+            now_ms(),
+            |guardrail, trips| {
+                if !trips.is_empty() {
+                    let index = flag
+                        .guardrails()
+                        .iter()
+                        .position(|g| g == guardrail)
+                        .unwrap();
+                    acted.push((index, trips.into_iter().map(|t| t.arm).collect()));
+                }
+                false
+            },
+        );
+        guardrails.persist();
+        acted
+    }
+
+    fn decision(guardrails: &Guardrails, index: usize, metric: &str) -> Option<Decision> {
+        let key = Key {
+            flag: "f".into(),
+            guardrail: index,
+            metric: metric.into(),
+            arm: Some("on".into()),
+        };
+        guardrails.book().states.get(&key).map(|s| s.decision)
+    }
+
+    #[test]
+    fn a_guardrail_whose_check_fails_keeps_its_error_and_the_others_go_on() {
+        let (data, states) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let connection = events(data.path());
+        let guardrails = Guardrails::open(states.path(), Duration::from_secs(10));
+        let acted = check(&guardrails, &config(50), Ok(&connection));
+        assert_eq!(acted, [(1, vec![Some("on".to_string())])]);
+        let error = guardrails.book().errors[&("f".to_string(), 0)].clone();
+        assert!(
+            error.contains("the statistics refuse the figures"),
+            "{error}"
+        );
+        assert_eq!(decision(&guardrails, 1, "errors"), Some(Decision::Tripped));
+
+        // Without a store, every guardrail says why; nothing acts.
+        let unavailable = "events are not recorded: disk full".to_string();
+        assert!(check(&guardrails, &config(50), Err(&unavailable)).is_empty());
+        assert_eq!(guardrails.book().errors.len(), 2);
+        assert_eq!(guardrails.book().errors[&("f".to_string(), 1)], unavailable);
+    }
+
+    #[test]
+    fn a_trip_survives_a_restart_stays_quiet_once_acknowledged_and_re_arms_with_a_new_version() {
+        let (data, states) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let connection = events(data.path());
+        let first = Guardrails::open(states.path(), Duration::from_secs(10));
+        assert_eq!(check(&first, &config(50), Ok(&connection)).len(), 1);
+        drop(first);
+
+        let restarted = Guardrails::open(states.path(), Duration::from_secs(10));
+        assert_eq!(decision(&restarted, 1, "errors"), Some(Decision::Tripped));
+        assert!(check(&restarted, &config(50), Ok(&connection)).is_empty());
+        restarted.acknowledge("f");
+        assert!(check(&restarted, &config(50), Ok(&connection)).is_empty());
+        assert_eq!(
+            decision(&restarted, 1, "errors"),
+            Some(Decision::Acknowledged)
+        );
+        let stored = Guardrails::open(states.path(), Duration::from_secs(10));
+        assert_eq!(decision(&stored, 1, "errors"), Some(Decision::Acknowledged));
+
+        // An edit (a new flag version) re-arms it; here the same figures
+        // trip it again (the server reads a new phase of the version).
+        let acted = check(&restarted, &config(60), Ok(&connection));
+        assert_eq!(acted, [(1, vec![Some("on".to_string())])]);
     }
 }
