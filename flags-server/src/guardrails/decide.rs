@@ -290,7 +290,7 @@ impl<'a> Check<'a> {
 }
 
 /// Units of one side.
-fn units(stats: &ArmStats) -> i64 {
+pub fn units(stats: &ArmStats) -> i64 {
     match stats {
         ArmStats::Conversion(s) => s.units,
         ArmStats::Mean(s) => s.units,

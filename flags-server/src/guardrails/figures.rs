@@ -22,7 +22,7 @@ use rusqlite::{Connection, params};
 use crate::events::analysis::{arm_inputs, exposed_units};
 
 /// The sides of a relative guardrail: the control first, then each
-/// treatment arm with at least one unit, in the flag's variant order.
+/// treatment arm, in the flag's variant order.
 pub fn relative_sides(
     connection: &Connection,
     flag: &FlagInfo<'_>,
@@ -33,13 +33,6 @@ pub fn relative_sides(
     let mut arms = vec![control(flag)];
     arms.extend(treatments(flag));
     let units = exposed_units(connection, flag.key(), &arms, phase)?;
-    let (arms, units): (Vec<&str>, Vec<i64>) = arms
-        .into_iter()
-        .zip(units)
-        .enumerate()
-        .filter(|(i, (_, units))| *i == 0 || *units > 0)
-        .map(|(_, side)| side)
-        .unzip();
     arm_inputs(connection, flag.key(), metric, kind, &arms, &units, phase)
 }
 
@@ -127,7 +120,7 @@ metric = "errors"
     }
 
     #[test]
-    fn relative_sides_are_the_control_then_each_treatment_with_units() {
+    fn relative_sides_are_the_control_then_each_treatment() {
         let snapshot = compile(ROLLOUT, &Overrides::new()).unwrap();
         let flag = snapshot.flag("f").unwrap();
         let (_dir, connection) = database(
@@ -144,10 +137,16 @@ metric = "errors"
                 ArmInput::conversion("on", 4, 2)
             ]
         );
-        // A phase without treatment units has the control alone.
+        // A phase without units has both sides all the same.
         let sides =
             relative_sides(&connection, &flag, "errors", MetricKind::Conversion, 3).unwrap();
-        assert_eq!(sides, [ArmInput::conversion("off", 0, 0)]);
+        assert_eq!(
+            sides,
+            [
+                ArmInput::conversion("off", 0, 0),
+                ArmInput::conversion("on", 0, 0)
+            ]
+        );
     }
 
     #[test]

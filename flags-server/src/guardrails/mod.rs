@@ -249,9 +249,15 @@ impl Guardrails {
                 let Some((control, treatments)) = sides.split_first() else {
                     return Ok(Vec::new());
                 };
+                // An arm is shown once it has units, and then at every
+                // check, so that an edit's fresh start replaces its state.
                 self.record(|states| {
                     treatments
                         .iter()
+                        .filter(|t| {
+                            decide::units(&t.stats) > 0
+                                || states.contains_key(&at.key(Some(&t.name)))
+                        })
                         .map(|treatment| {
                             let key = at.key(Some(&treatment.name));
                             let step = at
