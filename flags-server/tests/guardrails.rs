@@ -153,14 +153,13 @@ impl<'a> Api<'a> {
         response.text().await.unwrap()
     }
 
-    /// Waits for two checks to end after now: any state the traffic so far
-    /// makes has then been decided.
-    async fn two_more_checks(&self) {
+    /// Waits for a check that began after now to end: whatever the traffic
+    /// sent so far makes has then been decided, and acted on.
+    async fn next_check(&self) {
         let now = DateTime::<Utc>::from(std::time::SystemTime::now());
         common::until(LIMIT, || async {
             let last = self.guardrails().await["last_check"].clone();
-            last.as_str()
-                .is_some_and(|t| time(t) > now + chrono::Duration::milliseconds(100))
+            last.as_str().is_some_and(|t| time(t) > now)
         })
         .await;
     }
@@ -373,7 +372,7 @@ async fn a_harmful_rollout_is_killed_by_itself_and_stays_killed_until_revived() 
     assert_eq!(revived[0].1["figures"]["cleared_kill"], "guardrail:errors");
 
     // The trip is acknowledged: the same evidence does not kill it again.
-    api.two_more_checks().await;
+    api.next_check().await;
     let answer = api.evaluate("u-1").await;
     assert_ne!(answer["reason"], "DISABLED", "{answer}");
     let guardrail = api.guardrail().await;
@@ -396,7 +395,7 @@ async fn an_a_a_rollout_does_not_trip() {
         arm["control"]["units"] == control && arm["treatment"]["units"] == treatment
     })
     .await;
-    api.two_more_checks().await;
+    api.next_check().await;
     let guardrail = api.guardrail().await;
     assert_eq!(guardrail["decision"], "clear", "{guardrail}");
     assert!(
@@ -424,7 +423,7 @@ async fn an_absolute_guardrail_trips_after_a_whole_window_above_its_limit() {
     while api.evaluate("u-1").await["reason"] != "DISABLED" {
         assert!(round < 100, "not killed after {round} checks");
         api.errors(&erring, round).await;
-        api.two_more_checks().await;
+        api.next_check().await;
         round += 1;
     }
     let arm = &api.guardrail().await["arms"][0];
@@ -465,12 +464,12 @@ async fn an_alert_notifies_once_kills_nothing_and_its_figures_are_shown() {
         !bodies(&receiver, "guardrail.alert").is_empty()
     })
     .await;
-    // Decided on all of the traffic, then a few more checks.
+    // Decided on all of the traffic, then checked again.
     common::until(LIMIT, || async {
         api.guardrail().await["arms"][0]["treatment"]["units"] == treatment
     })
     .await;
-    api.two_more_checks().await;
+    api.next_check().await;
     assert_eq!(
         bodies(&receiver, "guardrail.alert").len(),
         1,

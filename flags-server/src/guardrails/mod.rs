@@ -67,7 +67,8 @@ pub struct Book {
     pub states: BTreeMap<Key, ArmState>,
     /// Why the last check of a guardrail (flag, index) failed, until one succeeds.
     pub errors: BTreeMap<(String, usize), String>,
-    /// When the last check ended (Unix ms).
+    /// When the last check to end began (Unix ms): its figures include
+    /// everything stored before then.
     pub last_check: Option<i64>,
     /// Why the last write of the states failed, until one succeeds.
     pub store_error: Option<String>,

@@ -26,7 +26,8 @@ use crate::server::metrics::GuardrailGauge;
 pub struct Overview<'a> {
     /// `--guardrail-interval`, in seconds.
     pub interval_seconds: f64,
-    /// When the last check ended; `None` before the first.
+    /// When the last completed check began (its figures include every
+    /// event stored before); `None` before the first.
     pub last_check: Option<String>,
     /// Why the states are not being stored, if they are not.
     pub store_error: Option<String>,
