@@ -816,6 +816,46 @@ mod tests {
         assert_eq!(stored, [Stored::Duplicate, Stored::Duplicate]);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commits_on_other_connections_never_fail_the_writers_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventStore::open(dir.path()).unwrap();
+        // Another writer of the same database (as the kill store, the
+        // outbox and the guardrail checks are), committing all along.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (other, stopping) = (schema::open_for_writing(dir.path()).unwrap(), stop.clone());
+        let committing = std::thread::spawn(move || {
+            let mut commits = 0;
+            while !stopping.load(Relaxed) {
+                other
+                    .execute(
+                        "INSERT OR REPLACE INTO runtime_kills VALUES ('x', 'admin', 1, NULL)",
+                        [],
+                    )
+                    .unwrap();
+                commits += 1;
+                // A busy writer, not a monopoly: back-to-back commits would
+                // starve any other writer past its busy timeout.
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            commits
+        });
+        for i in 0..300 {
+            let unit = format!("u{i}");
+            let events = vec![Event::Exposure(Exposure {
+                id: None,
+                flag: "f".into(),
+                variant: "on".into(),
+                unit,
+                time: i,
+            })];
+            let stored = store.write(events).await;
+            assert!(stored.is_ok(), "request {i}: {stored:?}");
+        }
+        stop.store(true, Relaxed);
+        assert!(committing.join().unwrap() > 0);
+    }
+
     #[test]
     fn a_locked_data_directory_is_refused_before_the_database_is_touched() {
         let dir = tempfile::tempdir().unwrap();

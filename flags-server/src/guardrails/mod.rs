@@ -538,6 +538,14 @@ mod tests {
             "{error}"
         );
         assert_eq!(decision(&guardrails, 1, "errors"), Some(Decision::Tripped));
+        // As `GET /v1/guardrails` shows them.
+        let snapshot = compile(&config(50), &Overrides::new()).unwrap();
+        let book = guardrails.book();
+        let shown = view::flag_guardrails(&snapshot.flag("f").unwrap(), &book.states, &book.errors);
+        assert_eq!(shown.guardrails[0].error, Some(error.as_str()));
+        assert_eq!(shown.guardrails[1].error, None);
+        assert_eq!(shown.guardrails[1].decision, Some(Decision::Tripped));
+        drop(book);
 
         // Without a store, every guardrail says why; nothing acts.
         let unavailable = "events are not recorded: disk full".to_string();
