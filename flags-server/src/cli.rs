@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve OFREP and the native API, reloading the config when it changes.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Validate a config file; print every problem with file:line:column.
     Check(CheckArgs),
     /// Evaluate one flag for one context and say why.
@@ -123,6 +123,9 @@ pub struct ServeArgs {
     /// A file of webhooks to notify (`[[webhook]]` tables; see docs/server.md).
     #[arg(long, env = "FLAGS_WEBHOOKS", value_name = "FILE")]
     pub webhooks: Option<PathBuf>,
+    /// Time between guardrail checks (docs/guardrails.md).
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub guardrail_interval: Duration,
     /// Wait before the first webhook retry, doubling after that. Hidden:
     /// the tests shorten it to see retries without waiting seconds.
     #[arg(long, value_parser = parse_duration, default_value = "1s", hide = true)]

@@ -1,5 +1,5 @@
 //! Runtime kills: flags disabled without editing the file, through the admin
-//! API (and, later, by guardrails), and revived again.
+//! API and by guardrails (`crate::guardrails`), and revived again.
 //!
 //! What it is for: deciding what a kill or revive request changes, applying
 //! it to the served config at once, and storing it before the request is

@@ -6,6 +6,7 @@ mod commands;
 mod context;
 mod error;
 mod events;
+mod guardrails;
 mod kills;
 mod reload;
 mod server;
@@ -31,7 +32,7 @@ fn main() -> ExitCode {
         Command::Kill(args) => commands::edit::run(&args, false),
         Command::Revive(args) => commands::edit::run(&args, true),
         Command::Stats(args) => commands::stats::run(&args),
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

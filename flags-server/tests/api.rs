@@ -256,7 +256,7 @@ async fn tokens_gate_evaluation_and_admin_endpoints() {
 
 /// Every endpoint the server exposes, and whether a client token may use
 /// it (`false`: 403, admin only). Open endpoints are listed as allowed.
-const ENDPOINTS: [(&str, &str, bool); 15] = [
+const ENDPOINTS: [(&str, &str, bool); 16] = [
     ("POST", "/ofrep/v1/evaluate/flags/color", true),
     ("POST", "/ofrep/v1/evaluate/flags", true),
     ("POST", "/v1/evaluate/color", true),
@@ -266,6 +266,7 @@ const ENDPOINTS: [(&str, &str, bool); 15] = [
     ("GET", "/v1/status", true),
     ("GET", "/v1/experiments", false),
     ("GET", "/v1/experiments/color/results", false),
+    ("GET", "/v1/guardrails", false),
     ("POST", "/v1/events", true),
     ("POST", "/v1/admin/reload", false),
     ("GET", "/v1/stream", true),

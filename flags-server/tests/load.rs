@@ -167,6 +167,7 @@ fn readout_time_at_scale() {
              DROP TABLE webhook_outbox;
              DROP INDEX conversions_by_time;
              ALTER TABLE phases DROP COLUMN design; ALTER TABLE phases DROP COLUMN stopped;
+             DROP TABLE guardrail_checks; DROP INDEX conversions_by_metric_time;
              PRAGMA user_version = 2;",
         )
         .unwrap();

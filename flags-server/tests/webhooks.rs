@@ -6,17 +6,12 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use common::{Options, Server};
-use hmac::{Hmac, KeyInit, Mac};
+use axum::http::StatusCode;
+use common::webhook::{Receiver, expected_signature, webhooks_file};
+use common::{Options, Server, metric};
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -26,73 +21,9 @@ fn partially_broken() -> String {
     common::CONFIG.replace("serve = \"large\"", "serve = \"huge\"")
 }
 
-/// Every request received: headers and body.
-type Received = Arc<Mutex<Vec<(HeaderMap, String)>>>;
-
-/// A webhook receiver answering the n-th request (from 0) with `answer(n)`.
-struct Receiver {
-    url: String,
-    received: Received,
-}
-
-impl Receiver {
-    async fn start(answer: fn(usize) -> StatusCode) -> Self {
-        Self::start_on("127.0.0.1:0".parse().unwrap(), answer).await
-    }
-
-    async fn start_on(addr: SocketAddr, answer: fn(usize) -> StatusCode) -> Self {
-        let received = Received::default();
-        let record = received.clone();
-        let app = Router::new().route(
-            "/hook",
-            post(move |headers: HeaderMap, body: String| async move {
-                let mut received = record.lock().unwrap();
-                received.push((headers, body));
-                answer(received.len() - 1)
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { url, received }
-    }
-
-    fn received(&self) -> Vec<(HeaderMap, String)> {
-        self.received.lock().unwrap().clone()
-    }
-}
-
-/// Writes a webhooks file into the server-to-be's sibling directory.
-fn webhooks_file(dir: &tempfile::TempDir, text: &str) -> String {
-    let path = dir.path().join("webhooks.toml");
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_string()
-}
-
-/// The value of one series in `/metrics`.
-async fn metric(server: &Server, series: &str) -> f64 {
-    let text = server.get("/metrics").await.text().await.unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
-}
-
 const DELIVERED: &str = "flags_webhook_deliveries_total{outcome=\"delivered\"}";
 const RETRIED: &str = "flags_webhook_deliveries_total{outcome=\"retried\"}";
 const PENDING: &str = "flags_webhook_outbox_pending";
-
-/// The signature computed here, independently of the server's code.
-fn expected_signature(secret: &str, body: &str) -> String {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body.as_bytes());
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_save_is_sent_signed_and_retried_after_a_500() {

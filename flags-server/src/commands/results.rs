@@ -1,41 +1,107 @@
-//! `flags results FLAG`: an experiment's readout as tables, read straight
-//! from the event database (the server need not run; it may).
+//! `flags results FLAG`: an experiment's readout as tables, and the state
+//! the server's last guardrail checks stored, read straight from the event
+//! database (the server need not run; it may).
 //!
-//! The numbers are the results endpoint's (`crate::events::analysis`); only
-//! the presentation is here. The database is opened read-only, so this look
-//! starts from the stored always-valid p-values but does not add to them.
+//! The numbers are the results endpoint's (`crate::events::analysis`) and
+//! `GET /v1/guardrails`'s (`crate::guardrails::view`), with the runtime
+//! kills stored beside them; only the presentation is here. The database is
+//! opened read-only, so this look starts from the stored always-valid
+//! p-values but does not add to them.
 
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
+use flags_core::stats::guardrail::Harm;
 use flags_core::stats::{Analysis, ArmStats, Interval};
 use flags_core::{Overrides, compile};
 use rusqlite::Connection;
+use serde::Serialize;
 
 use crate::cli::ResultsArgs;
 use crate::error::{Error, read_config};
 use crate::events::analysis::{self, ExperimentResults, MetricOutcome, ResultsError};
-use crate::events::schema;
+use crate::events::{self, schema};
+use crate::guardrails;
+use crate::guardrails::decide::Figures;
+use crate::guardrails::view::{self, Carried, FlagGuardrails, Limits};
 
-/// Prints the readout of `args.flag`.
+/// Prints the readout of `args.flag`'s experiment and its guardrails' states.
 pub fn run(args: &ResultsArgs) -> Result<(), Error> {
     let file = args.config.display().to_string();
     let text = read_config(&args.config)?;
     let snapshot = compile(&text, &Overrides::from_env())
         .map_err(|problems| Error::Invalid(problems.in_file(file)))?;
     let connection = open_database(&args.data)?;
-    let results =
-        analysis::results(&connection, &snapshot, &args.flag, args.phase).map_err(|e| match e {
-            ResultsError::NotFound(details) => Error::Usage(details),
-            ResultsError::Database(_) | ResultsError::Open(_) => Error::Serve(e.to_string()),
-        })?;
+    let unreadable =
+        |e: rusqlite::Error| Error::Serve(format!("cannot read the event database: {e}"));
+    let kills = events::kills::load(&connection).map_err(unreadable)?;
+    let snapshot = snapshot.with_runtime_kills(kills.iter().map(|k| (k.flag.as_str(), &k.by)));
+    let flag = snapshot
+        .flag(&args.flag)
+        .ok_or_else(|| Error::Usage(format!("no flag `{}`", args.flag)))?;
+    if flag.experiments().next().is_none() && flag.guardrails().is_empty() {
+        return Err(Error::Usage(format!(
+            "flag `{}` runs no experiment and has no guardrails",
+            args.flag
+        )));
+    }
+    let readout = match flag.experiments().next() {
+        None => None,
+        Some(_) => Some(
+            analysis::results(&connection, &snapshot, &args.flag, args.phase).map_err(
+                |e| match e {
+                    ResultsError::NotFound(details) => Error::Usage(details),
+                    ResultsError::Database(_) | ResultsError::Open(_) => {
+                        Error::Serve(e.to_string())
+                    }
+                },
+            )?,
+        ),
+    };
+    let states: BTreeMap<_, _> = guardrails::store::load(&connection)
+        .map_err(unreadable)?
+        .into_iter()
+        .collect();
+    let no_errors = BTreeMap::new();
+    let guardrails =
+        (!flag.guardrails().is_empty()).then(|| view::flag_guardrails(&flag, &states, &no_errors));
     if args.json {
-        let text = serde_json::to_string_pretty(&results)
+        let printed = match &readout {
+            Some(readout) => Printed::Experiment {
+                readout,
+                guardrails: guardrails.as_ref(),
+            },
+            None => Printed::Guardrails(guardrails.as_ref()),
+        };
+        let text = serde_json::to_string_pretty(&printed)
             .map_err(|e| Error::Serve(format!("cannot serialise the readout: {e}")))?;
         println!("{text}");
     } else {
-        print!("{}", render(&results));
+        if let Some(readout) = &readout {
+            print!("{}", render(readout));
+        }
+        if let Some(guardrails) = &guardrails {
+            let gap = if readout.is_some() { "\n" } else { "" };
+            print!("{gap}{}", render_guardrails(guardrails));
+        }
     }
     Ok(())
+}
+
+/// What `--json` prints: the readout (the results endpoint's JSON) with the
+/// flag's guardrails under `guardrails`; for a flag without experiment, its
+/// guardrails alone (`GET /v1/guardrails`'s shape for one flag).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Printed<'a> {
+    Experiment {
+        #[serde(flatten)]
+        readout: &'a ExperimentResults,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        guardrails: Option<&'a FlagGuardrails<'a>>,
+    },
+    Guardrails(Option<&'a FlagGuardrails<'a>>),
 }
 
 /// The event database in `dir`, read-only; where there is none, an error
@@ -175,6 +241,93 @@ fn render_analysis(inputs: &[flags_core::stats::ArmInput], analysis: &Analysis) 
                         .map_or("-".into(), |p| format!("{:.1}%", p * 100.0)),
                 )
             }
+        }
+    }
+    out
+}
+
+/// The guardrails' stored states as text.
+fn render_guardrails(flag: &FlagGuardrails<'_>) -> String {
+    let mut out = format!(
+        "guardrails of {} (flag version {})",
+        flag.flag, flag.flag_version
+    );
+    if let Some(by) = flag.killed_by {
+        out += &format!(": killed by {by}, so not checked");
+    }
+    out.push('\n');
+    for guardrail in &flag.guardrails {
+        let limit = match &guardrail.limits {
+            Limits::Relative {
+                max_increase,
+                direction,
+                alpha,
+            } => format!(
+                "relative: trips when the treatment is worse than the control by more than \
+                 {:.2}% (harm is {}), alpha {alpha}, {} units a side",
+                max_increase * 100.0,
+                match direction {
+                    Harm::Increase => "an increase",
+                    Harm::Decrease => "a decrease",
+                },
+                guardrail.min_units
+            ),
+            Limits::Absolute {
+                max_rate,
+                window_seconds,
+            } => format!(
+                "absolute: trips when more than {:.2}% of the treatment units had the event in \
+                 the last {window_seconds}s at every check for {window_seconds}s, {} treatment units",
+                max_rate * 100.0,
+                guardrail.min_units
+            ),
+        };
+        out += &format!(
+            "\nguardrail {} (line {}), action {}: {limit}\n",
+            guardrail.metric, guardrail.line, guardrail.action
+        );
+        if guardrail.arms.is_empty() {
+            out += "  no check has decided yet\n";
+        }
+        for arm in &guardrail.arms {
+            let figures = match (arm.figures, &arm.carried) {
+                (Figures::Relative { control, treatment }, Carried::Relative { p_value }) => {
+                    format!(
+                        "control {} {} of {} units, treatment {} {} of {} units, p = {}",
+                        control.variant,
+                        number(control.mean),
+                        control.units,
+                        treatment.variant,
+                        number(treatment.mean),
+                        treatment.units,
+                        number(*p_value)
+                    )
+                }
+                (
+                    Figures::Absolute {
+                        treatment_units,
+                        units_with_event,
+                        rate,
+                    },
+                    Carried::Absolute { above_since },
+                ) => format!(
+                    "{units_with_event} of {treatment_units} treatment units in the window ({}){}",
+                    rate.map_or("-".into(), |rate| format!("{:.2}%", rate * 100.0)),
+                    above_since
+                        .as_ref()
+                        .map_or(String::new(), |since| format!(", above since {since}"))
+                ),
+                _ => String::from("-"),
+            };
+            out += &format!(
+                "  {}: {} at {}; {figures}\n    (phase {}, flag version {}, checked {})\n",
+                arm.arm.unwrap_or("treatment"),
+                arm.decision.as_str(),
+                arm.decided_at,
+                arm.phase,
+                arm.flag_version,
+                arm.checked_at
+            );
         }
     }
     out

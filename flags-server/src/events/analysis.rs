@@ -20,11 +20,12 @@ use flags_core::stats::{
     self, Analysis, AnalysisRequest, ArmInput, MetricKind, Plan, PlanningRequest,
     SequentialSettings, SrmResult,
 };
-use flags_core::{ExperimentInfo, MetricDefinition, Snapshot, Timestamp, bucket::BUCKETS};
+use flags_core::{ExperimentInfo, MetricDefinition, Snapshot, bucket::BUCKETS};
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
+use super::ingest::rfc3339_ms;
 use super::schema;
 use super::store::{EventStore, Look};
 
@@ -380,7 +381,7 @@ fn plan_for(analysis: &Analysis, mde: f64, units_per_arm: &[i64]) -> Option<Plan
 }
 
 /// A phase as the time window it covers, with what was stored about it.
-struct Window {
+pub(crate) struct Window {
     number: i64,
     started: Option<i64>,
     /// When it ended (Unix ms): the next phase's start or the experiment's
@@ -395,6 +396,20 @@ struct Window {
 }
 
 impl Window {
+    /// Phase `number` while it runs, for readers that need only its events
+    /// so far (guardrail checks).
+    pub(crate) fn running(number: i64) -> Self {
+        Self {
+            number,
+            started: None,
+            end: i64::MAX,
+            stopped: None,
+            assignment: None,
+            design: None,
+            phases: number,
+        }
+    }
+
     /// Phase `number`, or the current (last) one. With no phase recorded,
     /// phase 1 exists only while the flag runs an experiment.
     fn read(
@@ -403,11 +418,7 @@ impl Window {
         number: Option<i64>,
         running: bool,
     ) -> Result<Self, ResultsError> {
-        let phases: i64 = connection.query_row(
-            "SELECT count(*) FROM phases WHERE flag = ?1",
-            [flag],
-            |row| row.get(0),
-        )?;
+        let phases = phase_count(connection, flag)?;
         if phases == 0 && !running {
             return Err(ResultsError::NotFound(format!(
                 "flag `{flag}` runs no experiment and has no recorded phase"
@@ -453,22 +464,29 @@ impl Window {
     }
 
     fn info(&self, design: DesignSource) -> PhaseInfo {
-        let time = |ms: i64| {
-            Timestamp::from_unix(
-                ms.div_euclid(1000),
-                (ms.rem_euclid(1000) * 1_000_000) as u32,
-            )
-            .to_string()
-        };
         PhaseInfo {
             number: self.number,
-            started: self.started.map(time),
-            ended: (self.end != i64::MAX).then(|| time(self.end)),
-            stopped_at: self.stopped.map(time),
+            started: self.started.map(rfc3339_ms),
+            ended: (self.end != i64::MAX).then(|| rfc3339_ms(self.end)),
+            stopped_at: self.stopped.map(rfc3339_ms),
             design,
             phases: self.phases,
         }
     }
+}
+
+/// Phases recorded for `flag` (0 before the server recorded any).
+fn phase_count(connection: &Connection, flag: &str) -> rusqlite::Result<i64> {
+    connection.query_row(
+        "SELECT count(*) FROM phases WHERE flag = ?1",
+        [flag],
+        |row| row.get(0),
+    )
+}
+
+/// `flag`'s current (last) analysis phase: 1 before any was recorded.
+pub(crate) fn current_phase(connection: &Connection, flag: &str) -> rusqlite::Result<i64> {
+    Ok(phase_count(connection, flag)?.max(1))
 }
 
 /// The stored running minima of `metric`'s arms, aligned with `arms`
@@ -496,8 +514,9 @@ fn previous_looks(
     Ok(any.then_some(previous))
 }
 
-/// Units exposed to exactly one variant, per arm.
-fn exposed_units(
+/// Units of `flag` exposed in `phase` to exactly one variant, per arm of
+/// `arms` (also the guardrails' sides).
+pub(crate) fn exposed_units(
     connection: &Connection,
     flag: &str,
     arms: &[&str],
@@ -523,7 +542,7 @@ fn exposed_units(
 /// writer keeps. One with either is computed here from each unit's events,
 /// so that changing `cap` or `window` (which starts no phase) re-reads
 /// every phase with the new setting, without rebuilding anything.
-fn arm_inputs(
+pub(crate) fn arm_inputs(
     connection: &Connection,
     flag: &str,
     metric: &str,

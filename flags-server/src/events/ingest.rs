@@ -356,3 +356,9 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
+
+/// A time in Unix milliseconds as RFC 3339 (UTC), as answers show times.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let nanos = (ms.rem_euclid(1000) * 1_000_000) as u32;
+    flags_core::Timestamp::from_unix(ms.div_euclid(1000), nanos).to_string()
+}

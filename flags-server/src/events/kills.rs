@@ -55,33 +55,7 @@ impl KillStore {
 
     /// Every stored kill, by flag.
     pub fn load(&self) -> Result<Vec<StoredKill>, KillStoreError> {
-        let connection = self.connection();
-        let mut statement = connection
-            .prepare("SELECT flag, killed_by, killed_at, reason FROM runtime_kills ORDER BY flag")
-            .map_err(|e| self.error(e))?;
-        let rows = statement
-            .query_map([], |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                ))
-            })
-            .map_err(|e| self.error(e))?;
-        let mut kills = Vec::new();
-        for row in rows {
-            let (flag, by, at_ms, reason) = row.map_err(|e| self.error(e))?;
-            let by = KilledBy::parse(&by)
-                .ok_or_else(|| self.error(format!("flag `{flag}` killed by unknown `{by}`")))?;
-            kills.push(StoredKill {
-                flag,
-                by,
-                at_ms,
-                reason,
-            });
-        }
-        Ok(kills)
+        load(&self.connection()).map_err(|e| self.error(e))
     }
 
     /// Stores `kill`, replacing any earlier kill of its flag; returns once committed.
@@ -114,6 +88,31 @@ impl KillStore {
             message: message.to_string(),
         }
     }
+}
+
+/// Every kill stored in the database of `connection` (the kill store's,
+/// or a read-only one for `flags results`), by flag.
+pub fn load(connection: &Connection) -> rusqlite::Result<Vec<StoredKill>> {
+    let mut statement = connection
+        .prepare("SELECT flag, killed_by, killed_at, reason FROM runtime_kills ORDER BY flag")?;
+    let rows = statement.query_map([], |row| {
+        let flag: String = row.get(0)?;
+        let by: String = row.get(1)?;
+        let by = KilledBy::parse(&by).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                1,
+                rusqlite::types::Type::Text,
+                format!("flag `{flag}` killed by unknown `{by}`").into(),
+            )
+        })?;
+        Ok(StoredKill {
+            flag,
+            by,
+            at_ms: row.get(2)?,
+            reason: row.get(3)?,
+        })
+    })?;
+    rows.collect()
 }
 
 #[cfg(test)]

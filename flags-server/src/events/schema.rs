@@ -1,12 +1,13 @@
 //! The event database's file, connection settings and schema migrations.
 //!
 //! One SQLite file, `events.sqlite3`, in the data directory; it also holds
-//! the runtime kills (`kills`). The schema
-//! version is `PRAGMA user_version`; each migration moves it up by one in
-//! its own transaction, so an interrupted upgrade leaves the previous
-//! version intact. A database newer than this binary is refused rather than
-//! written to. Not here: what is written (`store`, `kills`,
-//! `crate::webhooks::outbox`) or read (`analysis`).
+//! the runtime kills (`kills`), the webhook outbox and the guardrails'
+//! checks. The schema version is `PRAGMA user_version`; each migration
+//! moves it up by one in its own transaction, so an interrupted upgrade
+//! leaves the previous version intact. A database newer than this binary is
+//! refused rather than written to. Not here: what is written (`store`,
+//! `kills`, `crate::webhooks::outbox`, `crate::guardrails::store`) or read
+//! (`analysis`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -192,6 +193,29 @@ const MIGRATIONS: &[&str] = &[
     // there, and a revived experiment starts a new phase.
     "ALTER TABLE phases ADD COLUMN design TEXT;
      ALTER TABLE phases ADD COLUMN stopped INTEGER;",
+    // 9: guardrail checks (see `crate::guardrails::store`): per flag,
+    // guardrail (its index in the flag's list), metric and compared arm
+    // (`''` for an absolute guardrail's pooled treatment), what the last
+    // check carries to the next (the running minimum p-value, since when the
+    // rate is above its limit), its figures as JSON, and the decision with
+    // its time, for the flag version and phase it was made in. The index
+    // finds a metric's recent events for an absolute guardrail's window.
+    "CREATE TABLE guardrail_checks (
+         flag         TEXT    NOT NULL,
+         guardrail    INTEGER NOT NULL,
+         metric       TEXT    NOT NULL,
+         arm          TEXT    NOT NULL,
+         flag_version TEXT    NOT NULL,
+         phase        INTEGER NOT NULL,
+         running_min  REAL,
+         above_since  INTEGER,
+         figures      TEXT    NOT NULL,
+         decision     TEXT    NOT NULL,
+         decided_at   INTEGER NOT NULL,
+         checked_at   INTEGER NOT NULL,
+         PRIMARY KEY (flag, guardrail, metric, arm)
+     ) WITHOUT ROWID;
+     CREATE INDEX conversions_by_metric_time ON conversions (metric, time, unit);",
 ];
 
 /// The migrations that build schema version `version - 1` from nothing (tests).

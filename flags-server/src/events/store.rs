@@ -34,8 +34,8 @@ use std::sync::mpsc::{
 use std::sync::{Arc, Mutex};
 
 use flags_core::bucket::BUCKETS;
-use flags_core::{ExperimentInfo, Snapshot};
-use rusqlite::{Connection, Transaction, params};
+use flags_core::{ExperimentInfo, FlagInfo, Snapshot};
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use super::aggregates::{self, PhaseEnds};
@@ -196,20 +196,21 @@ impl Job {
     }
 }
 
-/// The running experiments of a config published at `published` (Unix
-/// ms): a changed assignment starts a new phase; an experiment missing
-/// from the list (rule removed, flag killed) stops.
+/// The analysed flags of a config published at `published` (Unix ms):
+/// a changed assignment (see [`phase_key`]) starts a new phase; a flag
+/// missing from the list (rule removed, flag killed) stops.
 struct PhaseStart {
-    experiments: Vec<RunningExperiment>,
+    flags: Vec<AnalysedFlag>,
     published: i64,
 }
 
 /// One running experiment as a config publishes it.
-struct RunningExperiment {
+struct AnalysedFlag {
     flag: String,
     assignment: u64,
-    /// Its design as JSON (see [`design`]), stored with a new phase.
-    design: String,
+    /// An experiment's design as JSON (see [`design`]), stored with a new
+    /// phase; `None` for a flag analysed only by its guardrails.
+    design: Option<String>,
 }
 
 /// The design of `experiment` as stored with each of its phases: what a
@@ -299,7 +300,7 @@ impl Phases {
     fn start(
         &mut self,
         transaction: &Transaction<'_>,
-        running: &RunningExperiment,
+        running: &AnalysedFlag,
         published: i64,
     ) -> rusqlite::Result<()> {
         let assignment = format!("{:016x}", running.assignment);
@@ -331,7 +332,7 @@ impl Phases {
     fn stop_missing(
         &mut self,
         transaction: &Transaction<'_>,
-        running: &[RunningExperiment],
+        running: &[AnalysedFlag],
         published: i64,
     ) -> rusqlite::Result<()> {
         for (flag, phases) in &mut self.0 {
@@ -503,29 +504,25 @@ impl EventStore {
         self.health.queued_events.load(Relaxed)
     }
 
-    /// Starts a new analysis phase for each experiment of `snapshot` whose
-    /// assignment changed or that was stopped, and stops those it no longer
-    /// runs (no experiment rule, or the flag killed); `published` is when it
-    /// was published (Unix ms).
+    /// Starts a new analysis phase for each analysed flag of `snapshot`
+    /// whose assignment changed (see [`phase_key`]) or that was stopped, and
+    /// stops those it no longer analyses (no experiment rule nor guardrail,
+    /// or the flag killed); `published` is when it was published (Unix ms).
     /// Never waits, even when the writer is saturated: a reload (a kill
     /// switch) must not be held up by the event store.
     pub fn start_phases(&self, snapshot: &Snapshot, published: i64) {
-        let experiments = snapshot
+        let flags = snapshot
             .flags()
             .filter(|flag| flag.killed_by().is_none())
             .filter_map(|flag| {
-                let experiment = flag.experiments().next()?;
-                Some(RunningExperiment {
+                Some(AnalysedFlag {
                     flag: flag.key().to_string(),
-                    assignment: experiment.assignment_hash(),
-                    design: design(&experiment),
+                    assignment: phase_key(&flag)?,
+                    design: flag.experiments().next().map(|e| design(&e)),
                 })
             })
             .collect();
-        let start = PhaseStart {
-            experiments,
-            published,
-        };
+        let start = PhaseStart { flags, published };
         if self.phase_starts.send(start).is_err() {
             tracing::error!("cannot record analysis phases: the event writer has stopped");
             return;
@@ -554,6 +551,20 @@ impl EventStore {
     /// Exposures dropped so far because the queue was full.
     pub fn dropped_exposures(&self) -> u64 {
         self.health.dropped_exposures.load(Relaxed)
+    }
+}
+
+/// What a phase of `flag` is a period of, as a hash: its experiment's
+/// assignment (split, traffic, layer, salts); for a flag with guardrails
+/// and no experiment, its whole definition (its flag version), so that the
+/// units a guardrail compares after an edit are those exposed since (a
+/// guardrail re-armed by an edit must not trip again on the evidence of
+/// the version it stopped; see `crate::guardrails`). `None` for a flag whose
+/// exposures nothing analyses.
+fn phase_key(flag: &FlagInfo<'_>) -> Option<u64> {
+    match flag.experiments().next() {
+        Some(experiment) => Some(experiment.assignment_hash()),
+        None => (!flag.guardrails().is_empty()).then(|| flag.version().0),
     }
 }
 
@@ -684,17 +695,23 @@ fn refuse(group: Vec<Job>, error: &rusqlite::Error) {
 
 /// Applies every job of `group` in one transaction; returns each job's
 /// outcome, in order (an empty list for jobs other than events).
+///
+/// The transaction takes the write lock as it begins (`IMMEDIATE`), waiting
+/// for it under the busy timeout: the other connections writing to the
+/// database (runtime kills, the webhook outbox, guardrail checks) may
+/// commit at any time, and a transaction that read first would then fail
+/// at its first write ("database is locked") instead of waiting.
 fn commit(
     connection: &mut Connection,
     phases: &mut Phases,
     starts: &[PhaseStart],
     group: &[Job],
 ) -> rusqlite::Result<Vec<Outcome>> {
-    let mut transaction = connection.transaction()?;
+    let mut transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for start in starts {
-        phases.stop_missing(&transaction, &start.experiments, start.published)?;
-        for running in &start.experiments {
-            phases.start(&transaction, running, start.published)?;
+        phases.stop_missing(&transaction, &start.flags, start.published)?;
+        for analysed in &start.flags {
+            phases.start(&transaction, analysed, start.published)?;
         }
     }
     let mut outcomes = Vec::with_capacity(group.len());
@@ -1011,6 +1028,46 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(stored, [Stored::Duplicate, Stored::Duplicate]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commits_on_other_connections_never_fail_the_writers_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventStore::open(dir.path(), StoreOptions::default()).unwrap();
+        // Another writer of the same database (as the kill store, the
+        // outbox and the guardrail checks are), committing all along.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (other, stopping) = (schema::open_for_writing(dir.path()).unwrap(), stop.clone());
+        let committing = std::thread::spawn(move || {
+            let mut commits = 0;
+            while !stopping.load(Relaxed) {
+                other
+                    .execute(
+                        "INSERT OR REPLACE INTO runtime_kills VALUES ('x', 'admin', 1, NULL)",
+                        [],
+                    )
+                    .unwrap();
+                commits += 1;
+                // A busy writer, not a monopoly: back-to-back commits would
+                // starve any other writer past its busy timeout.
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            commits
+        });
+        for i in 0..300 {
+            let unit = format!("u{i}");
+            let events = vec![Event::Exposure(Exposure {
+                id: None,
+                flag: "f".into(),
+                variant: "on".into(),
+                unit,
+                time: i,
+            })];
+            let stored = store.write(events).await;
+            assert!(stored.is_ok(), "request {i}: {stored:?}");
+        }
+        stop.store(true, Relaxed);
+        assert!(committing.join().unwrap() > 0);
     }
 
     #[test]

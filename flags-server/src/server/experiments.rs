@@ -217,16 +217,52 @@ mod tests {
         Published::new(snapshot, &Metrics::default())
     }
 
+    /// A guarded rollout of `f` (no experiment) with `description`.
+    fn guarded(description: &str) -> Published {
+        let text = format!(
+            "version = 1\n[metrics.errors]\nkind = \"conversion\"\n[flags.f]\n\
+             description = \"{description}\"\n[[flags.f.rules]]\nrollout = 50\nserve = \"on\"\n\
+             [[flags.f.guardrails]]\nmetric = \"errors\"\n"
+        );
+        let snapshot = compile(&text, &Overrides::new()).unwrap();
+        Published::new(snapshot, &Metrics::default())
+    }
+
     #[tokio::test]
     async fn an_exposure_to_a_new_assignment_lands_in_its_new_phase() {
+        assert_eq!(
+            exposure_phases(
+                published("{ on = 50, off = 50 }"),
+                published("{ on = 90, off = 10 }")
+            )
+            .await,
+            [(2, 1)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_guarded_flag_without_experiment_starts_a_phase_per_version() {
+        assert_eq!(
+            exposure_phases(guarded("first"), guarded("edited")).await,
+            [(2, 1)]
+        );
+        assert_eq!(
+            exposure_phases(guarded("same"), guarded("same")).await,
+            [(1, 1)]
+        );
+    }
+
+    /// Serves `first`, publishes `next`, records one exposure of `f`: the
+    /// exposures per phase.
+    async fn exposure_phases(first: Published, next: Published) -> Vec<(i64, i64)> {
         let dir = tempfile::tempdir().unwrap();
         let events = EventLog::open(dir.path(), StoreOptions::default()).unwrap();
         let live = LiveConfig::new(
-            published("{ on = 50, off = 50 }"),
+            first,
             ReloadAttempt::new("startup", ReloadOutcome::Applied, Vec::new()),
         );
         follow_phases(&live, &events);
-        live.publish(published("{ on = 90, off = 10 }"));
+        live.publish(next);
         // Recorded the moment the new split is served, as a request would.
         let store = events.store().unwrap();
         store.record_exposure(Exposure {
@@ -245,6 +281,6 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(phases, [(2, 1)]);
+        phases
     }
 }

@@ -11,7 +11,7 @@
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use flags_core::{FlagInfo, KilledBy, Snapshot, Timestamp};
+use flags_core::{FlagInfo, KilledBy, Snapshot};
 use serde::{Deserialize, Serialize};
 
 use super::auth::Admin;
@@ -19,6 +19,7 @@ use super::errors::ApiError;
 use super::json;
 use super::limits::AdminRequest;
 use super::state::AppState;
+use crate::events::ingest::rfc3339_ms;
 use crate::kills::{Change, KillSet, Outcome, RuntimeKill};
 use crate::webhooks::{FlagChange, Notification};
 
@@ -51,7 +52,8 @@ pub async fn kill(
 }
 
 /// `POST /v1/admin/flags/{key}/revive` (admin): clears runtime kills; the
-/// file's `enabled = false` stays in force.
+/// file's `enabled = false` stays in force. Reviving a guardrail's kill
+/// acknowledges the flag's tripped guardrails (see `crate::guardrails`).
 pub async fn revive(
     State(state): State<AppState>,
     _: Admin,
@@ -59,7 +61,15 @@ pub async fn revive(
 ) -> Result<Response, ApiError> {
     let Path(key) = key.map_err(|e| ApiError::general(e.body_text()))?;
     let outcome = off_the_executor(&state, &key, |state, key| {
-        state.kills.revive(&state.live, key)
+        let outcome = state.kills.revive(&state.live, key)?;
+        if let Some(RuntimeKill {
+            by: KilledBy::Guardrail(_),
+            ..
+        }) = &outcome.cleared
+        {
+            state.guardrails.acknowledge(key);
+        }
+        Some(outcome)
     })
     .await?;
     notify(&state, &key, &outcome);
@@ -232,8 +242,7 @@ impl<'a> RuntimeKillView<'a> {
 }
 
 fn since(kill: &RuntimeKill) -> String {
-    let (secs, ms) = (kill.at_ms.div_euclid(1000), kill.at_ms.rem_euclid(1000));
-    Timestamp::from_unix(secs, ms as u32 * 1_000_000).to_string()
+    rfc3339_ms(kill.at_ms)
 }
 
 /// One killed flag in `/v1/status`.

@@ -26,6 +26,7 @@ use tower::{Layer, Service};
 
 use super::auth::Admin;
 use super::state::AppState;
+use crate::guardrails::view;
 
 /// Upper bounds of the latency histogram buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -343,6 +344,37 @@ impl Metrics {
         }
         header(
             &mut out,
+            "flags_guardrail_p_value",
+            "gauge",
+            "Smallest always-valid p-value of a flag's relative guardrails on a metric, across treatment arms.",
+        );
+        for gauge in &config.guardrails {
+            if let Some(p_value) = gauge.p_value {
+                let _ = writeln!(
+                    out,
+                    "flags_guardrail_p_value{{flag=\"{}\",metric=\"{}\"}} {p_value}",
+                    escape(&gauge.flag),
+                    escape(&gauge.metric)
+                );
+            }
+        }
+        header(
+            &mut out,
+            "flags_guardrail_tripped",
+            "gauge",
+            "1 while a guardrail of a flag on a metric is tripped, 0 otherwise.",
+        );
+        for gauge in &config.guardrails {
+            let _ = writeln!(
+                out,
+                "flags_guardrail_tripped{{flag=\"{}\",metric=\"{}\"}} {}",
+                escape(&gauge.flag),
+                escape(&gauge.metric),
+                u8::from(gauge.tripped)
+            );
+        }
+        header(
+            &mut out,
             "flags_webhook_deliveries_total",
             "counter",
             "Webhook delivery attempts, by outcome.",
@@ -457,6 +489,21 @@ pub struct ConfigGauges<'a> {
     pub killed: Vec<(&'a str, &'a KilledBy)>,
     /// Webhook deliveries pending in the outbox.
     pub webhooks_pending: u64,
+    /// Per guarded flag and metric.
+    pub guardrails: Vec<GuardrailGauge>,
+}
+
+/// The guardrails of one flag on one metric, as `/metrics` shows them.
+#[derive(Debug, PartialEq)]
+pub struct GuardrailGauge {
+    /// The flag.
+    pub flag: String,
+    /// The metric.
+    pub metric: String,
+    /// The smallest running-minimum p-value of its relative guardrails' arms.
+    pub p_value: Option<f64>,
+    /// Whether any of them is tripped.
+    pub tripped: bool,
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -497,6 +544,7 @@ pub async fn export(State(state): State<AppState>, _: Admin) -> Response {
             .filter_map(|f| Some((f.key(), f.killed_by()?)))
             .collect(),
         webhooks_pending: state.notifier.pending(),
+        guardrails: guardrail_gauges(&state, snapshot),
     };
     let content_type = "text/plain; version=0.0.4; charset=utf-8";
     (
@@ -504,6 +552,13 @@ pub async fn export(State(state): State<AppState>, _: Admin) -> Response {
         state.metrics.render(&gauges),
     )
         .into_response()
+}
+
+/// The guardrails' gauges, from the states the checks keep.
+fn guardrail_gauges(state: &AppState, snapshot: &flags_core::Snapshot) -> Vec<GuardrailGauge> {
+    let book = state.guardrails.book();
+    let overview = view::overview(snapshot.flags(), &book, 0.0, None);
+    view::gauges(&overview.flags)
 }
 
 /// Layer: counts every routed request by route and status and times it.
@@ -613,6 +668,20 @@ mod tests {
                 ("b\"ad", &KilledBy::Guardrail("errors".into())),
             ],
             webhooks_pending: 4,
+            guardrails: vec![
+                GuardrailGauge {
+                    flag: "f".into(),
+                    metric: "errors".into(),
+                    p_value: Some(0.25),
+                    tripped: false,
+                },
+                GuardrailGauge {
+                    flag: "f".into(),
+                    metric: "crashes".into(),
+                    p_value: None,
+                    tripped: true,
+                },
+            ],
         });
         for line in [
             "flags_http_requests_total{route=\"/healthz\",status=\"200\"} 1",
@@ -634,9 +703,16 @@ mod tests {
             "flags_webhook_deliveries_total{outcome=\"delivered\"} 0",
             "flags_webhook_deliveries_total{outcome=\"given_up\"} 1",
             "flags_webhook_queued_total{outbox=\"memory\"} 2",
+            "flags_guardrail_p_value{flag=\"f\",metric=\"errors\"} 0.25",
+            "flags_guardrail_tripped{flag=\"f\",metric=\"errors\"} 0",
+            "flags_guardrail_tripped{flag=\"f\",metric=\"crashes\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }
+        assert!(
+            !text.contains("flags_guardrail_p_value{flag=\"f\",metric=\"crashes\"}"),
+            "no p-value before one is defined"
+        );
     }
 
     #[test]

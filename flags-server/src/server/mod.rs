@@ -11,6 +11,7 @@ pub mod auth;
 pub mod errors;
 pub mod events;
 pub mod experiments;
+pub mod guardrails;
 pub mod kills;
 pub mod limits;
 pub mod metrics;
@@ -43,6 +44,7 @@ use crate::cli::ServeArgs;
 use crate::context::ContextLimits;
 use crate::error::Error;
 use crate::events::{EventLog, StoreOptions};
+use crate::guardrails::Guardrails;
 use crate::kills::Kills;
 use crate::reload::{Loader, Reloader};
 use crate::tokens::Tokens;
@@ -88,6 +90,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     let (published, attempt) = loader.initial()?;
     let live = Arc::new(LiveConfig::new(published, attempt));
     let mut kills = Kills::open(&args.data);
+    let guardrails = Guardrails::open(&args.data, args.guardrail_interval);
     let restored = kills.restore(&live);
     if restored > 0 {
         tracing::warn!(
@@ -127,8 +130,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         shutdown: draining,
         clock: args.at.map_or(Clock::System, Clock::Fixed),
         notifier,
+        guardrails,
     });
     experiments::spawn_looks(&state);
+    crate::guardrails::spawn(&state);
     let hangups = forward_hangups(state.clone())?;
     let app = routes::router(state.clone(), cors);
     // Tests and scripts read the bound address (port 0 picks one) from stdout.

@@ -17,7 +17,7 @@ use tower_http::cors::CorsLayer;
 use super::errors::ApiError;
 use super::state::AppState;
 use super::stream::STREAM_PATH;
-use super::{events, experiments, kills, metrics, native, ofrep, stream};
+use super::{events, experiments, guardrails, kills, metrics, native, ofrep, stream};
 
 /// The whole HTTP API.
 pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
@@ -30,6 +30,7 @@ pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
         .route("/v1/status", get(native::status))
         .route("/v1/experiments", get(experiments::list))
         .route("/v1/experiments/{flag}/results", get(experiments::results))
+        .route("/v1/guardrails", get(guardrails::list))
         .route("/v1/events", post(events::ingest))
         .route("/v1/admin/reload", post(native::reload))
         .route("/v1/admin/flags/{key}/kill", post(kills::kill))

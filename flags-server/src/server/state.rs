@@ -25,6 +25,7 @@ use super::metrics::{Metrics, ReloadOutcome};
 use super::stream::ConfigEvent;
 use crate::events::ingest::now_ms;
 use crate::events::{EventLog, Exposure};
+use crate::guardrails::Guardrails;
 use crate::kills::{KillSet, Kills};
 use crate::reload::Reloader;
 use crate::tokens::Tokens;
@@ -71,6 +72,8 @@ pub struct ServerState {
     pub clock: Clock,
     /// Sends webhook notifications (kills, revivals, guardrails).
     pub notifier: Notifier,
+    /// The guardrails' states, checked on a timer.
+    pub guardrails: Guardrails,
 }
 
 /// Where evaluations get "now" from.

@@ -95,9 +95,6 @@ pub struct Rejection {
 
 /// What other code sends.
 #[derive(Clone, Debug, PartialEq)]
-// Only `ConfigRejected` is sent from this branch; kill/revive and guardrails
-// send the others from branches not merged yet (tested here directly).
-#[allow(dead_code)]
 pub enum Notification {
     /// See [`EventType::GuardrailTripped`].
     GuardrailTripped(FlagChange),

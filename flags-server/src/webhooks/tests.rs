@@ -101,6 +101,7 @@ fn metric(metrics: &Metrics, series: &str) -> f64 {
         dropped_exposures: 0,
         webhooks_pending: 0,
         killed: Vec::new(),
+        guardrails: Vec::new(),
     });
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())

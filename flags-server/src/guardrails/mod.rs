@@ -1,0 +1,582 @@
+//! Guardrails that roll back by themselves: a timer checks the metrics of
+//! every guarded flag off the request path, keeps each check's state, and
+//! kills the flag (`action = "kill"`) or only notifies (`"alert"`) when one
+//! trips.
+//!
+//! What it is for: the timer (`spawn`: every `--guardrail-interval`, one
+//! check at a time, the database work on a blocking thread); a check
+//! (`check_all`: per flag that serves its rules, per guardrail, read the
+//! figures, decide, act); the states in memory and their persistence (a
+//! check's states are stored as it ends, so a restart resumes them); and
+//! the acknowledgement of a trip when its kill is revived. A guardrail
+//! whose check fails (store unavailable, numbers the statistics refuse) is
+//! logged and shows the error in `GET /v1/guardrails`; the others go on.
+//!
+//! A trip is never undone by itself: a `kill` guardrail that tripped stays
+//! tripped. Reviving the flag (`flags revive --server`, the admin API)
+//! acknowledges every tripped guardrail of the flag: they stay quiet for
+//! that flag version, and re-arm, from scratch, when the flag's definition
+//! changes (its version, and so its analysis phase, see
+//! `events::store::phase_key`), since the same evidence would otherwise
+//! kill it again at the next check. A flag killed by anything (the file, an
+//! admin, a guardrail) is not checked.
+//!
+//! What it is not: the statistics (`flags_core::stats::guardrail`), the
+//! reading of figures (`figures`), the decision (`decide`), the table
+//! (`store`), or the HTTP and CLI shapes (`view`).
+
+pub mod decide;
+pub mod figures;
+pub mod store;
+pub mod view;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use flags_core::guardrail::{Guardrail, GuardrailAction, GuardrailTest};
+use flags_core::{FlagInfo, KilledBy, Snapshot};
+use rusqlite::Connection;
+use tokio::time::MissedTickBehavior;
+
+use crate::events::analysis::current_phase;
+use crate::events::ingest::now_ms;
+use crate::events::schema;
+use crate::kills::Change;
+use crate::server::state::{AppState, ServerState};
+use crate::webhooks::{FlagChange, Notification};
+use decide::{ArmState, Check, Decision, Step};
+use store::{GuardrailStore, Key};
+
+/// The guardrails' states, and where they are stored.
+pub struct Guardrails {
+    /// Time between checks.
+    interval: Duration,
+    book: Mutex<Book>,
+    store: Result<GuardrailStore, String>,
+    /// Held while states are copied out and written, so that the last
+    /// write is of the latest states.
+    persisting: Mutex<()>,
+}
+
+/// What the checks know, in memory.
+#[derive(Default)]
+pub struct Book {
+    /// Every guardrail's state per compared arm (restored at startup).
+    pub states: BTreeMap<Key, ArmState>,
+    /// Why the last check of a guardrail (flag, index) failed, until one succeeds.
+    pub errors: BTreeMap<(String, usize), String>,
+    /// When the last check to end began (Unix ms): its figures include
+    /// everything stored before then.
+    pub last_check: Option<i64>,
+    /// Why the last write of the states failed, until one succeeds.
+    pub store_error: Option<String>,
+    /// States changed since they were last written.
+    dirty: BTreeSet<Key>,
+}
+
+/// A guardrail that tripped at this check, for one arm.
+struct Trip {
+    arm: Option<String>,
+    state: ArmState,
+}
+
+impl Guardrails {
+    /// Opens the states' store in the data directory `dir` and restores
+    /// them; checks every `interval`. A store that cannot be opened or read
+    /// leaves the checks running from scratch, in memory only.
+    pub fn open(dir: &Path, interval: Duration) -> Self {
+        let store = GuardrailStore::open(dir).map_err(|e| e.to_string());
+        let restored = store
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(GuardrailStore::load);
+        let (states, store) = match restored {
+            Ok(states) => (states.into_iter().collect(), store),
+            Err(error) => {
+                tracing::error!("guardrail checks start afresh and are not stored: {error}");
+                (BTreeMap::new(), Err(error))
+            }
+        };
+        Self {
+            interval,
+            book: Mutex::new(Book {
+                states,
+                ..Book::default()
+            }),
+            store,
+            persisting: Mutex::new(()),
+        }
+    }
+
+    /// Time between checks.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// What the checks know, locked (briefly: nothing waits on the disk
+    /// while holding it).
+    pub fn book(&self) -> MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether states are stored, and why not.
+    pub fn store_error(&self) -> Option<String> {
+        match &self.store {
+            Ok(_) => self.book().store_error.clone(),
+            Err(error) => Some(error.clone()),
+        }
+    }
+
+    /// Acknowledges every tripped guardrail of `flag` (its kill was
+    /// revived): they stay quiet until the flag's version changes. Blocks
+    /// on the disk.
+    pub fn acknowledge(&self, flag: &str) {
+        {
+            let mut book = self.book();
+            let now = now_ms();
+            let Book { states, dirty, .. } = &mut *book;
+            for (key, state) in states.iter_mut().filter(|(key, _)| key.flag == flag) {
+                if state.decision == Decision::Tripped {
+                    state.decision = Decision::Acknowledged;
+                    state.decided_at = now;
+                    dirty.insert(key.clone());
+                }
+            }
+        }
+        self.persist();
+    }
+
+    /// Decides under the lock with `decide` (given the states so far),
+    /// records the new states, and returns the arms that tripped.
+    fn record(
+        &self,
+        decide: impl FnOnce(&BTreeMap<Key, ArmState>) -> Result<Vec<(Key, Step)>, String>,
+    ) -> Result<Vec<Trip>, String> {
+        let mut book = self.book();
+        let steps = decide(&book.states)?;
+        let mut trips = Vec::new();
+        for (key, step) in steps {
+            if step.tripped {
+                trips.push(Trip {
+                    arm: key.arm.clone(),
+                    state: step.state.clone(),
+                });
+            }
+            book.dirty.insert(key.clone());
+            book.states.insert(key, step.state);
+        }
+        Ok(trips)
+    }
+
+    /// Records the outcome of one guardrail's check.
+    fn outcome(&self, flag: &str, index: usize, error: Option<String>) {
+        let mut book = self.book();
+        let key = (flag.to_string(), index);
+        match error {
+            Some(error) => {
+                tracing::warn!(flag, guardrail = index, "guardrail check failed: {error}");
+                book.errors.insert(key, error);
+            }
+            None => {
+                book.errors.remove(&key);
+            }
+        }
+    }
+
+    /// Checks `flag`'s guardrails in order at `now`, handing each one's
+    /// trips to `act`, which says whether the flag is now killed: the
+    /// others then wait (a killed flag is not checked). A guardrail whose
+    /// check fails keeps the error and the others go on.
+    fn check_flag(
+        &self,
+        snapshot: &Snapshot,
+        flag: &FlagInfo<'_>,
+        connection: Result<&Connection, &String>,
+        now: i64,
+        mut act: impl FnMut(&Guardrail, Vec<Trip>) -> bool,
+    ) {
+        let reading = connection.map_err(Clone::clone).and_then(|connection| {
+            let phase = current_phase(connection, flag.key()).map_err(database)?;
+            Ok((connection, phase))
+        });
+        for (index, guardrail) in flag.guardrails().iter().enumerate() {
+            let checked = reading.clone().and_then(|(connection, phase)| {
+                let at = At {
+                    flag,
+                    index,
+                    guardrail,
+                    phase,
+                    now,
+                };
+                self.check_guardrail(connection, snapshot, &at)
+            });
+            let trips = match checked {
+                Ok(trips) => trips,
+                Err(error) => {
+                    self.outcome(flag.key(), index, Some(error));
+                    continue;
+                }
+            };
+            self.outcome(flag.key(), index, None);
+            if act(guardrail, trips) {
+                return;
+            }
+        }
+    }
+
+    /// Reads one guardrail's figures and decides; the arms that tripped.
+    fn check_guardrail(
+        &self,
+        connection: &Connection,
+        snapshot: &Snapshot,
+        at: &At<'_, '_>,
+    ) -> Result<Vec<Trip>, String> {
+        let metric = &*at.guardrail.metric;
+        match at.guardrail.test {
+            GuardrailTest::Relative {
+                margin,
+                harm,
+                alpha,
+            } => {
+                // `compile` refuses guardrails on undeclared metrics.
+                let definition = snapshot
+                    .metric(metric)
+                    .ok_or_else(|| format!("metric `{metric}` is not declared"))?;
+                let sides =
+                    figures::relative_sides(connection, at.flag, metric, definition, at.phase)
+                        .map_err(database)?;
+                let Some((control, treatments)) = sides.split_first() else {
+                    return Ok(Vec::new());
+                };
+                // An arm is shown once it has units, and then at every
+                // check, so that an edit's fresh start replaces its state.
+                self.record(|states| {
+                    treatments
+                        .iter()
+                        .filter(|t| {
+                            decide::units(&t.stats) > 0
+                                || states.contains_key(&at.key(Some(&t.name)))
+                        })
+                        .map(|treatment| {
+                            let key = at.key(Some(&treatment.name));
+                            let step = at
+                                .check(states.get(&key))
+                                .relative(margin, harm, alpha, control, treatment)
+                                .map_err(|e| format!("the statistics refuse the figures: {e}"))?;
+                            Ok((key, step))
+                        })
+                        .collect()
+                })
+            }
+            GuardrailTest::Absolute { max_rate, window } => {
+                let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+                let (units, with_event) = figures::windowed_rate(
+                    connection, at.flag, metric, at.phase, at.now, window_ms,
+                )
+                .map_err(database)?;
+                self.record(|states| {
+                    let key = at.key(None);
+                    let step = at
+                        .check(states.get(&key))
+                        .absolute(max_rate, window_ms, units, with_event);
+                    Ok(vec![(key, step)])
+                })
+            }
+        }
+    }
+
+    /// Writes the states changed since the last write; a failed write is
+    /// retried with the next.
+    fn persist(&self) {
+        let Ok(store) = &self.store else {
+            return;
+        };
+        let _turn = self.persisting.lock().unwrap_or_else(|e| e.into_inner());
+        let changed: Vec<(Key, ArmState)> = {
+            let mut book = self.book();
+            let keys = std::mem::take(&mut book.dirty);
+            keys.into_iter()
+                .filter_map(|key| Some((key.clone(), book.states.get(&key)?.clone())))
+                .collect()
+        };
+        if changed.is_empty() {
+            return;
+        }
+        let saved = store.save(changed.iter().map(|(key, state)| (key, state)));
+        let mut book = self.book();
+        if let Err(error) = &saved {
+            tracing::error!("guardrail checks not stored: {error}");
+            book.dirty.extend(changed.into_iter().map(|(key, _)| key));
+        }
+        book.store_error = saved.err();
+    }
+}
+
+/// Starts the checks: at once, then every interval, one at a time (the
+/// next waits for the last to end), each on a blocking thread.
+pub fn spawn(state: &AppState) {
+    let checking = state.clone();
+    tokio::spawn(async move {
+        let mut timer = tokio::time::interval(checking.guardrails.interval());
+        timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            timer.tick().await;
+            let state = checking.clone();
+            if tokio::task::spawn_blocking(move || check_all(&state))
+                .await
+                .is_err()
+            {
+                tracing::error!(
+                    "a guardrail check failed unexpectedly; the next one runs as planned"
+                );
+            }
+        }
+    });
+}
+
+/// Checks every guardrail of every flag that serves its rules, then stores
+/// the states.
+pub fn check_all(state: &ServerState) {
+    let published = state.live.current.load_full();
+    let snapshot = &published.snapshot;
+    let now = now_ms();
+    let mut reader = None;
+    for flag in snapshot.flags() {
+        if flag.guardrails().is_empty() || flag.killed_by().is_some() {
+            continue;
+        }
+        let connection = reader.get_or_insert_with(|| open_reader(state));
+        state.guardrails.check_flag(
+            snapshot,
+            &flag,
+            connection.as_ref(),
+            now,
+            |guardrail, trips| act(state, &flag, guardrail, trips),
+        );
+    }
+    state.guardrails.book().last_check = Some(now);
+    state.guardrails.persist();
+}
+
+/// A read-only connection to the event database, or why there is none.
+fn open_reader(state: &ServerState) -> Result<Connection, String> {
+    let store = state
+        .events
+        .store()
+        .map_err(|reason| format!("events are not recorded: {reason}"))?;
+    schema::open_for_reading(store.dir()).map_err(|e| e.to_string())
+}
+
+/// One guardrail of one flag, checked in one phase at one time.
+struct At<'a, 's> {
+    flag: &'a FlagInfo<'s>,
+    index: usize,
+    guardrail: &'s Guardrail,
+    phase: i64,
+    now: i64,
+}
+
+impl At<'_, '_> {
+    fn key(&self, arm: Option<&str>) -> Key {
+        Key {
+            flag: self.flag.key().to_string(),
+            guardrail: self.index,
+            metric: self.guardrail.metric.to_string(),
+            arm: arm.map(Into::into),
+        }
+    }
+
+    fn check<'a>(&'a self, previous: Option<&'a ArmState>) -> Check<'a> {
+        Check::new(
+            self.guardrail,
+            previous,
+            self.flag.version().0,
+            self.phase,
+            self.now,
+        )
+    }
+}
+
+fn database(error: rusqlite::Error) -> String {
+    format!("cannot read the event database: {error}")
+}
+
+/// Acts on what tripped, once the trip is stored: `kill` kills the flag
+/// (the first arm's figures decide) and sends `guardrail.tripped`; `alert`
+/// sends `guardrail.alert` per arm. Returns whether the flag is now killed.
+fn act(state: &ServerState, flag: &FlagInfo<'_>, guardrail: &Guardrail, trips: Vec<Trip>) -> bool {
+    if trips.is_empty() {
+        return false;
+    }
+    state.guardrails.persist();
+    match guardrail.action {
+        GuardrailAction::Alert => {
+            for trip in &trips {
+                tracing::warn!(
+                    flag = flag.key(),
+                    metric = &*guardrail.metric,
+                    "guardrail alert"
+                );
+                let change = flag_change(flag, guardrail, trip);
+                state.notifier.send(Notification::GuardrailAlert(change));
+            }
+            false
+        }
+        GuardrailAction::Kill => {
+            let Some(trip) = trips.first() else {
+                return false;
+            };
+            let by = KilledBy::Guardrail(guardrail.metric.clone());
+            let reason = view::reason(guardrail, trip.arm.as_deref(), &trip.state);
+            let outcome = state.kills.kill(&state.live, flag.key(), by, Some(reason));
+            // Anything else: killed or removed since the check began.
+            if outcome.is_some_and(|o| o.change == Change::Killed) {
+                tracing::warn!(
+                    flag = flag.key(),
+                    metric = &*guardrail.metric,
+                    "guardrail killed the flag"
+                );
+                let change = flag_change(flag, guardrail, trip);
+                state.notifier.send(Notification::GuardrailTripped(change));
+            }
+            true
+        }
+    }
+}
+
+fn flag_change(flag: &FlagInfo<'_>, guardrail: &Guardrail, trip: &Trip) -> FlagChange {
+    FlagChange {
+        flag: flag.key().to_string(),
+        actor: KilledBy::Guardrail(guardrail.metric.clone()),
+        figures: view::trip_figures(guardrail, trip.arm.as_deref(), &trip.state),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use flags_core::{Overrides, compile};
+
+    use super::*;
+
+    /// A 50% rollout guarded on a mean metric, then on a conversion metric.
+    fn config(rollout: u32) -> String {
+        format!(
+            "version = 1\n[metrics.latency]\nkind = \"mean\"\n[metrics.errors]\nkind = \"conversion\"\n\
+             [flags.f]\n[[flags.f.rules]]\nrollout = {rollout}\nserve = \"on\"\n\
+             [[flags.f.guardrails]]\nmetric = \"latency\"\n\
+             [[flags.f.guardrails]]\nmetric = \"errors\"\n"
+        )
+    }
+
+    /// 200 units a side; errors at 5% and 40%; latency sums that no real
+    /// values can give (a sum of squares below sum^2 / units).
+    fn events(dir: &Path) -> Connection {
+        let connection = schema::open_for_writing(dir).unwrap();
+        connection
+            .execute_batch(
+                "INSERT INTO arm_units VALUES ('f', 1, 'off', 200), ('f', 1, 'on', 200);
+                 INSERT INTO arm_outcomes VALUES
+                     ('f', 1, 'off', 'errors', 10, 10, 10), ('f', 1, 'on', 'errors', 80, 80, 80),
+                     ('f', 1, 'off', 'latency', 0, 100, 1), ('f', 1, 'on', 'latency', 0, 100, 1);",
+            )
+            .unwrap();
+        connection
+    }
+
+    /// Checks `text`'s flag `f`; the (guardrail index, arms) that tripped.
+    fn check(
+        guardrails: &Guardrails,
+        text: &str,
+        connection: Result<&Connection, &String>,
+    ) -> Vec<(usize, Vec<Option<String>>)> {
+        let snapshot = compile(text, &Overrides::new()).unwrap();
+        let flag = snapshot.flag("f").unwrap();
+        let mut acted = Vec::new();
+        guardrails.check_flag(
+            &snapshot,
+            &flag,
+            connection,
+            now_ms(),
+            |guardrail, trips| {
+                if !trips.is_empty() {
+                    let index = flag
+                        .guardrails()
+                        .iter()
+                        .position(|g| g == guardrail)
+                        .unwrap();
+                    acted.push((index, trips.into_iter().map(|t| t.arm).collect()));
+                }
+                false
+            },
+        );
+        guardrails.persist();
+        acted
+    }
+
+    fn decision(guardrails: &Guardrails, index: usize, metric: &str) -> Option<Decision> {
+        let key = Key {
+            flag: "f".into(),
+            guardrail: index,
+            metric: metric.into(),
+            arm: Some("on".into()),
+        };
+        guardrails.book().states.get(&key).map(|s| s.decision)
+    }
+
+    #[test]
+    fn a_guardrail_whose_check_fails_keeps_its_error_and_the_others_go_on() {
+        let (data, states) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let connection = events(data.path());
+        let guardrails = Guardrails::open(states.path(), Duration::from_secs(10));
+        let acted = check(&guardrails, &config(50), Ok(&connection));
+        assert_eq!(acted, [(1, vec![Some("on".to_string())])]);
+        let error = guardrails.book().errors[&("f".to_string(), 0)].clone();
+        assert!(
+            error.contains("the statistics refuse the figures"),
+            "{error}"
+        );
+        assert_eq!(decision(&guardrails, 1, "errors"), Some(Decision::Tripped));
+        // As `GET /v1/guardrails` shows them.
+        let snapshot = compile(&config(50), &Overrides::new()).unwrap();
+        let book = guardrails.book();
+        let shown = view::flag_guardrails(&snapshot.flag("f").unwrap(), &book.states, &book.errors);
+        assert_eq!(shown.guardrails[0].error, Some(error.as_str()));
+        assert_eq!(shown.guardrails[1].error, None);
+        assert_eq!(shown.guardrails[1].decision, Some(Decision::Tripped));
+        drop(book);
+
+        // Without a store, every guardrail says why; nothing acts.
+        let unavailable = "events are not recorded: disk full".to_string();
+        assert!(check(&guardrails, &config(50), Err(&unavailable)).is_empty());
+        assert_eq!(guardrails.book().errors.len(), 2);
+        assert_eq!(guardrails.book().errors[&("f".to_string(), 1)], unavailable);
+    }
+
+    #[test]
+    fn a_trip_survives_a_restart_stays_quiet_once_acknowledged_and_re_arms_with_a_new_version() {
+        let (data, states) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let connection = events(data.path());
+        let first = Guardrails::open(states.path(), Duration::from_secs(10));
+        assert_eq!(check(&first, &config(50), Ok(&connection)).len(), 1);
+        drop(first);
+
+        let restarted = Guardrails::open(states.path(), Duration::from_secs(10));
+        assert_eq!(decision(&restarted, 1, "errors"), Some(Decision::Tripped));
+        assert!(check(&restarted, &config(50), Ok(&connection)).is_empty());
+        restarted.acknowledge("f");
+        assert!(check(&restarted, &config(50), Ok(&connection)).is_empty());
+        assert_eq!(
+            decision(&restarted, 1, "errors"),
+            Some(Decision::Acknowledged)
+        );
+        let stored = Guardrails::open(states.path(), Duration::from_secs(10));
+        assert_eq!(decision(&stored, 1, "errors"), Some(Decision::Acknowledged));
+
+        // An edit (a new flag version) re-arms it; here the same figures
+        // trip it again (the server reads a new phase of the version).
+        let acted = check(&restarted, &config(60), Ok(&connection));
+        assert_eq!(acted, [(1, vec![Some("on".to_string())])]);
+    }
+}
