@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use common::{Options, Server, status_json, until};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
 
 async fn send(server: &Server, events: Value) -> (u16, Value) {
     let body = json!({ "events": events }).to_string();
@@ -724,5 +726,137 @@ async fn with_retention_events_older_than_the_span_are_refused_and_old_rows_prun
     );
     let recent = json!([{"type": "conversion", "id": "new", "metric": "clicks", "key": "u1"}]);
     let (status, receipt) = send(&retained, recent).await;
+    assert_eq!((status, &receipt["stored"]), (200, &json!(1)), "{receipt}");
+}
+
+/// A batch of `n` `clicks` conversions with ids `{prefix}0`, `{prefix}1`, ...
+fn clicks(prefix: &str, n: usize) -> Value {
+    (0..n)
+        .map(|i| json!({"type": "conversion", "id": format!("{prefix}{i}"), "metric": "clicks", "key": format!("u{i}")}))
+        .collect()
+}
+
+/// The `Retry-After` of `response`, which must be whole seconds.
+fn retry_after(response: &reqwest::Response) -> u32 {
+    let value = response.headers()["retry-after"].to_str().unwrap();
+    value
+        .parse()
+        .unwrap_or_else(|_| panic!("not seconds: {value}"))
+}
+
+#[tokio::test]
+async fn a_full_events_pool_answers_429_with_retry_after_and_serves_again_once_free() {
+    let server = Server::start_with(
+        common::CONFIG,
+        Options::default().arg("--max-events-in-flight").arg("1"),
+    );
+    let (status, receipt) = send(&server, clicks("free", 2)).await;
+    assert_eq!((status, &receipt["stored"]), (200, &json!(2)), "{receipt}");
+
+    // A slow client takes the only slot: its headers are in, its body not
+    // yet. The server asks for the body (100 Continue) once it holds the slot.
+    let body = json!({ "events": clicks("slow", 3) }).to_string();
+    let address = server.base.trim_start_matches("http://");
+    let mut slow = TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let mut interim = Vec::new();
+    while !interim.ends_with(b"\r\n\r\n") {
+        interim.push(slow.read_u8().await.unwrap());
+    }
+    assert!(interim.starts_with(b"HTTP/1.1 100"), "{interim:?}");
+    let batch = json!({ "events": clicks("shed", 1) }).to_string();
+    let shed = server.post("/v1/events", &batch).await;
+    assert_eq!(shed.status(), 429);
+    assert_eq!(retry_after(&shed), 1);
+    let (_, error) = status_json(shed).await;
+    assert!(
+        error["errorDetails"]
+            .as_str()
+            .unwrap()
+            .contains("in flight"),
+        "{error}"
+    );
+    // Evaluations have a pool of their own and are still served.
+    assert_eq!(
+        server.ofrep("color", r#"{"targetingKey": "u1"}"#).await.0,
+        200
+    );
+
+    // The slow client finishes: its batch is stored, and the slot is free.
+    slow.write_all(body.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    slow.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let (status, receipt) = send(&server, clicks("shed", 1)).await;
+    assert_eq!((status, &receipt["stored"]), (200, &json!(1)), "{receipt}");
+    assert_eq!(count(&server, "SELECT count(*) FROM conversions"), 6);
+}
+
+#[tokio::test]
+async fn a_batch_beyond_the_queue_answers_503_with_retry_after_and_stores_nothing() {
+    let server = Server::start_with(
+        common::CONFIG,
+        Options::default().arg("--max-queued-events").arg("5"),
+    );
+    let (status, receipt) = send(&server, clicks("fits", 5)).await;
+    assert_eq!((status, &receipt["stored"]), (200, &json!(5)), "{receipt}");
+
+    let body = json!({ "events": clicks("too-many", 6) }).to_string();
+    let refused = server.post("/v1/events", &body).await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(retry_after(&refused), 1);
+    let (_, error) = status_json(refused).await;
+    assert!(
+        error["errorDetails"]
+            .as_str()
+            .unwrap()
+            .contains("saturated"),
+        "{error}"
+    );
+    assert_eq!(count(&server, "SELECT count(*) FROM conversions"), 5);
+}
+
+#[tokio::test]
+async fn an_events_request_holds_its_slot_until_its_events_are_committed() {
+    let server = Server::start_with(
+        common::CONFIG,
+        Options::default().arg("--max-events-in-flight").arg("1"),
+    );
+    let (status, receipt) = send(&server, clicks("first", 1)).await;
+    assert_eq!((status, &receipt["stored"]), (200, &json!(1)), "{receipt}");
+
+    // Another process holds the database's write lock: the writer waits
+    // (up to its 5 s busy timeout), and so does a request's commit.
+    let locker = rusqlite::Connection::open(server.dir.path().join("data/events.sqlite3")).unwrap();
+    locker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let waiting = {
+        let (client, url) = (server.client.clone(), server.url("/v1/events"));
+        let body = json!({ "events": clicks("waiting", 2) }).to_string();
+        tokio::spawn(async move {
+            let response = client.post(url).header("content-type", "application/json");
+            status_json(response.body(body).send().await.unwrap()).await
+        })
+    };
+    until(Duration::from_secs(5), || async {
+        let (_, status) = status_json(server.get("/v1/status").await).await;
+        status["events"]["queued_events"] == 2
+    })
+    .await;
+    // Its body is read, its events queued: it still holds the only slot.
+    let body = json!({ "events": clicks("shed", 1) }).to_string();
+    let shed = tokio::time::timeout(Duration::from_secs(2), server.post("/v1/events", &body))
+        .await
+        .expect("not shed: it waits for the commit in a slot of its own");
+    assert_eq!(shed.status(), 429);
+
+    locker.execute_batch("ROLLBACK").unwrap();
+    let (status, receipt) = waiting.await.unwrap();
+    assert_eq!((status, &receipt["stored"]), (200, &json!(2)), "{receipt}");
+    let (status, receipt) = send(&server, clicks("shed", 1)).await;
     assert_eq!((status, &receipt["stored"]), (200, &json!(1)), "{receipt}");
 }

@@ -251,13 +251,18 @@ fn rfc3339(ms: i64) -> String {
     flags_core::Timestamp::from_unix(ms / 1000, 0).to_string()
 }
 
+/// The clock, in Unix milliseconds.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 #[tokio::test]
 async fn cap_and_window_change_the_sums_as_computed_here() {
     let server = Server::start(&design_config("{ green = 50, red = 50 }"));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let now = now_ms();
     let hour = 3_600_000;
     let first = now - 5 * hour;
     // Unit i, exposed to green at `first`, spends 30 at +10 min and 40 at
@@ -309,27 +314,11 @@ async fn cap_and_window_change_the_sums_as_computed_here() {
 async fn conversions_after_a_stop_leave_its_phase_alone_and_a_revival_starts_another() {
     let server = Server::start(&design_config("{ green = 50, red = 50 }"));
     expose(&server, 0..30).await;
-    let convert = |prefix: &'static str| {
-        (0..30)
-            .map(|u| {
-                json!({"type": "conversion", "id": format!("{prefix}{u}"),
-                            "metric": "clicks", "key": format!("u{u}")})
-            })
-            .collect::<Vec<_>>()
-    };
     until(Duration::from_secs(5), || async {
         results(&server, "").await["units"] == 30
     })
     .await;
-    send(&server, convert("before")[..10].to_vec()).await;
-    let converted = |readout: &Value| -> i64 {
-        readout["metrics"][0]["inputs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|arm| arm["conversions"].as_i64().unwrap())
-            .sum()
-    };
+    send(&server, clicks("before", 0..10, None)).await;
     until(Duration::from_secs(5), || async {
         converted(&results(&server, "").await) == 10
     })
@@ -342,7 +331,7 @@ async fn conversions_after_a_stop_leave_its_phase_alone_and_a_revival_starts_ano
     })
     .await;
     // Every unit converts now, after the stop: phase 1 must not see it.
-    send(&server, convert("after")).await;
+    send(&server, clicks("after", 0..30, None)).await;
     let stopped = results(&server, "").await;
     assert_eq!(converted(&stopped), 10, "{stopped}");
     assert_eq!(stopped["phase"]["ended"], stopped["phase"]["stopped_at"]);
@@ -355,4 +344,87 @@ async fn conversions_after_a_stop_leave_its_phase_alone_and_a_revival_starts_ano
     .await;
     let stopped_again = results(&server, "?phase=1").await;
     assert_eq!(converted(&stopped_again), 10, "{stopped_again}");
+}
+
+/// `clicks` conversions of units `u{n}` for `units`, with ids `{prefix}{n}`,
+/// at `time` (Unix ms; the server's clock when `None`).
+fn clicks(prefix: &str, units: std::ops::Range<usize>, time: Option<i64>) -> Vec<Value> {
+    units
+        .map(|u| {
+            let mut event = json!({"type": "conversion", "id": format!("{prefix}{u}"),
+                                   "metric": "clicks", "key": format!("u{u}")});
+            if let Some(time) = time {
+                event["time"] = json!(rfc3339(time));
+            }
+            event
+        })
+        .collect()
+}
+
+/// Conversions counted in `readout`'s first metric (`clicks`), every arm.
+fn converted(readout: &Value) -> i64 {
+    readout["metrics"][0]["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|arm| arm["conversions"].as_i64().unwrap())
+        .sum()
+}
+
+/// Saves the config without `color`'s rule, which stops its experiment,
+/// and waits until the readout says so.
+async fn remove_the_rule(server: &Server) {
+    let config = design_config("{ green = 50, red = 50 }");
+    let (without_rule, _) = config.split_once("[[flags.color.rules]]").unwrap();
+    common::save_by_rename(&server.config, without_rule);
+    let (status, attempt) = status_json(server.post("/v1/admin/reload", "").await).await;
+    assert_eq!(status, 200, "{attempt}");
+    until(Duration::from_secs(5), || async {
+        results(server, "").await["phase"]["stopped_at"].is_string()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn removing_the_rule_stops_the_experiment_and_later_conversions_do_not_count() {
+    let server = Server::start(&design_config("{ green = 50, red = 50 }"));
+    expose(&server, 0..30).await;
+    send(&server, clicks("before", 0..10, None)).await;
+    until(Duration::from_secs(5), || async {
+        let readout = results(&server, "").await;
+        readout["units"] == 30 && converted(&readout) == 10
+    })
+    .await;
+    assert!(results(&server, "").await["phase"]["stopped_at"].is_null());
+
+    remove_the_rule(&server).await;
+    let stopped = results(&server, "").await;
+    assert_eq!(stopped["phase"]["number"], 1, "{stopped}");
+    assert_eq!(stopped["phase"]["ended"], stopped["phase"]["stopped_at"]);
+    send(&server, clicks("after", 0..30, None)).await;
+    let later = results(&server, "").await;
+    assert_eq!(later["units"], 30, "{later}");
+    assert_eq!(converted(&later), 10, "{later}");
+    assert_eq!(later["metrics"], stopped["metrics"]);
+}
+
+#[tokio::test]
+async fn conversions_timed_after_a_stop_are_taken_back_from_the_stopped_phase() {
+    let server = Server::start(&design_config("{ green = 50, red = 50 }"));
+    expose(&server, 0..20).await;
+    // Ten conversions stamped an hour ahead (a client's clock), five now.
+    let ahead = now_ms() + 3_600_000;
+    send(&server, clicks("ahead", 0..10, Some(ahead))).await;
+    send(&server, clicks("now", 10..15, None)).await;
+    until(Duration::from_secs(5), || async {
+        let readout = results(&server, "").await;
+        readout["units"] == 20 && converted(&readout) == 15
+    })
+    .await;
+
+    // The stop falls before the stamped hour: those ten are not the phase's.
+    remove_the_rule(&server).await;
+    let stopped = results(&server, "").await;
+    assert_eq!(stopped["units"], 20, "{stopped}");
+    assert_eq!(converted(&stopped), 5, "{stopped}");
 }

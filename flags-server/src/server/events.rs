@@ -22,14 +22,21 @@ pub async fn ingest(
     Caller(role): Caller,
     request: Result<EventsRequest, ApiError>,
 ) -> Result<Response, ApiError> {
-    let EventsRequest { body, .. } = request?;
+    // Bound whole: its slot must be held until the commit is answered (a
+    // pattern with `..` would drop the slot at the end of this statement).
+    let request: EventsRequest = request?;
     let store = state
         .events
         .store()
         .map_err(|reason| ApiError::events_unavailable(reason, role))?;
     let mut batch = {
         let published = state.live.current.load();
-        ingest::check(&body, &published.snapshot, ingest::now_ms(), store.retain())?
+        ingest::check(
+            &request.body,
+            &published.snapshot,
+            ingest::now_ms(),
+            store.retain(),
+        )?
     };
     let stored = store
         .write(std::mem::take(&mut batch.events))
