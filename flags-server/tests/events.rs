@@ -860,3 +860,63 @@ async fn an_events_request_holds_its_slot_until_its_events_are_committed() {
     let (status, receipt) = send(&server, clicks("shed", 1)).await;
     assert_eq!((status, &receipt["stored"]), (200, &json!(1)), "{receipt}");
 }
+
+/// A guarded rollout, its control served `on` by a later rule for VIPs.
+const GUARDED: &str = r#"version = 1
+[metrics.errors]
+kind = "conversion"
+[flags.checkout]
+[[flags.checkout.rules]]
+serve = "on"
+rollout = 50
+[[flags.checkout.rules]]
+when = [{ attr = "vip", op = "eq", value = true }]
+serve = "on"
+[[flags.checkout.guardrails]]
+metric = "errors"
+"#;
+
+/// Clients that prefetch report exposures of guarded flags too, under the
+/// arm the answer names: the control for a unit that fell through the
+/// rollout, whatever a later rule served it.
+#[tokio::test]
+async fn a_guarded_flag_answers_enrolled_with_its_arm_and_takes_client_exposures() {
+    let server = Server::start(GUARDED);
+    let mut control_served_on = None;
+    for i in 0..200 {
+        let context = format!(r#"{{"targetingKey": "u-{i}", "vip": true}}"#);
+        let (_, answer) = server.ofrep("checkout", &context).await;
+        assert_eq!(answer["metadata"]["enrolled"], true, "{answer}");
+        if answer["reason"] == "TARGETING_MATCH" {
+            assert_eq!(answer["variant"], "on", "{answer}");
+            assert_eq!(answer["metadata"]["arm"], "off", "{answer}");
+            control_served_on = Some(i);
+        } else {
+            assert_eq!(answer["metadata"].get("arm"), None, "{answer}");
+        }
+    }
+    assert!(
+        control_served_on.is_some(),
+        "no unit fell through the rollout"
+    );
+    let (status, receipt) = send(
+        &server,
+        json!([
+            {"type": "exposure", "id": "x1", "flag": "checkout", "variant": "off", "key": "p-1"},
+            {"type": "exposure", "id": "x2", "flag": "checkout", "variant": "maybe", "key": "p-2"},
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200, "{receipt}");
+    assert_eq!(
+        (receipt["stored"].as_i64(), receipt["rejected"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert!(
+        receipt["problems"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("`maybe` is not an arm of `checkout`"),
+        "{receipt}"
+    );
+}

@@ -14,8 +14,8 @@
 
 use std::time::Duration;
 
-use flags_core::Snapshot;
 use flags_core::stats::MetricKind;
+use flags_core::{FlagInfo, Snapshot};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -228,15 +228,7 @@ fn event(
             let info = snapshot
                 .flag(&flag)
                 .ok_or_else(|| format!("no flag `{flag}`"))?;
-            let experiment = info
-                .experiments()
-                .next()
-                .ok_or_else(|| format!("flag `{flag}` runs no experiment"))?;
-            if !experiment.arms().any(|(arm, _)| arm == variant) {
-                return Err(format!(
-                    "`{variant}` is not an arm of the experiment on `{flag}`"
-                ));
-            }
+            check_arm(&info, &flag, &variant)?;
             let payload = payload_digest(&[
                 Some(flag.as_bytes()),
                 Some(variant.as_bytes()),
@@ -361,4 +353,24 @@ pub fn now_ms() -> i64 {
 pub fn rfc3339_ms(ms: i64) -> String {
     let nanos = (ms.rem_euclid(1000) * 1_000_000) as u32;
     flags_core::Timestamp::from_unix(ms.div_euclid(1000), nanos).to_string()
+}
+
+/// Whether `variant` is an arm an exposure of `flag` may name: an arm of
+/// its experiment, or, for a flag analysed only by its guardrails, any of
+/// its variants (the control included).
+fn check_arm(info: &FlagInfo<'_>, flag: &str, variant: &str) -> Result<(), String> {
+    let known = match info.experiments().next() {
+        Some(experiment) => experiment.arms().any(|(arm, _)| arm == variant),
+        None if !info.guardrails().is_empty() => info.variants().any(|(name, _)| name == variant),
+        None => {
+            return Err(format!(
+                "flag `{flag}` runs no experiment and has no guardrail"
+            ));
+        }
+    };
+    if known {
+        Ok(())
+    } else {
+        Err(format!("`{variant}` is not an arm of `{flag}`"))
+    }
 }

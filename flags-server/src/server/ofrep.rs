@@ -4,7 +4,8 @@
 //! Success items carry `key`, `value`, `reason`, `variant` and `metadata`
 //! (plain strings, numbers and booleans: `flagVersion`, `configVersion` on
 //! single-flag answers, `ruleIndex`/`ruleName` when a rule decided, `bucket`
-//! when one was drawn, `enrolled` for flags running an experiment,
+//! when one was drawn, `enrolled` for flags running an experiment or with
+//! guardrails, `arm` when an enrolled unit counts under another variant,
 //! `stale`/`overridden` when true, `killedBy` when killed). A bulk answer's
 //! items carry only what belongs to their flag, so a client comparing cached
 //! items sees exactly the flags a save changed; the config version is in its
@@ -152,8 +153,13 @@ fn write_success(
     if let Some(bucket) = e.bucket {
         field(out, b",\"bucket\":", &bucket)?;
     }
-    if evaluated.has_experiment {
+    if evaluated.analysed {
         field(out, b",\"enrolled\":", &e.enrolled)?;
+    }
+    // The arm an exposure names, when it is not the variant served (a unit
+    // that fell through a guarded rollout counts as its control).
+    if let Some(arm) = e.arm.filter(|arm| Some(*arm) != e.variant) {
+        field(out, b",\"arm\":", arm)?;
     }
     if e.stale {
         out.extend_from_slice(b",\"stale\":true");

@@ -236,9 +236,9 @@ pub struct Published {
     flags: Arc<[FlagCounters]>,
 }
 
-/// Per flag: whether it runs an experiment, and its evaluation counters.
+/// Per flag: whether its exposures are analysed, and its evaluation counters.
 struct FlagCounters {
-    has_experiment: bool,
+    analysed: bool,
     variants: Box<[(Box<str>, Arc<AtomicU64>)]>,
 }
 
@@ -248,8 +248,9 @@ pub struct Evaluated<'s> {
     pub key: &'s str,
     /// The result.
     pub evaluation: Evaluation<'s>,
-    /// Whether the flag runs an experiment (so enrolment is worth reporting).
-    pub has_experiment: bool,
+    /// Whether the flag's exposures are analysed (it runs an experiment or
+    /// has guardrails), so enrolment is worth reporting.
+    pub analysed: bool,
 }
 
 impl Published {
@@ -258,7 +259,7 @@ impl Published {
         let flags = snapshot
             .flags()
             .map(|flag| FlagCounters {
-                has_experiment: flag.experiments().next().is_some(),
+                analysed: flag.experiments().next().is_some() || !flag.guardrails().is_empty(),
                 variants: flag
                     .variants()
                     .map(|(name, _)| (name.into(), metrics.evaluation_counter(flag.key(), name)))
@@ -332,7 +333,7 @@ impl Published {
         Evaluated {
             key,
             evaluation,
-            has_experiment: counters.has_experiment,
+            analysed: counters.analysed,
         }
     }
 }
