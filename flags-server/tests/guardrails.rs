@@ -155,12 +155,8 @@ impl<'a> Api<'a> {
 
     /// The value of `/metrics`' series `name` for `checkout`'s guardrail on `errors`.
     async fn series(&self, name: &str) -> f64 {
-        let metrics = self.metrics().await;
-        let prefix = format!("{name}{{flag=\"checkout\",metric=\"errors\"}} ");
-        metrics
-            .lines()
-            .find_map(|line| line.strip_prefix(&prefix)?.parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("no {prefix} in\n{metrics}"))
+        let series = format!("{name}{{flag=\"checkout\",metric=\"errors\"}}");
+        common::series_value(&self.metrics().await, &series)
     }
 
     /// Waits for a check that began after now to end: whatever the traffic
