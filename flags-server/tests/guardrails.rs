@@ -153,6 +153,12 @@ impl<'a> Api<'a> {
         response.text().await.unwrap()
     }
 
+    /// The value of `/metrics`' series `name` for `checkout`'s guardrail on `errors`.
+    async fn series(&self, name: &str) -> f64 {
+        let series = format!("{name}{{flag=\"checkout\",metric=\"errors\"}}");
+        common::series_value(&self.metrics().await, &series)
+    }
+
     /// Waits for a check that began after now to end: whatever the traffic
     /// sent so far makes has then been decided, and acted on.
     async fn next_check(&self) {
@@ -342,6 +348,7 @@ async fn a_harmful_rollout_is_killed_by_itself_and_stays_killed_until_revived() 
         flag["guardrails"][0]["decision"], "tripped",
         "restored: {flag}"
     );
+    assert_eq!(api.series("flags_guardrail_tripped").await, 1.0);
 
     let revive = |token: Option<&'static str>| {
         let base = restarted.base.clone();
@@ -380,6 +387,18 @@ async fn a_harmful_rollout_is_killed_by_itself_and_stays_killed_until_revived() 
     let guardrail = api.guardrail().await;
     assert_eq!(guardrail["decision"], "waiting", "{guardrail}");
     assert_eq!(guardrail["arms"][0]["phase"], 2, "{guardrail}");
+    assert_eq!(api.series("flags_guardrail_tripped").await, 0.0);
+    let results = common::command()
+        .args(["results", "checkout", "--config"])
+        .arg(&restarted.config)
+        .arg("--data")
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&results.stdout);
+    assert!(text.contains("  on: waiting at "), "{text}");
+    assert!(text.contains("(phase 2, "), "{text}");
+    assert!(!text.contains("tripped"), "{text}");
     assert_eq!(bodies(&receiver, "guardrail.tripped").len(), 1);
 }
 
@@ -511,18 +530,11 @@ async fn an_alert_notifies_once_kills_nothing_and_its_figures_are_shown() {
     let p_value = arm["p_value"].as_f64().unwrap();
     assert!(p_value < 0.05, "{arm}");
 
-    let metrics = api.metrics().await;
-    let series = |name: &str| {
-        let prefix = format!("{name}{{flag=\"checkout\",metric=\"errors\"}} ");
-        metrics
-            .lines()
-            .find_map(|line| line.strip_prefix(&prefix)?.parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("no {prefix} in\n{metrics}"))
-    };
-    assert_eq!(series("flags_guardrail_tripped"), 1.0);
+    assert_eq!(api.series("flags_guardrail_tripped").await, 1.0);
     // The endpoint and the gauge show the same running minimum (the next
     // check may only lower it).
-    assert!(series("flags_guardrail_p_value") <= p_value, "{metrics}");
+    let gauge = api.series("flags_guardrail_p_value").await;
+    assert!(gauge <= p_value, "{gauge} > {p_value}");
 
     // `flags results` reads the stored states, the server running or not.
     let results = |json: bool| {

@@ -13,10 +13,10 @@
 //!
 //! What a check carries is only valid for the flag version and analysis
 //! phase it was made in: a check of another version or phase starts afresh
-//! (that is how a guardrail re-arms after an edit). Within one, a `kill`
-//! guardrail that tripped stays tripped, and an acknowledged trip (the flag
-//! was revived) stays quiet; an `alert` guardrail's trip lasts while the
-//! harm does, so it notifies once per episode. Not here: reading the
+//! (that is how a guardrail re-arms after an edit, or after a revive, which
+//! starts a new phase). Within one, a `kill` guardrail that tripped stays
+//! tripped; an `alert` guardrail's trip lasts while the harm does, so it
+//! notifies once per episode. Not here: reading the
 //! figures (`figures`), storing states (`store`) or acting (`super`).
 
 use flags_core::guardrail::{Guardrail, GuardrailAction};
@@ -37,18 +37,10 @@ pub enum Decision {
     /// The limit is crossed: the guardrail acted (or, for `kill`, would
     /// have, had the flag not been killed already).
     Tripped,
-    /// Tripped, then the flag was revived: quiet until its version changes.
-    Acknowledged,
 }
 
 impl Decision {
-    const ALL: [Self; 5] = [
-        Self::Waiting,
-        Self::Clear,
-        Self::Above,
-        Self::Tripped,
-        Self::Acknowledged,
-    ];
+    const ALL: [Self; 4] = [Self::Waiting, Self::Clear, Self::Above, Self::Tripped];
 
     /// Its name, as stored and shown.
     pub fn as_str(self) -> &'static str {
@@ -57,7 +49,6 @@ impl Decision {
             Self::Clear => "clear",
             Self::Above => "above",
             Self::Tripped => "tripped",
-            Self::Acknowledged => "acknowledged",
         }
     }
 
@@ -71,9 +62,8 @@ impl Decision {
         match self {
             Self::Waiting => 0,
             Self::Clear => 1,
-            Self::Acknowledged => 2,
-            Self::Above => 3,
-            Self::Tripped => 4,
+            Self::Above => 2,
+            Self::Tripped => 3,
         }
     }
 }
@@ -254,7 +244,7 @@ impl<'a> Check<'a> {
     }
 
     /// The new state for `decision`, unless an earlier one settles it: a
-    /// `kill` trip stays, an acknowledged trip stays quiet.
+    /// `kill` trip stays.
     fn step(
         &self,
         decision: Decision,
@@ -263,12 +253,12 @@ impl<'a> Check<'a> {
         figures: Figures,
     ) -> Step {
         let before = self.previous.map(|p| p.decision);
-        let settled = match before {
-            Some(Decision::Acknowledged) => before,
-            Some(Decision::Tripped) if self.guardrail.action == GuardrailAction::Kill => before,
-            _ => None,
+        let decision = match before {
+            Some(Decision::Tripped) if self.guardrail.action == GuardrailAction::Kill => {
+                Decision::Tripped
+            }
+            _ => decision,
         };
-        let decision = settled.unwrap_or(decision);
         let decided_at = match self.previous {
             Some(p) if p.decision == decision => p.decided_at,
             _ => self.now,
@@ -420,6 +410,27 @@ mod tests {
         assert_eq!(other_version.state.flag_version, 8);
         let other_phase = Check::new(&kill, Some(&tripped), 7, 2, 2).absolute(0.1, 1, 300, 0);
         assert_eq!(other_phase.state.decision, Decision::Clear);
+
+        // A revive starts a new phase of the same version: the kill's trip
+        // is not carried, and the few units exposed since decide nothing.
+        let revived = Guardrail {
+            min_units: 100,
+            ..kill
+        };
+        let fresh = Check::new(&revived, Some(&tripped), 7, 2, 3)
+            .relative(
+                0.0,
+                Harm::Increase,
+                ALPHA,
+                &ArmInput::conversion("off", 20, 1),
+                &ArmInput::conversion("on", 20, 10),
+            )
+            .unwrap();
+        assert_eq!(
+            (fresh.state.decision, fresh.tripped, fresh.state.phase),
+            (Decision::Waiting, false, 2)
+        );
+        assert_eq!(fresh.state.decided_at, 3);
     }
 
     #[test]
@@ -502,19 +513,6 @@ mod tests {
         let second = relative(&alert, Some(&first.state), 2, (600, 30), (600, 30));
         assert!(first.tripped && !second.tripped);
         assert_eq!(second.state.decision, Decision::Tripped);
-    }
-
-    #[test]
-    fn an_acknowledged_trip_stays_quiet_for_its_version() {
-        let kill = guardrail(GuardrailAction::Kill, 1);
-        let mut acknowledged = relative(&kill, None, 1, (300, 10), (300, 120)).state;
-        acknowledged.decision = Decision::Acknowledged;
-        let next = relative(&kill, Some(&acknowledged), 2, (400, 10), (400, 200));
-        assert_eq!(
-            (next.state.decision, next.tripped),
-            (Decision::Acknowledged, false)
-        );
-        assert_eq!(next.state.checked_at, 2, "figures are still updated");
     }
 
     #[test]

@@ -7,19 +7,20 @@
 //! check at a time, the database work on a blocking thread); a check
 //! (`check_all`: per flag that serves its rules, per guardrail, read the
 //! figures, decide, act); the states in memory and their persistence (a
-//! check's states are stored as it ends, so a restart resumes them); and
-//! the acknowledgement of a trip when its kill is revived. A guardrail
-//! whose check fails (store unavailable, numbers the statistics refuse) is
-//! logged and shows the error in `GET /v1/guardrails`; the others go on.
+//! check's states are stored as it ends, so a restart resumes them). A
+//! guardrail whose check fails (store unavailable, numbers the statistics
+//! refuse) is logged and shows the error in `GET /v1/guardrails`; the
+//! others go on.
 //!
 //! A trip is never undone by itself: a `kill` guardrail that tripped stays
-//! tripped. Reviving the flag (`flags revive --server`, the admin API)
-//! acknowledges every tripped guardrail of the flag: they stay quiet for
-//! that flag version, and re-arm, from scratch, when the flag's definition
-//! changes (its version, and so its analysis phase, see
-//! `events::store::phase_key`), since the same evidence would otherwise
-//! kill it again at the next check. A flag killed by anything (the file, an
-//! admin, a guardrail) is not checked.
+//! tripped, and a flag killed by anything (the file, an admin, a guardrail)
+//! is not checked. A kill stops the flag's analysis phase and a revive
+//! (`flags revive --server`, the admin API) starts a new one (see
+//! `events::store::start_phases`), as does an edit of its definition
+//! (`events::store::phase_key`); states of another phase are not carried
+//! (`decide`), so the first check in the new phase re-arms every guardrail
+//! of the flag from scratch, on the units exposed since, and the evidence
+//! that tripped it does not kill it again.
 //!
 //! What it is not: the statistics (`flags_core::stats::guardrail`), the
 //! reading of figures (`figures`), the decision (`decide`), the table
@@ -46,7 +47,7 @@ use crate::events::schema;
 use crate::kills::Change;
 use crate::server::state::{AppState, ServerState};
 use crate::webhooks::{FlagChange, Notification};
-use decide::{ArmState, Check, Decision, Step};
+use decide::{ArmState, Check, Step};
 use store::{GuardrailStore, Key};
 
 /// The guardrails' states, and where they are stored.
@@ -127,25 +128,6 @@ impl Guardrails {
             Ok(_) => self.book().store_error.clone(),
             Err(error) => Some(error.clone()),
         }
-    }
-
-    /// Acknowledges every tripped guardrail of `flag` (its kill was
-    /// revived): they stay quiet until the flag's version changes. Blocks
-    /// on the disk.
-    pub fn acknowledge(&self, flag: &str) {
-        {
-            let mut book = self.book();
-            let now = now_ms();
-            let Book { states, dirty, .. } = &mut *book;
-            for (key, state) in states.iter_mut().filter(|(key, _)| key.flag == flag) {
-                if state.decision == Decision::Tripped {
-                    state.decision = Decision::Acknowledged;
-                    state.decided_at = now;
-                    dirty.insert(key.clone());
-                }
-            }
-        }
-        self.persist();
     }
 
     /// Decides under the lock with `decide` (given the states so far),
@@ -458,6 +440,7 @@ fn flag_change(flag: &FlagInfo<'_>, guardrail: &Guardrail, trip: &Trip) -> FlagC
 mod tests {
     use flags_core::{Overrides, compile};
 
+    use super::decide::Decision;
     use super::*;
 
     /// A 50% rollout guarded on a mean metric, then on a conversion metric.
@@ -554,8 +537,17 @@ mod tests {
         assert_eq!(guardrails.book().errors[&("f".to_string(), 1)], unavailable);
     }
 
+    /// Whether `/metrics` would show `f`'s guardrail on `metric` tripped.
+    fn tripped_gauge(guardrails: &Guardrails, metric: &str) -> bool {
+        let snapshot = compile(&config(50), &Overrides::new()).unwrap();
+        let book = guardrails.book();
+        let shown = view::flag_guardrails(&snapshot.flag("f").unwrap(), &book.states, &book.errors);
+        let gauges = view::gauges(&[shown]);
+        gauges.iter().find(|g| g.metric == metric).unwrap().tripped
+    }
+
     #[test]
-    fn a_trip_survives_a_restart_stays_quiet_once_acknowledged_and_re_arms_with_a_new_version() {
+    fn a_trip_survives_a_restart_and_a_new_phase_re_arms_it_from_scratch() {
         let (data, states) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let connection = events(data.path());
         let first = Guardrails::open(states.path(), Duration::from_secs(10));
@@ -564,19 +556,23 @@ mod tests {
 
         let restarted = Guardrails::open(states.path(), Duration::from_secs(10));
         assert_eq!(decision(&restarted, 1, "errors"), Some(Decision::Tripped));
+        // The kill's trip stays, and is not acted on again.
         assert!(check(&restarted, &config(50), Ok(&connection)).is_empty());
-        restarted.acknowledge("f");
-        assert!(check(&restarted, &config(50), Ok(&connection)).is_empty());
-        assert_eq!(
-            decision(&restarted, 1, "errors"),
-            Some(Decision::Acknowledged)
-        );
-        let stored = Guardrails::open(states.path(), Duration::from_secs(10));
-        assert_eq!(decision(&stored, 1, "errors"), Some(Decision::Acknowledged));
+        assert_eq!(decision(&restarted, 1, "errors"), Some(Decision::Tripped));
+        assert!(tripped_gauge(&restarted, "errors"));
 
-        // An edit (a new flag version) re-arms it; here the same figures
-        // trip it again (the server reads a new phase of the version).
-        let acted = check(&restarted, &config(60), Ok(&connection));
-        assert_eq!(acted, [(1, vec![Some("on".to_string())])]);
+        // A revive starts phase 2 (as the events' writer records it), with
+        // no unit exposed yet: the guardrail waits, and the gauge drops.
+        connection
+            .execute_batch(
+                "INSERT INTO phases (flag, number, assignment, started)
+                 VALUES ('f', 1, 'a', 0), ('f', 2, 'a', 1);",
+            )
+            .unwrap();
+        assert!(check(&restarted, &config(50), Ok(&connection)).is_empty());
+        assert_eq!(decision(&restarted, 1, "errors"), Some(Decision::Waiting));
+        assert!(!tripped_gauge(&restarted, "errors"));
+        let stored = Guardrails::open(states.path(), Duration::from_secs(10));
+        assert_eq!(decision(&stored, 1, "errors"), Some(Decision::Waiting));
     }
 }

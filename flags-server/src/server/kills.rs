@@ -52,8 +52,8 @@ pub async fn kill(
 }
 
 /// `POST /v1/admin/flags/{key}/revive` (admin): clears runtime kills; the
-/// file's `enabled = false` stays in force. Reviving a guardrail's kill
-/// acknowledges the flag's tripped guardrails (see `crate::guardrails`).
+/// file's `enabled = false` stays in force. The revive starts a new analysis
+/// phase, in which the flag's guardrails re-arm (see `crate::guardrails`).
 pub async fn revive(
     State(state): State<AppState>,
     _: Admin,
@@ -61,15 +61,7 @@ pub async fn revive(
 ) -> Result<Response, ApiError> {
     let Path(key) = key.map_err(|e| ApiError::general(e.body_text()))?;
     let outcome = off_the_executor(&state, &key, |state, key| {
-        let outcome = state.kills.revive(&state.live, key)?;
-        if let Some(RuntimeKill {
-            by: KilledBy::Guardrail(_),
-            ..
-        }) = &outcome.cleared
-        {
-            state.guardrails.acknowledge(key);
-        }
-        Some(outcome)
+        state.kills.revive(&state.live, key)
     })
     .await?;
     notify(&state, &key, &outcome);

@@ -225,9 +225,15 @@ impl Drop for Server {
 /// client sends the admin token).
 pub async fn metric(server: &Server, series: &str) -> f64 {
     let text = server.get("/metrics").await.text().await.unwrap();
-    text.lines()
+    series_value(&text, series)
+}
+
+/// The value of one series in the text of `/metrics`.
+pub fn series_value(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
 }
 
 /// Status and JSON body of a response.
