@@ -346,6 +346,26 @@ fn srm_with_a_zero_weight_arm_weighs_the_others_and_flags_any_unit_in_it() {
     );
 }
 
+/// Found by `stats_proptest` in CI: a tiny positive weight beside a huge
+/// one scales to 0 but is not a zero-weight arm, and units near i64::MAX
+/// in several arms must not overflow a sum.
+#[test]
+fn srm_tells_tiny_weights_from_zero_and_sums_huge_counts_without_overflow() {
+    let units = [0, i64::MAX, 0, i64::MAX, 0];
+    let weights = [0.0, f64::MIN_POSITIVE, 0.0, f64::MIN_POSITIVE, f64::MAX];
+    let result = srm::chi_square(&units, &weights).unwrap();
+    assert_eq!(result.reason, None, "no unit is in an arm of weight 0");
+    assert_eq!(result.df, 2);
+    assert!(result.mismatch);
+    let zero_weight_units = srm::chi_square(&[i64::MAX, i64::MAX, 1], &[0.0, 0.0, 1.0]).unwrap();
+    assert!(
+        zero_weight_units
+            .reason
+            .unwrap()
+            .starts_with("18446744073709551614 units in arms of weight 0")
+    );
+}
+
 #[test]
 fn sequential_p_value_is_a_running_minimum() {
     let settings = SequentialSettings::default();

@@ -90,13 +90,16 @@ pub fn chi_square(units: &[i64], weights: &[f64]) -> Result<SrmResult, InputErro
     };
     let weight_sum: f64 = w.iter().sum();
     let expected: Vec<f64> = w.iter().map(|w| total * w / weight_sum).collect();
-    let positive_arms = w.iter().filter(|w| **w > 0.0).count() as u64;
+    // Zero means zero as given: a tiny weight scaled down to 0 above is
+    // still an arm that expects units. Units are summed wide, since several
+    // arms near i64::MAX overflow an i64.
+    let positive_arms = weights.iter().filter(|w| **w > 0.0).count() as u64;
     let df = positive_arms - 1;
-    let unexpected: i64 = units
+    let unexpected: i128 = units
         .iter()
-        .zip(&w)
+        .zip(weights)
         .filter(|(_, w)| **w == 0.0)
-        .map(|(u, _)| u)
+        .map(|(&u, _)| i128::from(u))
         .sum();
     let (statistic, p, reason) = if unexpected > 0 {
         let reason = format!(
