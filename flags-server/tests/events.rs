@@ -529,6 +529,47 @@ async fn a_huge_value_is_refused_and_the_metric_keeps_reading_out() {
     );
 }
 
+/// The aggregates are updated by differences: a unit total that goes from
+/// 1e12 back to 0.3 leaves a rounding error of about 1e8 in an arm's sum of
+/// squares, which made it impossible and the readout an error. Such an arm
+/// is summed afresh from the per-unit totals.
+#[tokio::test]
+async fn values_that_nearly_cancel_leave_the_metric_readable_and_exact() {
+    let server = Server::start(AB_CONFIG);
+    let t0 = "2026-01-01T00:00:00Z";
+    let after = "2026-01-02T00:00:00Z";
+    let (_, receipt) = send(
+        &server,
+        json!([
+            exposure("e1", "blue", "b0", t0),
+            exposure("e2", "blue", "b1", t0),
+            exposure("e3", "green", "g0", t0),
+            conversion("r1", "revenue", "b1", Some(2.0), after),
+            conversion("r2", "revenue", "g0", Some(4.0), after),
+        ]),
+    )
+    .await;
+    assert_eq!(receipt["stored"], 5, "{receipt}");
+    // Two batches, so the writer applies them one after the other.
+    for (id, value) in [("big", 1e12), ("back", -999_999_999_999.5)] {
+        let (_, receipt) = send(
+            &server,
+            json!([conversion(id, "revenue", "b0", Some(value), after)]),
+        )
+        .await;
+        assert_eq!(receipt["stored"], 1, "{receipt}");
+    }
+    let (status, results) = status_json(server.get("/v1/experiments/color/results").await).await;
+    assert_eq!(status, 200, "{results}");
+    let revenue = &results["metrics"][1];
+    assert!(revenue["analysis"].is_object(), "{revenue}");
+    // b0's total is 0.5 exactly (both values are exact in binary), b1's 2.
+    assert_eq!(
+        revenue["inputs"][0],
+        json!({"name": "blue", "units": 2, "sum": 2.5, "sum_of_squares": 4.25})
+    );
+}
+
 #[tokio::test]
 async fn values_at_the_bound_keep_every_sum_and_readout_finite() {
     let server = Server::start(AB_CONFIG);

@@ -17,7 +17,7 @@
 //! results`. Not here: the statistics themselves (`flags_core`).
 
 use flags_core::stats::{
-    self, Analysis, AnalysisRequest, ArmInput, MetricKind, Plan, PlanningRequest,
+    self, Analysis, AnalysisRequest, ArmInput, MeanStats, MetricKind, Plan, PlanningRequest,
     SequentialSettings, SrmResult,
 };
 use flags_core::{ExperimentInfo, MetricDefinition, Snapshot, bucket::BUCKETS};
@@ -538,10 +538,15 @@ pub(crate) fn exposed_units(
 /// The sufficient statistics of `metric` per arm, in arm order, given
 /// the units `exposed` per arm (arms without events are zeros).
 ///
-/// A metric without `cap` or `window` is read from the aggregates the
-/// writer keeps. One with either is computed here from each unit's events,
-/// so that changing `cap` or `window` (which starts no phase) re-reads
-/// every phase with the new setting, without rebuilding anything.
+/// A plain metric is read from the aggregates the writer keeps. Those are
+/// updated by differences, so values that nearly cancel (+1e12, then
+/// -999999999999.7) can leave a sum of squares that rounding made
+/// impossible; such an arm is then summed afresh from the per-unit totals
+/// ([`FROM_UNIT_TOTALS`]). `cap` is applied to those per-unit totals too.
+/// `window` needs each event's time, so a metric with one is computed from
+/// the raw events ([`WINDOWED`]), which `--retain` deletes once old.
+/// Changing `cap` or `window` (which starts no phase) re-reads every phase
+/// with the new setting, without rebuilding anything.
 pub(crate) fn arm_inputs(
     connection: &Connection,
     flag: &str,
@@ -551,38 +556,31 @@ pub(crate) fn arm_inputs(
     exposed: &[i64],
     window: &Window,
 ) -> rusqlite::Result<Vec<ArmInput>> {
-    let mut statement = if definition.cap.is_none() && definition.window.is_none() {
-        connection.prepare_cached(
-            "SELECT variant, converted, sum, sum_of_squares FROM arm_outcomes
-             WHERE flag = ?1 AND phase = ?2 AND metric = ?3",
-        )?
-    } else {
-        connection.prepare_cached(CAPPED_AND_WINDOWED)?
-    };
-    let window_ms = definition.window.map(|w| w.as_millis() as i64);
-    let mut rows = if definition.cap.is_none() && definition.window.is_none() {
-        statement.query(params![flag, window.number, metric])?
-    } else {
-        statement.query(params![
-            flag,
-            window.number,
-            metric,
-            window_ms,
-            window.end,
-            definition.cap
-        ])?
-    };
-    let mut per_arm = vec![(0_i64, 0.0_f64, 0.0_f64); arms.len()];
-    while let Some(row) = rows.next()? {
-        let variant: String = row.get(0)?;
-        if let Some(i) = arms.iter().position(|name| *name == variant) {
-            per_arm[i] = (row.get(1)?, row.get(2)?, row.get(3)?);
+    let sums = match (definition.window, definition.cap) {
+        (Some(span), cap) => {
+            let span_ms = span.as_millis() as i64;
+            let parameters = params![flag, window.number, metric, span_ms, window.end, cap];
+            sums_per_arm(connection, WINDOWED, parameters, arms)?
         }
-    }
+        (None, Some(cap)) => {
+            let parameters = params![flag, window.number, metric, cap];
+            sums_per_arm(connection, FROM_UNIT_TOTALS, parameters, arms)?
+        }
+        (None, None) => {
+            let parameters = params![flag, window.number, metric];
+            let kept = sums_per_arm(connection, FROM_AGGREGATES, parameters, arms)?;
+            if definition.kind == MetricKind::Mean && !all_possible(&kept, exposed) {
+                let parameters = params![flag, window.number, metric, None::<f64>];
+                sums_per_arm(connection, FROM_UNIT_TOTALS, parameters, arms)?
+            } else {
+                kept
+            }
+        }
+    };
     Ok(arms
         .iter()
         .zip(exposed)
-        .zip(per_arm)
+        .zip(sums)
         .map(
             |((name, units), (converted, sum, sum_of_squares))| match definition.kind {
                 MetricKind::Conversion => ArmInput::conversion(name, *units, converted),
@@ -592,12 +590,70 @@ pub(crate) fn arm_inputs(
         .collect())
 }
 
+/// Per arm, in `arms` order: (units with an event, sum, sum of squares),
+/// from a query answering (variant, those three) per variant.
+fn sums_per_arm(
+    connection: &Connection,
+    query: &str,
+    parameters: &[&dyn rusqlite::ToSql],
+    arms: &[&str],
+) -> rusqlite::Result<Vec<(i64, f64, f64)>> {
+    let mut statement = connection.prepare_cached(query)?;
+    let mut rows = statement.query(parameters)?;
+    let mut per_arm = vec![(0_i64, 0.0_f64, 0.0_f64); arms.len()];
+    while let Some(row) = rows.next()? {
+        let variant: String = row.get(0)?;
+        if let Some(i) = arms.iter().position(|name| *name == variant) {
+            per_arm[i] = (row.get(1)?, row.get(2)?, row.get(3)?);
+        }
+    }
+    Ok(per_arm)
+}
+
+/// Whether every arm's sums are possible for a mean metric's statistics.
+fn all_possible(sums: &[(i64, f64, f64)], exposed: &[i64]) -> bool {
+    sums.iter()
+        .zip(exposed)
+        .all(|(&(_, sum, sum_of_squares), &units)| {
+            MeanStats {
+                units,
+                sum,
+                sum_of_squares,
+            }
+            .validate()
+            .is_ok()
+        })
+}
+
+/// Per arm of phase ?2 of flag ?1 and metric ?3, as the writer keeps them.
+const FROM_AGGREGATES: &str = "
+    SELECT variant, converted, sum, sum_of_squares FROM arm_outcomes
+    WHERE flag = ?1 AND phase = ?2 AND metric = ?3";
+
+/// Per arm of phase ?2 of flag ?1: units with an event of metric ?3, and
+/// the sum and sum of squares of their totals capped at ?4 (none when
+/// NULL), from the per-unit totals (SQLite's `total` sums with error
+/// compensation). Units exposed to several variants are left out, as in
+/// the aggregates.
+const FROM_UNIT_TOTALS: &str = "
+    WITH exposed AS (
+        SELECT unit, min(variant) AS variant FROM exposures
+        WHERE flag = ?1 AND phase = ?2 GROUP BY unit HAVING count(*) = 1
+    ), totals AS (
+        SELECT e.variant, o.events,
+               CASE WHEN ?4 IS NULL THEN o.total ELSE min(o.total, ?4) END AS total
+        FROM exposed e JOIN unit_outcomes o
+          ON o.flag = ?1 AND o.phase = ?2 AND o.unit = e.unit AND o.metric = ?3
+    )
+    SELECT variant, sum(events > 0), total(total), total(total * total)
+    FROM totals GROUP BY variant";
+
 /// Per arm of phase ?2 of flag ?1: units with an event of metric ?3, and
 /// the sum and sum of squares of unit totals capped at ?6 (none when
 /// NULL), counting events from the unit's first exposure until ?4 ms later
 /// (no limit when NULL) or the phase's end ?5, whichever comes first. Units
 /// exposed to several variants are left out, as in the aggregates.
-const CAPPED_AND_WINDOWED: &str = "
+const WINDOWED: &str = "
     WITH exposed AS (
         SELECT unit, min(variant) AS variant, min(time) AS first FROM exposures
         WHERE flag = ?1 AND phase = ?2 GROUP BY unit HAVING count(*) = 1

@@ -454,7 +454,9 @@ mod tests {
     }
 
     /// 200 units a side; errors at 5% and 40%; latency sums that no real
-    /// values can give (a sum of squares below sum^2 / units).
+    /// values can give (a sum of squares below sum^2 / units), and a unit
+    /// total that is not even finite, so that summing afresh from the
+    /// per-unit totals fails too.
     fn events(dir: &Path) -> Connection {
         let connection = schema::open_for_writing(dir).unwrap();
         connection
@@ -462,7 +464,9 @@ mod tests {
                 "INSERT INTO arm_units VALUES ('f', 1, 'off', 200), ('f', 1, 'on', 200);
                  INSERT INTO arm_outcomes VALUES
                      ('f', 1, 'off', 'errors', 10, 10, 10), ('f', 1, 'on', 'errors', 80, 80, 80),
-                     ('f', 1, 'off', 'latency', 0, 100, 1), ('f', 1, 'on', 'latency', 0, 100, 1);",
+                     ('f', 1, 'off', 'latency', 0, 100, 1), ('f', 1, 'on', 'latency', 0, 100, 1);
+                 INSERT INTO exposures (flag, phase, unit, variant, time) VALUES ('f', 1, 'u', 'on', 0);
+                 INSERT INTO unit_outcomes VALUES ('f', 1, 'u', 'latency', 1, 1e999);",
             )
             .unwrap();
         connection
