@@ -1,24 +1,26 @@
 //! Property tests: nothing in the core panics on any config or context.
 //!
 //! Configs come from a structured generator: a random *recipe* (flags,
-//! segments, layers, metrics, rules, conditions, splits, experiments,
-//! schedules, prerequisites) is built into a TOML table that is valid by
-//! construction, then optionally *corrupted* in ways each known to be
-//! invalid (bad names, percentages with too many decimals, weights not
-//! summing to 100, unknown variants, wrong types, unknown fields, cycles,
-//! overlapping layers...), and finally rendered as text that may be mutated
-//! raw (truncated, spliced, lines dropped or repeated).
+//! segments, layers, metrics with caps and windows, rules, conditions,
+//! splits, experiments, schedules, prerequisites, guardrails) is built into
+//! a TOML table that is valid by construction, then optionally *corrupted*
+//! in ways each known to be invalid (bad names, percentages with too many
+//! decimals, weights not summing to 100, unknown variants, wrong types,
+//! unknown fields, cycles, overlapping layers, guardrails and metric options
+//! out of range...), and finally rendered as text that may be mutated raw
+//! (truncated, spliced, lines dropped or repeated).
 //!
 //! Properties: compiling never panics; every diagnostic has a 1-based
 //! position and a message; what the generator built as valid compiles, what
 //! it corrupted does not; a merge over the last valid snapshot keeps every
 //! flag the new file still names; and evaluating every flag for random
-//! contexts and instants never panics, serves one of the flag's variants, and
-//! is deterministic (also when explained).
+//! contexts and instants never panics, serves one of the flag's variants, is
+//! deterministic (also when explained), and enrols only where an experiment
+//! or a guardrail compares, under an arm that is one of the flag's variants.
 
 use flags_core::{
-    AttrValue, Context, Diagnostics, List, Overrides, Reason, Snapshot, Timestamp, Trace, compile,
-    compile_merged,
+    AttrValue, Context, Diagnostics, Evaluation, FlagInfo, List, Overrides, Reason, Snapshot,
+    Timestamp, Trace, compile, compile_merged,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -38,8 +40,17 @@ const RICH_CONFIG: &str = include_str!("../../fuzz/src/rich.toml");
 struct Recipe {
     segments: Vec<SegmentRecipe>,
     layers: Vec<(String, Option<String>)>,
-    metrics: Vec<(String, bool)>,
+    metrics: Vec<MetricRecipe>,
     flags: Vec<FlagRecipe>,
+}
+
+#[derive(Clone, Debug)]
+struct MetricRecipe {
+    suffix: String,
+    conversion: bool,
+    /// Used only on `mean` metrics (a conversion metric may not have one).
+    cap: Option<f64>,
+    window: Option<&'static str>,
 }
 
 #[derive(Clone, Debug)]
@@ -75,6 +86,34 @@ struct FlagRecipe {
     bucket_by: Option<String>,
     requires: Vec<(usize, usize)>,
     rules: Vec<RuleRecipe>,
+    /// Built only when the recipe declares metrics.
+    guardrails: Vec<GuardrailRecipe>,
+}
+
+#[derive(Clone, Debug)]
+struct GuardrailRecipe {
+    /// Index into the declared metrics.
+    metric: usize,
+    test: GuardrailTestRecipe,
+    min_units: Option<i64>,
+    /// `action`: `alert` when true, `kill` when false.
+    alert: Option<bool>,
+}
+
+#[derive(Clone, Debug)]
+enum GuardrailTestRecipe {
+    /// Built as an absolute one when no rule of the flag draws a bucket: a
+    /// relative guardrail needs a control to compare with.
+    Relative {
+        /// Taken modulo 100 for a decrease.
+        max_increase: Option<f64>,
+        decrease: Option<bool>,
+        alpha: Option<f64>,
+    },
+    Absolute {
+        max_rate: f64,
+        window: &'static str,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -430,6 +469,65 @@ fn action_recipe() -> impl Strategy<Value = ActionRecipe> {
     ]
 }
 
+/// Spans `window` accepts (a bare number is seconds).
+const WINDOWS: &[&str] = &["250ms", "30s", "5m", "1h", "7d", "1", "36500d"];
+
+fn metric_recipe() -> impl Strategy<Value = MetricRecipe> {
+    let cap = prop_oneof![
+        0.001f64..1e6,
+        select(&[f64::MIN_POSITIVE, 1.0, f64::MAX][..]),
+    ];
+    (
+        suffix(),
+        any::<bool>(),
+        proptest::option::of(cap),
+        proptest::option::of(select(WINDOWS)),
+    )
+        .prop_map(|(suffix, conversion, cap, window)| MetricRecipe {
+            suffix,
+            conversion,
+            cap,
+            window,
+        })
+}
+
+/// A percentage in `0..100`, edges included.
+fn percentage_below_100() -> impl Strategy<Value = f64> {
+    prop_oneof![0.0f64..100.0, select(&[0.0, 99.9999][..])]
+}
+
+fn guardrail_recipe() -> impl Strategy<Value = GuardrailRecipe> {
+    let relative = (
+        proptest::option::of(prop_oneof![percentage_below_100(), Just(1e300)]),
+        proptest::option::of(any::<bool>()),
+        proptest::option::of(prop_oneof![
+            0.001f64..0.999,
+            select(&[f64::MIN_POSITIVE, 0.999_999][..])
+        ]),
+    )
+        .prop_map(
+            |(max_increase, decrease, alpha)| GuardrailTestRecipe::Relative {
+                max_increase,
+                decrease,
+                alpha,
+            },
+        );
+    let absolute = (percentage_below_100(), select(WINDOWS))
+        .prop_map(|(max_rate, window)| GuardrailTestRecipe::Absolute { max_rate, window });
+    (
+        0usize..4,
+        prop_oneof![relative, absolute],
+        proptest::option::of(prop_oneof![1i64..1000, Just(i64::MAX)]),
+        proptest::option::of(any::<bool>()),
+    )
+        .prop_map(|(metric, test, min_units, alert)| GuardrailRecipe {
+            metric,
+            test,
+            min_units,
+            alert,
+        })
+}
+
 fn rule_recipe() -> impl Strategy<Value = RuleRecipe> {
     (
         proptest::option::of(shared_string()),
@@ -478,12 +576,13 @@ fn flag_recipe() -> impl Strategy<Value = FlagRecipe> {
             proptest::option::of(prop_oneof![Just("key".to_string()), "[a-z_]{1,8}"]),
             vec((0usize..8, 0usize..8), 0..3),
             vec(rule_recipe(), 0..4),
+            vec(guardrail_recipe(), 0..4),
         ),
     )
         .prop_map(
             |(
                 (suffix, kind, values, default, give_default, off),
-                (enabled, description, salt, bucket_by, requires, rules),
+                (enabled, description, salt, bucket_by, requires, rules, guardrails),
             )| FlagRecipe {
                 suffix,
                 kind,
@@ -497,6 +596,7 @@ fn flag_recipe() -> impl Strategy<Value = FlagRecipe> {
                 bucket_by,
                 requires,
                 rules,
+                guardrails,
             },
         )
 }
@@ -505,7 +605,7 @@ fn recipe() -> impl Strategy<Value = Recipe> {
     (
         vec(segment_recipe(), 0..3),
         vec((suffix(), proptest::option::of(shared_string())), 0..3),
-        vec((suffix(), any::<bool>()), 0..3),
+        vec(metric_recipe(), 0..3),
         vec(flag_recipe(), 1..5),
     )
         .prop_map(|(segments, layers, metrics, flags)| Recipe {
@@ -692,6 +792,84 @@ fn variant_value(kind: VariantKind, seed: &(bool, String, i64, f64)) -> Value {
     }
 }
 
+fn metric(recipe: &MetricRecipe) -> Value {
+    let kind = if recipe.conversion {
+        "conversion"
+    } else {
+        "mean"
+    };
+    let mut t = Table::new();
+    t.insert("kind".into(), string(kind));
+    if let Some(cap) = recipe.cap.filter(|_| !recipe.conversion) {
+        t.insert("cap".into(), Value::Float(cap));
+    }
+    if let Some(window) = recipe.window {
+        t.insert("window".into(), string(window));
+    }
+    Value::Table(t)
+}
+
+/// Whether a rule draws a bucket (a rollout, a schedule or a split), so a
+/// relative guardrail has a control to compare with.
+fn draws_bucket(rule: &RuleRecipe) -> bool {
+    !matches!(
+        rule.action,
+        ActionRecipe::Serve {
+            rollout: RolloutRecipe::All,
+            ..
+        }
+    )
+}
+
+/// A valid guardrail over one of `metrics` (not empty).
+fn guardrail(recipe: &GuardrailRecipe, metrics: &[String], randomized: bool) -> Value {
+    let mut t = Table::new();
+    let metric = metrics[recipe.metric % metrics.len()].clone();
+    t.insert("metric".into(), string(metric));
+    match &recipe.test {
+        GuardrailTestRecipe::Relative {
+            max_increase,
+            decrease,
+            alpha,
+        } if randomized => {
+            let decrease = *decrease;
+            if let Some(direction) = decrease {
+                let word = if direction { "decrease" } else { "increase" };
+                t.insert("direction".into(), string(word));
+            }
+            if let Some(max_increase) = max_increase {
+                let max_increase = if decrease == Some(true) {
+                    max_increase % 100.0
+                } else {
+                    *max_increase
+                };
+                t.insert("max_increase".into(), Value::Float(max_increase));
+            }
+            if let Some(alpha) = alpha {
+                t.insert("alpha".into(), Value::Float(*alpha));
+            }
+        }
+        GuardrailTestRecipe::Relative { .. } => {
+            t.insert("max_rate".into(), Value::Float(1.0));
+            t.insert("window".into(), string("5m"));
+        }
+        GuardrailTestRecipe::Absolute { max_rate, window } => {
+            t.insert("max_rate".into(), Value::Float(*max_rate));
+            t.insert("window".into(), string(*window));
+        }
+    }
+    if let Some(min_units) = recipe.min_units {
+        t.insert("min_units".into(), Value::Integer(min_units));
+    }
+    if let Some(alert) = recipe.alert {
+        t.insert(
+            "action".into(),
+            string(if alert { "alert" } else { "kill" }),
+        );
+    }
+    Value::Table(t)
+}
+
 /// Names of the entries a recipe declares, so rules can refer to them.
 struct Names {
     segments: Vec<String>,
@@ -711,7 +889,7 @@ fn build(recipe: &Recipe) -> Table {
             .map(|(i, l)| format!("l{i}-{}", l.0))
             .collect(),
         metrics: (recipe.metrics.iter().enumerate())
-            .map(|(i, m)| format!("m{i}-{}", m.0))
+            .map(|(i, m)| format!("m{i}-{}", m.suffix))
             .collect(),
         flags: (recipe.flags.iter().enumerate())
             .map(|(i, f)| format!("f{i}-{}", f.suffix))
@@ -748,9 +926,8 @@ fn build(recipe: &Recipe) -> Table {
     root.insert("layers".into(), Value::Table(layers));
 
     let mut metrics = Table::new();
-    for (name, (_, conversion)) in names.metrics.iter().zip(&recipe.metrics) {
-        let kind = if *conversion { "conversion" } else { "mean" };
-        metrics.insert(name.clone(), table([("kind", string(kind))]));
+    for (name, m) in names.metrics.iter().zip(&recipe.metrics) {
+        metrics.insert(name.clone(), metric(m));
     }
     root.insert("metrics".into(), Value::Table(metrics));
 
@@ -897,6 +1074,13 @@ fn build(recipe: &Recipe) -> Table {
         if !rules.is_empty() {
             t.insert("rules".into(), Value::Array(rules));
         }
+        if !names.metrics.is_empty() && !f.guardrails.is_empty() {
+            let randomized = f.rules.iter().any(draws_bucket);
+            let guardrails = (f.guardrails.iter())
+                .map(|g| guardrail(g, &names.metrics, randomized))
+                .collect();
+            t.insert("guardrails".into(), Value::Array(guardrails));
+        }
         flags.insert(names.flags[i].clone(), Value::Table(t));
     }
     root.insert("flags".into(), Value::Table(flags));
@@ -933,6 +1117,11 @@ enum Corruption {
     LayerOverlap(usize, usize),
     /// Adds a segment with neither `keys` nor `when`.
     EmptySegment,
+    /// Gives a flag a guardrail that cannot compile (see `BAD_GUARDRAILS`),
+    /// or a relative one while no rule of the flag draws a bucket.
+    BadGuardrail(usize, usize),
+    /// Declares a metric whose `cap` or `window` cannot compile.
+    BadMetricOption(usize),
     /// Breaks the file as a whole: version, unknown top-level key, a section that is not a table.
     Fatal(usize),
 }
@@ -955,9 +1144,77 @@ fn corruption() -> impl Strategy<Value = Corruption> {
         (i(), any::<bool>()).prop_map(|(f, both)| BadAction(f, both)),
         (i(), i()).prop_map(|(a, b)| LayerOverlap(a, b)),
         Just(EmptySegment),
+        (i(), 0usize..=BAD_GUARDRAILS.len()).prop_map(|(f, k)| BadGuardrail(f, k)),
+        (0usize..BAD_METRIC_OPTIONS.len()).prop_map(BadMetricOption),
         (0usize..4).prop_map(Fatal),
     ]
 }
+
+/// Guardrail keys after `metric = M` (M a declared metric, if any; unless
+/// they set `metric` themselves), each set invalid: out-of-range or NaN-like
+/// numbers, unknown words, bad windows, relative and absolute keys mixed,
+/// wrong types, unknown fields.
+const BAD_GUARDRAILS: &[&str] = &[
+    "max_increase = -1",
+    "max_increase = nan",
+    "max_increase = inf",
+    "max_increase = -0.000001",
+    "direction = \"decrease\", max_increase = 100",
+    "direction = \"decrease\", max_increase = 1e300",
+    "direction = \"up\"",
+    "direction = \"\"",
+    "alpha = 0",
+    "alpha = 1",
+    "alpha = -0.5",
+    "alpha = nan",
+    "alpha = inf",
+    "min_units = 0",
+    "min_units = -9223372036854775808",
+    "action = \"page\"",
+    "action = \"KILL\"",
+    "max_rate = 5",
+    "window = \"5m\"",
+    "max_rate = 5, window = \"5 minutes\"",
+    "max_rate = 5, window = \"\"",
+    "max_rate = 5, window = \"0s\"",
+    "max_rate = 5, window = \"-1h\"",
+    "max_rate = 5, window = \"36501d\"",
+    "max_rate = 5, window = \"18446744073709551615d\"",
+    "max_rate = 5, window = \"99999999999999999999999\"",
+    "max_rate = 100, window = \"5m\"",
+    "max_rate = -0.5, window = \"5m\"",
+    "max_rate = nan, window = \"5m\"",
+    "max_rate = 1.7976931348623157e308, window = \"5m\"",
+    "max_rate = 5, window = \"5m\", max_increase = 1",
+    "max_rate = 5, window = \"5m\", direction = \"increase\", alpha = 0.05",
+    "max_rate = 5, window = 300",
+    "max_rate = \"5\", window = \"5m\"",
+    "max_increase = \"5\"",
+    "min_units = 1.5",
+    "action = 1",
+    "colour = 1",
+    "metric = \"ghost-metric\"",
+    "metric = 5",
+    "metric = \"\"",
+];
+
+/// Metrics whose `cap` or `window` is invalid.
+const BAD_METRIC_OPTIONS: &[&str] = &[
+    "{ kind = \"conversion\", cap = 5 }",
+    "{ kind = \"mean\", cap = 0 }",
+    "{ kind = \"mean\", cap = -0.0 }",
+    "{ kind = \"mean\", cap = -1 }",
+    "{ kind = \"mean\", cap = nan }",
+    "{ kind = \"mean\", cap = inf }",
+    "{ kind = \"mean\", cap = \"5\" }",
+    "{ kind = \"mean\", window = \"5 minutes\" }",
+    "{ kind = \"mean\", window = \"\" }",
+    "{ kind = \"conversion\", window = \"0d\" }",
+    "{ kind = \"conversion\", window = \"-1h\" }",
+    "{ kind = \"mean\", window = \"1w\" }",
+    "{ kind = \"mean\", window = \"99999999999d\" }",
+    "{ kind = \"mean\", window = 7 }",
+];
 
 fn section_mut<'t>(root: &'t mut Table, name: &str) -> &'t mut Table {
     root.entry(name)
@@ -1316,6 +1573,36 @@ impl Corruption {
             EmptySegment => {
                 section_mut(root, "segments").insert("s-empty".into(), Value::Table(Table::new()));
             }
+            BadGuardrail(pick, kind) => {
+                let metric = (root.get("metrics").and_then(Value::as_table))
+                    .and_then(|metrics| metrics.keys().next().cloned())
+                    .unwrap_or_else(|| "ghost-metric".into());
+                let Some((_, flag)) = flag_mut(root, pick) else {
+                    return;
+                };
+                let guardrail = match BAD_GUARDRAILS.get(kind) {
+                    // Those that set `metric` themselves replace the declared one.
+                    Some(keys) if keys.starts_with("metric") => {
+                        parse_value(&format!("{{ {keys} }}"))
+                    }
+                    Some(keys) => parse_value(&format!("{{ metric = {metric:?}, {keys} }}")),
+                    None => {
+                        // Relative (the default) with no rule that draws a bucket.
+                        flag.remove("rules");
+                        table([("metric", string(metric))])
+                    }
+                };
+                let guardrails = flag
+                    .entry("guardrails")
+                    .or_insert_with(|| Value::Array(Vec::new()));
+                if let Value::Array(guardrails) = guardrails {
+                    guardrails.push(guardrail);
+                }
+            }
+            BadMetricOption(kind) => {
+                let metric = parse_value(BAD_METRIC_OPTIONS[kind]);
+                section_mut(root, "metrics").insert("m-bad-option".into(), metric);
+            }
             Fatal(kind) => match kind {
                 0 => {
                     root.insert("version".into(), Value::Integer(2));
@@ -1350,8 +1637,11 @@ fn key(name: &str) -> String {
     }
 }
 
-/// Writes `root` as a person would: a table header per entry, rules as
-/// `[[flags.NAME.rules]]`, everything else inline.
+/// Keys of an entry written as arrays of tables (`[[flags.NAME.rules]]`).
+const TABLE_ARRAYS: &[&str] = &["rules", "guardrails"];
+
+/// Writes `root` as a person would: a table header per entry, rules and
+/// guardrails as `[[flags.NAME.rules]]`, everything else inline.
 fn render(root: &Table) -> String {
     let mut out = String::new();
     let mut sections = Vec::new();
@@ -1371,20 +1661,24 @@ fn render(root: &Table) -> String {
             let entry = entry.as_table().expect("checked above");
             let header = format!("{}.{}", key(section), key(name));
             out.push_str(&format!("\n[{header}]\n"));
-            let rules = match entry.get("rules") {
-                Some(Value::Array(rules)) if rules.iter().all(Value::is_table) => Some(rules),
-                _ => None,
+            let is_table_array = |k: &str, v: &Value| {
+                TABLE_ARRAYS.contains(&k)
+                    && matches!(v, Value::Array(items) if items.iter().all(Value::is_table))
             };
             for (k, v) in entry {
-                if k == "rules" && rules.is_some() {
+                if !is_table_array(k, v) {
+                    out.push_str(&format!("{} = {v}\n", key(k)));
+                }
+            }
+            for (k, v) in entry {
+                if !is_table_array(k, v) {
                     continue;
                 }
-                out.push_str(&format!("{} = {v}\n", key(k)));
-            }
-            for rule in rules.into_iter().flatten() {
-                out.push_str(&format!("[[{header}.rules]]\n"));
-                for (k, v) in rule.as_table().expect("checked above") {
-                    out.push_str(&format!("{} = {v}\n", key(k)));
+                for item in v.as_array().into_iter().flatten() {
+                    out.push_str(&format!("[[{header}.{}]]\n", key(k)));
+                    for (k, v) in item.as_table().expect("checked above") {
+                        out.push_str(&format!("{} = {v}\n", key(k)));
+                    }
                 }
             }
         }
@@ -1641,9 +1935,46 @@ fn check_evaluations(
             if let Some(bucket) = first.bucket {
                 prop_assert!(bucket < flags_core::bucket::BUCKETS);
             }
+            check_enrolment(&info, &first)?;
         }
         Ok(())
     })
+}
+
+/// An enrolled unit counts under an arm that is one of the flag's variants;
+/// only an experiment or a guardrail enrols, and never a disabled flag.
+fn check_enrolment(info: &FlagInfo<'_>, evaluation: &Evaluation<'_>) -> Result<(), TestCaseError> {
+    let key = info.key();
+    prop_assert_eq!(
+        evaluation.enrolled,
+        evaluation.arm.is_some(),
+        "`{}`: enrolled without an arm or an arm without enrolment: {:?}",
+        key,
+        evaluation
+    );
+    if let Some(arm) = evaluation.arm {
+        prop_assert!(
+            info.variants().any(|(variant, _)| variant == arm),
+            "`{}` enrolled under `{}`, not one of its variants",
+            key,
+            arm
+        );
+    }
+    if evaluation.enrolled {
+        prop_assert_ne!(
+            evaluation.reason,
+            Reason::Disabled,
+            "`{}` enrolled while disabled",
+            key
+        );
+        prop_assert!(
+            !info.guardrails().is_empty() || info.experiments().next().is_some(),
+            "`{}` has neither guardrails nor experiments, yet enrolled: {:?}",
+            key,
+            evaluation
+        );
+    }
+    Ok(())
 }
 
 /// No two flags served claim overlapping parts of one layer, whether the
