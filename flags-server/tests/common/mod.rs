@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
+pub mod doc;
 pub mod webhook;
 
 use std::io::{BufRead, BufReader};
