@@ -7,42 +7,11 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
-
+use common::doc::{Block, blocks, matches, sh};
 use common::{Options, Server, status_json};
 
 const DOC: &str = include_str!("../../docs/experiments.md");
 const CONFIG: &str = include_str!("../../flags.toml");
-const BIN: &str = env!("CARGO_BIN_EXE_flags");
-
-/// A fenced block of the doc: its language and its lines.
-struct Block {
-    language: String,
-    lines: Vec<String>,
-}
-
-fn blocks(markdown: &str) -> Vec<Block> {
-    let mut blocks = Vec::new();
-    let mut open: Option<Block> = None;
-    for line in markdown.lines() {
-        match (line.strip_prefix("```"), open.take()) {
-            (Some(language), None) => {
-                open = Some(Block {
-                    language: language.to_string(),
-                    lines: Vec::new(),
-                });
-            }
-            (Some(_), Some(block)) => blocks.push(block),
-            (None, Some(mut block)) => {
-                block.lines.push(line.to_string());
-                open = Some(block);
-            }
-            (None, None) => {}
-        }
-    }
-    blocks
-}
 
 /// The commands of an `sh` block, and the output it shows (its `# ` lines
 /// joined, as the JSON is printed on one line), if any.
@@ -55,42 +24,6 @@ fn script(block: &Block) -> (String, Option<String>) {
         .map(|line| line.trim_start_matches('#').trim_start())
         .collect();
     (commands.join("\n"), (!shown.is_empty()).then_some(shown))
-}
-
-/// Whether `text` is `pattern`, where each `...` stands for anything.
-fn matches(pattern: &str, text: &str) -> bool {
-    let pieces: Vec<&str> = pattern.split("...").collect();
-    let (first, last) = (pieces[0], pieces[pieces.len() - 1]);
-    if pieces.len() == 1 {
-        return text == pattern;
-    }
-    if !text.starts_with(first) || !text[first.len()..].ends_with(last) {
-        return false;
-    }
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    for piece in &pieces[1..pieces.len() - 1] {
-        match rest.find(piece) {
-            Some(at) => rest = &rest[at + piece.len()..],
-            None => return false,
-        }
-    }
-    true
-}
-
-/// Runs `commands` through `sh` in `dir`, with the built `flags` first on PATH.
-fn sh(commands: &str, dir: &Path) -> Output {
-    let bin_dir = Path::new(BIN).parent().unwrap();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
-    let mut command = Command::new("sh");
-    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("FLAGS_")) {
-        command.env_remove(name);
-    }
-    command
-        .args(["-ec", commands])
-        .current_dir(dir)
-        .env("PATH", path)
-        .output()
-        .unwrap()
 }
 
 #[test]
@@ -140,8 +73,7 @@ async fn every_command_of_the_walk_through_does_what_the_doc_shows() {
     let work = server.dir.path().to_path_buf();
 
     for (commands, shown) in &scripts[1..] {
-        let commands = commands.replace("localhost:8080", &host);
-        let output = sh(&commands, &work);
+        let output = sh(commands, &work, &host);
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
             output.status.success(),
@@ -190,7 +122,7 @@ fn results_without_data_say_where_they_looked() {
     let shown = text.lines[1..].join("\n");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("flags.toml"), CONFIG).unwrap();
-    let output = sh(command, dir.path());
+    let output = sh(command, dir.path(), "localhost:8080");
     assert!(!output.status.success(), "{command} succeeded");
     assert_eq!(String::from_utf8_lossy(&output.stderr).trim(), shown);
 }

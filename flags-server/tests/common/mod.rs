@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
+pub mod doc;
 pub mod webhook;
 
 use std::io::{BufRead, BufReader};
@@ -75,6 +76,11 @@ pub struct Server {
 pub struct Options {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Where the server's log (stderr) goes: the test's stderr if unset.
+    pub log: Option<std::fs::File>,
+    /// The server's working directory (for a relative config path and
+    /// relative options): the test's if unset.
+    pub current_dir: Option<PathBuf>,
 }
 
 impl Options {
@@ -84,6 +90,16 @@ impl Options {
     }
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+    /// Runs in `dir`.
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.current_dir = Some(dir.to_path_buf());
+        self
+    }
+    /// Logs into `file`, at `FLAGS_LOG` (from [`Options::env`]) or `warn`.
+    pub fn log(mut self, file: std::fs::File) -> Self {
+        self.log = Some(file);
         self
     }
 }
@@ -130,8 +146,10 @@ impl Server {
         if !options.args.iter().any(|a| a == "--addr") {
             command.args(["--addr", "127.0.0.1:0"]);
         }
-        // Never the working directory's `data/`: each server gets its own.
-        if !options.args.iter().any(|a| a == "--data") {
+        // Never the test's working directory's `data/`: each server gets its
+        // own (the default `./data` when it runs in its own directory).
+        let in_own_dir = options.current_dir.as_deref() == Some(dir.path());
+        if !options.args.iter().any(|a| a == "--data") && !in_own_dir {
             command.arg("--data").arg(dir.path().join("data"));
         }
         // A short debounce keeps the suite fast; a test that measures what
@@ -139,12 +157,16 @@ impl Server {
         if !options.args.iter().any(|a| a == "--debounce") {
             command.args(["--debounce", "5ms"]);
         }
+        let log = options.log.map_or_else(Stdio::inherit, Stdio::from);
+        if let Some(dir) = &options.current_dir {
+            command.current_dir(dir);
+        }
         command
             .args(&options.args)
-            .envs(options.env.iter().map(|(k, v)| (k, v)))
             .env("FLAGS_LOG", "warn")
+            .envs(options.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(log);
         let mut child = command.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
