@@ -380,13 +380,18 @@ async fn a_harmful_rollout_is_killed_by_itself_and_stays_killed_until_revived() 
 
     // The revive starts a new analysis phase: the guardrail re-arms on the
     // units exposed from then on, so the evidence that tripped it does not
-    // kill the flag again.
-    api.next_check().await;
+    // kill the flag again. The phase is recorded by the event writer after
+    // the revive is answered, so a check may still read phase 1 (where the
+    // trip stays, and acts no more): wait for the first check of phase 2.
+    common::until(LIMIT, || async {
+        let guardrail = api.guardrail().await;
+        guardrail["arms"][0]["phase"] == 2
+    })
+    .await;
     let answer = api.evaluate("u-1").await;
     assert_ne!(answer["reason"], "DISABLED", "{answer}");
     let guardrail = api.guardrail().await;
     assert_eq!(guardrail["decision"], "waiting", "{guardrail}");
-    assert_eq!(guardrail["arms"][0]["phase"], 2, "{guardrail}");
     assert_eq!(api.series("flags_guardrail_tripped").await, 0.0);
     let results = common::command()
         .args(["results", "checkout", "--config"])
