@@ -14,6 +14,8 @@ mod error;
 mod events;
 mod guardrails;
 mod kills;
+mod live;
+mod metrics;
 mod reload;
 mod server;
 mod tokens;

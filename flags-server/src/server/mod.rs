@@ -5,7 +5,7 @@
 //! server must cut clients that are slow to send their headers
 //! (`--client-timeout`) and drain in-flight requests on SIGTERM within
 //! `--drain-timeout`. Endpoints are in `routes`; the config lifecycle is in
-//! `crate::reload`.
+//! `crate::live` and `crate::reload`.
 
 pub mod auth;
 pub mod errors;
@@ -46,13 +46,14 @@ use crate::error::Error;
 use crate::events::{EventLog, StoreOptions};
 use crate::guardrails::Guardrails;
 use crate::kills::Kills;
+use crate::live::LiveConfig;
+use crate::metrics::Metrics;
 use crate::reload::{Loader, Reloader};
 use crate::tokens::Tokens;
 use crate::webhooks::{self, Delivery, Notifier};
 use errors::ApiError;
 use limits::Limits;
-use metrics::Metrics;
-use state::{AppState, Clock, LiveConfig, ServerState};
+use state::{AppState, Clock, ServerState};
 
 /// Runs the server until SIGTERM or SIGINT, then drains.
 pub async fn serve(args: ServeArgs) -> Result<(), Error> {
