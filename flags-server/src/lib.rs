@@ -4,8 +4,9 @@
 //! What it is for: running one parsed [`cli::Cli`] (serve, check, eval,
 //! results, kill, revive, stats) and reporting the outcome as an exit status;
 //! parsing the arguments is `main`'s. What it is not: a stable API for other
-//! programs. Only the command line is public; every module behind it is the
-//! binary's implementation, free to change.
+//! programs. Only the command line, [`start_server`] (`flags serve` in the
+//! caller's process, for tests) and [`Error`] are public; every module behind
+//! them is the binary's implementation, free to change.
 
 pub mod cli;
 mod commands;
@@ -13,6 +14,7 @@ mod context;
 mod error;
 mod events;
 mod guardrails;
+mod in_process;
 mod kills;
 mod live;
 mod metrics;
@@ -26,7 +28,8 @@ use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use cli::{Cli, Command};
-use error::Error;
+pub use error::Error;
+pub use in_process::{Server, start_server};
 
 /// Runs one parsed command line: one subcommand, its error turned into a
 /// message on stderr and a non-zero exit status.
