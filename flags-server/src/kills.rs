@@ -23,7 +23,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::events::ingest::now_ms;
 use crate::events::kills::{KillStore, StoredKill};
-use crate::server::state::LiveConfig;
+use crate::live::LiveConfig;
 
 /// One runtime kill in force.
 #[derive(Clone, Debug, PartialEq)]
@@ -260,8 +260,8 @@ mod tests {
     use flags_core::{Context, Overrides, Reason, compile};
 
     use super::*;
-    use crate::server::metrics::{Metrics, ReloadOutcome};
-    use crate::server::state::{Published, ReloadAttempt};
+    use crate::live::{Published, ReloadAttempt};
+    use crate::metrics::{Metrics, ReloadOutcome};
 
     const TEXT: &str = "version = 1\n[flags.a]\n[[flags.a.rules]]\nserve = \"on\"\n[flags.b]\n";
 

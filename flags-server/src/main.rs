@@ -1,81 +1,12 @@
-//! `flags`: the command-line entry point. Parses arguments, runs one
-//! subcommand, and turns its error into a message and a non-zero exit.
+//! `flags`: the command-line entry point. Parses arguments and hands them
+//! to the library (`flags::run`), which runs one subcommand and turns
+//! its error into a message and a non-zero exit.
 
-mod cli;
-mod commands;
-mod context;
-mod error;
-mod events;
-mod guardrails;
-mod kills;
-mod reload;
-mod server;
-mod tokens;
-mod views;
-mod webhooks;
-
-use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser;
-
-use cli::{Cli, Command};
-use error::Error;
+use flags::cli::Cli;
 
 fn main() -> ExitCode {
-    install_tls_provider();
-    let cli = Cli::parse();
-    let outcome = match cli.command {
-        Command::Check(args) => commands::check::run(&args),
-        Command::Eval(args) => commands::eval::run(&args),
-        Command::Results(args) => commands::results::run(&args),
-        Command::Kill(args) => commands::edit::run(&args, false),
-        Command::Revive(args) => commands::edit::run(&args, true),
-        Command::Stats(args) => commands::stats::run(&args),
-        Command::Serve(args) => serve(*args),
-    };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Error::Invalid(problems)) => {
-            eprintln!("{problems}");
-            eprintln!("{} problem(s) found", problems.items.len());
-            ExitCode::FAILURE
-        }
-        Err(error) => {
-            eprintln!("flags: {error}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Installs rustls' `ring` crypto provider for every HTTP client the process
-/// builds (webhooks, and any other reqwest client): reqwest is built without
-/// a provider of its own, since its default, aws-lc-rs, needs cmake and
-/// minutes of C compilation, and it panics building a client without one.
-/// rustls 0.23.48 deprecates `ring`'s provider for lacking post-quantum key
-/// exchange, which nothing here needs. An error means one is installed already.
-pub(crate) fn install_tls_provider() {
-    #[allow(deprecated)]
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-fn serve(args: cli::ServeArgs) -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_max_level(log_level())
-        .init();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Serve(format!("cannot start the runtime: {e}")))?
-        .block_on(server::serve(args))
-}
-
-/// `FLAGS_LOG=error|warn|info|debug|trace`, `info` by default.
-fn log_level() -> tracing::Level {
-    std::env::var("FLAGS_LOG")
-        .ok()
-        .and_then(|level| level.parse().ok())
-        .unwrap_or(tracing::Level::INFO)
+    flags::run(Cli::parse())
 }

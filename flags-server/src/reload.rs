@@ -16,7 +16,7 @@
 //! nothing, invalid flags keep their previous version and are served stale,
 //! and every problem is logged, counted and kept for `/v1/status`, and
 //! sent to the webhooks as `config.rejected`.
-//! Not here: what a published config holds (`server::state`) or how the
+//! Not here: what a published config holds (`crate::live`) or how the
 //! change is announced to clients (`server::stream`).
 
 use std::path::{Path, PathBuf};
@@ -30,8 +30,8 @@ use tokio::sync::oneshot;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::Error;
-use crate::server::metrics::{Metrics, ReloadOutcome};
-use crate::server::state::{ConfigError, LiveConfig, Published, ReloadAttempt};
+use crate::live::{ConfigError, LiveConfig, Published, ReloadAttempt};
+use crate::metrics::{Metrics, ReloadOutcome};
 use crate::webhooks::{Notification, Notifier, Rejection};
 
 /// Longest a burst of file events can postpone a reload.

@@ -19,7 +19,7 @@ use super::Book;
 use super::decide::{ArmState, Decision, Figures};
 use super::store::Key;
 use crate::events::ingest::rfc3339_ms;
-use crate::server::metrics::GuardrailGauge;
+use crate::metrics::GuardrailGauge;
 
 /// `GET /v1/guardrails`: every served flag with guardrails.
 #[derive(Serialize)]

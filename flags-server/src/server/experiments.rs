@@ -20,9 +20,10 @@ use serde::{Deserialize, Serialize};
 use super::auth::Admin;
 use super::errors::ApiError;
 use super::json;
-use super::state::{AppState, LiveConfig, Published};
+use super::state::AppState;
 use crate::events::ingest::now_ms;
 use crate::events::{EventLog, EventStore, analysis};
+use crate::live::{LiveConfig, Published};
 use crate::tokens::Role;
 
 /// Interval between the looks taken without a request.
@@ -206,8 +207,8 @@ mod tests {
     use crate::events::StoreOptions;
     use crate::events::schema;
     use crate::events::store::Exposure;
-    use crate::server::metrics::{Metrics, ReloadOutcome};
-    use crate::server::state::ReloadAttempt;
+    use crate::live::ReloadAttempt;
+    use crate::metrics::{Metrics, ReloadOutcome};
 
     fn published(split: &str) -> Published {
         let text = format!(

@@ -5,7 +5,7 @@
 //! server must cut clients that are slow to send their headers
 //! (`--client-timeout`) and drain in-flight requests on SIGTERM within
 //! `--drain-timeout`. Endpoints are in `routes`; the config lifecycle is in
-//! `crate::reload`.
+//! `crate::live` and `crate::reload`.
 
 pub mod auth;
 pub mod errors;
@@ -46,16 +46,32 @@ use crate::error::Error;
 use crate::events::{EventLog, StoreOptions};
 use crate::guardrails::Guardrails;
 use crate::kills::Kills;
+use crate::live::LiveConfig;
+use crate::metrics::Metrics;
 use crate::reload::{Loader, Reloader};
 use crate::tokens::Tokens;
 use crate::webhooks::{self, Delivery, Notifier};
 use errors::ApiError;
 use limits::Limits;
-use metrics::Metrics;
-use state::{AppState, Clock, LiveConfig, ServerState};
+use state::{AppState, Clock, ServerState};
 
 /// Runs the server until SIGTERM or SIGINT, then drains.
 pub async fn serve(args: ServeArgs) -> Result<(), Error> {
+    let announce = |bound| {
+        // Tests and scripts read the bound address (port 0 picks one) from stdout.
+        println!("listening on http://{bound}");
+        let _ = std::io::stdout().flush();
+    };
+    serve_until(args, announce, terminated()).await
+}
+
+/// Runs the server until `stop` completes (or fails), then drains;
+/// `listening` is told the bound address once requests are accepted.
+pub async fn serve_until(
+    args: ServeArgs,
+    listening: impl FnOnce(SocketAddr),
+    stop: impl Future<Output = Result<(), Error>>,
+) -> Result<(), Error> {
     let tokens = Tokens::load(args.tokens.as_deref())?;
     let addresses = resolve(&args.addr).await?;
     if tokens.is_empty() && !all_loopback(&addresses) && !args.insecure {
@@ -136,12 +152,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     crate::guardrails::spawn(&state);
     let hangups = forward_hangups(state.clone())?;
     let app = routes::router(state.clone(), cors);
-    // Tests and scripts read the bound address (port 0 picks one) from stdout.
-    println!("listening on http://{bound}");
-    let _ = std::io::stdout().flush();
+    listening(bound);
     tracing::info!(%bound, config = %args.config.display(), "serving");
 
-    let connections = accept_until_stopped(listener, app, args.client_timeout).await?;
+    let connections = accept_until_stopped(listener, app, args.client_timeout, stop).await?;
     tracing::info!("draining in-flight requests");
     let _ = drain.send(true);
     hangups.abort();
@@ -185,18 +199,38 @@ fn all_loopback(addresses: &[SocketAddr]) -> bool {
         .all(|address| address.ip().to_canonical().is_loopback())
 }
 
-/// Accepts connections until SIGTERM or SIGINT; returns the live ones for draining.
+/// Completes on SIGTERM or SIGINT. The handlers are installed when it is
+/// first polled, as the accept loop starts: until then the signals keep
+/// their default action.
+async fn terminated() -> Result<(), Error> {
+    let signal_error = |e| Error::Serve(format!("cannot handle signals: {e}"));
+    let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
+    tokio::select! {
+        _ = terminate.recv() => {},
+        _ = interrupt.recv() => {},
+    }
+    Ok(())
+}
+
+/// Accepts connections until `stop` completes; returns the live ones for draining.
 async fn accept_until_stopped(
     listener: TcpListener,
     app: Router,
     client_timeout: Duration,
+    stop: impl Future<Output = Result<(), Error>>,
 ) -> Result<GracefulShutdown, Error> {
-    let signal_error = |e| Error::Serve(format!("cannot handle signals: {e}"));
-    let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
+    tokio::pin!(stop);
     let connections = GracefulShutdown::new();
     loop {
         let (stream, _) = tokio::select! {
+            // Stop first: the signal handlers are installed before the
+            // first connection is accepted, and a stop is never starved.
+            biased;
+            stopped = &mut stop => {
+                stopped?;
+                break;
+            }
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -206,8 +240,6 @@ async fn accept_until_stopped(
                     continue;
                 }
             },
-            _ = terminate.recv() => break,
-            _ = interrupt.recv() => break,
         };
         let _ = stream.set_nodelay(true);
         let connection = http1::Builder::new()

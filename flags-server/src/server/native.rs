@@ -25,9 +25,10 @@ use super::errors::ApiError;
 use super::json;
 use super::kills::{KilledFlag, killed_flags};
 use super::limits::EvaluationRequest;
-use super::state::{AppState, ReloadAttempt};
+use super::state::AppState;
 use crate::events::EventLogStatus;
 use crate::kills::KillStoreStatus;
+use crate::live::ReloadAttempt;
 use crate::tokens::Role;
 use crate::views::EvaluationView;
 

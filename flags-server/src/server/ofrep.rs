@@ -24,8 +24,9 @@ use xxhash_rust::xxh3::Xxh3;
 use super::auth::Caller;
 use super::errors::ApiError;
 use super::limits::EvaluationRequest;
-use super::state::{AppState, Evaluated};
+use super::state::AppState;
 use super::stream::STREAM_PATH;
+use crate::live::Evaluated;
 
 /// Seconds of inactivity after which OFREP clients may close the stream.
 const STREAM_INACTIVITY_SECONDS: u32 = 120;
@@ -272,8 +273,8 @@ fn if_none_match(headers: &HeaderMap, etag: &HeaderValue) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::metrics::Metrics;
-    use crate::server::state::Published;
+    use crate::live::Published;
+    use crate::metrics::Metrics;
     use flags_core::{Overrides, Timestamp, compile};
     use serde_json::{Value, json};
 

@@ -9,15 +9,14 @@
 //! `Last-Event-ID` other than the current version gets one `refetchEvaluation`
 //! at once (this also holds across server restarts); a client without one
 //! gets a `connected` event carrying the current version as its id. Not here:
-//! deciding when a version is new (`reload`).
+//! deciding when a version is new (`reload`) or what an announcement holds
+//! (`crate::live::ConfigEvent`).
 //!
 //! The stream needs no token: browsers' `EventSource` cannot send headers,
 //! and an event says only that an opaque version changed. Open streams are
 //! capped (429 beyond) and end when the server drains.
 
 use std::convert::Infallible;
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
@@ -27,31 +26,13 @@ use futures_util::{StreamExt, stream};
 use serde_json::json;
 
 use super::errors::ApiError;
-use super::state::{AppState, Published};
+use super::state::AppState;
+use crate::live::ConfigEvent;
 
 /// Where the stream is served (advertised in OFREP bulk answers).
 pub const STREAM_PATH: &str = "/v1/stream";
 
-/// A published config version, as announced.
-#[derive(Clone, Debug)]
-pub struct ConfigEvent {
-    /// The served version ([`Published::served_version`]).
-    pub version: Arc<str>,
-    /// When it was published, in Unix seconds.
-    pub published_unix: u64,
-}
-
 impl ConfigEvent {
-    /// The announcement of `published`, now.
-    pub fn of(published: &Published) -> Self {
-        Self {
-            version: Arc::from(&*published.served_version),
-            published_unix: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-        }
-    }
-
     fn to_event(&self, kind: &str) -> Event {
         let data = json!({
             "type": kind,

@@ -35,7 +35,7 @@ use super::config::Endpoint;
 use super::outbox::{Outbox, Pending};
 use crate::error::Error;
 use crate::events::ingest::now_ms;
-use crate::server::metrics::{DeliveryOutcome, Metrics, Queued};
+use crate::metrics::{DeliveryOutcome, Metrics, Queued};
 
 /// Attempts in flight at once; further due rows wait for one to finish.
 const MAX_IN_FLIGHT: usize = 32;

@@ -28,7 +28,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::Error;
-use crate::server::metrics::Metrics;
+use crate::metrics::Metrics;
 pub use config::Endpoint;
 pub use deliver::Delivery;
 

@@ -11,7 +11,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::server::metrics::ConfigGauges;
+use crate::metrics::ConfigGauges;
 
 /// Every request a [`Receiver`] got: headers and body.
 type Received = Arc<Mutex<Vec<(HeaderMap, String)>>>;

@@ -1,5 +1,6 @@
-//! Shared by the integration tests: start the real `flags` binary on an
-//! ephemeral port with a config in a fresh directory, and talk to it.
+//! Shared by the integration tests: start the real `flags` binary (or the
+//! library, in-process) on an ephemeral port with a config in a fresh
+//! directory, and talk to it.
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
@@ -102,6 +103,46 @@ impl Options {
         self.log = Some(file);
         self
     }
+}
+
+/// A server started from the library in this process (no child process).
+pub struct InProcess {
+    pub server: flags::Server,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl InProcess {
+    /// Serves `config` on 127.0.0.1:0 with default options, as
+    /// [`Server::start`] does with the binary.
+    pub async fn start(config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flags.toml");
+        std::fs::write(&path, config).unwrap();
+        let args = serve_args(&path, &dir.path().join("data"));
+        let server = flags::start_server(args).await.unwrap();
+        let base = format!("http://{}", server.address());
+        Self { server, base, dir }
+    }
+}
+
+/// `flags serve --addr 127.0.0.1:0 --config CONFIG --data DATA`, parsed.
+pub fn serve_args(config: &Path, data: &Path) -> flags::cli::ServeArgs {
+    use clap::Parser as _;
+    let argv = [
+        "flags".as_ref(),
+        "serve".as_ref(),
+        "--addr".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--data".as_ref(),
+        data.as_os_str(),
+    ];
+    let flags::cli::Command::Serve(args) = flags::cli::Cli::parse_from(argv).command else {
+        unreachable!("parsed a `serve` command line")
+    };
+    *args
 }
 
 /// An HTTP client. Build every test client here: reqwest comes without a
