@@ -75,6 +75,20 @@ pub struct Diagnostics {
 }
 
 impl Diagnostics {
+    /// These problems, of no named file yet.
+    pub fn new(items: Vec<Diagnostic>) -> Self {
+        Self { path: None, items }
+    }
+
+    /// `value` when `items` is empty, else these problems.
+    pub fn result<T>(value: T, items: Vec<Diagnostic>) -> Result<T, Self> {
+        if items.is_empty() {
+            Ok(value)
+        } else {
+            Err(Self::new(items))
+        }
+    }
+
     /// Names the file the problems are in.
     pub fn in_file(mut self, path: impl Into<String>) -> Self {
         self.path = Some(path.into());

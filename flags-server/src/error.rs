@@ -59,3 +59,16 @@ impl Error {
 pub fn read_config(path: &std::path::Path) -> Result<String, Error> {
     std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
 }
+
+/// An error and its causes, `a: b: c`: a client library's own message alone
+/// often says little ("error sending request").
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
+}

@@ -90,10 +90,7 @@ pub fn compile_merged(
     rejected.sort_by_key(|d| (d.line, d.column));
     Ok(Merged {
         snapshot,
-        rejected: Diagnostics {
-            path: None,
-            items: rejected,
-        },
+        rejected: Diagnostics::new(rejected),
     })
 }
 

@@ -473,10 +473,7 @@ fn list<T>(tables: Option<Spanned<Vec<Spanned<T>>>>) -> Vec<Spanned<T>> {
 /// stay with that entry.
 pub fn parse(text: &str) -> Result<Document, Diagnostics> {
     let index = LineIndex::new(text);
-    let fatal = |diagnostic: Diagnostic| Diagnostics {
-        path: None,
-        items: vec![diagnostic],
-    };
+    let fatal = |diagnostic: Diagnostic| Diagnostics::new(vec![diagnostic]);
     let root = DeTable::parse(text).map_err(|e| fatal(syntax_error(text, &index, &e)))?;
     let mut document = Document {
         segments: Vec::new(),
@@ -517,14 +514,7 @@ pub fn parse(text: &str) -> Result<Document, Diagnostics> {
             )),
         },
     }
-    if problems.is_empty() {
-        Ok(document)
-    } else {
-        Err(Diagnostics {
-            path: None,
-            items: problems,
-        })
-    }
+    Diagnostics::result(document, problems)
 }
 
 /// Reads one top-level table (`flags`, `segments`, ...) entry by entry.

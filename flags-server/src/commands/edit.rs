@@ -78,14 +78,7 @@ fn problems_kept(original: &str, edited: &str) -> Result<Vec<Diagnostic>, Diagno
                 .map(|n| *n -= 1)
                 .is_some()
         });
-    if added.is_empty() {
-        Ok(kept)
-    } else {
-        Err(Diagnostics {
-            path: None,
-            items: added,
-        })
-    }
+    Diagnostics::result(kept, added)
 }
 
 /// What a problem is about, wherever it is.

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::error::Error;
+use crate::error::{Error, with_causes};
 
 /// Where the admin token is read from.
 const TOKEN_VARIABLE: &str = "FLAGS_ADMIN_TOKEN";
@@ -78,7 +78,7 @@ async fn post(url: &str, token: Option<&str>, body: String) -> Result<(u16, Stri
     let client = reqwest::Client::builder()
         .timeout(TIMEOUT)
         .build()
-        .map_err(|e| chain(&e))?;
+        .map_err(|e| with_causes(&e))?;
     let mut request = client
         .post(url)
         .header("content-type", "application/json")
@@ -86,9 +86,9 @@ async fn post(url: &str, token: Option<&str>, body: String) -> Result<(u16, Stri
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
-    let response = request.send().await.map_err(|e| chain(&e))?;
+    let response = request.send().await.map_err(|e| with_causes(&e))?;
     let status = response.status().as_u16();
-    let text = response.text().await.map_err(|e| chain(&e))?;
+    let text = response.text().await.map_err(|e| with_causes(&e))?;
     Ok((status, text))
 }
 
@@ -121,19 +121,6 @@ fn check(status: u16, body: &str, flag: &str, had_token: bool) -> Result<Value, 
             "the server answered {status}: {details}"
         ))),
     }
-}
-
-/// An error and its causes, `a: b: c`: reqwest's own message alone says
-/// little ("error sending request").
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -111,10 +111,8 @@ pub fn load(path: Option<&Path>) -> Result<Vec<Endpoint>, Error> {
 /// The endpoints in `text`, or every problem with its position.
 pub fn parse(text: &str) -> Result<Vec<Endpoint>, Diagnostics> {
     let index = LineIndex::new(text);
-    let file: File = toml::from_str(text).map_err(|e| Diagnostics {
-        path: None,
-        items: vec![index.toml_error(&e, 0..0)],
-    })?;
+    let file: File =
+        toml::from_str(text).map_err(|e| Diagnostics::new(vec![index.toml_error(&e, 0..0)]))?;
     let mut problems = Vec::new();
     let mut endpoints = Vec::new();
     let mut names = HashMap::new();
@@ -138,14 +136,7 @@ pub fn parse(text: &str) -> Result<Vec<Endpoint>, Diagnostics> {
             Err(problem) => problems.push(problem),
         }
     }
-    if problems.is_empty() {
-        Ok(endpoints)
-    } else {
-        Err(Diagnostics {
-            path: None,
-            items: problems,
-        })
-    }
+    Diagnostics::result(endpoints, problems)
 }
 
 /// Checks one entry; returns the endpoint and the span that names it.

@@ -20,7 +20,6 @@
 //! the bodies (`body`).
 
 use std::collections::HashSet;
-use std::error::Error as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
@@ -33,7 +32,7 @@ use super::Envelope;
 use super::body::{self, SIGNATURE_HEADER};
 use super::config::Endpoint;
 use super::outbox::{Outbox, Pending};
-use crate::error::Error;
+use crate::error::{Error, with_causes};
 use crate::events::ingest::now_ms;
 use crate::metrics::{DeliveryOutcome, Metrics, Queued};
 
@@ -118,15 +117,7 @@ fn describe(error: reqwest::Error) -> String {
     if error.is_timeout() {
         return "no answer in time".into();
     }
-    let error = error.without_url();
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    with_causes(&error.without_url())
 }
 
 /// What the worker's thread receives.
