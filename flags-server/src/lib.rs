@@ -5,8 +5,9 @@
 //! results, kill, revive, stats) and reporting the outcome as an exit status;
 //! parsing the arguments is `main`'s. What it is not: a stable API for other
 //! programs. Only the command line, [`start_server`] (`flags serve` in the
-//! caller's process, for tests) and [`Error`] are public; every module behind
-//! them is the binary's implementation, free to change.
+//! caller's process, for tests), the event store's interface ([`store`], so
+//! that one test suite runs against every backend) and [`Error`] are public;
+//! every module behind them is the binary's implementation, free to change.
 
 pub mod cli;
 mod commands;
@@ -20,6 +21,7 @@ mod live;
 mod metrics;
 mod reload;
 mod server;
+pub mod store;
 mod tokens;
 mod views;
 mod webhooks;
