@@ -93,7 +93,7 @@ pub struct ServeArgs {
     pub max_events_in_flight: usize,
     /// Events waiting for the disk before `POST /v1/events` answers 503
     /// (and evaluations' exposures are dropped, counted in /v1/status).
-    #[arg(long, default_value_t = crate::events::store::DEFAULT_MAX_QUEUED_EVENTS)]
+    #[arg(long, default_value_t = crate::store::DEFAULT_MAX_QUEUED_EVENTS)]
     pub max_queued_events: usize,
     /// Delete raw events older than this (`90d`, `12h`), keeping every
     /// readout; default: keep them for ever.

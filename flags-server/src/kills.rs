@@ -10,20 +10,20 @@
 //! last one applied. A kill always takes effect: when the store is
 //! unavailable or its write fails, the flag is killed all the same and the
 //! outcome says it was not persisted, and why (a retried kill retries the
-//! write). Not here: the table (`events::kills`), the HTTP shapes
+//! write). Not here: the table (`crate::store`), the HTTP shapes
 //! (`server::kills`) or how a killed flag evaluates (`flags_core::KilledBy`).
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use flags_core::{KilledBy, Snapshot};
 use serde::Serialize;
 use xxhash_rust::xxh3::Xxh3;
 
+use crate::events::EventLog;
 use crate::events::ingest::now_ms;
-use crate::events::kills::{KillStore, StoredKill};
 use crate::live::LiveConfig;
+use crate::store::{EventStore, StoredKill};
 
 /// One runtime kill in force.
 #[derive(Clone, Debug, PartialEq)]
@@ -101,7 +101,7 @@ pub struct Outcome {
 
 /// Kill and revive requests, and where their results are stored.
 pub struct Kills {
-    store: Result<KillStore, String>,
+    store: Result<Arc<dyn EventStore>, String>,
     /// Held from the change in memory to its commit.
     one_at_a_time: Mutex<()>,
 }
@@ -117,9 +117,9 @@ pub struct KillStoreStatus {
 }
 
 impl Kills {
-    /// Opens the store in the data directory `dir`, or records why it cannot be.
-    pub fn open(dir: &Path) -> Self {
-        let store = KillStore::open(dir).map_err(|error| {
+    /// Keeps kills in `events`' store, or records why there is none.
+    pub fn open(events: &EventLog) -> Self {
+        let store = events.store().cloned().map_err(|error| {
             tracing::error!("runtime kills will not survive a restart: {error}");
             error.to_string()
         });
@@ -133,7 +133,7 @@ impl Kills {
     /// returns how many. A store that cannot be read is then unavailable.
     pub fn restore(&mut self, live: &LiveConfig) -> usize {
         let stored = match &self.store {
-            Ok(store) => store.load(),
+            Ok(store) => store.readouts().kills(),
             Err(_) => return 0,
         };
         match stored {
@@ -187,7 +187,7 @@ impl Kills {
         })?;
         let persisted = match to_store {
             None => Ok(()),
-            Some(kill) => self.write(|store| store.record(&kill)).inspect(|()| {
+            Some(kill) => self.write(|store| store.record_kill(&kill)).inspect(|()| {
                 live.change_kills(|set, _| {
                     if let Some(kill) = set.0.get_mut(flag) {
                         kill.persisted = true;
@@ -213,7 +213,7 @@ impl Kills {
         })?;
         // Also when nothing was in force: a revive whose write failed
         // earlier left the row behind.
-        let persisted = self.write(|store| store.clear(flag));
+        let persisted = self.write(|store| store.clear_kill(flag));
         Some(Outcome {
             change,
             persisted,
@@ -235,10 +235,10 @@ impl Kills {
 
     fn write<E: ToString>(
         &self,
-        write: impl FnOnce(&KillStore) -> Result<(), E>,
+        write: impl FnOnce(&dyn EventStore) -> Result<(), E>,
     ) -> Result<(), String> {
         let store = self.store.as_ref().map_err(Clone::clone)?;
-        write(store).map_err(|error| {
+        write(store.as_ref()).map_err(|error| {
             let error = error.to_string();
             tracing::error!("runtime kill not persisted: {error}");
             error
@@ -285,6 +285,10 @@ mod tests {
             .reason
     }
 
+    fn events(dir: &std::path::Path) -> EventLog {
+        EventLog::open_sqlite(dir, crate::store::StoreOptions::default()).unwrap()
+    }
+
     fn reason(text: &str) -> Option<String> {
         Some(text.to_string())
     }
@@ -292,7 +296,7 @@ mod tests {
     #[test]
     fn a_kill_is_served_at_once_kept_across_reloads_and_revived() {
         let dir = tempfile::tempdir().unwrap();
-        let (kills, live) = (Kills::open(dir.path()), live());
+        let (kills, live) = (Kills::open(&events(dir.path())), live());
         let plain = live.current.load().served_version.clone();
         let outcome = kills.kill(&live, "a", KilledBy::Admin, reason("why"));
         assert_eq!(
@@ -334,7 +338,7 @@ mod tests {
     #[test]
     fn a_second_kill_keeps_the_first_and_unknown_flags_are_none() {
         let dir = tempfile::tempdir().unwrap();
-        let (kills, live) = (Kills::open(dir.path()), live());
+        let (kills, live) = (Kills::open(&events(dir.path())), live());
         kills
             .kill(&live, "a", KilledBy::Admin, reason("first"))
             .unwrap();
@@ -357,13 +361,13 @@ mod tests {
     fn stored_kills_are_restored_even_for_a_flag_the_file_no_longer_has() {
         let dir = tempfile::tempdir().unwrap();
         let first = live();
-        Kills::open(dir.path())
+        Kills::open(&events(dir.path()))
             .kill(&first, "a", KilledBy::Admin, reason("why"))
             .unwrap();
 
         let attempt = ReloadAttempt::new("startup", ReloadOutcome::Applied, Vec::new());
         let restarted = LiveConfig::new(published("version = 1\n[flags.b]\n"), attempt);
-        let mut kills = Kills::open(dir.path());
+        let mut kills = Kills::open(&events(dir.path()));
         assert_eq!(kills.restore(&restarted), 1);
         let kill = restarted.kills().get("a").cloned().unwrap();
         assert_eq!((kill.reason, kill.persisted), (reason("why"), true));
@@ -374,7 +378,8 @@ mod tests {
             kills.revive(&restarted, "a").unwrap().change,
             Change::Revived
         );
-        assert_eq!(Kills::open(dir.path()).restore(&live()), 0);
+        drop(kills);
+        assert_eq!(Kills::open(&events(dir.path())).restore(&live()), 0);
     }
 
     #[test]
@@ -382,7 +387,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let not_a_dir = dir.path().join("file");
         std::fs::write(&not_a_dir, "").unwrap();
-        let (kills, live) = (Kills::open(&not_a_dir), live());
+        let (kills, live) = (Kills::open(&events(&not_a_dir)), live());
         assert!(!kills.status().available);
         let outcome = kills.kill(&live, "a", KilledBy::Admin, None).unwrap();
         assert_eq!(outcome.change, Change::Killed);

@@ -15,16 +15,16 @@ use std::collections::BTreeMap;
 use flags_core::stats::guardrail::Harm;
 use flags_core::stats::{Analysis, ArmStats, Interval};
 use flags_core::{Overrides, compile};
-use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::cli::ResultsArgs;
 use crate::error::{Error, read_config};
 use crate::events::analysis::{self, ExperimentResults, MetricOutcome, ResultsError};
-use crate::events::{self, schema};
 use crate::guardrails;
 use crate::guardrails::decide::Figures;
 use crate::guardrails::view::{self, Carried, FlagGuardrails, Limits};
+use crate::store::Readouts;
+use crate::store::sqlite::{SqliteReader, schema};
 
 /// Prints the readout of `args.flag`'s experiment and its guardrails' states.
 pub fn run(args: &ResultsArgs) -> Result<(), Error> {
@@ -32,10 +32,9 @@ pub fn run(args: &ResultsArgs) -> Result<(), Error> {
     let text = read_config(&args.config)?;
     let snapshot = compile(&text, &Overrides::from_env())
         .map_err(|problems| Error::Invalid(problems.in_file(file)))?;
-    let connection = open_database(&args.data)?;
-    let unreadable =
-        |e: rusqlite::Error| Error::Serve(format!("cannot read the event database: {e}"));
-    let kills = events::kills::load(&connection).map_err(unreadable)?;
+    let store = open_database(&args.data)?;
+    let unreadable = |e: String| Error::Serve(format!("cannot read the event database: {e}"));
+    let kills = store.kills().map_err(|e| unreadable(e.to_string()))?;
     let snapshot = snapshot.with_runtime_kills(kills.iter().map(|k| (k.flag.as_str(), &k.by)));
     let flag = snapshot
         .flag(&args.flag)
@@ -49,17 +48,13 @@ pub fn run(args: &ResultsArgs) -> Result<(), Error> {
     let readout = match flag.experiments().next() {
         None => None,
         Some(_) => Some(
-            analysis::results(&connection, &snapshot, &args.flag, args.phase).map_err(
-                |e| match e {
-                    ResultsError::NotFound(details) => Error::Usage(details),
-                    ResultsError::Database(_) | ResultsError::Open(_) => {
-                        Error::Serve(e.to_string())
-                    }
-                },
-            )?,
+            analysis::results(&store, &snapshot, &args.flag, args.phase).map_err(|e| match e {
+                ResultsError::NotFound(details) => Error::Usage(details),
+                ResultsError::Store(_) | ResultsError::Unreadable(_) => Error::Serve(e.to_string()),
+            })?,
         ),
     };
-    let states: BTreeMap<_, _> = guardrails::store::load(&connection)
+    let states: BTreeMap<_, _> = guardrails::store::load(&store)
         .map_err(unreadable)?
         .into_iter()
         .collect();
@@ -106,7 +101,7 @@ enum Printed<'a> {
 
 /// The event database in `dir`, read-only; where there is none, an error
 /// that says where it looked and what records one.
-fn open_database(dir: &Path) -> Result<Connection, Error> {
+fn open_database(dir: &Path) -> Result<SqliteReader, Error> {
     let database = dir.join(schema::FILE_NAME);
     if !database.exists() {
         return Err(Error::Usage(format!(
@@ -116,7 +111,7 @@ fn open_database(dir: &Path) -> Result<Connection, Error> {
             file = as_typed(&database).display(),
         )));
     }
-    schema::open_for_reading(dir).map_err(|e| Error::Serve(e.to_string()))
+    SqliteReader::open(dir).map_err(|e| Error::Serve(e.to_string()))
 }
 
 /// `path` as one would type it in a shell: a bare relative path (`data`)

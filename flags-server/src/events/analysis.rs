@@ -21,13 +21,10 @@ use flags_core::stats::{
     SequentialSettings, SrmResult,
 };
 use flags_core::{ExperimentInfo, MetricDefinition, Snapshot, bucket::BUCKETS};
-use rusqlite::types::Type;
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::ingest::rfc3339_ms;
-use super::schema;
-use super::store::{EventStore, Look};
+use crate::store::{EventStore, Look, MetricWindow, PhaseRecord, Readouts, StoreError};
 
 /// Why there is no readout.
 #[derive(Debug, thiserror::Error)]
@@ -35,12 +32,13 @@ pub enum ResultsError {
     /// No such flag, or it runs no experiment.
     #[error("{0}")]
     NotFound(String),
-    /// The database could not be read.
-    #[error("cannot read the event database: {0}")]
-    Database(#[from] rusqlite::Error),
-    /// The database could not be opened.
-    #[error("{0}")]
-    Open(#[from] schema::OpenError),
+    /// The store could not be read.
+    #[error("cannot read the event store: {0}")]
+    Store(#[from] StoreError),
+    /// The store holds something this binary cannot read (a database
+    /// edited by hand).
+    #[error("the event store holds {0}")]
+    Unreadable(String),
 }
 
 /// The readout of one experiment.
@@ -145,44 +143,35 @@ pub enum MetricOutcome {
     Error(String),
 }
 
-/// Reads the readout of the experiment on `flag` from the store's
-/// database and records its looks (the results endpoint and its hourly
-/// snapshot).
+/// Reads the readout of the experiment on `flag` from `store` and records
+/// its looks (the results endpoint and its hourly snapshot).
 pub fn read_and_record(
-    store: &EventStore,
+    store: &dyn EventStore,
     snapshot: &Snapshot,
     flag: &str,
     phase: Option<i64>,
 ) -> Result<ExperimentResults, ResultsError> {
-    let connection = schema::open_for_reading(store.dir())?;
-    let mut readout = results(&connection, snapshot, flag, phase)?;
+    let mut readout = results(store.readouts(), snapshot, flag, phase)?;
     store.record_looks(std::mem::take(&mut readout.looks));
     Ok(readout)
 }
 
 /// Reads the readout of the experiment on `flag` in `phase` (the current
-/// one when `None`) from `connection`. A flag whose experiment has stopped
+/// one when `None`) from `store`. A flag whose experiment has stopped
 /// (its rule removed) is still read out while it has recorded phases.
 pub fn results(
-    connection: &Connection,
+    store: &dyn Readouts,
     snapshot: &Snapshot,
     flag: &str,
     phase: Option<i64>,
 ) -> Result<ExperimentResults, ResultsError> {
     let experiment = snapshot.flag(flag).and_then(|f| f.experiments().next());
-    let window = Window::read(connection, flag, phase, experiment.is_some())?;
-    let design = PhaseDesign::resolve(connection, flag, &window, experiment.as_ref())?;
+    let window = Window::read(store, flag, phase, experiment.is_some())?;
+    let design = PhaseDesign::resolve(store, flag, &window, experiment.as_ref())?;
     let arms: Vec<&str> = design.arms.iter().map(|(name, _)| name.as_str()).collect();
     let weights: Option<Vec<f64>> = design.arms.iter().map(|(_, weight)| *weight).collect();
-    let multiple_exposures: i64 = connection
-        .query_row(
-            "SELECT units FROM multiple_exposures WHERE flag = ?1 AND phase = ?2",
-            params![flag, window.number],
-            |row| row.get(0),
-        )
-        .optional()?
-        .unwrap_or(0);
-    let exposed = exposed_units(connection, flag, &arms, window.number)?;
+    let multiple_exposures = store.multiple_exposures(flag, window.number)?;
+    let exposed = exposed_units(store, flag, &arms, window.number)?;
     let metric_names: Vec<&str> = match &experiment {
         Some(experiment) => experiment.metrics().collect(),
         None => design.metrics.iter().map(String::as_str).collect(),
@@ -195,9 +184,7 @@ pub fn results(
         let Some(definition) = snapshot.metric(metric) else {
             continue;
         };
-        let inputs = arm_inputs(
-            connection, flag, metric, definition, &arms, &exposed, &window,
-        )?;
+        let inputs = arm_inputs(store, flag, metric, definition, &arms, &exposed, &window)?;
         let request = AnalysisRequest {
             metric: definition.kind,
             arms: inputs.clone(),
@@ -206,7 +193,7 @@ pub fn results(
             alternative: Default::default(),
             correction: Default::default(),
             sequential: SequentialSettings {
-                previous_p_values: previous_looks(connection, flag, window.number, metric, &arms)?,
+                previous_p_values: previous_looks(store, flag, window.number, metric, &arms)?,
                 ..Default::default()
             },
         };
@@ -307,7 +294,7 @@ impl PhaseDesign {
     /// variant with exposures in the phase, as an arm of weight 0 (or of
     /// unknown weight).
     fn resolve(
-        connection: &Connection,
+        store: &dyn Readouts,
         flag: &str,
         window: &Window,
         experiment: Option<&ExperimentInfo<'_>>,
@@ -323,7 +310,10 @@ impl PhaseDesign {
             (Some(json), _) => {
                 // Only a database edited by hand holds a design this cannot read.
                 let stored: StoredDesign = serde_json::from_str(json).map_err(|e| {
-                    rusqlite::Error::FromSqlConversionFailure(3, Type::Text, Box::new(e))
+                    ResultsError::Unreadable(format!(
+                        "a design of `{flag}` phase {} it cannot read: {e}",
+                        window.number
+                    ))
                 })?;
                 Self {
                     arms: stored
@@ -350,13 +340,11 @@ impl PhaseDesign {
             },
         };
         let weight = (design.source != DesignSource::Unknown).then_some(0.0);
-        let mut statement = connection.prepare_cached(
-            "SELECT variant FROM arm_units WHERE flag = ?1 AND phase = ?2 AND units > 0
-             ORDER BY variant",
-        )?;
-        let exposed: Vec<String> = statement
-            .query_map(params![flag, window.number], |row| row.get(0))?
-            .collect::<Result<_, _>>()?;
+        let exposed = store
+            .arm_units(flag, window.number)?
+            .into_iter()
+            .filter(|(_, units)| *units > 0)
+            .map(|(variant, _)| variant);
         for variant in exposed {
             if !design.arms.iter().any(|(name, _)| *name == variant) {
                 design.arms.push((variant, weight));
@@ -413,52 +401,36 @@ impl Window {
     /// Phase `number`, or the current (last) one. With no phase recorded,
     /// phase 1 exists only while the flag runs an experiment.
     fn read(
-        connection: &Connection,
+        store: &dyn Readouts,
         flag: &str,
         number: Option<i64>,
         running: bool,
     ) -> Result<Self, ResultsError> {
-        let phases = phase_count(connection, flag)?;
+        let stored = store.phases(flag)?;
+        let phases = stored.len() as i64;
         if phases == 0 && !running {
             return Err(ResultsError::NotFound(format!(
                 "flag `{flag}` runs no experiment and has no recorded phase"
             )));
         }
         let number = number.unwrap_or(phases.max(1));
-        let stored: Option<(i64, Option<i64>, String, Option<String>)> = connection
-            .query_row(
-                "SELECT started, stopped, assignment, design FROM phases
-                 WHERE flag = ?1 AND number = ?2",
-                params![flag, number],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-            )
-            .optional()?;
-        if stored.is_none() && !(number == 1 && phases == 0) {
+        let phase = |number| stored.iter().find(|p: &&PhaseRecord| p.number == number);
+        let this = phase(number);
+        if this.is_none() && !(number == 1 && phases == 0) {
             return Err(ResultsError::NotFound(format!(
                 "experiment `{flag}` has no phase {number} (it has {phases})"
             )));
         }
-        let next: Option<i64> = connection
-            .query_row(
-                "SELECT started FROM phases WHERE flag = ?1 AND number = ?2",
-                params![flag, number + 1],
-                |row| row.get(0),
-            )
-            .optional()?;
-        let (started, stopped, assignment, design) = match stored {
-            Some((started, stopped, assignment, design)) => {
-                (Some(started), stopped, Some(assignment), design)
-            }
-            None => (None, None, None, None),
-        };
+        let next = phase(number + 1).map(|p| p.started);
+        let stopped = this.and_then(|p| p.stopped);
         let end = stopped.unwrap_or(i64::MAX).min(next.unwrap_or(i64::MAX));
         Ok(Self {
             number,
-            started,
+            started: this.map(|p| p.started),
             end,
             stopped,
-            assignment,
-            design,
+            assignment: this.map(|p| p.assignment.clone()),
+            design: this.and_then(|p| p.design.clone()),
             phases,
         })
     }
@@ -475,108 +447,65 @@ impl Window {
     }
 }
 
-/// Phases recorded for `flag` (0 before the server recorded any).
-fn phase_count(connection: &Connection, flag: &str) -> rusqlite::Result<i64> {
-    connection.query_row(
-        "SELECT count(*) FROM phases WHERE flag = ?1",
-        [flag],
-        |row| row.get(0),
-    )
+/// The phase a guardrail reads: the current one, 1 before any is stored.
+pub(crate) fn current_phase(store: &dyn Readouts, flag: &str) -> Result<i64, StoreError> {
+    Ok((store.phases(flag)?.len() as i64).max(1))
 }
 
-/// `flag`'s current (last) analysis phase: 1 before any was recorded.
-pub(crate) fn current_phase(connection: &Connection, flag: &str) -> rusqlite::Result<i64> {
-    Ok(phase_count(connection, flag)?.max(1))
-}
-
-/// The stored running minima of `metric`'s arms, aligned with `arms`
-/// (control's entry is ignored by the analysis); `None` before any look.
+/// Each arm's stored running-minimum p-value for `metric`, `None` before
+/// the first look.
 fn previous_looks(
-    connection: &Connection,
+    store: &dyn Readouts,
     flag: &str,
     phase: i64,
     metric: &str,
     arms: &[&str],
-) -> rusqlite::Result<Option<Vec<Option<f64>>>> {
-    let mut statement = connection.prepare_cached(
-        "SELECT arm, p_value FROM looks WHERE flag = ?1 AND phase = ?2 AND metric = ?3",
-    )?;
-    let mut previous = vec![None; arms.len()];
-    let mut rows = statement.query(params![flag, phase, metric])?;
-    let mut any = false;
-    while let Some(row) = rows.next()? {
-        let arm: String = row.get(0)?;
-        if let Some(i) = arms.iter().position(|name| *name == arm) {
-            previous[i] = Some(row.get(1)?);
-            any = true;
-        }
-    }
-    Ok(any.then_some(previous))
+) -> Result<Option<Vec<Option<f64>>>, StoreError> {
+    let looks = store.looks(flag, phase, metric)?;
+    let previous: Vec<Option<f64>> = arms
+        .iter()
+        .map(|arm| looks.iter().find(|(a, _)| a == arm).map(|(_, p)| *p))
+        .collect();
+    Ok(previous.iter().any(Option::is_some).then_some(previous))
 }
 
-/// Units of `flag` exposed in `phase` to exactly one variant, per arm of
-/// `arms` (also the guardrails' sides).
+/// Units exposed to each of `arms` alone in the phase, in `arms`' order.
 pub(crate) fn exposed_units(
-    connection: &Connection,
+    store: &dyn Readouts,
     flag: &str,
     arms: &[&str],
     phase: i64,
-) -> rusqlite::Result<Vec<i64>> {
-    let mut statement = connection
-        .prepare_cached("SELECT variant, units FROM arm_units WHERE flag = ?1 AND phase = ?2")?;
-    let mut per_arm = vec![0; arms.len()];
-    let mut rows = statement.query(params![flag, phase])?;
-    while let Some(row) = rows.next()? {
-        let variant: String = row.get(0)?;
-        if let Some(i) = arms.iter().position(|name| *name == variant) {
-            per_arm[i] = row.get(1)?;
-        }
-    }
-    Ok(per_arm)
+) -> Result<Vec<i64>, StoreError> {
+    let units = store.arm_units(flag, phase)?;
+    Ok(arms
+        .iter()
+        .map(|arm| units.iter().find(|(v, _)| v == arm).map_or(0, |(_, n)| *n))
+        .collect())
 }
 
-/// The sufficient statistics of `metric` per arm, in arm order, given
-/// the units `exposed` per arm (arms without events are zeros).
-///
-/// A plain metric is read from the aggregates the writer keeps. Those are
-/// updated by differences, so values that nearly cancel (+1e12, then
-/// -999999999999.7) can leave a sum of squares that rounding made
-/// impossible; such an arm is then summed afresh from the per-unit totals
-/// ([`FROM_UNIT_TOTALS`]). `cap` is applied to those per-unit totals too.
-/// `window` needs each event's time, so a metric with one is computed from
-/// the raw events ([`WINDOWED`]), which `--retain` deletes once old.
-/// Changing `cap` or `window` (which starts no phase) re-reads every phase
-/// with the new setting, without rebuilding anything.
+/// Each arm's input to the analysis of `metric`, in `arms`' order. A mean
+/// metric whose maintained sums no longer make a possible sample (rounding
+/// of sums of squares updated by differences) is summed afresh.
 pub(crate) fn arm_inputs(
-    connection: &Connection,
+    store: &dyn Readouts,
     flag: &str,
     metric: &str,
     definition: &MetricDefinition,
     arms: &[&str],
     exposed: &[i64],
     window: &Window,
-) -> rusqlite::Result<Vec<ArmInput>> {
-    let sums = match (definition.window, definition.cap) {
-        (Some(span), cap) => {
-            let span_ms = span.as_millis() as i64;
-            let parameters = params![flag, window.number, metric, span_ms, window.end, cap];
-            sums_per_arm(connection, WINDOWED, parameters, arms)?
-        }
-        (None, Some(cap)) => {
-            let parameters = params![flag, window.number, metric, cap];
-            sums_per_arm(connection, FROM_UNIT_TOTALS, parameters, arms)?
-        }
-        (None, None) => {
-            let parameters = params![flag, window.number, metric];
-            let kept = sums_per_arm(connection, FROM_AGGREGATES, parameters, arms)?;
-            if definition.kind == MetricKind::Mean && !all_possible(&kept, exposed) {
-                let parameters = params![flag, window.number, metric, None::<f64>];
-                sums_per_arm(connection, FROM_UNIT_TOTALS, parameters, arms)?
-            } else {
-                kept
-            }
-        }
+) -> Result<Vec<ArmInput>, StoreError> {
+    let mut over = MetricWindow {
+        span_ms: definition.window.map(|span| span.as_millis() as i64),
+        cap: definition.cap,
+        end: window.end,
+        from_units: false,
     };
+    let mut sums = sums_per_arm(store.metric_sums(flag, window.number, metric, over)?, arms);
+    if definition.kind == MetricKind::Mean && !all_possible(&sums, exposed) {
+        over.from_units = true;
+        sums = sums_per_arm(store.metric_sums(flag, window.number, metric, over)?, arms);
+    }
     Ok(arms
         .iter()
         .zip(exposed)
@@ -590,27 +519,17 @@ pub(crate) fn arm_inputs(
         .collect())
 }
 
-/// Per arm, in `arms` order: (units with an event, sum, sum of squares),
-/// from a query answering (variant, those three) per variant.
-fn sums_per_arm(
-    connection: &Connection,
-    query: &str,
-    parameters: &[&dyn rusqlite::ToSql],
-    arms: &[&str],
-) -> rusqlite::Result<Vec<(i64, f64, f64)>> {
-    let mut statement = connection.prepare_cached(query)?;
-    let mut rows = statement.query(parameters)?;
-    let mut per_arm = vec![(0_i64, 0.0_f64, 0.0_f64); arms.len()];
-    while let Some(row) = rows.next()? {
-        let variant: String = row.get(0)?;
-        if let Some(i) = arms.iter().position(|name| *name == variant) {
-            per_arm[i] = (row.get(1)?, row.get(2)?, row.get(3)?);
-        }
-    }
-    Ok(per_arm)
+/// `sums` in `arms`' order, zero for an arm without any.
+fn sums_per_arm(sums: Vec<crate::store::ArmSums>, arms: &[&str]) -> Vec<(i64, f64, f64)> {
+    arms.iter()
+        .map(|arm| {
+            sums.iter()
+                .find(|s| s.variant == *arm)
+                .map_or((0, 0.0, 0.0), |s| (s.converted, s.sum, s.sum_of_squares))
+        })
+        .collect()
 }
 
-/// Whether every arm's sums are possible for a mean metric's statistics.
 fn all_possible(sums: &[(i64, f64, f64)], exposed: &[i64]) -> bool {
     sums.iter()
         .zip(exposed)
@@ -624,45 +543,3 @@ fn all_possible(sums: &[(i64, f64, f64)], exposed: &[i64]) -> bool {
             .is_ok()
         })
 }
-
-/// Per arm of phase ?2 of flag ?1 and metric ?3, as the writer keeps them.
-const FROM_AGGREGATES: &str = "
-    SELECT variant, converted, sum, sum_of_squares FROM arm_outcomes
-    WHERE flag = ?1 AND phase = ?2 AND metric = ?3";
-
-/// Per arm of phase ?2 of flag ?1: units with an event of metric ?3, and
-/// the sum and sum of squares of their totals capped at ?4 (none when
-/// NULL), from the per-unit totals (SQLite's `total` sums with error
-/// compensation). Units exposed to several variants are left out, as in
-/// the aggregates.
-const FROM_UNIT_TOTALS: &str = "
-    WITH exposed AS (
-        SELECT unit, min(variant) AS variant FROM exposures
-        WHERE flag = ?1 AND phase = ?2 GROUP BY unit HAVING count(*) = 1
-    ), totals AS (
-        SELECT e.variant, o.events,
-               CASE WHEN ?4 IS NULL THEN o.total ELSE min(o.total, ?4) END AS total
-        FROM exposed e JOIN unit_outcomes o
-          ON o.flag = ?1 AND o.phase = ?2 AND o.unit = e.unit AND o.metric = ?3
-    )
-    SELECT variant, sum(events > 0), total(total), total(total * total)
-    FROM totals GROUP BY variant";
-
-/// Per arm of phase ?2 of flag ?1: units with an event of metric ?3, and
-/// the sum and sum of squares of unit totals capped at ?6 (none when
-/// NULL), counting events from the unit's first exposure until ?4 ms later
-/// (no limit when NULL) or the phase's end ?5, whichever comes first. Units
-/// exposed to several variants are left out, as in the aggregates.
-const WINDOWED: &str = "
-    WITH exposed AS (
-        SELECT unit, min(variant) AS variant, min(time) AS first FROM exposures
-        WHERE flag = ?1 AND phase = ?2 GROUP BY unit HAVING count(*) = 1
-    ), totals AS (
-        SELECT e.variant, count(c.time) AS events,
-               CASE WHEN ?6 IS NULL THEN total(c.value) ELSE min(total(c.value), ?6) END AS total
-        FROM exposed e JOIN conversions c
-          ON c.unit = e.unit AND c.metric = ?3 AND c.time >= e.first
-         AND c.time < min(coalesce(e.first + ?4, ?5), ?5)
-        GROUP BY e.unit
-    )
-    SELECT variant, count(*), total(total), total(total * total) FROM totals GROUP BY variant";

@@ -19,8 +19,8 @@ use flags_core::{FlagInfo, Snapshot};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::retention;
-use super::store::{Conversion, Event, EventId, Exposure, Stored};
+use crate::store::retention;
+use crate::store::{Conversion, Event, EventId, Exposure, Stored};
 
 /// Most events accepted in one request.
 pub const MAX_BATCH: usize = 1000;

@@ -1,54 +1,44 @@
-//! Experiment events: exposures and conversions, stored durably in an
-//! embedded SQLite database under the data directory (`--data`).
+//! Experiment events: exposures and conversions, what a server accepts of
+//! them and what it reads out of them.
 //!
-//! What it is for: accepting events (`POST /v1/events`, and the exposures the
-//! server records when it evaluates an enrolled unit) and acknowledging them
-//! only once committed (`store`); deciding which events are valid against
-//! the served config (`ingest`); keeping per-arm sufficient statistics up to
-//! date as events are written (`aggregates`); reading them out through
-//! `flags_core::stats::analyze` (`analysis`); and deleting raw events past
-//! `--retain` without changing readouts (`retention`). The schema and its
-//! migrations are in `schema`; the data directory's one-writer lock in
-//! `lock`. The same database keeps the runtime kills (`kills`), so that a kill survives
-//! a restart wherever events do.
+//! What it is for: deciding which events are valid against the served
+//! config (`ingest`); reading an experiment out of the event store through
+//! `flags_core::stats::analyze` (`analysis`); and holding the server's
+//! event store, or the reason it has none ([`EventLog`]).
 //!
-//! What it is not: a general event pipeline. Flags never depend on it: if the
-//! store cannot be opened (unwritable directory, corrupt file, full disk) the
-//! server still starts and serves flags, reports the reason in `/v1/status`,
-//! and answers event requests with 503 and that reason. The one exception is
-//! a data directory another server writes to: that server refuses to start.
+//! What it is not: the storage itself (`crate::store`, with its SQLite and
+//! PostgreSQL backends). Flags never depend on it: if the store cannot be
+//! opened (unwritable directory, corrupt file, full disk) the server still
+//! starts and serves flags, reports the reason in `/v1/status`, and answers
+//! event requests with 503 and that reason. The one exception is a data
+//! directory another server writes to: that server refuses to start.
 
-pub mod aggregates;
 pub mod analysis;
 pub mod ingest;
-pub mod kills;
-pub mod lock;
-pub mod retention;
-pub mod schema;
-pub mod store;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use schema::OpenError;
-pub use store::{EventStore, Exposure, StoreOptions, WriteError};
+use crate::store::sqlite::{OpenError, SqliteStore};
+use crate::store::{EventStore, StoreOptions};
 
 /// The event store, or why there is none.
 pub enum EventLog {
     /// Open and writing.
-    Open(EventStore),
+    Open(Arc<dyn EventStore>),
     /// Could not be opened at startup; flags are served regardless.
     Unavailable(String),
 }
 
 impl EventLog {
-    /// Opens the store in `dir`, or records why it cannot be. Errs only
-    /// when another process holds `dir`'s writer lock
+    /// Opens the SQLite store in `dir`, or records why it cannot be. Errs
+    /// only when another process holds `dir`'s writer lock
     /// ([`OpenError::InUse`]): two writers must not share a database.
-    pub fn open(dir: &Path, options: StoreOptions) -> Result<Self, OpenError> {
-        match EventStore::open(dir, options) {
-            Ok(store) => Ok(Self::Open(store)),
+    pub fn open_sqlite(dir: &Path, options: StoreOptions) -> Result<Self, OpenError> {
+        match SqliteStore::open(dir, options) {
+            Ok(store) => Ok(Self::Open(Arc::new(store))),
             Err(error @ OpenError::InUse { .. }) => Err(error),
             Err(error) => {
                 tracing::error!("events are not recorded: {error}");
@@ -58,7 +48,7 @@ impl EventLog {
     }
 
     /// The store, or the reason it is unavailable.
-    pub fn store(&self) -> Result<&EventStore, &str> {
+    pub fn store(&self) -> Result<&Arc<dyn EventStore>, &str> {
         match self {
             Self::Open(store) => Ok(store),
             Self::Unavailable(reason) => Err(reason),
@@ -69,12 +59,12 @@ impl EventLog {
     pub fn status(&self) -> EventLogStatus {
         match self {
             Self::Open(store) => {
-                let error = store.last_error();
+                let health = store.health();
                 EventLogStatus {
-                    available: error.is_none(),
-                    error,
-                    dropped_exposures: store.dropped_exposures(),
-                    queued_events: store.queued_events(),
+                    available: health.last_error.is_none(),
+                    error: health.last_error,
+                    dropped_exposures: health.dropped_exposures,
+                    queued_events: health.queued_events,
                 }
             }
             Self::Unavailable(reason) => EventLogStatus {

@@ -17,25 +17,25 @@
 
 use flags_core::stats::ArmInput;
 use flags_core::{FlagInfo, MetricDefinition};
-use rusqlite::{Connection, params};
 
 use crate::events::analysis::{Window, arm_inputs, exposed_units};
+use crate::store::{Readouts, StoreError};
 
 /// The sides of a relative guardrail: the control first, then each
 /// treatment arm, in the flag's variant order.
 pub fn relative_sides(
-    connection: &Connection,
+    store: &dyn Readouts,
     flag: &FlagInfo<'_>,
     metric: &str,
     definition: &MetricDefinition,
     phase: i64,
-) -> rusqlite::Result<Vec<ArmInput>> {
+) -> Result<Vec<ArmInput>, StoreError> {
     let mut arms = vec![control(flag)];
     arms.extend(treatments(flag));
-    let units = exposed_units(connection, flag.key(), &arms, phase)?;
+    let units = exposed_units(store, flag.key(), &arms, phase)?;
     let window = Window::running(phase);
     arm_inputs(
-        connection,
+        store,
         flag.key(),
         metric,
         definition,
@@ -48,43 +48,34 @@ pub fn relative_sides(
 /// An absolute guardrail's treatment at `now` (Unix ms): its exposed units,
 /// and how many of them had an event of `metric` in `[now - window_ms, now]`.
 pub fn windowed_rate(
-    connection: &Connection,
+    store: &dyn Readouts,
     flag: &FlagInfo<'_>,
     metric: &str,
     phase: i64,
     now: i64,
     window_ms: i64,
-) -> rusqlite::Result<(i64, i64)> {
+) -> Result<(i64, i64), StoreError> {
     let treatments: Vec<&str> = treatments(flag).collect();
-    let units = exposed_units(connection, flag.key(), &treatments, phase)?
+    let units = exposed_units(store, flag.key(), &treatments, phase)?
         .iter()
         .sum();
     // Units with a recent event, and their exposures in the phase: one
     // variant (else left out), which, and the first exposure.
-    let mut recent = connection.prepare_cached(
-        "WITH recent AS (
-             SELECT unit, max(time) AS last FROM conversions
-             WHERE metric = ?3 AND time >= ?4 AND time <= ?5 GROUP BY unit
-         )
-         SELECT count(*), min(e.variant), min(e.time), r.last
-         FROM recent r JOIN exposures e ON e.flag = ?1 AND e.phase = ?2 AND e.unit = r.unit
-         GROUP BY r.unit",
-    )?;
-    let mut rows = recent.query(params![
+    let recent = store.recent_units(
         flag.key(),
         phase,
         metric,
         now.saturating_sub(window_ms),
-        now
-    ])?;
-    let mut with_event = 0;
-    while let Some(row) = rows.next()? {
-        let (variants, variant, first, last): (i64, String, i64, i64) =
-            (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
-        if variants == 1 && last >= first && treatments.contains(&variant.as_str()) {
-            with_event += 1;
-        }
-    }
+        now,
+    )?;
+    let with_event = recent
+        .iter()
+        .filter(|unit| {
+            unit.variants == 1
+                && unit.last_event >= unit.first_exposure
+                && treatments.contains(&unit.variant.as_str())
+        })
+        .count() as i64;
     Ok((units, with_event))
 }
 
@@ -108,7 +99,7 @@ mod tests {
     use flags_core::{Overrides, compile};
 
     use super::*;
-    use crate::events::schema;
+    use crate::store::sqlite::{SqliteReader, schema};
 
     const ROLLOUT: &str = r#"version = 1
 [metrics.errors]
@@ -121,11 +112,12 @@ serve = "on"
 metric = "errors"
 "#;
 
-    fn database(sql: &str) -> (tempfile::TempDir, Connection) {
+    fn database(sql: &str) -> (tempfile::TempDir, SqliteReader) {
         let dir = tempfile::tempdir().unwrap();
         let connection = schema::open_for_writing(dir.path()).unwrap();
         connection.execute_batch(sql).unwrap();
-        (dir, connection)
+        let reader = SqliteReader::open(dir.path()).unwrap();
+        (dir, reader)
     }
 
     #[test]
@@ -133,12 +125,12 @@ metric = "errors"
         let snapshot = compile(ROLLOUT, &Overrides::new()).unwrap();
         let flag = snapshot.flag("f").unwrap();
         let errors = snapshot.metric("errors").unwrap();
-        let (_dir, connection) = database(
+        let (_dir, reader) = database(
             "INSERT INTO arm_units VALUES ('f', 1, 'on', 4), ('f', 1, 'off', 3), ('f', 2, 'on', 9);
              INSERT INTO arm_outcomes VALUES ('f', 1, 'on', 'errors', 2, 2, 2),
                                              ('f', 1, 'off', 'errors', 1, 1, 1);",
         );
-        let sides = relative_sides(&connection, &flag, "errors", errors, 1).unwrap();
+        let sides = relative_sides(&reader, &flag, "errors", errors, 1).unwrap();
         assert_eq!(
             sides,
             [
@@ -147,7 +139,7 @@ metric = "errors"
             ]
         );
         // A phase without units has both sides all the same.
-        let sides = relative_sides(&connection, &flag, "errors", errors, 3).unwrap();
+        let sides = relative_sides(&reader, &flag, "errors", errors, 3).unwrap();
         assert_eq!(
             sides,
             [
@@ -161,7 +153,7 @@ metric = "errors"
     fn the_windowed_rate_counts_treatment_units_with_an_event_after_exposure_in_the_window() {
         let snapshot = compile(ROLLOUT, &Overrides::new()).unwrap();
         let flag = snapshot.flag("f").unwrap();
-        let (_dir, connection) = database(
+        let (_dir, reader) = database(
             "INSERT INTO arm_units VALUES ('f', 1, 'on', 5), ('f', 1, 'off', 1);
              INSERT INTO exposures (flag, phase, unit, variant, time) VALUES
                  ('f', 1, 'recent', 'on', 100),
@@ -181,7 +173,7 @@ metric = "errors"
                  ('7', 'errors', 'other-phase', NULL, 950),
                  ('8', 'crashes', 'other-metric', NULL, 950);",
         );
-        let rate = windowed_rate(&connection, &flag, "errors", 1, 1000, 100).unwrap();
+        let rate = windowed_rate(&reader, &flag, "errors", 1, 1000, 100).unwrap();
         assert_eq!(rate, (5, 1));
     }
 }

@@ -16,8 +16,8 @@
 //! tripped, and a flag killed by anything (the file, an admin, a guardrail)
 //! is not checked. A kill stops the flag's analysis phase and a revive
 //! (`flags revive --server`, the admin API) starts a new one (see
-//! `events::store::start_phases`), as does an edit of its definition
-//! (`events::store::phase_key`); states of another phase are not carried
+//! `store::EventStore::start_phases`), as does an edit of its definition
+//! (`store::AnalysedFlag::assignment`); states of another phase are not carried
 //! (`decide`), so the first check in the new phase re-arms every guardrail
 //! of the flag from scratch, on the units exposed since, and the evidence
 //! that tripped it does not kill it again.
@@ -32,30 +32,29 @@ pub mod store;
 pub mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use flags_core::guardrail::{Guardrail, GuardrailAction, GuardrailTest};
 use flags_core::{FlagInfo, KilledBy, Snapshot};
-use rusqlite::Connection;
 use tokio::time::MissedTickBehavior;
 
+use crate::events::EventLog;
 use crate::events::analysis::current_phase;
 use crate::events::ingest::now_ms;
-use crate::events::schema;
 use crate::kills::Change;
 use crate::server::state::{AppState, ServerState};
+use crate::store::{EventStore, Readouts, StoreError};
 use crate::webhooks::{FlagChange, Notification};
 use decide::{ArmState, Check, Step};
-use store::{GuardrailStore, Key};
+use store::Key;
 
 /// The guardrails' states, and where they are stored.
 pub struct Guardrails {
     /// Time between checks.
     interval: Duration,
     book: Mutex<Book>,
-    store: Result<GuardrailStore, String>,
+    store: Result<Arc<dyn EventStore>, String>,
     /// Held while states are copied out and written, so that the last
     /// write is of the latest states.
     persisting: Mutex<()>,
@@ -84,15 +83,15 @@ struct Trip {
 }
 
 impl Guardrails {
-    /// Opens the states' store in the data directory `dir` and restores
-    /// them; checks every `interval`. A store that cannot be opened or read
-    /// leaves the checks running from scratch, in memory only.
-    pub fn open(dir: &Path, interval: Duration) -> Self {
-        let store = GuardrailStore::open(dir).map_err(|e| e.to_string());
+    /// Restores the states kept in `events`' store; checks every
+    /// `interval`. Without a store, or one that cannot be read, the checks
+    /// run from scratch, in memory only.
+    pub fn open(events: &EventLog, interval: Duration) -> Self {
+        let store = events.store().cloned().map_err(str::to_string);
         let restored = store
             .as_ref()
             .map_err(Clone::clone)
-            .and_then(GuardrailStore::load);
+            .and_then(|store| store::load(store.readouts()));
         let (states, store) = match restored {
             Ok(states) => (states.into_iter().collect(), store),
             Err(error) => {
@@ -175,16 +174,16 @@ impl Guardrails {
         &self,
         snapshot: &Snapshot,
         flag: &FlagInfo<'_>,
-        connection: Result<&Connection, &String>,
+        readouts: Result<&dyn Readouts, &String>,
         now: i64,
         mut act: impl FnMut(&Guardrail, Vec<Trip>) -> bool,
     ) {
-        let reading = connection.map_err(Clone::clone).and_then(|connection| {
-            let phase = current_phase(connection, flag.key()).map_err(database)?;
-            Ok((connection, phase))
+        let reading = readouts.map_err(Clone::clone).and_then(|readouts| {
+            let phase = current_phase(readouts, flag.key()).map_err(database)?;
+            Ok((readouts, phase))
         });
         for (index, guardrail) in flag.guardrails().iter().enumerate() {
-            let checked = reading.clone().and_then(|(connection, phase)| {
+            let checked = reading.clone().and_then(|(readouts, phase)| {
                 let at = At {
                     flag,
                     index,
@@ -192,7 +191,7 @@ impl Guardrails {
                     phase,
                     now,
                 };
-                self.check_guardrail(connection, snapshot, &at)
+                self.check_guardrail(readouts, snapshot, &at)
             });
             let trips = match checked {
                 Ok(trips) => trips,
@@ -211,7 +210,7 @@ impl Guardrails {
     /// Reads one guardrail's figures and decides; the arms that tripped.
     fn check_guardrail(
         &self,
-        connection: &Connection,
+        readouts: &dyn Readouts,
         snapshot: &Snapshot,
         at: &At<'_, '_>,
     ) -> Result<Vec<Trip>, String> {
@@ -227,7 +226,7 @@ impl Guardrails {
                     .metric(metric)
                     .ok_or_else(|| format!("metric `{metric}` is not declared"))?;
                 let sides =
-                    figures::relative_sides(connection, at.flag, metric, definition, at.phase)
+                    figures::relative_sides(readouts, at.flag, metric, definition, at.phase)
                         .map_err(database)?;
                 let Some((control, treatments)) = sides.split_first() else {
                     return Ok(Vec::new());
@@ -254,10 +253,9 @@ impl Guardrails {
             }
             GuardrailTest::Absolute { max_rate, window } => {
                 let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
-                let (units, with_event) = figures::windowed_rate(
-                    connection, at.flag, metric, at.phase, at.now, window_ms,
-                )
-                .map_err(database)?;
+                let (units, with_event) =
+                    figures::windowed_rate(readouts, at.flag, metric, at.phase, at.now, window_ms)
+                        .map_err(database)?;
                 self.record(|states| {
                     let key = at.key(None);
                     let step = at
@@ -286,7 +284,11 @@ impl Guardrails {
         if changed.is_empty() {
             return;
         }
-        let saved = store.save(changed.iter().map(|(key, state)| (key, state)));
+        let saved = store::save(
+            store.as_ref(),
+            changed.iter().map(|(key, state)| (key, state)),
+        )
+        .map_err(|e| e.to_string());
         let mut book = self.book();
         if let Err(error) = &saved {
             tracing::error!("guardrail checks not stored: {error}");
@@ -324,31 +326,25 @@ pub fn check_all(state: &ServerState) {
     let published = state.live.current.load_full();
     let snapshot = &published.snapshot;
     let now = now_ms();
-    let mut reader = None;
+    let store = state
+        .events
+        .store()
+        .map_err(|reason| format!("events are not recorded: {reason}"));
+    let readouts = store.as_ref().map(|store| store.readouts());
     for flag in snapshot.flags() {
         if flag.guardrails().is_empty() || flag.killed_by().is_some() {
             continue;
         }
-        let connection = reader.get_or_insert_with(|| open_reader(state));
         state.guardrails.check_flag(
             snapshot,
             &flag,
-            connection.as_ref(),
+            readouts.as_ref().copied().map_err(|reason| *reason),
             now,
             |guardrail, trips| act(state, &flag, guardrail, trips),
         );
     }
     state.guardrails.book().last_check = Some(now);
     state.guardrails.persist();
-}
-
-/// A read-only connection to the event database, or why there is none.
-fn open_reader(state: &ServerState) -> Result<Connection, String> {
-    let store = state
-        .events
-        .store()
-        .map_err(|reason| format!("events are not recorded: {reason}"))?;
-    schema::open_for_reading(store.dir()).map_err(|e| e.to_string())
 }
 
 /// One guardrail of one flag, checked in one phase at one time.
@@ -381,8 +377,8 @@ impl At<'_, '_> {
     }
 }
 
-fn database(error: rusqlite::Error) -> String {
-    format!("cannot read the event database: {error}")
+fn database(error: StoreError) -> String {
+    format!("cannot read the event store: {error}")
 }
 
 /// Acts on what tripped, once the trip is stored: `kill` kills the flag
@@ -440,8 +436,14 @@ fn flag_change(flag: &FlagInfo<'_>, guardrail: &Guardrail, trip: &Trip) -> FlagC
 mod tests {
     use flags_core::{Overrides, compile};
 
+    use std::path::Path;
+
+    use rusqlite::Connection;
+
     use super::decide::Decision;
     use super::*;
+    use crate::store::StoreOptions;
+    use crate::store::sqlite::{SqliteReader, schema};
 
     /// A 50% rollout guarded on a mean metric, then on a conversion metric.
     fn config(rollout: u32) -> String {
@@ -472,32 +474,31 @@ mod tests {
         connection
     }
 
+    /// Guardrail states kept in the event store in `dir`.
+    fn states_in(dir: &Path) -> EventLog {
+        EventLog::open_sqlite(dir, StoreOptions::default()).unwrap()
+    }
+
     /// Checks `text`'s flag `f`; the (guardrail index, arms) that tripped.
     fn check(
         guardrails: &Guardrails,
         text: &str,
-        connection: Result<&Connection, &String>,
+        readouts: Result<&dyn Readouts, &String>,
     ) -> Vec<(usize, Vec<Option<String>>)> {
         let snapshot = compile(text, &Overrides::new()).unwrap();
         let flag = snapshot.flag("f").unwrap();
         let mut acted = Vec::new();
-        guardrails.check_flag(
-            &snapshot,
-            &flag,
-            connection,
-            now_ms(),
-            |guardrail, trips| {
-                if !trips.is_empty() {
-                    let index = flag
-                        .guardrails()
-                        .iter()
-                        .position(|g| g == guardrail)
-                        .unwrap();
-                    acted.push((index, trips.into_iter().map(|t| t.arm).collect()));
-                }
-                false
-            },
-        );
+        guardrails.check_flag(&snapshot, &flag, readouts, now_ms(), |guardrail, trips| {
+            if !trips.is_empty() {
+                let index = flag
+                    .guardrails()
+                    .iter()
+                    .position(|g| g == guardrail)
+                    .unwrap();
+                acted.push((index, trips.into_iter().map(|t| t.arm).collect()));
+            }
+            false
+        });
         guardrails.persist();
         acted
     }
@@ -515,9 +516,10 @@ mod tests {
     #[test]
     fn a_guardrail_whose_check_fails_keeps_its_error_and_the_others_go_on() {
         let (data, states) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let connection = events(data.path());
-        let guardrails = Guardrails::open(states.path(), Duration::from_secs(10));
-        let acted = check(&guardrails, &config(50), Ok(&connection));
+        events(data.path());
+        let reader = SqliteReader::open(data.path()).unwrap();
+        let guardrails = Guardrails::open(&states_in(states.path()), Duration::from_secs(10));
+        let acted = check(&guardrails, &config(50), Ok(&reader));
         assert_eq!(acted, [(1, vec![Some("on".to_string())])]);
         let error = guardrails.book().errors[&("f".to_string(), 0)].clone();
         assert!(
@@ -554,14 +556,15 @@ mod tests {
     fn a_trip_survives_a_restart_and_a_new_phase_re_arms_it_from_scratch() {
         let (data, states) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let connection = events(data.path());
-        let first = Guardrails::open(states.path(), Duration::from_secs(10));
-        assert_eq!(check(&first, &config(50), Ok(&connection)).len(), 1);
+        let reader = SqliteReader::open(data.path()).unwrap();
+        let first = Guardrails::open(&states_in(states.path()), Duration::from_secs(10));
+        assert_eq!(check(&first, &config(50), Ok(&reader)).len(), 1);
         drop(first);
 
-        let restarted = Guardrails::open(states.path(), Duration::from_secs(10));
+        let restarted = Guardrails::open(&states_in(states.path()), Duration::from_secs(10));
         assert_eq!(decision(&restarted, 1, "errors"), Some(Decision::Tripped));
         // The kill's trip stays, and is not acted on again.
-        assert!(check(&restarted, &config(50), Ok(&connection)).is_empty());
+        assert!(check(&restarted, &config(50), Ok(&reader)).is_empty());
         assert_eq!(decision(&restarted, 1, "errors"), Some(Decision::Tripped));
         assert!(tripped_gauge(&restarted, "errors"));
 
@@ -573,10 +576,11 @@ mod tests {
                  VALUES ('f', 1, 'a', 0), ('f', 2, 'a', 1);",
             )
             .unwrap();
-        assert!(check(&restarted, &config(50), Ok(&connection)).is_empty());
+        assert!(check(&restarted, &config(50), Ok(&reader)).is_empty());
         assert_eq!(decision(&restarted, 1, "errors"), Some(Decision::Waiting));
         assert!(!tripped_gauge(&restarted, "errors"));
-        let stored = Guardrails::open(states.path(), Duration::from_secs(10));
+        drop(restarted);
+        let stored = Guardrails::open(&states_in(states.path()), Duration::from_secs(10));
         assert_eq!(decision(&stored, 1, "errors"), Some(Decision::Waiting));
     }
 }

@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::context::BodyError;
-use crate::events::WriteError;
 use crate::events::analysis::ResultsError;
 use crate::events::ingest::BatchError;
+use crate::store::WriteError;
 use crate::tokens::Role;
 
 /// OFREP error codes this server sends.
@@ -223,7 +223,7 @@ impl From<ResultsError> for ApiError {
     fn from(error: ResultsError) -> Self {
         match error {
             ResultsError::NotFound(details) => Self::new(StatusCode::NOT_FOUND, None, details),
-            ResultsError::Database(_) | ResultsError::Open(_) => {
+            ResultsError::Store(_) | ResultsError::Unreadable(_) => {
                 Self::unavailable(error.to_string())
             }
         }

@@ -1,7 +1,7 @@
 //! `POST /v1/events`: a batch of exposures and conversions, answered once
 //! the valid ones are committed.
 //!
-//! Checking is `crate::events::ingest`, storing `crate::events::store`; this
+//! Checking is `crate::events::ingest`, storing `crate::store`; this
 //! handler only joins them to HTTP. A store that is unavailable or cannot
 //! write answers 503 with the reason (why it could not be opened, which
 //! names server paths, to admins only); flags are unaffected.

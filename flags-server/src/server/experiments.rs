@@ -9,6 +9,7 @@
 //! experiment so the always-valid p-values are tracked even when nobody
 //! asks. Not here: storing events (`events`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -22,8 +23,9 @@ use super::errors::ApiError;
 use super::json;
 use super::state::AppState;
 use crate::events::ingest::now_ms;
-use crate::events::{EventLog, EventStore, analysis};
+use crate::events::{EventLog, analysis};
 use crate::live::{LiveConfig, Published};
+use crate::store::{EventStore, PhaseStart};
 use crate::tokens::Role;
 
 /// Interval between the looks taken without a request.
@@ -137,7 +139,7 @@ pub async fn results(
             .store()
             .map_err(|reason| ApiError::events_unavailable(reason, Role::Admin))?;
         let published = state.live.current.load();
-        analysis::read_and_record(store, &published.snapshot, &flag, query.phase)
+        analysis::read_and_record(store.as_ref(), &published.snapshot, &flag, query.phase)
             .map_err(ApiError::from)
     })
     .await
@@ -178,8 +180,8 @@ pub fn spawn_looks(state: &AppState) {
 /// Hands the phases of `published` to the event writer (without waiting),
 /// as of now: a runtime kill republishes a config loaded long ago, and the
 /// experiment stops when it is killed, not when the file was read.
-fn start_phases(store: &EventStore, published: &Published) {
-    store.start_phases(&published.snapshot, now_ms());
+fn start_phases(store: &Arc<dyn EventStore>, published: &Published) {
+    store.start_phases(PhaseStart::of(&published.snapshot, now_ms()));
 }
 
 /// Reads out every experiment's current phase, recording the looks.
@@ -191,7 +193,7 @@ fn look_at_every_experiment(state: &AppState) {
     for flag in published.snapshot.flags() {
         if flag.experiments().next().is_some()
             && let Err(error) =
-                analysis::read_and_record(store, &published.snapshot, flag.key(), None)
+                analysis::read_and_record(store.as_ref(), &published.snapshot, flag.key(), None)
         {
             tracing::warn!(flag = flag.key(), "hourly look failed: {error}");
         }
@@ -201,14 +203,11 @@ fn look_at_every_experiment(state: &AppState) {
 #[cfg(test)]
 mod tests {
     use flags_core::{Overrides, compile};
-    use rusqlite::Connection;
 
     use super::*;
-    use crate::events::StoreOptions;
-    use crate::events::schema;
-    use crate::events::store::Exposure;
     use crate::live::ReloadAttempt;
     use crate::metrics::{Metrics, ReloadOutcome};
+    use crate::store::{Exposure, StoreOptions};
 
     fn published(split: &str) -> Published {
         let text = format!(
@@ -254,10 +253,10 @@ mod tests {
     }
 
     /// Serves `first`, publishes `next`, records one exposure of `f`: the
-    /// exposures per phase.
+    /// exposed units per phase.
     async fn exposure_phases(first: Published, next: Published) -> Vec<(i64, i64)> {
         let dir = tempfile::tempdir().unwrap();
-        let events = EventLog::open(dir.path(), StoreOptions::default()).unwrap();
+        let events = EventLog::open_sqlite(dir.path(), StoreOptions::default()).unwrap();
         let live = LiveConfig::new(
             first,
             ReloadAttempt::new("startup", ReloadOutcome::Applied, Vec::new()),
@@ -274,14 +273,12 @@ mod tests {
             time: now_ms(),
         });
         store.write(Vec::new()).await.unwrap(); // after everything queued before it
-        let connection = Connection::open(dir.path().join(schema::FILE_NAME)).unwrap();
-        let phases: Vec<(i64, i64)> = connection
-            .prepare("SELECT phase, count(*) FROM exposures GROUP BY phase")
-            .unwrap()
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        phases
+        (1..=2)
+            .map(|phase| {
+                let arms = store.readouts().arm_units("f", phase).unwrap();
+                (phase, arms.iter().map(|(_, units)| units).sum())
+            })
+            .filter(|(_, units)| *units > 0)
+            .collect()
     }
 }

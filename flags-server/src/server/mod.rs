@@ -43,12 +43,13 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::cli::ServeArgs;
 use crate::context::ContextLimits;
 use crate::error::Error;
-use crate::events::{EventLog, StoreOptions};
+use crate::events::EventLog;
 use crate::guardrails::Guardrails;
 use crate::kills::Kills;
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
 use crate::reload::{Loader, Reloader};
+use crate::store::StoreOptions;
 use crate::tokens::Tokens;
 use crate::webhooks::{self, Delivery, Notifier};
 use errors::ApiError;
@@ -84,19 +85,17 @@ pub async fn serve_until(
     let webhooks = webhooks::config::load(args.webhooks.as_deref())?;
     let cors = cors_layer(&args.cors_origins)?;
     let metrics = Arc::new(Metrics::default());
-    // First: the event log takes the data directory's lock before anything
-    // else (the webhook outbox, the kill store) opens its database.
     let store_options = StoreOptions {
         max_queued_events: args.max_queued_events,
         retain: args.retain,
     };
-    let events =
-        EventLog::open(&args.data, store_options).map_err(|e| Error::Serve(e.to_string()))?;
+    let events = EventLog::open_sqlite(&args.data, store_options)
+        .map_err(|e| Error::Serve(e.to_string()))?;
     let delivery = Delivery {
         backoff: args.webhook_backoff,
         ..Delivery::default()
     };
-    let notifier = Notifier::start(webhooks, &args.data, metrics.clone(), delivery)?;
+    let notifier = Notifier::start(webhooks, &events, metrics.clone(), delivery)?;
     let mut loader = Loader::new(
         args.config.clone(),
         Overrides::from_env(),
@@ -105,15 +104,11 @@ pub async fn serve_until(
     );
     let (published, attempt) = loader.initial()?;
     let live = Arc::new(LiveConfig::new(published, attempt));
-    let mut kills = Kills::open(&args.data);
-    let guardrails = Guardrails::open(&args.data, args.guardrail_interval);
+    let mut kills = Kills::open(&events);
+    let guardrails = Guardrails::open(&events, args.guardrail_interval);
     let restored = kills.restore(&live);
-    if restored > 0 {
-        tracing::warn!(
-            restored,
-            "runtime kills restored from {}",
-            args.data.display()
-        );
+    if let (true, Ok(store)) = (restored > 0, events.store()) {
+        tracing::warn!(restored, "runtime kills restored from {}", store.location());
     }
     experiments::follow_phases(&live, &events);
     let reloader = Reloader::start(loader, live.clone(), args.debounce)?;

@@ -13,13 +13,14 @@ use flags_core::Context;
 use tokio::sync::{Semaphore, watch};
 
 use super::limits::Limits;
+use crate::events::EventLog;
 use crate::events::ingest::now_ms;
-use crate::events::{EventLog, Exposure};
 use crate::guardrails::Guardrails;
 use crate::kills::Kills;
 use crate::live::{Evaluated, LiveConfig, Published};
 use crate::metrics::Metrics;
 use crate::reload::Reloader;
+use crate::store::Exposure;
 use crate::tokens::Tokens;
 use crate::webhooks::Notifier;
 

@@ -20,6 +20,9 @@
 //! database and is called from a blocking thread (`spawn_blocking`, or the
 //! guardrail and webhook threads), never from an async task directly.
 
+pub mod retention;
+pub mod sqlite;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -255,6 +258,10 @@ pub struct MetricWindow {
     /// The phase's end (Unix ms; `i64::MAX` while it runs): later events
     /// never count.
     pub end: i64,
+    /// Sum each unit's total afresh instead of reading the sums the writer
+    /// maintains (which, updated by differences, may be off by rounding);
+    /// implied by `span_ms` and `cap`.
+    pub from_units: bool,
 }
 
 /// One arm's sufficient statistics for one metric, over its units exposed
@@ -360,48 +367,13 @@ pub struct WriterHealth {
 /// as `dyn EventStore`.
 pub type Answer<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// The event store (see the module's documentation). Shared as
-/// `Arc<dyn EventStore>`; every backend gives the same answers to the same
-/// calls (the tests in `tests/events.rs` run against both).
-pub trait EventStore: Send + Sync {
-    // The writer.
-
-    /// Stores `events`, answering once they are committed; refused at once
-    /// ([`WriteError::Busy`]) when they would take the queue beyond its
-    /// ceiling in events. One answer per event, in order.
-    fn write(&self, events: Vec<Event>) -> Answer<'_, Result<Vec<Stored>, WriteError>>;
-
-    /// Queues an exposure the server recorded, without waiting; dropped
-    /// (and counted) when the queue is full or its unit key longer than a
-    /// client's event may give (`ingest::MAX_TEXT`).
-    fn record_exposure(&self, exposure: Exposure);
-
-    /// Starts a new analysis phase for each flag of `start` whose
-    /// assignment changed or that was stopped, and stops those no longer
-    /// listed. Never waits: a reload (a kill switch) must not be held up by
-    /// the store. Several replicas publishing the same config start one
-    /// phase, not one each.
-    fn start_phases(&self, start: PhaseStart);
-
-    /// Folds `looks` into the stored running minima, without waiting.
-    fn record_looks(&self, looks: Vec<Look>);
-
-    /// The writer's health.
-    fn health(&self) -> WriterHealth;
-
-    /// How long raw events are kept (`--retain`), `None` for ever.
-    fn retain(&self) -> Option<Duration>;
-
-    /// Where the store is, for messages (a path, or a URL without password).
-    fn location(&self) -> String;
-
-    // Reads for readouts and guardrails (blocking).
-
+/// What a readout and a guardrail check read (blocking): per-arm sums,
+/// never a row per unit; and the stored kills and guardrail states. A running server reads through its
+/// [`EventStore::readouts`]; `flags results` reads a database without
+/// writing to it.
+pub trait Readouts: Send + Sync {
     /// Every stored phase of `flag`, in order.
     fn phases(&self, flag: &str) -> Result<Vec<PhaseRecord>, StoreError>;
-
-    /// The flags that have at least one stored phase, sorted.
-    fn analysed_flags(&self) -> Result<Vec<String>, StoreError>;
 
     /// Units exposed to one variant only in `flag`'s `phase`, per variant
     /// (variants with none may be missing).
@@ -436,10 +408,52 @@ pub trait EventStore: Send + Sync {
         to: i64,
     ) -> Result<Vec<RecentUnit>, StoreError>;
 
-    // Runtime kills (blocking).
-
-    /// Every stored kill, by flag.
+    /// Every stored runtime kill, by flag.
     fn kills(&self) -> Result<Vec<StoredKill>, StoreError>;
+
+    /// Every stored guardrail state, by flag, guardrail, metric and arm.
+    fn guardrail_states(&self) -> Result<Vec<GuardrailRow>, StoreError>;
+}
+
+/// The event store (see the module's documentation). Shared as
+/// `Arc<dyn EventStore>`; every backend gives the same answers to the same
+/// calls (the tests in `tests/events.rs` run against both).
+pub trait EventStore: Send + Sync {
+    /// What readouts and guardrail checks read.
+    fn readouts(&self) -> &dyn Readouts;
+
+    // The writer.
+
+    /// Stores `events`, answering once they are committed; refused at once
+    /// ([`WriteError::Busy`]) when they would take the queue beyond its
+    /// ceiling in events. One answer per event, in order.
+    fn write(&self, events: Vec<Event>) -> Answer<'_, Result<Vec<Stored>, WriteError>>;
+
+    /// Queues an exposure the server recorded, without waiting; dropped
+    /// (and counted) when the queue is full or its unit key longer than a
+    /// client's event may give (`ingest::MAX_TEXT`).
+    fn record_exposure(&self, exposure: Exposure);
+
+    /// Starts a new analysis phase for each flag of `start` whose
+    /// assignment changed or that was stopped, and stops those no longer
+    /// listed. Never waits: a reload (a kill switch) must not be held up by
+    /// the store. Several replicas publishing the same config start one
+    /// phase, not one each.
+    fn start_phases(&self, start: PhaseStart);
+
+    /// Folds `looks` into the stored running minima, without waiting.
+    fn record_looks(&self, looks: Vec<Look>);
+
+    /// The writer's health.
+    fn health(&self) -> WriterHealth;
+
+    /// How long raw events are kept (`--retain`), `None` for ever.
+    fn retain(&self) -> Option<Duration>;
+
+    /// Where the store is, for messages (a path, or a URL without password).
+    fn location(&self) -> String;
+
+    // Runtime kills (blocking).
 
     /// Stores `kill`, replacing any earlier kill of its flag; returns once committed.
     fn record_kill(&self, kill: &StoredKill) -> Result<(), StoreError>;
@@ -448,9 +462,6 @@ pub trait EventStore: Send + Sync {
     fn clear_kill(&self, flag: &str) -> Result<(), StoreError>;
 
     // Guardrail states (blocking).
-
-    /// Every stored guardrail state, by flag, guardrail, metric and arm.
-    fn guardrail_states(&self) -> Result<Vec<GuardrailRow>, StoreError>;
 
     /// Replaces the stored states of `rows`' keys, all or none.
     fn save_guardrail_states(&self, rows: &[GuardrailRow]) -> Result<(), StoreError>;

@@ -1,7 +1,7 @@
 //! The delivery worker: queues what `Notifier::send` hands over, posts
 //! whatever is due, and retries with exponential backoff.
 //!
-//! One thread owns the outbox (SQLite, so it blocks, and never on the async
+//! One thread owns the outbox (the event store's, so it blocks, and never on the async
 //! executor). It commits each notification's rows before any attempt, then
 //! starts an attempt per due row as a task on the tokio runtime, off every
 //! request path, and sleeps until a message (a notification, an attempt's
@@ -31,10 +31,11 @@ use reqwest::header::CONTENT_TYPE;
 use super::Envelope;
 use super::body::{self, SIGNATURE_HEADER};
 use super::config::Endpoint;
-use super::outbox::{Outbox, Pending};
+use super::outbox::Outbox;
 use crate::error::{Error, with_causes};
 use crate::events::ingest::now_ms;
 use crate::metrics::{DeliveryOutcome, Metrics, Queued};
+use crate::store::{Pending, StoreError};
 
 /// Attempts in flight at once; further due rows wait for one to finish.
 const MAX_IN_FLIGHT: usize = 32;
@@ -351,7 +352,7 @@ impl Worker {
     }
 
     /// Counts `outcome`; if it could not be written, stops attempting the row.
-    fn count(&mut self, id: i64, outcome: DeliveryOutcome, written: rusqlite::Result<()>) {
+    fn count(&mut self, id: i64, outcome: DeliveryOutcome, written: Result<(), StoreError>) {
         self.metrics.record_delivery(outcome);
         if let Err(e) = written {
             tracing::error!(

@@ -18,7 +18,6 @@ pub mod config;
 pub mod deliver;
 pub mod outbox;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::Sender;
@@ -28,6 +27,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::Error;
+use crate::events::EventLog;
 use crate::metrics::Metrics;
 pub use config::Endpoint;
 pub use deliver::Delivery;
@@ -161,29 +161,19 @@ impl Notifier {
         }
     }
 
-    /// Starts delivering to `endpoints` from the outbox in `data` (in
-    /// memory, not durably, if that database cannot be opened); disabled
-    /// when `endpoints` is empty. Must run inside the tokio runtime, which
-    /// runs the attempts.
+    /// Starts delivering to `endpoints` from the outbox of `events`' store
+    /// (in memory, not durably, without one); disabled when `endpoints` is
+    /// empty. Must run inside the tokio runtime, which runs the attempts.
     pub fn start(
         endpoints: Vec<Endpoint>,
-        data: &Path,
+        events: &EventLog,
         metrics: Arc<Metrics>,
         delivery: Delivery,
     ) -> Result<Self, Error> {
         if endpoints.is_empty() {
             return Ok(Self::disabled());
         }
-        let outbox = match outbox::Outbox::open(data) {
-            Ok(outbox) => outbox,
-            Err(error) => {
-                tracing::error!(
-                    "webhook notifications are kept in memory only (lost on restart): {error}"
-                );
-                outbox::Outbox::in_memory()
-                    .map_err(|e| Error::Serve(format!("cannot start the webhook outbox: {e}")))?
-            }
-        };
+        let outbox = outbox::Outbox::of(events);
         let names: Vec<&str> = endpoints.iter().map(|e| e.name.as_str()).collect();
         tracing::info!(
             durable = outbox.is_durable(),

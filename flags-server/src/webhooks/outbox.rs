@@ -1,177 +1,159 @@
-//! The outbox: webhook deliveries waiting to be made, as rows of the
-//! `webhook_outbox` table in the event database, so they survive restarts.
+//! Where the delivery worker keeps the deliveries it has still to make: the
+//! event store's outbox, durable across restarts, or memory when the server
+//! has no store (delivered all the same, lost on restart).
 //!
-//! A row is one notification for one endpoint (named, never by URL): its
-//! body, how many attempts were made, when the next is due, and when it was
-//! delivered or given up. Rows are written with the database's settings
-//! (WAL, `synchronous = FULL`): a committed row survives a crash. When the
-//! data directory cannot be used, the same table lives in a private
-//! in-memory database instead: delivered all the same, lost on restart.
-//! Finished rows are kept a week for inspection, then deleted at startup.
-//! Not here: when to attempt (`deliver`) or what the body says (`body`).
+//! Not here: the durable table (`crate::store`), when to attempt
+//! (`deliver`) or what the body says (`body`).
 
-use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use rusqlite::{Connection, params};
+use crate::events::EventLog;
+use crate::store::{EventStore, Pending, StoreError};
 
-use crate::events::schema::{self, OpenError};
-
-/// How long delivered and given-up rows are kept, in milliseconds.
-const KEEP_FINISHED_MS: i64 = 7 * 24 * 60 * 60 * 1000;
-
-/// A delivery not yet delivered nor given up.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Pending {
-    /// The row id.
-    pub id: i64,
-    /// The endpoint's name.
-    pub endpoint: String,
-    /// The body to POST.
-    pub body: String,
-    /// Attempts made so far.
-    pub attempts: u32,
-    /// When the next attempt is due (Unix ms).
-    pub next_attempt_at: i64,
-    /// When it was queued (Unix ms).
-    pub created_at: i64,
+/// The outbox.
+pub enum Outbox {
+    /// The event store's (durable).
+    Store(Arc<dyn EventStore>),
+    /// Rows in memory, by id.
+    Memory(Mutex<Vec<MemoryRow>>),
 }
 
-/// The queue.
-pub struct Outbox {
-    connection: Connection,
-    durable: bool,
+/// A delivery kept in memory.
+pub struct MemoryRow {
+    pending: Pending,
+    finished: bool,
 }
 
 impl Outbox {
-    /// The outbox in the event database in `dir` (created and migrated if
-    /// needed); drops rows finished more than a week ago.
-    pub fn open(dir: &Path) -> Result<Self, OpenError> {
-        let connection = schema::open_for_writing(dir)?;
-        let cutoff = crate::events::ingest::now_ms() - KEEP_FINISHED_MS;
-        connection
-            .execute(
-                "DELETE FROM webhook_outbox
-                 WHERE (delivered_at IS NOT NULL OR given_up_at IS NOT NULL) AND created_at < ?1",
-                [cutoff],
-            )
-            .map_err(|source| OpenError::Sqlite {
-                path: dir.join(schema::FILE_NAME),
-                source,
-            })?;
-        Ok(Self {
-            connection,
-            durable: true,
-        })
-    }
-
-    /// An outbox in memory: not durable.
-    pub fn in_memory() -> Result<Self, OpenError> {
-        Ok(Self {
-            connection: schema::open_in_memory()?,
-            durable: false,
-        })
+    /// The outbox of `events`' store, or one in memory without a store.
+    pub fn of(events: &EventLog) -> Self {
+        match events.store() {
+            Ok(store) => Self::Store(store.clone()),
+            Err(reason) => {
+                tracing::error!(
+                    "webhook notifications are kept in memory only (lost on restart): {reason}"
+                );
+                Self::Memory(Mutex::default())
+            }
+        }
     }
 
     /// Whether committed rows survive a restart.
     pub fn is_durable(&self) -> bool {
-        self.durable
+        matches!(self, Self::Store(_))
     }
 
-    /// Queues one delivery per (endpoint, body), due at `now`, in one
-    /// transaction: all are committed or none.
-    pub fn enqueue(&mut self, deliveries: &[(&str, String)], now: i64) -> rusqlite::Result<()> {
-        let transaction = self.connection.transaction()?;
-        {
-            let mut insert = transaction.prepare_cached(
-                "INSERT INTO webhook_outbox (endpoint, body, next_attempt_at, created_at)
-                 VALUES (?1, ?2, ?3, ?3)",
-            )?;
-            for (endpoint, body) in deliveries {
-                insert.execute(params![endpoint, body, now])?;
+    /// Queues one delivery per (endpoint, body), due at `now`, all or none.
+    pub fn enqueue(&self, deliveries: &[(&str, String)], now: i64) -> Result<(), StoreError> {
+        match self {
+            Self::Store(store) => store.enqueue_deliveries(deliveries, now),
+            Self::Memory(rows) => {
+                let mut rows = lock(rows);
+                for (endpoint, body) in deliveries {
+                    let id = rows.len() as i64 + 1;
+                    rows.push(MemoryRow {
+                        pending: Pending {
+                            id,
+                            endpoint: endpoint.to_string(),
+                            body: body.clone(),
+                            attempts: 0,
+                            next_attempt_at: now,
+                            created_at: now,
+                        },
+                        finished: false,
+                    });
+                }
+                Ok(())
             }
         }
-        transaction.commit()
     }
 
     /// Up to `limit` pending deliveries, soonest due first.
-    pub fn pending(&self, limit: usize) -> rusqlite::Result<Vec<Pending>> {
-        let mut select = self.connection.prepare_cached(
-            "SELECT id, endpoint, body, attempts, next_attempt_at, created_at FROM webhook_outbox
-             WHERE delivered_at IS NULL AND given_up_at IS NULL
-             ORDER BY next_attempt_at, id LIMIT ?1",
-        )?;
-        let rows = select.query_map([limit as i64], |row| {
-            Ok(Pending {
-                id: row.get(0)?,
-                endpoint: row.get(1)?,
-                body: row.get(2)?,
-                attempts: row.get(3)?,
-                next_attempt_at: row.get(4)?,
-                created_at: row.get(5)?,
-            })
-        })?;
-        rows.collect()
+    pub fn pending(&self, limit: usize) -> Result<Vec<Pending>, StoreError> {
+        match self {
+            Self::Store(store) => store.pending_deliveries(limit),
+            Self::Memory(rows) => {
+                let rows = lock(rows);
+                let mut pending: Vec<Pending> = rows
+                    .iter()
+                    .filter(|row| !row.finished)
+                    .map(|row| row.pending.clone())
+                    .collect();
+                pending.sort_by_key(|p| (p.next_attempt_at, p.id));
+                pending.truncate(limit);
+                Ok(pending)
+            }
+        }
     }
 
     /// How many deliveries are pending.
-    pub fn depth(&self) -> rusqlite::Result<u64> {
-        self.connection.query_row(
-            "SELECT count(*) FROM webhook_outbox WHERE delivered_at IS NULL AND given_up_at IS NULL",
-            [],
-            |row| row.get(0),
-        )
+    pub fn depth(&self) -> Result<u64, StoreError> {
+        match self {
+            Self::Store(store) => store.outbox_depth(),
+            Self::Memory(rows) => Ok(lock(rows).iter().filter(|r| !r.finished).count() as u64),
+        }
     }
 
     /// Records a successful attempt, the `attempts`-th.
-    pub fn delivered(&self, id: i64, attempts: u32, now: i64) -> rusqlite::Result<()> {
-        self.update(
-            "UPDATE webhook_outbox SET attempts = ?2, delivered_at = ?3, last_error = NULL
-             WHERE id = ?1",
-            params![id, attempts, now],
-        )
+    pub fn delivered(&self, id: i64, attempts: u32, now: i64) -> Result<(), StoreError> {
+        match self {
+            Self::Store(store) => store.delivered(id, attempts, now),
+            Self::Memory(rows) => update(rows, id, attempts, |row| row.finished = true),
+        }
     }
 
     /// Records a failed attempt, the `attempts`-th, and when to try again.
-    pub fn retry_at(&self, id: i64, attempts: u32, next: i64, error: &str) -> rusqlite::Result<()> {
-        self.update(
-            "UPDATE webhook_outbox SET attempts = ?2, next_attempt_at = ?3, last_error = ?4
-             WHERE id = ?1",
-            params![id, attempts, next, error],
-        )
+    pub fn retry_at(
+        &self,
+        id: i64,
+        attempts: u32,
+        next: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Store(store) => store.retry_at(id, attempts, next, error),
+            Self::Memory(rows) => update(rows, id, attempts, |row| {
+                row.pending.next_attempt_at = next;
+            }),
+        }
     }
 
     /// Records that no attempt will follow the `attempts`-th, and why.
-    pub fn give_up(&self, id: i64, attempts: u32, now: i64, error: &str) -> rusqlite::Result<()> {
-        self.update(
-            "UPDATE webhook_outbox SET attempts = ?2, given_up_at = ?3, last_error = ?4
-             WHERE id = ?1",
-            params![id, attempts, now, error],
-        )
+    pub fn give_up(&self, id: i64, attempts: u32, now: i64, error: &str) -> Result<(), StoreError> {
+        match self {
+            Self::Store(store) => store.give_up(id, attempts, now, error),
+            Self::Memory(rows) => update(rows, id, attempts, |row| row.finished = true),
+        }
     }
+}
 
-    fn update(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<()> {
-        self.connection.prepare_cached(sql)?.execute(params)?;
-        Ok(())
+fn lock(rows: &Mutex<Vec<MemoryRow>>) -> MutexGuard<'_, Vec<MemoryRow>> {
+    rows.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sets the attempts of row `id` and applies `change` to it (memory
+/// cannot fail, as the store's writes can).
+fn update(
+    rows: &Mutex<Vec<MemoryRow>>,
+    id: i64,
+    attempts: u32,
+    change: impl FnOnce(&mut MemoryRow),
+) -> Result<(), StoreError> {
+    if let Some(row) = lock(rows).iter_mut().find(|row| row.pending.id == id) {
+        row.pending.attempts = attempts;
+        change(row);
     }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn bodies(outbox: &Outbox) -> Vec<(String, String, u32)> {
-        let pending = outbox.pending(10).unwrap();
-        pending
-            .into_iter()
-            .map(|p| (p.endpoint, p.body, p.attempts))
-            .collect()
-    }
-
     #[test]
-    fn queued_rows_survive_reopening_until_delivered_or_given_up() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut outbox = Outbox::open(dir.path()).unwrap();
-        assert!(outbox.is_durable());
+    fn the_memory_outbox_queues_retries_and_finishes_like_the_stores() {
+        let outbox = Outbox::Memory(Mutex::default());
+        assert!(!outbox.is_durable());
         outbox
             .enqueue(
                 &[("a", "1".into()), ("b", "1".into()), ("a", "2".into())],
@@ -180,13 +162,14 @@ mod tests {
             .unwrap();
         let ids: Vec<i64> = outbox.pending(10).unwrap().iter().map(|p| p.id).collect();
         outbox.retry_at(ids[0], 1, 300, "HTTP 500").unwrap();
-        drop(outbox);
-
-        let outbox = Outbox::open(dir.path()).unwrap();
-        assert_eq!(outbox.depth().unwrap(), 3);
-        // Soonest due first: the retried row moved behind the others.
+        let order: Vec<(String, String, u32)> = outbox
+            .pending(10)
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.endpoint, p.body, p.attempts))
+            .collect();
         assert_eq!(
-            bodies(&outbox),
+            order,
             [
                 ("b".into(), "1".into(), 0),
                 ("a".into(), "2".into(), 0),
@@ -195,43 +178,7 @@ mod tests {
         );
         outbox.delivered(ids[1], 1, 200).unwrap();
         outbox.give_up(ids[2], 1, 200, "HTTP 410").unwrap();
-        assert_eq!(bodies(&outbox), [("a".into(), "1".into(), 1)]);
-        assert_eq!(outbox.pending(10).unwrap()[0].next_attempt_at, 300);
         assert_eq!(outbox.depth().unwrap(), 1);
-    }
-
-    #[test]
-    fn finished_rows_are_dropped_after_a_week_and_pending_ones_never() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut outbox = Outbox::open(dir.path()).unwrap();
-        outbox
-            .enqueue(&[("old", "done".into()), ("old", "waiting".into())], 1)
-            .unwrap();
-        let done = outbox.pending(1).unwrap()[0].id;
-        outbox.delivered(done, 1, 2).unwrap();
-        drop(outbox);
-        let outbox = Outbox::open(dir.path()).unwrap();
-        let left: i64 = outbox
-            .connection
-            .query_row("SELECT count(*) FROM webhook_outbox", [], |row| row.get(0))
-            .unwrap();
-        assert_eq!(left, 1);
-        assert_eq!(bodies(&outbox), [("old".into(), "waiting".into(), 0)]);
-    }
-
-    #[test]
-    fn the_memory_outbox_queues_the_same_way_but_is_not_durable() {
-        let mut outbox = Outbox::in_memory().unwrap();
-        assert!(!outbox.is_durable());
-        outbox.enqueue(&[("a", "1".into())], 5).unwrap();
-        assert_eq!(bodies(&outbox), [("a".into(), "1".into(), 0)]);
-    }
-
-    #[test]
-    fn an_unusable_directory_is_an_error_not_a_panic() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("file");
-        std::fs::write(&file, "not a directory").unwrap();
-        assert!(Outbox::open(&file).is_err());
+        assert_eq!(outbox.pending(1).unwrap()[0].id, ids[0]);
     }
 }

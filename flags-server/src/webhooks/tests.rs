@@ -11,7 +11,10 @@ use axum::routing::post;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::events::EventLog;
 use crate::metrics::ConfigGauges;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{EventStore, StoreOptions};
 
 /// Every request a [`Receiver`] got: headers and body.
 type Received = Arc<Mutex<Vec<(HeaderMap, String)>>>;
@@ -69,7 +72,8 @@ fn start(
     delivery: Delivery,
 ) -> Notifier {
     crate::install_tls_provider();
-    Notifier::start(endpoints(text), data, metrics.clone(), delivery).unwrap()
+    let events = EventLog::open_sqlite(data, StoreOptions::default()).unwrap();
+    Notifier::start(endpoints(text), &events, metrics.clone(), delivery).unwrap()
 }
 
 fn fast() -> Delivery {
@@ -304,11 +308,11 @@ async fn without_a_usable_data_directory_notifications_go_from_memory() {
 async fn rows_left_for_a_webhook_no_longer_configured_are_given_up() {
     let hook = Receiver::start(|_| Some(StatusCode::OK)).await;
     let data = tempfile::tempdir().unwrap();
-    let mut outbox = outbox::Outbox::open(data.path()).unwrap();
-    outbox
-        .enqueue(&[("gone", "{}".into()), ("here", "{\"left\":1}".into())], 1)
+    let store = SqliteStore::open(data.path(), StoreOptions::default()).unwrap();
+    store
+        .enqueue_deliveries(&[("gone", "{}".into()), ("here", "{\"left\":1}".into())], 1)
         .unwrap();
-    drop(outbox);
+    drop(store);
     let metrics = Arc::new(Metrics::default());
     let text = format!("[[webhook]]\nname = \"here\"\nurl = \"{}\"\n", hook.url);
     let notifier = start(&text, data.path(), &metrics, fast());
@@ -325,10 +329,9 @@ async fn rows_left_for_a_webhook_no_longer_configured_are_given_up() {
 
 #[test]
 fn without_endpoints_the_notifier_is_off() {
-    let dir = tempfile::tempdir().unwrap();
     let notifier = Notifier::start(
         Vec::new(),
-        dir.path(),
+        &EventLog::Unavailable("no store in this test".into()),
         Arc::new(Metrics::default()),
         Delivery::default(),
     )
@@ -340,6 +343,4 @@ fn without_endpoints_the_notifier_is_off() {
         json!({}),
     )));
     assert_eq!(notifier.pending(), 0);
-    // Nothing was opened either.
-    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
 }

@@ -26,150 +26,32 @@
 //! retention removes (`retention`, which the writer runs between groups).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc::{
     Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError, channel, sync_channel,
 };
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
-use flags_core::bucket::BUCKETS;
-use flags_core::{ExperimentInfo, FlagInfo, Snapshot};
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use super::aggregates::{self, PhaseEnds};
 use super::lock::WriterLock;
-use super::retention::Retention;
 use super::schema::{self, OpenError};
+use crate::store::retention::Retention;
+use crate::store::{
+    AnalysedFlag, Event, EventId, Exposure, Look, PhaseStart, StoreOptions, Stored, WriteError,
+    WriterHealth,
+};
 
 /// Writes queued before senders are turned away (a request is one write),
 /// a backstop behind the bound in events ([`StoreOptions::max_queued_events`]).
 const QUEUE_CAPACITY: usize = 8192;
 
-/// The default `--max-queued-events`: two seconds of the writer's measured
-/// throughput (docs/benchmarks.md), and at most about 100 MB of queued
-/// events, each under 1 KiB (id and key within `ingest::MAX_TEXT`).
-pub const DEFAULT_MAX_QUEUED_EVENTS: usize = 100_000;
-
-/// How the writer is bounded and what it keeps.
-#[derive(Clone, Copy, Debug)]
-pub struct StoreOptions {
-    /// Most events waiting for the writer; beyond, writes are refused.
-    pub max_queued_events: usize,
-    /// How long raw events are kept (`--retain`); `None` keeps them forever.
-    pub retain: Option<std::time::Duration>,
-}
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        Self {
-            max_queued_events: DEFAULT_MAX_QUEUED_EVENTS,
-            retain: None,
-        }
-    }
-}
-
 /// Most events committed in one transaction; a longer queue takes several.
 const MAX_GROUP_EVENTS: usize = 20_000;
-
-/// A client's event id, with a digest of the rest of what the client sent
-/// under it: the same id with another digest is a different event reusing
-/// the id (a conflict), not a resend (a duplicate).
-#[derive(Clone, Debug, PartialEq)]
-pub struct EventId {
-    /// The id, unique among events of its kind.
-    pub id: String,
-    /// The digest of the event's other fields as sent (see `ingest`).
-    pub payload: u64,
-}
-
-impl EventId {
-    /// The digest as SQLite stores it (a signed 64-bit integer, same bits).
-    fn stored_payload(&self) -> i64 {
-        self.payload.cast_signed()
-    }
-}
-
-/// One exposure: `unit` was served `variant` of experiment flag `flag`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Exposure {
-    /// The client's event id; `None` for exposures the server records itself.
-    pub id: Option<EventId>,
-    /// The flag running the experiment.
-    pub flag: String,
-    /// The variant served.
-    pub variant: String,
-    /// The unit (targeting key).
-    pub unit: String,
-    /// Unix milliseconds.
-    pub time: i64,
-}
-
-/// One conversion: `unit` did `metric`, worth `value` for mean metrics.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Conversion {
-    /// The client's event id, unique across conversions.
-    pub id: EventId,
-    /// The metric.
-    pub metric: String,
-    /// The unit (targeting key).
-    pub unit: String,
-    /// The value (mean metrics); `None` for conversion metrics.
-    pub value: Option<f64>,
-    /// Unix milliseconds.
-    pub time: i64,
-}
-
-/// An event to store.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Event {
-    /// See [`Exposure`].
-    Exposure(Exposure),
-    /// See [`Conversion`].
-    Conversion(Conversion),
-}
-
-/// What storing one event did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stored {
-    /// Written: a new id (for a client's exposure, even when its unit's
-    /// first exposure to that variant is earlier and stays), or a server's
-    /// exposure that moved its unit's first exposure earlier.
-    New,
-    /// Already there: the same id with the same payload, or (server's
-    /// exposures, which have no id) the same unit's exposure to the same
-    /// variant at an earlier or equal time.
-    Duplicate,
-    /// The id is already stored with a different payload; nothing written.
-    Conflict,
-}
-
-/// Why a write was not acknowledged.
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    /// The queue is full: the disk is slower than the incoming events.
-    #[error("the event writer is saturated; retry shortly")]
-    Busy,
-    /// The commit failed (full disk, I/O error) or the writer stopped.
-    #[error("the event store cannot write: {0}")]
-    Failed(String),
-}
-
-/// A look at an experiment: an arm's always-valid p-value at one readout.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Look {
-    /// The flag running the experiment.
-    pub flag: String,
-    /// The analysis phase.
-    pub phase: i64,
-    /// The metric.
-    pub metric: String,
-    /// The treatment arm.
-    pub arm: String,
-    /// Its running-minimum always-valid p-value.
-    pub p_value: f64,
-}
 
 /// What storing one request's events did, or why they were not stored.
 type Outcome = Result<Vec<Stored>, String>;
@@ -185,50 +67,17 @@ enum Job {
     PhasesWaiting,
     /// Looks to fold into each arm's running minimum.
     Looks(Vec<Look>),
+    /// The handle is dropped: commit what came before, then stop.
+    Stop,
 }
 
 impl Job {
     fn events(&self) -> usize {
         match self {
             Self::Events { events, .. } => events.len(),
-            Self::PhasesWaiting | Self::Looks(_) => 0,
+            Self::PhasesWaiting | Self::Looks(_) | Self::Stop => 0,
         }
     }
-}
-
-/// The analysed flags of a config published at `published` (Unix ms):
-/// a changed assignment (see [`phase_key`]) starts a new phase; a flag
-/// missing from the list (rule removed, flag killed) stops.
-struct PhaseStart {
-    flags: Vec<AnalysedFlag>,
-    published: i64,
-}
-
-/// One running experiment as a config publishes it.
-struct AnalysedFlag {
-    flag: String,
-    assignment: u64,
-    /// An experiment's design as JSON (see [`design`]), stored with a new
-    /// phase; `None` for a flag analysed only by its guardrails.
-    design: Option<String>,
-}
-
-/// The design of `experiment` as stored with each of its phases: what a
-/// readout of that phase weighs its arms by, whatever the config says later.
-pub fn design(experiment: &ExperimentInfo<'_>) -> String {
-    let percent = |buckets: u32| f64::from(buckets) * 100.0 / f64::from(BUCKETS);
-    serde_json::json!({
-        "arms": experiment
-            .arms()
-            .map(|(variant, width)| serde_json::json!({"variant": variant, "weight": percent(width)}))
-            .collect::<Vec<_>>(),
-        "traffic": percent(experiment.traffic()),
-        "layer": experiment.layer().map(|(name, start, end)| {
-            serde_json::json!({"name": name, "range": [percent(start), percent(end)]})
-        }),
-        "metrics": experiment.metrics().collect::<Vec<_>>(),
-    })
-    .to_string()
 }
 
 impl PhaseEnds for Phases {
@@ -354,15 +203,26 @@ impl Phases {
     }
 }
 
-/// The writer's handle (cheap to clone; the thread stops when every clone
-/// is dropped).
-#[derive(Clone)]
-pub struct EventStore {
-    dir: PathBuf,
+/// The writer's handle. Dropping it stops the writer once everything
+/// queued before is committed, and waits for that: the data directory's
+/// lock is free again when the drop returns.
+pub struct WriterHandle {
     queue: SyncSender<Job>,
     phase_starts: Sender<PhaseStart>,
     health: Arc<Health>,
     retain: Option<std::time::Duration>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for WriterHandle {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            // Behind whatever is queued; a writer that already stopped
+            // cannot take it, and needs no telling.
+            let _ = self.queue.send(Job::Stop);
+            let _ = thread.join();
+        }
+    }
 }
 
 /// What `/v1/status` reports about the writer.
@@ -402,24 +262,25 @@ impl Health {
     }
 }
 
-impl EventStore {
+impl WriterHandle {
     /// Locks `dir` for this process, opens the database in it and starts
     /// the writer thread.
     pub fn open(dir: &Path, options: StoreOptions) -> Result<Self, OpenError> {
         let (lock, connection, phases) = open_writer(dir)?;
-        let (store, writer) = Self::unstarted(dir, options);
-        std::thread::Builder::new()
+        let (mut store, writer) = Self::unstarted(options);
+        let thread = std::thread::Builder::new()
             .name("event-writer".into())
             .spawn(move || writer.run(lock, connection, phases))
             .map_err(|source| OpenError::Directory {
                 path: dir.to_path_buf(),
                 source,
             })?;
+        store.thread = Some(thread);
         Ok(store)
     }
 
     /// A handle and the writer's ends of its channels, not yet running.
-    fn unstarted(dir: &Path, options: StoreOptions) -> (Self, Writer) {
+    fn unstarted(options: StoreOptions) -> (Self, Writer) {
         let (queue, jobs) = sync_channel(QUEUE_CAPACITY);
         let (phase_starts, started) = channel();
         let health = Arc::new(Health::new(options.max_queued_events));
@@ -430,18 +291,13 @@ impl EventStore {
             retention: options.retain.map(Retention::new),
         };
         let store = Self {
-            dir: dir.to_path_buf(),
             queue,
             phase_starts,
             health,
             retain: options.retain,
+            thread: None,
         };
         (store, writer)
-    }
-
-    /// The data directory (readers open their own connections there).
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// How long raw events are kept (`--retain`), `None` for ever.
@@ -474,7 +330,7 @@ impl EventStore {
     /// when its unit key is longer than a client's event may give
     /// (`ingest::MAX_TEXT`; a targeting key may be longer).
     pub fn record_exposure(&self, exposure: Exposure) {
-        if exposure.unit.len() > super::ingest::MAX_TEXT {
+        if exposure.unit.len() > crate::events::ingest::MAX_TEXT {
             self.health.dropped_exposures.fetch_add(1, Relaxed);
             return;
         }
@@ -504,25 +360,9 @@ impl EventStore {
         self.health.queued_events.load(Relaxed)
     }
 
-    /// Starts a new analysis phase for each analysed flag of `snapshot`
-    /// whose assignment changed (see [`phase_key`]) or that was stopped, and
-    /// stops those it no longer analyses (no experiment rule nor guardrail,
-    /// or the flag killed); `published` is when it was published (Unix ms).
-    /// Never waits, even when the writer is saturated: a reload (a kill
-    /// switch) must not be held up by the event store.
-    pub fn start_phases(&self, snapshot: &Snapshot, published: i64) {
-        let flags = snapshot
-            .flags()
-            .filter(|flag| flag.killed_by().is_none())
-            .filter_map(|flag| {
-                Some(AnalysedFlag {
-                    flag: flag.key().to_string(),
-                    assignment: phase_key(&flag)?,
-                    design: flag.experiments().next().map(|e| design(&e)),
-                })
-            })
-            .collect();
-        let start = PhaseStart { flags, published };
+    /// See [`crate::store::EventStore::start_phases`]: never waits, even
+    /// when the writer is saturated.
+    pub fn start_phases(&self, start: PhaseStart) {
         if self.phase_starts.send(start).is_err() {
             tracing::error!("cannot record analysis phases: the event writer has stopped");
             return;
@@ -539,32 +379,18 @@ impl EventStore {
         }
     }
 
-    /// The last commit error, if the last commit failed.
-    pub fn last_error(&self) -> Option<String> {
-        self.health
-            .last_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Exposures dropped so far because the queue was full.
-    pub fn dropped_exposures(&self) -> u64 {
-        self.health.dropped_exposures.load(Relaxed)
-    }
-}
-
-/// What a phase of `flag` is a period of, as a hash: its experiment's
-/// assignment (split, traffic, layer, salts); for a flag with guardrails
-/// and no experiment, its whole definition (its flag version), so that the
-/// units a guardrail compares after an edit are those exposed since (a
-/// guardrail re-armed by an edit must not trip again on the evidence of
-/// the version it stopped; see `crate::guardrails`). `None` for a flag whose
-/// exposures nothing analyses.
-fn phase_key(flag: &FlagInfo<'_>) -> Option<u64> {
-    match flag.experiments().next() {
-        Some(experiment) => Some(experiment.assignment_hash()),
-        None => (!flag.guardrails().is_empty()).then(|| flag.version().0),
+    /// What `/v1/status` shows of the writer.
+    pub fn health(&self) -> WriterHealth {
+        WriterHealth {
+            last_error: self
+                .health
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            dropped_exposures: self.health.dropped_exposures.load(Relaxed),
+            queued_events: self.queued_events(),
+        }
     }
 }
 
@@ -591,7 +417,7 @@ struct Writer {
 }
 
 impl Writer {
-    /// Commits whatever is queued, answers, repeats, until every handle is
+    /// Commits whatever is queued, answers, repeats, until the handle is
     /// dropped.
     ///
     /// Phases started since the last group go first in the next one. That
@@ -604,7 +430,7 @@ impl Writer {
         let mut starts = Vec::new();
         while let Some(first) = self.next_job(&connection) {
             starts.extend(self.started.try_iter());
-            let group = self.group(first);
+            let (group, stop) = self.group(first);
             let events = group.iter().map(Job::events).sum();
             let outcome = commit(&mut connection, &mut phases, &starts, &group);
             *self
@@ -629,6 +455,9 @@ impl Writer {
             }
             // The group's events are answered and dropped: room for more.
             self.health.release(events);
+            if stop {
+                return;
+            }
         }
     }
 
@@ -641,7 +470,9 @@ impl Writer {
                 return self.jobs.recv().ok();
             };
             if retention.wait().is_zero() {
-                retention.prune_batch(connection);
+                retention.prune_batch(|cutoff, limit| {
+                    super::retention::prune(connection, cutoff, limit)
+                });
             }
             match self.jobs.recv_timeout(retention.wait()) {
                 Ok(job) => return Some(job),
@@ -651,20 +482,23 @@ impl Writer {
         }
     }
 
-    /// `first` and whatever else is queued, up to [`MAX_GROUP_EVENTS`].
-    fn group(&self, first: Job) -> Vec<Job> {
+    /// `first` and whatever else is queued, up to [`MAX_GROUP_EVENTS`] or
+    /// [`Job::Stop`], and whether that came (the last group).
+    fn group(&self, first: Job) -> (Vec<Job>, bool) {
         let mut queued = first.events();
+        let mut stop = matches!(first, Job::Stop);
         let mut group = vec![first];
-        while queued < MAX_GROUP_EVENTS {
+        while queued < MAX_GROUP_EVENTS && !stop {
             match self.jobs.try_recv() {
                 Ok(job) => {
                     queued += job.events();
+                    stop = matches!(job, Job::Stop);
                     group.push(job);
                 }
                 Err(_) => break,
             }
         }
-        group
+        (group, stop)
     }
 }
 
@@ -718,7 +552,7 @@ fn commit(
     for job in group {
         outcomes.push(match job {
             Job::Events { events, .. } => store_request(&mut transaction, phases, events)?,
-            Job::PhasesWaiting => Ok(Vec::new()),
+            Job::PhasesWaiting | Job::Stop => Ok(Vec::new()),
             Job::Looks(looks) => {
                 record_looks(&transaction, looks)?;
                 Ok(Vec::new())
@@ -737,7 +571,7 @@ fn record_looks(connection: &Connection, looks: &[Look]) -> rusqlite::Result<()>
          ON CONFLICT (flag, phase, metric, arm)
          DO UPDATE SET p_value = min(p_value, excluded.p_value), time = excluded.time",
     )?;
-    let now = super::ingest::now_ms();
+    let now = crate::events::ingest::now_ms();
     for l in looks {
         look.execute(params![l.flag, l.phase, l.metric, l.arm, l.p_value, now])?;
     }
@@ -866,6 +700,7 @@ fn resent(connection: &Connection, payload_of: &str, id: &EventId) -> rusqlite::
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Conversion;
 
     fn id(id: &str, payload: u64) -> EventId {
         EventId {
@@ -915,7 +750,7 @@ mod tests {
     }
 
     /// Queues `events` as one request, as `write` does, for a writer run by hand.
-    fn queue(store: &EventStore, events: Vec<Event>) -> oneshot::Receiver<Outcome> {
+    fn queue(store: &WriterHandle, events: Vec<Event>) -> oneshot::Receiver<Outcome> {
         let (reply, outcome) = oneshot::channel();
         let job = Job::Events {
             events,
@@ -933,7 +768,7 @@ mod tests {
     #[tokio::test]
     async fn duplicates_are_stored_once_and_the_earliest_exposure_wins() {
         let dir = tempfile::tempdir().unwrap();
-        let store = EventStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let store = WriterHandle::open(dir.path(), StoreOptions::default()).unwrap();
         let stored = store
             .write(vec![conversion("a"), conversion("a"), exposure("x", 5)])
             .await
@@ -958,7 +793,7 @@ mod tests {
     #[tokio::test]
     async fn a_resent_id_is_a_duplicate_and_a_reused_one_a_conflict() {
         let dir = tempfile::tempdir().unwrap();
-        let store = EventStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let store = WriterHandle::open(dir.path(), StoreOptions::default()).unwrap();
         let stored = store
             .write(vec![
                 conversion("a"),
@@ -1022,7 +857,7 @@ mod tests {
             )
             .unwrap();
         drop(connection);
-        let store = EventStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let store = WriterHandle::open(dir.path(), StoreOptions::default()).unwrap();
         let stored = store
             .write(vec![conversion("a"), client_exposure("e", 1, "x", 5)])
             .await
@@ -1033,7 +868,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn commits_on_other_connections_never_fail_the_writers_groups() {
         let dir = tempfile::tempdir().unwrap();
-        let store = EventStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let store = WriterHandle::open(dir.path(), StoreOptions::default()).unwrap();
         // Another writer of the same database (as the kill store, the
         // outbox and the guardrail checks are), committing all along.
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -1074,7 +909,7 @@ mod tests {
     fn a_locked_data_directory_is_refused_before_the_database_is_touched() {
         let dir = tempfile::tempdir().unwrap();
         let _held = WriterLock::acquire(dir.path()).unwrap();
-        let error = EventStore::open(dir.path(), StoreOptions::default())
+        let error = WriterHandle::open(dir.path(), StoreOptions::default())
             .err()
             .unwrap();
         assert!(matches!(error, OpenError::InUse { .. }), "{error}");
@@ -1084,7 +919,7 @@ mod tests {
     #[test]
     fn a_request_whose_events_cannot_be_written_fails_alone_in_its_group() {
         let dir = tempfile::tempdir().unwrap();
-        let (store, writer) = EventStore::unstarted(dir.path(), StoreOptions::default());
+        let (store, writer) = WriterHandle::unstarted(StoreOptions::default());
         // Queued before the writer runs, so that both are one group. The
         // second f64::MAX makes the unit's total infinite and its square's
         // difference inf - inf, a NaN that SQLite stores as NULL in a NOT
@@ -1124,7 +959,7 @@ mod tests {
             max_queued_events: 4,
             retain: None,
         };
-        let (store, writer) = EventStore::unstarted(dir.path(), options);
+        let (store, writer) = WriterHandle::unstarted(options);
         let first = queue(
             &store,
             vec![conversion("a"), conversion("b"), conversion("c")],
@@ -1144,9 +979,17 @@ mod tests {
         store.record_exposure(served("u".into()));
         store.record_exposure(served("v".into()));
         assert_eq!(store.queued_events(), 4);
-        assert_eq!(store.dropped_exposures(), 1, "the fifth event is dropped");
-        store.record_exposure(served("u".repeat(super::super::ingest::MAX_TEXT + 1)));
-        assert_eq!(store.dropped_exposures(), 2, "a unit key beyond the limit");
+        assert_eq!(
+            store.health().dropped_exposures,
+            1,
+            "the fifth event is dropped"
+        );
+        store.record_exposure(served("u".repeat(crate::events::ingest::MAX_TEXT + 1)));
+        assert_eq!(
+            store.health().dropped_exposures,
+            2,
+            "a unit key beyond the limit"
+        );
         let health = store.health.clone();
         drop(store);
         let (lock, connection, phases) = open_writer(dir.path()).unwrap();
@@ -1160,18 +1003,17 @@ mod tests {
     #[test]
     fn starting_phases_never_waits_for_a_saturated_writer() {
         let dir = tempfile::tempdir().unwrap();
-        let (store, writer) = EventStore::unstarted(dir.path(), StoreOptions::default());
+        let (store, writer) = WriterHandle::unstarted(StoreOptions::default());
         while store.queue.try_send(Job::PhasesWaiting).is_ok() {}
         let text = "version = 1\n[flags.f]\n[[flags.f.rules]]\nsplit = { on = 50, off = 50 }\nexperiment = {}\n";
         let snapshot = flags_core::compile(text, &flags_core::Overrides::new()).unwrap();
         let (done, returned) = std::sync::mpsc::channel();
-        let starter = store.clone();
         std::thread::spawn(move || {
-            starter.start_phases(&snapshot, 5);
-            let _ = done.send(());
+            store.start_phases(PhaseStart::of(&snapshot, 5));
+            let _ = done.send(store);
         });
-        let waited = returned.recv_timeout(std::time::Duration::from_secs(10));
-        assert!(waited.is_ok(), "start_phases waited for room in the queue");
+        let store = returned.recv_timeout(std::time::Duration::from_secs(10));
+        assert!(store.is_ok(), "start_phases waited for room in the queue");
         // Its wake-up found no room; the writer takes the phase with the
         // first group it commits all the same.
         drop(store);
@@ -1249,7 +1091,7 @@ mod tests {
             });
         }
         let incremental = tempfile::tempdir().unwrap();
-        let store = EventStore::open(incremental.path(), StoreOptions::default()).unwrap();
+        let store = WriterHandle::open(incremental.path(), StoreOptions::default()).unwrap();
         for batch in events.chunks(37) {
             store.write(batch.to_vec()).await.unwrap();
         }
