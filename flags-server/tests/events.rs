@@ -14,12 +14,6 @@ async fn send(server: &Server, events: Value) -> (u16, Value) {
     status_json(server.post("/v1/events", &body).await).await
 }
 
-fn count(server: &Server, sql: &str) -> i64 {
-    let path = server.dir.path().join("data/events.sqlite3");
-    let connection = rusqlite::Connection::open(path).unwrap();
-    connection.query_row(sql, [], |row| row.get(0)).unwrap()
-}
-
 #[tokio::test]
 async fn valid_events_are_stored_once_and_bad_ones_are_rejected_with_a_reason() {
     let server = Server::start(common::CONFIG);
@@ -66,7 +60,7 @@ async fn valid_events_are_stored_once_and_bad_ones_are_rejected_with_a_reason() 
     )
     .await;
     assert_eq!(again["duplicates"], 1);
-    assert_eq!(count(&server, "SELECT count(*) FROM conversions"), 1);
+    assert_eq!(server.count("SELECT count(*) FROM conversions"), 1);
     let metrics = server.get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains("flags_events_total{outcome=\"stored\"} 2"),
@@ -103,14 +97,11 @@ async fn evaluating_an_enrolled_unit_records_its_first_exposure_once() {
     }
     // Exposures are written off the request path: wait for them.
     until(Duration::from_secs(5), || async {
-        count(&server, "SELECT count(*) FROM exposures") == 1
+        server.count("SELECT count(*) FROM exposures") == 1
     })
     .await;
     assert_eq!(
-        count(
-            &server,
-            "SELECT count(*) FROM exposures WHERE flag = 'color' AND unit = 'u-7'"
-        ),
+        server.count("SELECT count(*) FROM exposures WHERE flag = 'color' AND unit = 'u-7'"),
         1
     );
 }
@@ -133,21 +124,15 @@ async fn bulk_evaluations_record_exposures_only_with_bulk_exposures() {
     // bulk ones (queued before it) would have been too.
     server.ofrep("color", r#"{"targetingKey": "marker"}"#).await;
     until(Duration::from_secs(5), || async {
-        count(
-            &server,
-            "SELECT count(*) FROM exposures WHERE unit = 'marker'",
-        ) == 1
+        server.count("SELECT count(*) FROM exposures WHERE unit = 'marker'") == 1
     })
     .await;
-    assert_eq!(count(&server, "SELECT count(*) FROM exposures"), 1);
+    assert_eq!(server.count("SELECT count(*) FROM exposures"), 1);
 
     let server = Server::start_with(common::CONFIG, Options::default().arg("--bulk-exposures"));
     bulk(&server, "prefetcher").await;
     until(Duration::from_secs(5), || async {
-        count(
-            &server,
-            "SELECT count(*) FROM exposures WHERE unit = 'prefetcher'",
-        ) == 1
+        server.count("SELECT count(*) FROM exposures WHERE unit = 'prefetcher'") == 1
     })
     .await;
 }
@@ -171,20 +156,17 @@ async fn exposures_are_recorded_under_the_bucket_by_unit() {
         assert_eq!(answer["metadata"]["enrolled"], true, "{context}: {answer}");
     }
     until(Duration::from_secs(5), || async {
-        count(&server, "SELECT count(*) FROM exposures") == 2
+        server.count("SELECT count(*) FROM exposures") == 2
     })
     .await;
     assert_eq!(
-        count(
-            &server,
-            "SELECT count(*) FROM exposures WHERE unit IN ('acme', 'globex')"
-        ),
+        server.count("SELECT count(*) FROM exposures WHERE unit IN ('acme', 'globex')"),
         2
     );
 }
 
 #[tokio::test]
-async fn an_unusable_data_directory_leaves_flags_served_and_says_why() {
+async fn an_unusable_data_directory_leaves_flags_served_and_says_why_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let not_a_directory = dir.path().join("file");
     std::fs::write(&not_a_directory, "x").unwrap();
@@ -334,7 +316,7 @@ async fn the_readout_counts_units_from_their_first_exposure_and_excludes_switche
 }
 
 #[tokio::test]
-async fn a_corrupt_database_leaves_flags_served_and_readouts_say_why() {
+async fn a_corrupt_database_leaves_flags_served_and_readouts_say_why_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("events.sqlite3"), vec![0x5a; 8192]).unwrap();
     let server = Server::start_with(
@@ -435,22 +417,16 @@ async fn each_event_is_decoded_on_its_own_and_a_bad_one_is_refused_with_its_reas
     assert!(receipt["problems"][2].get("id").is_none(), "{receipt}");
 
     assert_eq!(
-        count(
-            &server,
-            "SELECT count(*) FROM conversions WHERE id IN ('ok', 'edge')"
-        ),
+        server.count("SELECT count(*) FROM conversions WHERE id IN ('ok', 'edge')"),
         2
     );
-    assert_eq!(count(&server, "SELECT count(*) FROM conversions"), 2);
+    assert_eq!(server.count("SELECT count(*) FROM conversions"), 2);
     assert_eq!(
-        count(
-            &server,
-            "SELECT count(*) FROM conversions WHERE value = -1e12"
-        ),
+        server.count("SELECT count(*) FROM conversions WHERE value = -1e12"),
         1
     );
     assert_eq!(
-        count(&server, "SELECT count(*) FROM exposures WHERE id = 'x'"),
+        server.count("SELECT count(*) FROM exposures WHERE id = 'x'"),
         1
     );
 }
@@ -478,7 +454,7 @@ async fn what_is_not_json_or_not_a_batch_refuses_the_whole_request() {
         let details = error["errorDetails"].as_str().unwrap();
         assert!(details.contains(expected), "{body}: {details}");
     }
-    assert_eq!(count(&server, "SELECT count(*) FROM conversions"), 0);
+    assert_eq!(server.count("SELECT count(*) FROM conversions"), 0);
 }
 
 #[tokio::test]
@@ -677,12 +653,9 @@ async fn a_resent_id_is_a_duplicate_and_a_reused_id_a_conflict() {
         reason(&receipt, 4).contains("different fields"),
         "{receipt}"
     );
-    assert_eq!(count(&server, "SELECT count(*) FROM conversions"), 1);
+    assert_eq!(server.count("SELECT count(*) FROM conversions"), 1);
     assert_eq!(
-        count(
-            &server,
-            "SELECT count(*) FROM exposures WHERE variant = 'green'"
-        ),
+        server.count("SELECT count(*) FROM exposures WHERE variant = 'green'"),
         0
     );
     let metrics = server.get("/metrics").await.text().await.unwrap();
@@ -729,7 +702,7 @@ async fn a_bad_event_in_one_clients_batch_does_not_affect_another_clients() {
         assert_eq!(receipt["stored"], 50, "{receipt}");
         assert_eq!(receipt["rejected"], 2 * (client % 2), "{receipt}");
     }
-    assert_eq!(count(&server, "SELECT count(*) FROM conversions"), 400);
+    assert_eq!(server.count("SELECT count(*) FROM conversions"), 400);
 }
 
 #[tokio::test]
@@ -754,7 +727,7 @@ async fn with_retention_events_older_than_the_span_are_refused_and_old_rows_prun
     let config = server.config.clone();
     let retained = Server::serve_path(dir, config, Options::default().arg("--retain").arg("2d"));
     until(Duration::from_secs(10), || async {
-        count(&retained, "SELECT count(*) FROM conversions") == 0
+        retained.count("SELECT count(*) FROM conversions") == 0
     })
     .await;
     let (status, receipt) = send(&retained, old).await;
@@ -835,7 +808,7 @@ async fn a_full_events_pool_answers_429_with_retry_after_and_serves_again_once_f
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let (status, receipt) = send(&server, clicks("shed", 1)).await;
     assert_eq!((status, &receipt["stored"]), (200, &json!(1)), "{receipt}");
-    assert_eq!(count(&server, "SELECT count(*) FROM conversions"), 6);
+    assert_eq!(server.count("SELECT count(*) FROM conversions"), 6);
 }
 
 #[tokio::test]
@@ -859,11 +832,11 @@ async fn a_batch_beyond_the_queue_answers_503_with_retry_after_and_stores_nothin
             .contains("saturated"),
         "{error}"
     );
-    assert_eq!(count(&server, "SELECT count(*) FROM conversions"), 5);
+    assert_eq!(server.count("SELECT count(*) FROM conversions"), 5);
 }
 
 #[tokio::test]
-async fn an_events_request_holds_its_slot_until_its_events_are_committed() {
+async fn an_events_request_holds_its_slot_until_its_events_are_committed_on_sqlite() {
     let server = Server::start_with(
         common::CONFIG,
         Options::default().arg("--max-events-in-flight").arg("1"),

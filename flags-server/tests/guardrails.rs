@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
+use common::backend::StoreUnderTest;
 use common::webhook::{Receiver, expected_signature, webhooks_file};
 use common::{Options, Server};
 use futures_util::future::join_all;
@@ -270,11 +271,10 @@ async fn receiver_and_file(hooks: &tempfile::TempDir) -> (Receiver, String) {
 async fn a_harmful_rollout_is_killed_by_itself_and_stays_killed_until_revived() {
     let hooks = tempfile::tempdir().unwrap();
     let (receiver, webhooks) = receiver_and_file(&hooks).await;
-    let data = tempfile::tempdir().unwrap();
+    let store = StoreUnderTest::new();
     let options = || {
         Options::default()
-            .arg("--data")
-            .arg(data.path().to_str().unwrap())
+            .store(&store)
             .arg("--webhooks")
             .arg(&webhooks)
             .arg("--guardrail-interval")
@@ -396,8 +396,7 @@ async fn a_harmful_rollout_is_killed_by_itself_and_stays_killed_until_revived() 
     let results = common::command()
         .args(["results", "checkout", "--config"])
         .arg(&restarted.config)
-        .arg("--data")
-        .arg(data.path())
+        .args(store.args())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&results.stdout);
@@ -547,8 +546,7 @@ async fn an_alert_notifies_once_kills_nothing_and_its_figures_are_shown() {
         command
             .args(["results", "checkout", "--config"])
             .arg(&server.config)
-            .arg("--data")
-            .arg(server.dir.path().join("data"));
+            .args(server.store_args());
         if json {
             command.arg("--json");
         }

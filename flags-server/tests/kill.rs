@@ -9,6 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::backend::StoreUnderTest;
 use common::{Options, Server, status_json};
 use serde_json::{Value, json};
 
@@ -217,12 +218,8 @@ async fn a_runtime_revive_never_overrides_the_files_kill() {
 
 #[tokio::test]
 async fn kills_survive_a_restart_on_the_same_data_directory() {
-    let data = tempfile::tempdir().unwrap();
-    let options = || {
-        Options::default()
-            .arg("--data")
-            .arg(data.path().to_str().unwrap())
-    };
+    let store = StoreUnderTest::new();
+    let options = || Options::default().store(&store);
     let server = Server::start_with(&config(), options());
     let (status, answer) = admin(&server, "api", "kill", r#"{"reason":"bad deploy"}"#).await;
     assert_eq!(
@@ -308,7 +305,7 @@ async fn kill_and_revive_need_an_admin_token_a_known_flag_and_a_valid_body() {
 }
 
 #[tokio::test]
-async fn without_a_store_a_kill_still_applies_and_says_it_is_not_persisted() {
+async fn without_a_store_a_kill_still_applies_and_says_it_is_not_persisted_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let not_a_directory = dir.path().join("data");
     std::fs::write(&not_a_directory, "").unwrap();

@@ -4,6 +4,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::backend::StoreUnderTest;
 use common::{Options, Server, status_json, until};
 use serde_json::{Value, json};
 
@@ -80,12 +81,8 @@ async fn a_changed_split_starts_a_new_phase_and_old_phases_stay_readable() {
 
 #[tokio::test]
 async fn the_always_valid_p_value_never_goes_up_across_restarts() {
-    let data = tempfile::tempdir().unwrap();
-    let options = || {
-        Options::default()
-            .arg("--data")
-            .arg(data.path().to_str().unwrap())
-    };
+    let store = StoreUnderTest::new();
+    let options = || Options::default().store(&store);
     let server = Server::start_with(&config("{ blue = 50, green = 50 }"), options());
     expose(&server, 0..200).await;
     let conversions: Vec<Value> = (0..200)
@@ -107,26 +104,16 @@ async fn the_always_valid_p_value_never_goes_up_across_restarts() {
     let progress = metric["progress"].as_f64().unwrap();
     assert!(progress > 0.0 && progress < 1.0, "{metric}");
     // Looks are stored off the request path: wait for this one.
-    let connection = rusqlite::Connection::open(data.path().join("events.sqlite3")).unwrap();
-    let looks = || -> i64 {
-        connection
-            .query_row("SELECT count(*) FROM looks", [], |row| row.get(0))
-            .unwrap()
-    };
-    until(Duration::from_secs(5), || async { looks() == 1 }).await;
+    until(Duration::from_secs(5), || async {
+        store.count("SELECT count(*) FROM looks") == 1
+    })
+    .await;
     drop(server);
 
     // An earlier look saw a smaller p-value than today's data gives.
-    let stored: f64 = connection
-        .query_row("SELECT p_value FROM looks WHERE arm = 'green'", [], |row| {
-            row.get(0)
-        })
-        .unwrap();
-    assert!(stored > 1e-6);
-    connection
-        .execute("UPDATE looks SET p_value = 1e-6 WHERE arm = 'green'", [])
-        .unwrap();
-    drop(connection);
+    let stored = store.count("SELECT count(*) FROM looks WHERE arm = 'green' AND p_value > 1e-6");
+    assert_eq!(stored, 1);
+    store.execute("UPDATE looks SET p_value = 1e-6 WHERE arm = 'green'");
 
     let restarted = Server::start_with(&config("{ blue = 50, green = 50 }"), options());
     let readout = results(&restarted, "").await;

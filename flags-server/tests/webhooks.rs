@@ -9,6 +9,7 @@ mod common;
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use common::backend::StoreUnderTest;
 use common::webhook::{Receiver, expected_signature, webhooks_file};
 use common::{Options, Server, metric};
 use serde_json::{Value, json};
@@ -125,7 +126,7 @@ async fn a_pending_notification_is_delivered_after_a_restart_once_the_receiver_i
         .unwrap()
         .local_addr()
         .unwrap();
-    let data = tempfile::tempdir().unwrap();
+    let store = StoreUnderTest::new();
     let hooks = tempfile::tempdir().unwrap();
     let file = webhooks_file(
         &hooks,
@@ -133,8 +134,7 @@ async fn a_pending_notification_is_delivered_after_a_restart_once_the_receiver_i
     );
     let options = || {
         Options::default()
-            .arg("--data")
-            .arg(data.path().to_str().unwrap())
+            .store(&store)
             .arg("--webhooks")
             .arg(&file)
             .arg("--webhook-backoff")

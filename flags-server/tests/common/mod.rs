@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
+pub mod backend;
 pub mod doc;
 pub mod webhook;
 
@@ -13,6 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use backend::Backend;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_flags");
@@ -70,6 +73,9 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub client: reqwest::Client,
+    /// The PostgreSQL database of its event store, when the run's backend
+    /// is PostgreSQL (see `backend`).
+    pub database_url: Option<String>,
 }
 
 /// How to start a server.
@@ -96,6 +102,11 @@ impl Options {
     /// Runs in `dir`.
     pub fn current_dir(mut self, dir: &Path) -> Self {
         self.current_dir = Some(dir.to_path_buf());
+        self
+    }
+    /// Keeps events in `store` (a restarted server finds them there).
+    pub fn store(mut self, store: &backend::StoreUnderTest) -> Self {
+        self.args.extend(store.args());
         self
     }
     /// Logs into `file`, at `FLAGS_LOG` (from [`Options::env`]) or `warn`.
@@ -193,6 +204,16 @@ impl Server {
         if !options.args.iter().any(|a| a == "--data") && !in_own_dir {
             command.arg("--data").arg(dir.path().join("data"));
         }
+        let given = options.args.iter().position(|a| a == "--database-url");
+        let database_url = match (given, Backend::of_run()) {
+            (Some(at), _) => options.args.get(at + 1).cloned(),
+            (None, Backend::Sqlite) => None,
+            (None, Backend::Postgres { admin_url }) => {
+                let url = backend::fresh_database(&admin_url);
+                command.args(["--database-url", &url]);
+                Some(url)
+            }
+        };
         // A short debounce keeps the suite fast; a test that measures what
         // users get passes the default itself.
         if !options.args.iter().any(|a| a == "--debounce") {
@@ -223,6 +244,33 @@ impl Server {
             dir,
             config: path,
             client: http_client(),
+            database_url,
+        }
+    }
+
+    /// The options that select the server's event store (for `flags
+    /// results`), when the test did not choose one.
+    pub fn store_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--data".to_string(),
+            self.dir.path().join("data").display().to_string(),
+        ];
+        if let Some(url) = &self.database_url {
+            args.extend(["--database-url".to_string(), url.clone()]);
+        }
+        args
+    }
+
+    /// The first column of the first row of `sql` on the server's event
+    /// store (the tables have the same names and columns in both backends).
+    pub fn count(&self, sql: &str) -> i64 {
+        match &self.database_url {
+            Some(url) => backend::postgres_count(url, sql),
+            None => {
+                let path = self.dir.path().join("data/events.sqlite3");
+                let connection = rusqlite::Connection::open(path).unwrap();
+                connection.query_row(sql, [], |row| row.get(0)).unwrap()
+            }
         }
     }
 
