@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL cluster for the tests of the PostgreSQL event store.
 #
-#   scripts/postgres.sh start DIR   # initdb in DIR, start it, print its URL
-#   scripts/postgres.sh stop DIR    # stop it (DIR stays; remove it yourself)
+#   scripts/postgres.sh start DIR   # initdb in DIR (first time), start it, print its URL
+#   scripts/postgres.sh stop DIR    # stop it (DIR stays; `start` brings it back
+#                                   # on the same port; remove DIR yourself)
 #
 # The cluster listens on a Unix socket in DIR and on 127.0.0.1 at a free port,
 # trusts local connections (it holds nothing but test data), and has a
@@ -34,14 +35,21 @@ case "$command" in
   start)
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
-    [ "$(id -u)" = 0 ] && chown postgres: "$dir"
-    as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1 ||
-      { cat "$dir/initdb.log" >&2; exit 1; }
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    if [ "$(id -u)" = 0 ]; then chown postgres: "$dir"; fi
+    fresh=
+    if [ ! -d "$dir/data" ]; then
+      fresh=1
+      as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1 ||
+        { cat "$dir/initdb.log" >&2; exit 1; }
+      python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' >"$dir/port"
+    fi
+    port=$(cat "$dir/port")
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-      -o "-k $dir -h 127.0.0.1 -p $port -c max_connections=200 -c fsync=on" start >/dev/null ||
+      -o "-k $dir -h 127.0.0.1 -p $port -c max_connections=300 -c fsync=on" start >/dev/null ||
       { cat "$dir/server.log" >&2; exit 1; }
-    as_owner "$bin/createdb" -h "$dir" -p "$port" -U postgres flags
+    if [ -n "$fresh" ]; then
+      as_owner "$bin/createdb" -h "$dir" -p "$port" -U postgres flags
+    fi
     echo "postgres://postgres@127.0.0.1:$port/flags"
     ;;
   stop)

@@ -14,6 +14,7 @@
 //! (`server::kills`) or how a killed flag evaluates (`flags_core::KilledBy`).
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::sync::{Arc, Mutex};
 
 use flags_core::{KilledBy, Snapshot};
@@ -132,29 +133,47 @@ impl Kills {
     /// Applies the stored kills to `live` (at startup, before serving);
     /// returns how many. A store that cannot be read is then unavailable.
     pub fn restore(&mut self, live: &LiveConfig) -> usize {
-        let stored = match &self.store {
-            Ok(store) => store.readouts().kills(),
-            Err(_) => return 0,
+        match self.follow_store(live) {
+            Ok(_) => live.kills().0.len(),
+            Err(error) => {
+                tracing::error!("stored runtime kills cannot be read, so none is applied: {error}");
+                self.store = Err(error);
+                0
+            }
+        }
+    }
+
+    /// Brings the kills in force in line with the store, where the other
+    /// replicas sharing it kill and revive (every second, see
+    /// `server::kills::follow`): a stored kill not in force is applied, and
+    /// a kill in force that was stored but no longer is, is lifted. Kills
+    /// this process could not store stay. Returns how many changed.
+    pub fn follow_store(&self, live: &LiveConfig) -> Result<usize, String> {
+        let Ok(store) = &self.store else {
+            return Ok(0);
         };
-        match stored {
-            Ok(kills) => live.change_kills(|set, _| {
-                for kill in kills {
-                    let runtime = RuntimeKill {
+        // A kill or revive of this process is stored before the turn is
+        // given up: the store is never behind what is in force here.
+        let _turn = self.turn();
+        let stored = store.readouts().kills().map_err(|e| e.to_string())?;
+        Ok(live.change_kills(|set, _| {
+            let before = set.0.len();
+            set.0
+                .retain(|flag, kill| !kill.persisted || stored.iter().any(|s| s.flag == *flag));
+            let mut changed = before - set.0.len();
+            for kill in stored {
+                if let Entry::Vacant(entry) = set.0.entry(kill.flag) {
+                    entry.insert(RuntimeKill {
                         by: kill.by,
                         at_ms: kill.at_ms,
                         reason: kill.reason,
                         persisted: true,
-                    };
-                    set.0.insert(kill.flag, runtime);
+                    });
+                    changed += 1;
                 }
-                set.0.len()
-            }),
-            Err(error) => {
-                tracing::error!("stored runtime kills cannot be read, so none is applied: {error}");
-                self.store = Err(error.to_string());
-                0
             }
-        }
+            changed
+        }))
     }
 
     /// Kills `flag` (served now, stored before returning); `None` if the
@@ -380,6 +399,39 @@ mod tests {
         );
         drop(kills);
         assert_eq!(Kills::open(&events(dir.path())).restore(&live()), 0);
+    }
+
+    #[test]
+    fn kills_and_revives_another_server_stores_are_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        // Two servers sharing one store, as replicas share a database.
+        let shared = events(dir.path());
+        let (here, there) = (Kills::open(&shared), Kills::open(&shared));
+        let (ours, theirs) = (live(), live());
+        here.kill(&ours, "a", KilledBy::Admin, reason("incident"))
+            .unwrap();
+        assert_eq!(there.follow_store(&theirs), Ok(1));
+        let kill = theirs.kills().get("a").cloned().unwrap();
+        assert_eq!((kill.reason, kill.persisted), (reason("incident"), true));
+        assert_eq!(reason_of(&theirs, "a"), Reason::Disabled);
+        assert_eq!(there.follow_store(&theirs), Ok(0), "nothing new");
+
+        there.revive(&theirs, "a").unwrap();
+        assert_eq!(here.follow_store(&ours), Ok(1));
+        assert_eq!(reason_of(&ours, "a"), Reason::TargetingMatch);
+        // A kill this server could not store is its own: following the
+        // store does not lift it.
+        ours.change_kills(|set, _| {
+            let kill = RuntimeKill {
+                by: KilledBy::Admin,
+                at_ms: 1,
+                reason: None,
+                persisted: false,
+            };
+            set.0.insert("b".to_string(), kill);
+        });
+        assert_eq!(here.follow_store(&ours), Ok(0));
+        assert_eq!(reason_of(&ours, "b"), Reason::Disabled);
     }
 
     #[test]

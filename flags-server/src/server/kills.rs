@@ -6,7 +6,11 @@
 //! the answer is the flag's resulting state (killed, by whom, whether the
 //! file disables it, whether the change is persisted) and a sentence saying
 //! so, which `flags kill --server` prints. Deciding and storing is
-//! `crate::kills`, off the async executor; this module joins it to HTTP.
+//! `crate::kills`, off the async executor; this module joins it to HTTP,
+//! and follows the kills other replicas sharing the event store make
+//! ([`follow`]).
+
+use std::time::Duration;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -32,6 +36,34 @@ struct KillRequest {
 
 /// Longest reason accepted, in characters.
 const MAX_REASON: usize = 1000;
+
+/// How often the stored kills are read back: a kill or revive made by
+/// another replica is served here within this (and one read) of its commit.
+const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Applies, every [`FOLLOW_INTERVAL`], the kills and revives stored by
+/// other servers sharing the event store (PostgreSQL replicas). A failed
+/// read is logged and retried; the kills in force stay as they are.
+pub fn follow(state: &AppState) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(FOLLOW_INTERVAL);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let state = state.clone();
+            let followed =
+                tokio::task::spawn_blocking(move || state.kills.follow_store(&state.live)).await;
+            match followed {
+                Ok(Ok(0)) | Err(_) => {}
+                Ok(Ok(changed)) => {
+                    tracing::info!(changed, "runtime kills changed by another server applied")
+                }
+                Ok(Err(error)) => tracing::warn!("cannot read the stored runtime kills: {error}"),
+            }
+        }
+    });
+}
 
 /// `POST /v1/admin/flags/{key}/kill` (admin).
 pub async fn kill(

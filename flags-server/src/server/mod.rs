@@ -144,6 +144,7 @@ pub async fn serve_until(
         guardrails,
     });
     experiments::spawn_looks(&state);
+    kills::follow(&state);
     crate::guardrails::spawn(&state);
     let hangups = forward_hangups(state.clone())?;
     let app = routes::router(state.clone(), cors);
