@@ -20,6 +20,7 @@
 //! database and is called from a blocking thread (`spawn_blocking`, or the
 //! guardrail and webhook threads), never from an async task directly.
 
+pub mod health;
 pub mod retention;
 pub mod sqlite;
 

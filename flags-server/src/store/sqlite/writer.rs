@@ -27,11 +27,10 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
 use std::sync::mpsc::{
     Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError, channel, sync_channel,
 };
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
@@ -40,6 +39,7 @@ use tokio::sync::oneshot;
 use super::aggregates::{self, PhaseEnds};
 use super::lock::WriterLock;
 use super::schema::{self, OpenError};
+use crate::store::health::Health;
 use crate::store::retention::Retention;
 use crate::store::{
     AnalysedFlag, Event, EventId, Exposure, Look, PhaseStart, StoreOptions, Stored, WriteError,
@@ -225,43 +225,6 @@ impl Drop for WriterHandle {
     }
 }
 
-/// What `/v1/status` reports about the writer.
-#[derive(Default)]
-struct Health {
-    /// The last failed commit's error, cleared by the next successful one.
-    last_error: Mutex<Option<String>>,
-    /// Exposures dropped: the queue was full, or the unit key too long.
-    dropped_exposures: AtomicU64,
-    /// Events handed to the writer and not yet answered.
-    queued_events: AtomicUsize,
-    /// The ceiling on `queued_events`.
-    max_queued_events: usize,
-}
-
-impl Health {
-    fn new(max_queued_events: usize) -> Self {
-        Self {
-            last_error: Mutex::default(),
-            dropped_exposures: AtomicU64::default(),
-            queued_events: AtomicUsize::default(),
-            max_queued_events,
-        }
-    }
-
-    /// Counts `events` as queued, unless that would exceed the ceiling.
-    fn reserve(&self, events: usize) -> bool {
-        let reserved = self.queued_events.fetch_update(Relaxed, Relaxed, |queued| {
-            Some(queued + events).filter(|&total| total <= self.max_queued_events)
-        });
-        reserved.is_ok()
-    }
-
-    /// Counts `events` as no longer queued (answered, or never sent).
-    fn release(&self, events: usize) {
-        self.queued_events.fetch_sub(events, Relaxed);
-    }
-}
-
 impl WriterHandle {
     /// Locks `dir` for this process, opens the database in it and starts
     /// the writer thread.
@@ -331,7 +294,7 @@ impl WriterHandle {
     /// (`ingest::MAX_TEXT`; a targeting key may be longer).
     pub fn record_exposure(&self, exposure: Exposure) {
         if exposure.unit.len() > crate::events::ingest::MAX_TEXT {
-            self.health.dropped_exposures.fetch_add(1, Relaxed);
+            self.health.drop_exposure();
             return;
         }
         let job = Job::Events {
@@ -339,7 +302,7 @@ impl WriterHandle {
             reply: None,
         };
         if self.queue(job).is_err() {
-            self.health.dropped_exposures.fetch_add(1, Relaxed);
+            self.health.drop_exposure();
         }
     }
 
@@ -357,7 +320,7 @@ impl WriterHandle {
 
     /// Events waiting for the writer now (`/v1/status`).
     pub fn queued_events(&self) -> usize {
-        self.health.queued_events.load(Relaxed)
+        self.health.queued_events()
     }
 
     /// See [`crate::store::EventStore::start_phases`]: never waits, even
@@ -381,16 +344,7 @@ impl WriterHandle {
 
     /// What `/v1/status` shows of the writer.
     pub fn health(&self) -> WriterHealth {
-        WriterHealth {
-            last_error: self
-                .health
-                .last_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
-            dropped_exposures: self.health.dropped_exposures.load(Relaxed),
-            queued_events: self.queued_events(),
-        }
+        self.health.report()
     }
 }
 
@@ -433,12 +387,8 @@ impl Writer {
             let (group, stop) = self.group(first);
             let events = group.iter().map(Job::events).sum();
             let outcome = commit(&mut connection, &mut phases, &starts, &group);
-            *self
-                .health
-                .last_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) =
-                outcome.as_ref().err().map(ToString::to_string);
+            self.health
+                .set_last_error(outcome.as_ref().err().map(ToString::to_string));
             match outcome {
                 Ok(outcomes) => {
                     starts.clear();
@@ -699,6 +649,8 @@ fn resent(connection: &Connection, payload_of: &str, id: &EventId) -> rusqlite::
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering::Relaxed;
+
     use super::*;
     use crate::store::Conversion;
 
@@ -995,7 +947,7 @@ mod tests {
         let (lock, connection, phases) = open_writer(dir.path()).unwrap();
         writer.run(lock, connection, phases);
         assert_eq!(first.await.unwrap().unwrap().len(), 3);
-        assert_eq!(health.queued_events.load(Relaxed), 0, "answered, released");
+        assert_eq!(health.queued_events(), 0, "answered, released");
         assert_eq!(count(dir.path(), "SELECT count(*) FROM conversions"), 3);
         assert_eq!(count(dir.path(), "SELECT count(*) FROM exposures"), 1);
     }
