@@ -27,6 +27,8 @@ use std::time::Duration;
 use flags_core::bucket::BUCKETS;
 use flags_core::{ExperimentInfo, FlagInfo, KilledBy, Snapshot};
 
+pub mod postgres;
+
 /// The default `--max-queued-events`: two seconds of the writer's measured
 /// throughput (docs/benchmarks.md), and at most about 100 MB of queued
 /// events, each under 1 KiB (id and key within `ingest::MAX_TEXT`).

@@ -1,0 +1,192 @@
+//! One group of the writer's jobs committed in one transaction, with a
+//! handful of statements whatever its size.
+//!
+//! In order: the group lock (`pg_advisory_xact_lock`, so that the groups
+//! of several replicas, which read, modify and write the same aggregates,
+//! take turns); the phases, loaded afresh, and the phase starts not yet
+//! stored; one read each of the stored exposure ids, conversion ids and
+//! exposure rows the group's events can meet; the outcomes decided in Rust
+//! (`outcomes`); then one set-based insert per table and the aggregates'
+//! changes (`aggregates`), and the looks. Not here: grouping, answering or
+//! retrying (`writer`).
+
+use std::collections::{HashMap, HashSet};
+
+use postgres::{Client, Transaction};
+
+use super::aggregates::UnitKey;
+use super::outcomes::{Batch, StoredRows, Writes};
+use super::phases::Phases;
+use super::writer::Job;
+use crate::events::ingest::now_ms;
+use crate::store::{Event, PhaseStart, Stored};
+
+/// The advisory lock a group (and a retention batch) holds until it commits.
+pub const GROUP_LOCK: i64 = 0x666c_6167_7302;
+
+/// Commits `starts` and `jobs` in one transaction; returns each job's
+/// outcomes, in order (none for jobs other than events).
+pub fn commit(
+    client: &mut Client,
+    starts: &[PhaseStart],
+    jobs: &[Job],
+) -> Result<Vec<Vec<Stored>>, postgres::Error> {
+    let mut transaction = client.transaction()?;
+    transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&GROUP_LOCK])?;
+    let mut phases = Phases::load(&mut transaction)?;
+    for start in starts {
+        phases.apply(&mut transaction, start)?;
+    }
+    let events: Vec<&Event> = jobs.iter().flat_map(Job::events).collect();
+    let stored = read_stored(&mut transaction, &events)?;
+    let mut batch = Batch::new(&phases, stored);
+    let outcomes = jobs
+        .iter()
+        .map(|job| job.events().map(|event| batch.store(event)).collect())
+        .collect();
+    write(&mut transaction, batch.into_writes())?;
+    record_looks(&mut transaction, jobs)?;
+    transaction.commit()?;
+    Ok(outcomes)
+}
+
+/// The stored rows `events` can meet: their ids, and every exposure row of
+/// their units.
+fn read_stored(
+    transaction: &mut Transaction<'_>,
+    events: &[&Event],
+) -> Result<StoredRows, postgres::Error> {
+    let (mut exposure_ids, mut conversion_ids, mut units) =
+        (Vec::new(), Vec::new(), HashSet::new());
+    for event in events {
+        match event {
+            Event::Exposure(e) => {
+                exposure_ids.extend(e.id.as_ref().map(|id| id.id.as_str()));
+                units.insert(e.unit.as_str());
+            }
+            Event::Conversion(c) => {
+                conversion_ids.push(c.id.id.as_str());
+                units.insert(c.unit.as_str());
+            }
+        }
+    }
+    let mut stored = StoredRows {
+        exposure_ids: read_ids(transaction, "exposure_ids", &exposure_ids)?,
+        conversion_ids: read_ids(transaction, "conversions", &conversion_ids)?,
+        exposures: HashMap::new(),
+    };
+    if !units.is_empty() {
+        let units: Vec<&str> = units.into_iter().collect();
+        let rows = transaction.query(
+            "SELECT flag, phase, unit, variant, time FROM exposures WHERE unit = ANY($1::text[])",
+            &[&units],
+        )?;
+        for row in rows {
+            let key = UnitKey {
+                flag: row.get(0),
+                phase: row.get(1),
+                unit: row.get(2),
+            };
+            let variant: String = row.get(3);
+            stored
+                .exposures
+                .entry(key)
+                .or_default()
+                .push((variant, row.get(4)));
+        }
+    }
+    Ok(stored)
+}
+
+/// The stored payloads of `ids` in `table`.
+fn read_ids(
+    transaction: &mut Transaction<'_>,
+    table: &str,
+    ids: &[&str],
+) -> Result<HashMap<String, Option<i64>>, postgres::Error> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!("SELECT id, payload FROM {table} WHERE id = ANY($1::text[])");
+    let rows = transaction.query(&sql, &[&ids])?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+}
+
+/// Writes the group's rows, then the aggregates' changes (which read the
+/// conversions just inserted).
+fn write(transaction: &mut Transaction<'_>, writes: Writes) -> Result<(), postgres::Error> {
+    let (ids, payloads, times) = &writes.exposure_ids;
+    if !ids.is_empty() {
+        transaction.execute(
+            "INSERT INTO exposure_ids (id, payload, time)
+             SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[])",
+            &[ids, payloads, times],
+        )?;
+    }
+    let e = &writes.exposures;
+    if !e.flags.is_empty() {
+        transaction.execute(
+            "INSERT INTO exposures AS e (flag, phase, unit, variant, time, id)
+             SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::int8[],
+                                  $6::text[])
+             ON CONFLICT (flag, phase, unit, variant)
+             DO UPDATE SET time = excluded.time, id = excluded.id",
+            &[&e.flags, &e.phases, &e.units, &e.variants, &e.times, &e.ids],
+        )?;
+    }
+    let c = &writes.conversions;
+    if !c.ids.is_empty() {
+        transaction.execute(
+            "INSERT INTO conversions (id, metric, unit, value, time, payload)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::int8[],
+                                  $6::int8[])",
+            &[
+                &c.ids,
+                &c.metrics,
+                &c.units,
+                &c.values,
+                &c.times,
+                &c.payloads,
+            ],
+        )?;
+    }
+    writes.changes.write(transaction)
+}
+
+/// Folds the looks of `jobs` into each arm's stored running minimum, which
+/// the replicas share.
+fn record_looks(transaction: &mut Transaction<'_>, jobs: &[Job]) -> Result<(), postgres::Error> {
+    let mut minima: HashMap<(&str, i64, &str, &str), f64> = HashMap::new();
+    for look in jobs.iter().flat_map(Job::looks) {
+        let key = (
+            look.flag.as_str(),
+            look.phase,
+            look.metric.as_str(),
+            look.arm.as_str(),
+        );
+        let minimum = minima.entry(key).or_insert(look.p_value);
+        *minimum = minimum.min(look.p_value);
+    }
+    if minima.is_empty() {
+        return Ok(());
+    }
+    let (mut flags, mut phases, mut metrics, mut arms, mut p_values) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((flag, phase, metric, arm), p_value) in minima {
+        flags.push(flag);
+        phases.push(phase);
+        metrics.push(metric);
+        arms.push(arm);
+        p_values.push(p_value);
+    }
+    transaction.execute(
+        "INSERT INTO looks AS l (flag, phase, metric, arm, p_value, time)
+         SELECT flag, phase, metric, arm, p_value, $6
+         FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::float8[])
+              AS k(flag, phase, metric, arm, p_value)
+         ON CONFLICT (flag, phase, metric, arm)
+         DO UPDATE SET p_value = least(l.p_value, excluded.p_value), time = excluded.time",
+        &[&flags, &phases, &metrics, &arms, &p_values, &now_ms()],
+    )?;
+    Ok(())
+}
