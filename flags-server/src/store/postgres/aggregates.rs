@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 
-use postgres::Transaction;
+use super::prepared::Tx;
 
 /// A unit of one phase of one flag.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -151,98 +151,103 @@ impl Changes {
             .or_default() += change;
     }
 
-    /// Writes the changes, in the order the module's documentation gives.
-    pub fn write(mut self, transaction: &mut Transaction<'_>) -> Result<(), postgres::Error> {
+    /// Writes the changes in three statements: the contributions taken
+    /// out (reading the outcomes before they change) with the outcomes to
+    /// rebuild deleted and the unit counts changed; the outcomes rebuilt and
+    /// increased; the contributions added back.
+    pub fn write(mut self, transaction: &mut Tx<'_>) -> Result<(), postgres::Error> {
         for (key, variant) in std::mem::take(&mut self.incremented) {
             self.taken_out.push(&key, &variant);
             self.added.push(&key, &variant);
         }
-        count_outcomes(transaction, &self.taken_out, -1)?;
-        if !self.cleared.is_empty() {
-            let c = &self.cleared;
-            transaction.execute(CLEAR, &[&c.flags, &c.phases, &c.units])?;
-        }
-        if !self.rebuilt.is_empty() {
-            let r = &self.rebuilt;
+        let arm_units = counts(self.arm_units.into_iter());
+        let multiple = counts(
+            self.multiple
+                .into_iter()
+                .map(|((flag, phase), change)| ((flag, phase, String::new()), change)),
+        );
+        let (t, c) = (&self.taken_out, &self.cleared);
+        if !(t.is_empty() && c.is_empty() && arm_units.0.is_empty() && multiple.0.is_empty()) {
             transaction.execute(
-                REBUILD,
-                &[&r.flags, &r.phases, &r.units, &r.firsts, &r.ends],
+                TAKE_OUT,
+                &[
+                    &t.flags,
+                    &t.phases,
+                    &t.units,
+                    &t.variants,
+                    &-1_i64,
+                    &c.flags,
+                    &c.phases,
+                    &c.units,
+                    &arm_units.0,
+                    &arm_units.1,
+                    &arm_units.2,
+                    &arm_units.3,
+                    &multiple.0,
+                    &multiple.1,
+                    &multiple.3,
+                ],
             )?;
         }
-        increment(transaction, &self.increments)?;
-        count_outcomes(transaction, &self.added, 1)?;
-        add_counts(transaction, ADD_ARM_UNITS, self.arm_units.into_iter())?;
-        let multiple = self
-            .multiple
-            .into_iter()
-            .map(|((flag, phase), change)| ((flag, phase, String::new()), change));
-        add_counts(transaction, ADD_MULTIPLE, multiple)
+        let (r, i) = (&self.rebuilt, increments(&self.increments));
+        if !(r.is_empty() && i.0.is_empty()) {
+            transaction.execute(
+                OUTCOMES,
+                &[
+                    &r.flags,
+                    &r.phases,
+                    &r.units,
+                    &r.firsts,
+                    &r.ends,
+                    &i.0.flags,
+                    &i.0.phases,
+                    &i.0.units,
+                    &i.0.variants,
+                    &i.1,
+                    &i.2,
+                ],
+            )?;
+        }
+        let a = &self.added;
+        if !a.is_empty() {
+            transaction.execute(ADD, &[&a.flags, &a.phases, &a.units, &a.variants, &1_i64])?;
+        }
+        Ok(())
     }
 }
 
-/// Adds (`sign` 1) or takes out (-1) the outcomes of `units` to or from
-/// their variant's totals.
-fn count_outcomes(
-    transaction: &mut Transaction<'_>,
-    units: &Units,
-    sign: i64,
-) -> Result<(), postgres::Error> {
-    if units.is_empty() {
-        return Ok(());
-    }
-    let u = units;
-    transaction.execute(
-        COUNT_OUTCOMES,
-        &[&u.flags, &u.phases, &u.units, &u.variants, &sign],
-    )?;
-    Ok(())
-}
-
-fn increment(
-    transaction: &mut Transaction<'_>,
-    increments: &HashMap<(UnitKey, String), (i64, f64)>,
-) -> Result<(), postgres::Error> {
-    if increments.is_empty() {
-        return Ok(());
-    }
+/// The increments as columns: (unit, metric) in `Units` (metric as
+/// variant), events, totals.
+fn increments(increments: &HashMap<(UnitKey, String), (i64, f64)>) -> (Units, Vec<i64>, Vec<f64>) {
     let mut columns = (Units::default(), Vec::new(), Vec::new());
     for ((key, metric), (events, total)) in increments {
         columns.0.push(key, metric);
         columns.1.push(*events);
         columns.2.push(*total);
     }
-    let (u, events, totals) = &columns;
-    transaction.execute(
-        INCREMENT,
-        &[&u.flags, &u.phases, &u.units, &u.variants, events, totals],
-    )?;
-    Ok(())
+    columns
 }
 
-/// Adds each change to its row of `arm_units` or `multiple_exposures`
-/// (`sql`), skipping those that cancel out.
-fn add_counts(
-    transaction: &mut Transaction<'_>,
-    sql: &str,
+/// Count changes as columns (flag, phase, variant, change), those that
+/// cancel out left out.
+fn counts(
     changes: impl Iterator<Item = ((String, i64, String), i64)>,
-) -> Result<(), postgres::Error> {
-    let (mut flags, mut phases, mut variants, mut counts) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+) -> (Vec<String>, Vec<i64>, Vec<String>, Vec<i64>) {
+    let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for ((flag, phase, variant), change) in changes.filter(|(_, change)| *change != 0) {
-        flags.push(flag);
-        phases.push(phase);
-        variants.push(variant);
-        counts.push(change);
+        columns.0.push(flag);
+        columns.1.push(phase);
+        columns.2.push(variant);
+        columns.3.push(change);
     }
-    if !flags.is_empty() {
-        transaction.execute(sql, &[&flags, &phases, &variants, &counts])?;
-    }
-    Ok(())
+    columns
 }
 
-/// Per (flag, phase, variant, metric) of units $1..$4, their outcomes times
-/// $5 added to the arm's.
-const COUNT_OUTCOMES: &str = "
+/// Per (flag, phase, variant, metric) of units $1..$4, their outcomes
+/// times $5 added to the arm's.
+macro_rules! count_outcomes {
+    () => {
+        "
     INSERT INTO arm_outcomes AS a (flag, phase, variant, metric, converted, sum, sum_of_squares)
     SELECT k.flag, k.phase, k.variant, o.metric,
            $5::int8 * count(*) FILTER (WHERE o.events > 0),
@@ -254,37 +259,49 @@ const COUNT_OUTCOMES: &str = "
     ON CONFLICT (flag, phase, variant, metric) DO UPDATE SET
         converted = a.converted + excluded.converted,
         sum = a.sum + excluded.sum,
-        sum_of_squares = a.sum_of_squares + excluded.sum_of_squares";
+        sum_of_squares = a.sum_of_squares + excluded.sum_of_squares"
+    };
+}
 
-const CLEAR: &str = "
-    DELETE FROM unit_outcomes o
-    USING unnest($1::text[], $2::int8[], $3::text[]) AS k(flag, phase, unit)
-    WHERE o.flag = k.flag AND o.phase = k.phase AND o.unit = k.unit";
+/// [`count_outcomes`] with $5 = -1, which reads the outcomes as they were
+/// before the statement, while the outcomes of units $6..$8 are deleted,
+/// and units per arm ($9..$12) and multiple exposures ($13..$15) change by
+/// the counts given.
+const TAKE_OUT: &str = concat!(
+    "
+    WITH cleared AS (
+        DELETE FROM unit_outcomes o
+        USING unnest($6::text[], $7::int8[], $8::text[]) AS k(flag, phase, unit)
+        WHERE o.flag = k.flag AND o.phase = k.phase AND o.unit = k.unit
+    ), units AS (
+        INSERT INTO arm_units AS u (flag, phase, variant, units)
+        SELECT * FROM unnest($9::text[], $10::int8[], $11::text[], $12::int8[])
+        ON CONFLICT (flag, phase, variant) DO UPDATE SET units = u.units + excluded.units
+    ), multiple AS (
+        INSERT INTO multiple_exposures AS m (flag, phase, units)
+        SELECT * FROM unnest($13::text[], $14::int8[], $15::int8[])
+        ON CONFLICT (flag, phase) DO UPDATE SET units = m.units + excluded.units
+    )",
+    count_outcomes!()
+);
 
-/// Each unit's outcomes from its conversions in [first, end).
-const REBUILD: &str = "
-    INSERT INTO unit_outcomes (flag, phase, unit, metric, events, total)
-    SELECT k.flag, k.phase, k.unit, c.metric, count(*), coalesce(sum(c.value), 0)
-    FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::int8[])
-         AS k(flag, phase, unit, first, phase_end)
-    JOIN conversions c ON c.unit = k.unit AND c.time >= k.first AND c.time < k.phase_end
-    GROUP BY k.flag, k.phase, k.unit, c.metric";
-
-const INCREMENT: &str = "
+/// Units $1..$5's outcomes rebuilt from their conversions in
+/// [first, end), and (other) units $6..$11's increased by new conversions.
+const OUTCOMES: &str = "
+    WITH rebuilt AS (
+        INSERT INTO unit_outcomes (flag, phase, unit, metric, events, total)
+        SELECT k.flag, k.phase, k.unit, c.metric, count(*), coalesce(sum(c.value), 0)
+        FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::int8[])
+             AS k(flag, phase, unit, first, phase_end)
+        JOIN conversions c ON c.unit = k.unit AND c.time >= k.first AND c.time < k.phase_end
+        GROUP BY k.flag, k.phase, k.unit, c.metric
+    )
     INSERT INTO unit_outcomes AS o (flag, phase, unit, metric, events, total)
-    SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::int8[], $6::float8[])
+    SELECT * FROM unnest($6::text[], $7::int8[], $8::text[], $9::text[], $10::int8[],
+                         $11::float8[])
     ON CONFLICT (flag, phase, unit, metric) DO UPDATE SET
         events = o.events + excluded.events,
         total = o.total + excluded.total";
 
-const ADD_ARM_UNITS: &str = "
-    INSERT INTO arm_units AS a (flag, phase, variant, units)
-    SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[])
-    ON CONFLICT (flag, phase, variant) DO UPDATE SET units = a.units + excluded.units";
-
-/// As [`ADD_ARM_UNITS`] for `multiple_exposures` ($3 unused).
-const ADD_MULTIPLE: &str = "
-    INSERT INTO multiple_exposures AS m (flag, phase, units)
-    SELECT flag, phase, units
-    FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[]) AS k(flag, phase, variant, units)
-    ON CONFLICT (flag, phase) DO UPDATE SET units = m.units + excluded.units";
+/// [`count_outcomes`], with $5 = 1.
+const ADD: &str = count_outcomes!();

@@ -12,11 +12,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use postgres::{Client, Transaction};
+use postgres::Client;
 
 use super::aggregates::UnitKey;
 use super::outcomes::{Batch, StoredRows, Writes};
 use super::phases::Phases;
+use super::prepared::{Prepared, Tx};
 use super::writer::Job;
 use crate::events::ingest::now_ms;
 use crate::store::{Event, PhaseStart, Stored};
@@ -24,14 +25,16 @@ use crate::store::{Event, PhaseStart, Stored};
 /// The advisory lock a group (and a retention batch) holds until it commits.
 pub const GROUP_LOCK: i64 = 0x666c_6167_7302;
 
-/// Commits `starts` and `jobs` in one transaction; returns each job's
-/// outcomes, in order (none for jobs other than events).
+/// Commits `starts` and `jobs` in one transaction on `client` (whose
+/// statements are `prepared`); returns each job's outcomes, in order (none
+/// for jobs other than events).
 pub fn commit(
     client: &mut Client,
+    prepared: &mut Prepared,
     starts: &[PhaseStart],
     jobs: &[Job],
 ) -> Result<Vec<Vec<Stored>>, postgres::Error> {
-    let mut transaction = client.transaction()?;
+    let mut transaction = Tx::begin(client, prepared)?;
     transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&GROUP_LOCK])?;
     let mut phases = Phases::load(&mut transaction)?;
     for start in starts {
@@ -52,10 +55,7 @@ pub fn commit(
 
 /// The stored rows `events` can meet: their ids, and every exposure row of
 /// their units.
-fn read_stored(
-    transaction: &mut Transaction<'_>,
-    events: &[&Event],
-) -> Result<StoredRows, postgres::Error> {
+fn read_stored(transaction: &mut Tx<'_>, events: &[&Event]) -> Result<StoredRows, postgres::Error> {
     let (mut exposure_ids, mut conversion_ids, mut units) =
         (Vec::new(), Vec::new(), HashSet::new());
     for event in events {
@@ -70,11 +70,23 @@ fn read_stored(
             }
         }
     }
-    let mut stored = StoredRows {
-        exposure_ids: read_ids(transaction, "exposure_ids", &exposure_ids)?,
-        conversion_ids: read_ids(transaction, "conversions", &conversion_ids)?,
-        exposures: HashMap::new(),
-    };
+    let mut stored = StoredRows::default();
+    if !(exposure_ids.is_empty() && conversion_ids.is_empty()) {
+        let rows = transaction.query(
+            "SELECT true, id, payload FROM exposure_ids WHERE id = ANY($1::text[])
+             UNION ALL
+             SELECT false, id, payload FROM conversions WHERE id = ANY($2::text[])",
+            &[&exposure_ids, &conversion_ids],
+        )?;
+        for row in rows {
+            let ids = if row.get(0) {
+                &mut stored.exposure_ids
+            } else {
+                &mut stored.conversion_ids
+            };
+            ids.insert(row.get(1), row.get(2));
+        }
+    }
     if !units.is_empty() {
         let units: Vec<&str> = units.into_iter().collect();
         let rows = transaction.query(
@@ -98,49 +110,35 @@ fn read_stored(
     Ok(stored)
 }
 
-/// The stored payloads of `ids` in `table`.
-fn read_ids(
-    transaction: &mut Transaction<'_>,
-    table: &str,
-    ids: &[&str],
-) -> Result<HashMap<String, Option<i64>>, postgres::Error> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let sql = format!("SELECT id, payload FROM {table} WHERE id = ANY($1::text[])");
-    let rows = transaction.query(&sql, &[&ids])?;
-    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
-}
-
-/// Writes the group's rows, then the aggregates' changes (which read the
-/// conversions just inserted).
-fn write(transaction: &mut Transaction<'_>, writes: Writes) -> Result<(), postgres::Error> {
-    let (ids, payloads, times) = &writes.exposure_ids;
-    if !ids.is_empty() {
+/// Writes the group's rows in one statement, then the aggregates' changes
+/// (which read the conversions just inserted).
+fn write(transaction: &mut Tx<'_>, writes: Writes) -> Result<(), postgres::Error> {
+    let (i, e, c) = (&writes.exposure_ids, &writes.exposures, &writes.conversions);
+    if !(i.0.is_empty() && e.flags.is_empty() && c.ids.is_empty()) {
         transaction.execute(
-            "INSERT INTO exposure_ids (id, payload, time)
-             SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[])",
-            &[ids, payloads, times],
-        )?;
-    }
-    let e = &writes.exposures;
-    if !e.flags.is_empty() {
-        transaction.execute(
-            "INSERT INTO exposures AS e (flag, phase, unit, variant, time, id)
-             SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::int8[],
-                                  $6::text[])
-             ON CONFLICT (flag, phase, unit, variant)
-             DO UPDATE SET time = excluded.time, id = excluded.id",
-            &[&e.flags, &e.phases, &e.units, &e.variants, &e.times, &e.ids],
-        )?;
-    }
-    let c = &writes.conversions;
-    if !c.ids.is_empty() {
-        transaction.execute(
-            "INSERT INTO conversions (id, metric, unit, value, time, payload)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::int8[],
-                                  $6::int8[])",
+            "WITH ids AS (
+                 INSERT INTO exposure_ids (id, payload, time)
+                 SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[])
+             ), exposed AS (
+                 INSERT INTO exposures AS e (flag, phase, unit, variant, time, id)
+                 SELECT * FROM unnest($4::text[], $5::int8[], $6::text[], $7::text[], $8::int8[],
+                                      $9::text[])
+                 ON CONFLICT (flag, phase, unit, variant)
+                 DO UPDATE SET time = excluded.time, id = excluded.id
+             )
+             INSERT INTO conversions (id, metric, unit, value, time, payload)
+             SELECT * FROM unnest($10::text[], $11::text[], $12::text[], $13::float8[],
+                                  $14::int8[], $15::int8[])",
             &[
+                &i.0,
+                &i.1,
+                &i.2,
+                &e.flags,
+                &e.phases,
+                &e.units,
+                &e.variants,
+                &e.times,
+                &e.ids,
                 &c.ids,
                 &c.metrics,
                 &c.units,
@@ -155,7 +153,7 @@ fn write(transaction: &mut Transaction<'_>, writes: Writes) -> Result<(), postgr
 
 /// Folds the looks of `jobs` into each arm's stored running minimum, which
 /// the replicas share.
-fn record_looks(transaction: &mut Transaction<'_>, jobs: &[Job]) -> Result<(), postgres::Error> {
+fn record_looks(transaction: &mut Tx<'_>, jobs: &[Job]) -> Result<(), postgres::Error> {
     let mut minima: HashMap<(&str, i64, &str, &str), f64> = HashMap::new();
     for look in jobs.iter().flat_map(Job::looks) {
         let key = (

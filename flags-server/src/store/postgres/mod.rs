@@ -32,12 +32,15 @@ mod outbox;
 mod outcomes;
 mod phases;
 mod pool;
+mod prepared;
 mod reads;
 mod retention;
 mod schema;
 mod tls;
 mod writer;
 
+#[cfg(test)]
+mod measurements;
 #[cfg(test)]
 mod test_database;
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use postgres::Transaction;
+use super::prepared::Tx;
 
 use super::aggregates::{Changes, Exposed, UnitKey};
 use crate::store::{AnalysedFlag, PhaseStart};
@@ -30,7 +30,7 @@ pub struct Phases(HashMap<String, Vec<PhaseRow>>);
 
 impl Phases {
     /// The stored phases.
-    pub fn load(transaction: &mut Transaction<'_>) -> Result<Self, postgres::Error> {
+    pub fn load(transaction: &mut Tx<'_>) -> Result<Self, postgres::Error> {
         let mut phases = Self::default();
         let rows = transaction.query(
             "SELECT flag, number, started, assignment, stopped FROM phases ORDER BY flag, number",
@@ -82,7 +82,7 @@ impl Phases {
     /// phase for each listed flag whose assignment changed or that stopped.
     pub fn apply(
         &mut self,
-        transaction: &mut Transaction<'_>,
+        transaction: &mut Tx<'_>,
         start: &PhaseStart,
     ) -> Result<(), postgres::Error> {
         self.stop_missing(transaction, &start.flags, start.published)?;
@@ -94,7 +94,7 @@ impl Phases {
 
     fn start(
         &mut self,
-        transaction: &mut Transaction<'_>,
+        transaction: &mut Tx<'_>,
         running: &AnalysedFlag,
         published: i64,
     ) -> Result<(), postgres::Error> {
@@ -132,7 +132,7 @@ impl Phases {
     /// what was already counted at or after that instant.
     fn stop_missing(
         &mut self,
-        transaction: &mut Transaction<'_>,
+        transaction: &mut Tx<'_>,
         running: &[AnalysedFlag],
         published: i64,
     ) -> Result<(), postgres::Error> {
@@ -159,7 +159,7 @@ impl Phases {
 /// outcomes may include conversions at or after `end` are counted again
 /// without them.
 fn end_phase(
-    transaction: &mut Transaction<'_>,
+    transaction: &mut Tx<'_>,
     flag: &str,
     phase: i64,
     end: i64,

@@ -30,6 +30,7 @@ use tokio::sync::oneshot;
 use super::group;
 use super::outbox;
 use super::pool::Database;
+use super::prepared::Prepared;
 use super::retention::Retention;
 use crate::store::{Event, Look, PhaseStart, Stored};
 
@@ -165,8 +166,11 @@ pub struct Writer {
 }
 
 /// The writer's connection, made on demand.
+#[derive(Default)]
 struct Connection {
     client: Option<Client>,
+    /// The statements prepared on it.
+    prepared: Prepared,
     /// Whether this writer has connected once (and so done its startup chores).
     ever: bool,
 }
@@ -176,10 +180,7 @@ impl Writer {
     /// dropped. Connects at once, so that the schema is migrated and the
     /// health known before the first request.
     pub fn run(mut self) {
-        let mut connection = Connection {
-            client: None,
-            ever: false,
-        };
+        let mut connection = Connection::default();
         let mut starts = Vec::new();
         while let Some(first) = self.next_job(&mut connection) {
             starts.extend(self.started.try_iter());
@@ -198,23 +199,18 @@ impl Writer {
     /// connects when not connected and prunes when retention is due.
     fn next_job(&mut self, connection: &mut Connection) -> Option<Job> {
         loop {
-            let wait = match self.client(connection) {
-                Err(_) => Some(RECONNECT_INTERVAL),
-                Ok(client) => match &mut self.retention {
-                    None => None,
-                    Some(retention) => {
-                        if retention.wait().is_zero()
-                            && let Err(error) = retention.prune_batch(client)
-                        {
-                            self.lost_if_closed(connection, &error);
-                        }
-                        Some(
-                            self.retention
-                                .as_ref()
-                                .map_or(RECONNECT_INTERVAL, Retention::wait),
-                        )
+            let wait = match (self.connect(connection), &mut self.retention) {
+                (Err(_), _) => Some(RECONNECT_INTERVAL),
+                (Ok(()), None) => None,
+                (Ok(()), Some(retention)) => {
+                    if retention.wait().is_zero()
+                        && let Some(client) = &mut connection.client
+                        && let Err(error) = retention.prune_batch(client)
+                    {
+                        self.lost_if_closed(connection, &error);
                     }
-                },
+                    self.retention.as_ref().map(Retention::wait)
+                }
             };
             let Some(wait) = wait else {
                 return self.jobs.recv().ok();
@@ -243,25 +239,27 @@ impl Writer {
         group
     }
 
-    /// The connection, made now if there is none.
-    fn client<'c>(&self, connection: &'c mut Connection) -> Result<&'c mut Client, String> {
-        if connection.client.is_none() {
-            match self.database.connect() {
-                Ok(mut client) => {
-                    if !connection.ever {
-                        outbox::drop_finished(&mut client, &self.database);
-                        connection.ever = true;
-                    }
-                    self.health.set_last_error(None);
-                    connection.client = Some(client);
+    /// Connects now if not connected.
+    fn connect(&self, connection: &mut Connection) -> Result<(), String> {
+        if connection.client.is_some() {
+            return Ok(());
+        }
+        match self.database.connect() {
+            Ok(mut client) => {
+                if !connection.ever {
+                    outbox::drop_finished(&mut client, &self.database);
+                    connection.ever = true;
                 }
-                Err(reason) => {
-                    self.health.set_last_error(Some(reason.clone()));
-                    return Err(reason);
-                }
+                self.health.set_last_error(None);
+                connection.client = Some(client);
+                connection.prepared.clear();
+                Ok(())
+            }
+            Err(reason) => {
+                self.health.set_last_error(Some(reason.clone()));
+                Err(reason)
             }
         }
-        Ok(connection.client.as_mut().expect("connected just above"))
     }
 
     /// Forgets the connection if `error` lost it; returns whether it did.
@@ -287,15 +285,29 @@ impl Writer {
         let mut failures = 0;
         let mut pending = vec![group];
         while let Some(jobs) = pending.pop() {
-            let client = match self.client(connection) {
-                Ok(client) => client,
+            let committed = match self.connect(connection) {
+                Ok(()) => {
+                    let Connection {
+                        client: Some(client),
+                        prepared,
+                        ..
+                    } = connection
+                    else {
+                        unreachable!("connected just above");
+                    };
+                    let committed = group::commit(client, prepared, starts, jobs);
+                    if committed.is_err() {
+                        prepared.clear();
+                    }
+                    committed
+                }
                 Err(reason) => {
                     outcomes.extend(jobs.iter().map(|_| Err(reason.clone())));
                     failures += jobs.len();
                     continue;
                 }
             };
-            match group::commit(client, starts, jobs) {
+            match committed {
                 Ok(stored) => {
                     starts.clear();
                     outcomes.extend(stored.into_iter().map(Ok));
