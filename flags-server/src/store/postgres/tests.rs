@@ -554,10 +554,6 @@ fn kills_are_recorded_replaced_cleared_and_read_by_every_store() {
             kill("b", guardrail, None)
         ]
     );
-    db.client()
-        .batch_execute("UPDATE runtime_kills SET killed_by = 'guardrail:x' WHERE flag = 'a'")
-        .unwrap();
-    assert!(a.kills().is_ok());
 }
 
 fn guardrail_row(arm: &str, decision: &str) -> GuardrailRow {
@@ -769,5 +765,197 @@ fn stores_starting_at_once_migrate_once_and_a_newer_schema_is_refused() {
     assert!(
         error.contains("schema version 999 is newer than this binary's"),
         "{error}"
+    );
+}
+
+const DAY: i64 = 24 * 60 * 60 * 1000;
+
+fn split_config(split: &str) -> Snapshot {
+    snapshot(&format!(
+        "version = 1\n[metrics.buy]\nkind = \"conversion\"\n[metrics.spend]\nkind = \"mean\"\n\
+         [flags.f]\nvariants = {{ a = 1, b = 2 }}\ndefault = \"a\"\n[[flags.f.rules]]\n\
+         split = {split}\nexperiment = {{ metrics = [\"buy\", \"spend\"] }}\n"
+    ))
+}
+
+fn unit_exposure(unit: &str, variant: &str, time: i64) -> Event {
+    Event::Exposure(Exposure {
+        id: Some(id(&format!("e-{unit}-{variant}-{time}"), 0)),
+        flag: "f".into(),
+        variant: variant.into(),
+        unit: unit.into(),
+        time,
+    })
+}
+
+fn unit_conversion(unit: &str, value: f64, time: i64) -> Event {
+    let metric = if value == 0.0 { "buy" } else { "spend" };
+    Event::Conversion(Conversion {
+        id: id(&format!("c-{unit}-{metric}-{time}"), 0),
+        metric: metric.into(),
+        unit: unit.into(),
+        value: (value != 0.0).then_some(value),
+        time,
+    })
+}
+
+/// Phase 1 from day -20 to day -5, phase 2 since, and events in both,
+/// before and after the cutoff at day -4 (as SQLite's retention test).
+fn fill(store: &PostgresStore, now: i64) {
+    store.start_phases(PhaseStart::of(
+        &split_config("{ a = 50, b = 50 }"),
+        now - 20 * DAY,
+    ));
+    store.start_phases(PhaseStart::of(
+        &split_config("{ a = 30, b = 70 }"),
+        now - 5 * DAY,
+    ));
+    let mut events = Vec::new();
+    for (i, unit) in ["u1", "u2", "u3", "u4", "u5", "u6"].iter().enumerate() {
+        let variant = ["a", "b"][i % 2];
+        let offset = i as i64 * 1000;
+        events.push(unit_exposure(unit, variant, now - 15 * DAY + offset));
+        events.push(unit_conversion(unit, 0.0, now - 14 * DAY + offset));
+        events.push(unit_conversion(
+            unit,
+            2.5 * i as f64,
+            now - 13 * DAY + offset,
+        ));
+        events.push(unit_exposure(
+            unit,
+            variant,
+            now - 4 * DAY - DAY / 2 + offset,
+        ));
+        events.push(unit_conversion(unit, 1.5, now - 4 * DAY - DAY / 4 + offset));
+        events.push(unit_conversion(unit, 0.0, now - 2 * DAY + offset));
+    }
+    events.push(unit_exposure("u7", "a", now - 4 * DAY - DAY / 2));
+    events.push(unit_exposure("u7", "b", now - 3 * DAY));
+    write(store, events);
+}
+
+/// What arrives after the prune: late and new exposures, conversions of
+/// units whose earlier conversions were deleted.
+fn later(store: &PostgresStore, now: i64) {
+    write(
+        store,
+        vec![
+            unit_conversion("u1", 4.0, now - DAY),
+            unit_conversion("u2", 0.0, now - DAY),
+            unit_exposure("u3", "a", now - DAY),
+            unit_exposure("u3", "b", now - DAY / 2),
+            unit_exposure("u8", "b", now - 3 * DAY),
+            unit_conversion("u8", 7.0, now - 2 * DAY),
+            unit_exposure("u9", "a", now - DAY),
+            unit_exposure("u9", "a", now - 3 * DAY),
+        ],
+    );
+}
+
+/// What a readout of both phases reads.
+fn readouts(store: &PostgresStore) -> Vec<String> {
+    let mut read = Vec::new();
+    for phase in [1, 2] {
+        let end = store
+            .phases("f")
+            .unwrap()
+            .get(phase as usize)
+            .map_or(i64::MAX, |p| p.started);
+        read.push(format!("{:?}", store.arm_units("f", phase).unwrap()));
+        read.push(format!(
+            "{:?}",
+            store.multiple_exposures("f", phase).unwrap()
+        ));
+        for metric in ["buy", "spend"] {
+            let window = MetricWindow {
+                span_ms: None,
+                cap: None,
+                end,
+            };
+            read.push(format!(
+                "{:?}",
+                store.metric_sums("f", phase, metric, window).unwrap()
+            ));
+        }
+    }
+    read
+}
+
+#[test]
+fn pruning_deletes_old_rows_and_changes_no_readout_then_or_later() {
+    let (Some(kept_db), Some(pruned_db)) = (TestDatabase::create(), TestDatabase::create()) else {
+        return;
+    };
+    let now = crate::events::ingest::now_ms();
+    let (kept, pruned) = (open(&kept_db), open(&pruned_db));
+    fill(&kept, now);
+    fill(&pruned, now);
+    let before = readouts(&pruned);
+    assert_eq!(before, readouts(&kept));
+    let conversions = pruned_db.count("SELECT count(*) FROM conversions");
+    let exposures = pruned_db.count("SELECT count(*) FROM exposures");
+
+    // In batches of 5 rows, as the writer would, between two writes.
+    let mut client = pruned_db.client();
+    let mut batches = 0;
+    while retention::prune(&mut client, now - 4 * DAY, 5).unwrap() == 5 {
+        batches += 1;
+    }
+    assert!(batches > 3, "{batches} full batches");
+    // Phase 1's exposures all went, phase 2's stay; conversions and ids
+    // before the cutoff went.
+    assert_eq!(
+        pruned_db.count("SELECT count(*) FROM exposures"),
+        exposures - 6
+    );
+    assert_eq!(
+        pruned_db.count("SELECT count(*) FROM conversions"),
+        conversions - 3 * 6
+    );
+    assert_eq!(
+        pruned_db.count("SELECT count(*) FROM unit_outcomes WHERE phase = 1"),
+        0
+    );
+    assert_eq!(pruned_db.count("SELECT count(*) FROM exposure_ids"), 1);
+    assert_eq!(readouts(&pruned), before, "the prune changed a readout");
+
+    later(&kept, now);
+    later(&pruned, now);
+    let after = readouts(&pruned);
+    assert_ne!(after, before, "the later events count");
+    assert_eq!(after, readouts(&kept), "the prune changed a later readout");
+}
+
+#[test]
+fn a_store_with_retention_prunes_old_events_by_itself() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let options = StoreOptions {
+        retain: Some(Duration::from_secs(86_400)),
+        ..StoreOptions::default()
+    };
+    // The schema, made by a store that keeps everything; then an old event.
+    flush(&open(&db));
+    let now = crate::events::ingest::now_ms();
+    db.client()
+        .execute(
+            "INSERT INTO conversions (id, metric, unit, time) VALUES ('old', 'm', 'u', $1)",
+            &[&(now - 3 * DAY)],
+        )
+        .unwrap();
+    let store = PostgresStore::open(&db.url, options).unwrap();
+    write(&store, vec![conversion("new")]);
+    let waited = std::time::Instant::now();
+    while db.count("SELECT count(*) FROM conversions WHERE id = 'old'") != 0 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "the old conversion is still there"
+        );
+        std::thread::yield_now();
+    }
+    assert_eq!(
+        db.count("SELECT count(*) FROM conversions WHERE id = 'new'"),
+        1
     );
 }
