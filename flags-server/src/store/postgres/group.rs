@@ -25,6 +25,20 @@ use crate::store::{Event, PhaseStart, Stored};
 /// The advisory lock a group (and a retention batch) holds until it commits.
 pub const GROUP_LOCK: i64 = 0x666c_6167_7302;
 
+/// Readies a new connection for the writer's statements, which each look
+/// up or change the rows of the group's keys: by their indexes, always,
+/// and in the connection's own process. The planner, left to the
+/// statistics of tables that grew since they were last analysed, would
+/// otherwise scan and sort whole tables for a few hundred keys, or start
+/// parallel workers (tens of milliseconds) for a lookup of one.
+pub fn prepare_session(mut client: Client) -> Result<Client, postgres::Error> {
+    client.batch_execute(
+        "SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off;
+         SET max_parallel_workers_per_gather = 0;",
+    )?;
+    Ok(client)
+}
+
 /// Commits `starts` and `jobs` in one transaction on `client` (whose
 /// statements are `prepared`); returns each job's outcomes, in order (none
 /// for jobs other than events).

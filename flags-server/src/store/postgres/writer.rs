@@ -244,7 +244,9 @@ impl Writer {
         if connection.client.is_some() {
             return Ok(());
         }
-        match self.database.connect() {
+        match self.database.connect().and_then(|client| {
+            group::prepare_session(client).map_err(|e| self.database.describe(&e))
+        }) {
             Ok(mut client) => {
                 if !connection.ever {
                     outbox::drop_finished(&mut client, &self.database);
