@@ -54,7 +54,7 @@ struct Units {
     flags: Vec<String>,
     phases: Vec<i64>,
     units: Vec<String>,
-    /// The variant, or (for `rebuilt`) unused.
+    /// The variant; for increments, the metric; unused in `cleared` and `rebuilt`.
     variants: Vec<String>,
     /// The first exposure (`rebuilt` only).
     firsts: Vec<i64>,

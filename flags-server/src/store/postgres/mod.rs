@@ -44,7 +44,7 @@ mod measurements;
 #[cfg(test)]
 mod test_database;
 #[cfg(test)]
-mod test_proxy;
+mod test_relay;
 #[cfg(test)]
 mod tests;
 

@@ -8,7 +8,7 @@ use flags_core::{KilledBy, Overrides, Snapshot, compile};
 use postgres::Client;
 
 use super::test_database::{TestDatabase, with_database};
-use super::test_proxy::Relay;
+use super::test_relay::Relay;
 use super::writer::Outcome;
 use super::*;
 use crate::store::{Conversion, EventId};
@@ -728,12 +728,14 @@ fn sslmode_require_against_a_server_without_tls_is_refused_clearly_and_disable_o
         let store = with_sslmode(mode);
         assert_eq!(store.outbox_depth(), Ok(0), "sslmode={mode}");
     }
-    let store = with_sslmode("require");
-    let error = store.outbox_depth().unwrap_err().0;
-    assert!(
-        error.contains("error performing TLS handshake: server does not support TLS"),
-        "{error}"
-    );
+    for mode in ["require", "verify-full"] {
+        let store = with_sslmode(mode);
+        let error = store.outbox_depth().unwrap_err().0;
+        assert!(
+            error.contains("error performing TLS handshake: server does not support TLS"),
+            "sslmode={mode}: {error}"
+        );
+    }
 }
 
 #[test]
