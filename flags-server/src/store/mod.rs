@@ -21,6 +21,7 @@
 //! guardrail and webhook threads), never from an async task directly.
 
 pub mod health;
+pub mod postgres;
 pub mod retention;
 pub mod sqlite;
 

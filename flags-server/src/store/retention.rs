@@ -52,20 +52,23 @@ impl Retention {
     /// Runs one batch through `prune` (given the cutoff in Unix ms and the
     /// most rows to delete, it answers how many it deleted); the next batch
     /// is due at once if this one was full, else after [`SWEEP_INTERVAL`].
-    /// A failure is logged and retried at the next sweep: retention never
-    /// stops the writer.
+    /// A failure is logged and retried at the next sweep (retention never
+    /// stops the writer), and returned for the writer to see whether its
+    /// connection is lost.
     pub fn prune_batch<E: std::fmt::Display>(
         &mut self,
         prune: impl FnOnce(i64, usize) -> Result<usize, E>,
-    ) {
+    ) -> Result<(), E> {
         let cutoff = earliest_kept(now_ms(), self.span) - MARGIN_MS;
-        match prune(cutoff, BATCH_ROWS) {
-            Ok(BATCH_ROWS) => return,
+        let pruned = prune(cutoff, BATCH_ROWS);
+        match &pruned {
+            Ok(BATCH_ROWS) => return Ok(()),
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "retention: old events deleted"),
             Err(error) => tracing::error!("retention: cannot delete old events: {error}"),
         }
         self.next = Instant::now() + SWEEP_INTERVAL;
+        pruned.map(drop)
     }
 }
 
@@ -93,16 +96,22 @@ mod tests {
     fn a_full_batch_is_followed_at_once_and_a_short_one_after_a_sweep_interval() {
         let mut retention = Retention::new(Duration::from_secs(86_400));
         assert!(retention.wait().is_zero(), "due at start");
-        retention.prune_batch(|_, limit| Ok::<_, String>(limit));
+        assert_eq!(
+            retention.prune_batch(|_, limit| Ok::<_, String>(limit)),
+            Ok(())
+        );
         assert!(retention.wait().is_zero(), "more may be left");
-        retention.prune_batch(|_, _| Ok::<_, String>(3));
+        assert_eq!(retention.prune_batch(|_, _| Ok::<_, String>(3)), Ok(()));
         assert!(retention.wait() > SWEEP_INTERVAL - Duration::from_secs(60));
     }
 
     #[test]
     fn a_failed_batch_waits_for_the_next_sweep() {
         let mut retention = Retention::new(Duration::from_secs(86_400));
-        retention.prune_batch(|_, _| Err("disk I/O error"));
+        assert_eq!(
+            retention.prune_batch(|_, _| Err("disk I/O error")),
+            Err("disk I/O error")
+        );
         assert!(retention.wait() > SWEEP_INTERVAL - Duration::from_secs(60));
     }
 
@@ -111,10 +120,11 @@ mod tests {
         let mut seen = None;
         let mut retention = Retention::new(Duration::from_secs(86_400));
         let before = now_ms();
-        retention.prune_batch(|cutoff, _| {
+        let pruned = retention.prune_batch(|cutoff, _| {
             seen = Some(cutoff);
             Ok::<_, String>(0)
         });
+        assert_eq!(pruned, Ok(()));
         let cutoff = seen.unwrap();
         assert!(cutoff >= before - 86_400_000 - MARGIN_MS, "{cutoff}");
         assert!(cutoff <= now_ms() - 86_400_000 - MARGIN_MS, "{cutoff}");

@@ -420,7 +420,8 @@ impl Writer {
                 return self.jobs.recv().ok();
             };
             if retention.wait().is_zero() {
-                retention.prune_batch(|cutoff, limit| {
+                // Logged by the schedule; SQLite has no connection to lose.
+                let _ = retention.prune_batch(|cutoff, limit| {
                     super::retention::prune(connection, cutoff, limit)
                 });
             }
