@@ -81,6 +81,11 @@ pub struct ServeArgs {
         default_value = "data"
     )]
     pub data: PathBuf,
+    /// A PostgreSQL event store shared by several replicas
+    /// (`postgres://USER:PASSWORD@HOST/DB?sslmode=require`) instead of the
+    /// SQLite database under `--data` (docs/deploy.md).
+    #[arg(long, env = "FLAGS_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
     /// Most attributes accepted in one evaluation context.
     #[arg(long, default_value_t = 128)]
     pub max_attributes: usize,
