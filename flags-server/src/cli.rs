@@ -83,7 +83,7 @@ pub struct ServeArgs {
     pub data: PathBuf,
     /// A PostgreSQL event store shared by several replicas
     /// (`postgres://USER:PASSWORD@HOST/DB?sslmode=require`) instead of the
-    /// SQLite database under `--data` (docs/deploy.md).
+    /// SQLite database under `--data`, which is then not used (docs/deploy.md).
     #[arg(long, env = "FLAGS_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
     /// Most attributes accepted in one evaluation context.
@@ -198,6 +198,10 @@ pub struct ResultsArgs {
         default_value = "data"
     )]
     pub data: PathBuf,
+    /// The PostgreSQL event store (as `flags serve --database-url`) instead
+    /// of the SQLite database under `--data`.
+    #[arg(long, env = "FLAGS_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
     /// The config file.
     #[arg(long, env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
     pub config: PathBuf,

@@ -4,9 +4,10 @@
 //!
 //! The numbers are the results endpoint's (`crate::events::analysis`) and
 //! `GET /v1/guardrails`'s (`crate::guardrails::view`), with the runtime
-//! kills stored beside them; only the presentation is here. The database is
-//! opened read-only, so this look starts from the stored always-valid
-//! p-values but does not add to them.
+//! kills stored beside them; only the presentation is here. The events are
+//! the SQLite database under `--data` (opened read-only) or the PostgreSQL
+//! store of `--database-url`; either way this look starts from the stored
+//! always-valid p-values but does not add to them.
 
 use std::path::{Path, PathBuf};
 
@@ -23,8 +24,9 @@ use crate::events::analysis::{self, ExperimentResults, MetricOutcome, ResultsErr
 use crate::guardrails;
 use crate::guardrails::decide::Figures;
 use crate::guardrails::view::{self, Carried, FlagGuardrails, Limits};
-use crate::store::Readouts;
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::{SqliteReader, schema};
+use crate::store::{Readouts, StoreOptions};
 
 /// Prints the readout of `args.flag`'s experiment and its guardrails' states.
 pub fn run(args: &ResultsArgs) -> Result<(), Error> {
@@ -32,7 +34,13 @@ pub fn run(args: &ResultsArgs) -> Result<(), Error> {
     let text = read_config(&args.config)?;
     let snapshot = compile(&text, &Overrides::from_env())
         .map_err(|problems| Error::Invalid(problems.in_file(file)))?;
-    let store = open_database(&args.data)?;
+    let store: Box<dyn Readouts> = match &args.database_url {
+        Some(url) => Box::new(
+            PostgresStore::open(url, StoreOptions::default())
+                .map_err(|e| Error::Usage(format!("--database-url: {e}")))?,
+        ),
+        None => Box::new(open_database(&args.data)?),
+    };
     let unreadable = |e: String| Error::Serve(format!("cannot read the event database: {e}"));
     let kills = store.kills().map_err(|e| unreadable(e.to_string()))?;
     let snapshot = snapshot.with_runtime_kills(kills.iter().map(|k| (k.flag.as_str(), &k.by)));
@@ -48,13 +56,17 @@ pub fn run(args: &ResultsArgs) -> Result<(), Error> {
     let readout = match flag.experiments().next() {
         None => None,
         Some(_) => Some(
-            analysis::results(&store, &snapshot, &args.flag, args.phase).map_err(|e| match e {
-                ResultsError::NotFound(details) => Error::Usage(details),
-                ResultsError::Store(_) | ResultsError::Unreadable(_) => Error::Serve(e.to_string()),
+            analysis::results(store.as_ref(), &snapshot, &args.flag, args.phase).map_err(|e| {
+                match e {
+                    ResultsError::NotFound(details) => Error::Usage(details),
+                    ResultsError::Store(_) | ResultsError::Unreadable(_) => {
+                        Error::Serve(e.to_string())
+                    }
+                }
             })?,
         ),
     };
-    let states: BTreeMap<_, _> = guardrails::store::load(&store)
+    let states: BTreeMap<_, _> = guardrails::store::load(store.as_ref())
         .map_err(unreadable)?
         .into_iter()
         .collect();

@@ -21,8 +21,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::{OpenError, SqliteStore};
-use crate::store::{EventStore, StoreOptions};
+use crate::store::{EventStore, StoreError, StoreOptions};
 
 /// The event store, or why there is none.
 pub enum EventLog {
@@ -45,6 +46,15 @@ impl EventLog {
                 Ok(Self::Unavailable(error.to_string()))
             }
         }
+    }
+
+    /// The PostgreSQL store at `url`, shared with other servers. Errs only
+    /// for a URL that cannot be used: the database itself is reached in the
+    /// background, and until it is, events are refused with the reason.
+    pub fn open_postgres(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
+        let store = PostgresStore::open(url, options)?;
+        tracing::info!("events are stored in {}", store.location());
+        Ok(Self::Open(Arc::new(store)))
     }
 
     /// The store, or the reason it is unavailable.

@@ -89,8 +89,12 @@ pub async fn serve_until(
         max_queued_events: args.max_queued_events,
         retain: args.retain,
     };
-    let events = EventLog::open_sqlite(&args.data, store_options)
-        .map_err(|e| Error::Serve(e.to_string()))?;
+    let events = match &args.database_url {
+        Some(url) => EventLog::open_postgres(url, store_options)
+            .map_err(|e| Error::Usage(format!("--database-url: {e}")))?,
+        None => EventLog::open_sqlite(&args.data, store_options)
+            .map_err(|e| Error::Serve(e.to_string()))?,
+    };
     let delivery = Delivery {
         backoff: args.webhook_backoff,
         ..Delivery::default()
