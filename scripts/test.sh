@@ -10,6 +10,11 @@
 # $CARGO_TARGET_DIR/py-venv), made on first use and remade whenever that file
 # changes, so a fresh machine needs nothing but Rust, python3 with its venv
 # module, gcc and valgrind.
+# The event store's tests run twice: against SQLite, then against PostgreSQL
+# (FLAGS_TEST_BACKEND=postgres). The PostgreSQL cluster is a throwaway one
+# under the target directory (scripts/postgres.sh, which needs Debian's
+# postgresql package), started here and stopped on exit, unless
+# FLAGS_TEST_DATABASE_URL already names one.
 # This is the README's test command; .ci/run calls it after fmt and clippy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,7 +54,26 @@ python_venv() {
 python_venv
 python="$venv/bin/python"
 
-cargo test --workspace
+if [ -z "${FLAGS_TEST_DATABASE_URL:-}" ]; then
+  cluster="$target/pg-test"
+  rm -rf "$cluster"
+  if ! FLAGS_TEST_DATABASE_URL="$(scripts/postgres.sh start "$cluster")"; then
+    echo "test.sh: cannot start the PostgreSQL test cluster (its message is above); install PostgreSQL (Debian: apt-get install postgresql) or set FLAGS_TEST_DATABASE_URL" >&2
+    exit 1
+  fi
+  trap 'scripts/postgres.sh stop "$cluster"' EXIT
+fi
+export FLAGS_TEST_DATABASE_URL
+
+# Tests named `_on_postgres` need the PostgreSQL pass's server options.
+cargo test --workspace -- --skip _on_postgres
+
+# The tests of everything the event store keeps, against PostgreSQL; those
+# about a data directory's file or lock (`_on_sqlite`) have no counterpart.
+FLAGS_TEST_BACKEND=postgres cargo test -p flags-server \
+  --test events --test durability --test phases --test experiment \
+  --test kill --test guardrails --test webhooks --test replicas \
+  -- --skip _on_sqlite
 
 if [ -f tests/vectors/generate_bucketing.py ]; then
   "$python" tests/vectors/generate_bucketing.py --check

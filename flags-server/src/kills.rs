@@ -131,13 +131,14 @@ impl Kills {
     }
 
     /// Applies the stored kills to `live` (at startup, before serving);
-    /// returns how many. A store that cannot be read is then unavailable.
-    pub fn restore(&mut self, live: &LiveConfig) -> usize {
+    /// returns how many. A store that cannot be read yet (a database down)
+    /// is read again by [`Self::follow_store`], every second. Blocks on
+    /// the store.
+    pub fn restore(&self, live: &LiveConfig) -> usize {
         match self.follow_store(live) {
-            Ok(_) => live.kills().0.len(),
+            Ok(restored) => restored,
             Err(error) => {
-                tracing::error!("stored runtime kills cannot be read, so none is applied: {error}");
-                self.store = Err(error);
+                tracing::error!("stored runtime kills cannot be read yet: {error}");
                 0
             }
         }
@@ -386,7 +387,7 @@ mod tests {
 
         let attempt = ReloadAttempt::new("startup", ReloadOutcome::Applied, Vec::new());
         let restarted = LiveConfig::new(published("version = 1\n[flags.b]\n"), attempt);
-        let mut kills = Kills::open(&events(dir.path()));
+        let kills = Kills::open(&events(dir.path()));
         assert_eq!(kills.restore(&restarted), 1);
         let kill = restarted.kills().get("a").cloned().unwrap();
         assert_eq!((kill.reason, kill.persisted), (reason("why"), true));

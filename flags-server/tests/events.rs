@@ -300,8 +300,8 @@ async fn the_readout_counts_units_from_their_first_exposure_and_excludes_switche
 
     // The command line reads the same database.
     let output = common::command()
-        .args(["results", "color", "--data"])
-        .arg(server.dir.path().join("data"))
+        .args(["results", "color"])
+        .args(server.store_args())
         .arg("--config")
         .arg(&server.config)
         .output()

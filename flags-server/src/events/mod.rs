@@ -26,6 +26,7 @@ use crate::store::sqlite::{OpenError, SqliteStore};
 use crate::store::{EventStore, StoreError, StoreOptions};
 
 /// The event store, or why there is none.
+#[derive(Clone)]
 pub enum EventLog {
     /// Open and writing.
     Open(Arc<dyn EventStore>),

@@ -70,8 +70,11 @@ pub struct Book {
     /// When the last check to end began (Unix ms): its figures include
     /// everything stored before then.
     pub last_check: Option<i64>,
-    /// Why the last write of the states failed, until one succeeds.
+    /// Why the last read or write of the states failed, until one succeeds.
     pub store_error: Option<String>,
+    /// Whether the stored states were read (a database down at startup is
+    /// read again at each check): until then nothing is written over them.
+    restored: bool,
     /// States changed since they were last written.
     dirty: BTreeSet<Key>,
 }
@@ -84,29 +87,46 @@ struct Trip {
 
 impl Guardrails {
     /// Restores the states kept in `events`' store; checks every
-    /// `interval`. Without a store, or one that cannot be read, the checks
-    /// run from scratch, in memory only.
+    /// `interval`. Without a store the checks run from scratch, in memory
+    /// only; a store that cannot be read yet is read again at each check,
+    /// and written to only once it has been. Blocks on the store.
     pub fn open(events: &EventLog, interval: Duration) -> Self {
-        let store = events.store().cloned().map_err(str::to_string);
-        let restored = store
-            .as_ref()
-            .map_err(Clone::clone)
-            .and_then(|store| store::load(store.readouts()));
-        let (states, store) = match restored {
-            Ok(states) => (states.into_iter().collect(), store),
-            Err(error) => {
-                tracing::error!("guardrail checks start afresh and are not stored: {error}");
-                (BTreeMap::new(), Err(error))
-            }
-        };
-        Self {
+        let guardrails = Self {
             interval,
-            book: Mutex::new(Book {
-                states,
-                ..Book::default()
-            }),
-            store,
+            book: Mutex::new(Book::default()),
+            store: events.store().cloned().map_err(str::to_string),
             persisting: Mutex::new(()),
+        };
+        if let Err(error) = &guardrails.store {
+            tracing::error!("guardrail checks start afresh and are not stored: {error}");
+        }
+        guardrails.restore();
+        guardrails
+    }
+
+    /// Reads the stored states if not done yet; a state decided since
+    /// startup stays (it is newer). Blocks on the store.
+    fn restore(&self) {
+        let Ok(store) = &self.store else {
+            return;
+        };
+        if self.book().restored {
+            return;
+        }
+        let loaded = store::load(store.readouts());
+        let mut book = self.book();
+        match loaded {
+            Ok(states) => {
+                for (key, state) in states {
+                    book.states.entry(key).or_insert(state);
+                }
+                book.restored = true;
+                book.store_error = None;
+            }
+            Err(error) => {
+                tracing::error!("stored guardrail states cannot be read yet: {error}");
+                book.store_error = Some(format!("stored states cannot be read yet: {error}"));
+            }
         }
     }
 
@@ -273,6 +293,10 @@ impl Guardrails {
         let Ok(store) = &self.store else {
             return;
         };
+        self.restore();
+        if !self.book().restored {
+            return;
+        }
         let _turn = self.persisting.lock().unwrap_or_else(|e| e.into_inner());
         let changed: Vec<(Key, ArmState)> = {
             let mut book = self.book();
@@ -323,6 +347,7 @@ pub fn spawn(state: &AppState) {
 /// Checks every guardrail of every flag that serves its rules, then stores
 /// the states.
 pub fn check_all(state: &ServerState) {
+    state.guardrails.restore();
     let published = state.live.current.load_full();
     let snapshot = &published.snapshot;
     let now = now_ms();

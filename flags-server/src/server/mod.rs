@@ -108,12 +108,7 @@ pub async fn serve_until(
     );
     let (published, attempt) = loader.initial()?;
     let live = Arc::new(LiveConfig::new(published, attempt));
-    let mut kills = Kills::open(&events);
-    let guardrails = Guardrails::open(&events, args.guardrail_interval);
-    let restored = kills.restore(&live);
-    if let (true, Ok(store)) = (restored > 0, events.store()) {
-        tracing::warn!(restored, "runtime kills restored from {}", store.location());
-    }
+    let (kills, guardrails) = restore(&events, &live, args.guardrail_interval).await?;
     experiments::follow_phases(&live, &events);
     let reloader = Reloader::start(loader, live.clone(), args.debounce)?;
     let listener = TcpListener::bind(&addresses[..])
@@ -170,6 +165,26 @@ pub async fn serve_until(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The runtime kills and guardrail states stored by earlier runs (or by
+/// other replicas), read on a blocking thread: the store blocks.
+async fn restore(
+    events: &EventLog,
+    live: &Arc<LiveConfig>,
+    guardrail_interval: Duration,
+) -> Result<(Kills, Guardrails), Error> {
+    let (events, live) = (events.clone(), live.clone());
+    tokio::task::spawn_blocking(move || {
+        let kills = Kills::open(&events);
+        let restored = kills.restore(&live);
+        if let (true, Ok(store)) = (restored > 0, events.store()) {
+            tracing::warn!(restored, "runtime kills restored from {}", store.location());
+        }
+        (kills, Guardrails::open(&events, guardrail_interval))
+    })
+    .await
+    .map_err(|_| Error::Serve("restoring the stored kills and guardrails failed".into()))
 }
 
 /// The addresses `--addr` names: `IP:PORT` as is, `HOST:PORT` resolved.

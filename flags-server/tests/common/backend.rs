@@ -36,8 +36,18 @@ impl Backend {
     }
 }
 
+/// Runs `call` on a thread of its own: the synchronous PostgreSQL client
+/// runs a runtime of its own, which cannot start on a tokio test's thread.
+fn off_runtime<T: Send>(call: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| scope.spawn(call).join().unwrap())
+}
+
 /// A database of its own in the cluster at `admin_url`; its URL.
 pub fn fresh_database(admin_url: &str) -> String {
+    off_runtime(|| create_database(admin_url))
+}
+
+fn create_database(admin_url: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let name = format!(
         "flags_test_{}_{}",
@@ -61,8 +71,10 @@ pub fn fresh_database(admin_url: &str) -> String {
 
 /// The first column of the first row of `sql` on the database at `url`.
 pub fn postgres_count(url: &str, sql: &str) -> i64 {
-    let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
-    client.query_one(sql, &[]).unwrap().get(0)
+    off_runtime(|| {
+        let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        client.query_one(sql, &[]).unwrap().get(0)
+    })
 }
 
 /// Where a test keeps the events of servers it starts (and restarts):
@@ -105,10 +117,12 @@ impl StoreUnderTest {
     /// Runs `sql` (statements without results).
     pub fn execute(&self, sql: &str) {
         match &self.database_url {
-            Some(url) => postgres::Client::connect(url, postgres::NoTls)
-                .unwrap()
-                .batch_execute(sql)
-                .unwrap(),
+            Some(url) => off_runtime(|| {
+                postgres::Client::connect(url, postgres::NoTls)
+                    .unwrap()
+                    .batch_execute(sql)
+                    .unwrap()
+            }),
             None => self.sqlite().execute_batch(sql).unwrap(),
         }
     }
