@@ -21,8 +21,8 @@ use flags_core::{KilledBy, Snapshot};
 use serde::Serialize;
 use xxhash_rust::xxh3::Xxh3;
 
+use crate::clock::now_ms;
 use crate::events::EventLog;
-use crate::events::ingest::now_ms;
 use crate::live::LiveConfig;
 use crate::store::{EventStore, StoredKill};
 

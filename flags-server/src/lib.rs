@@ -10,6 +10,7 @@
 //! every module behind them is the binary's implementation, free to change.
 
 pub mod cli;
+mod clock;
 mod commands;
 mod context;
 mod error;

@@ -23,7 +23,7 @@ use flags_core::stats::{
 use flags_core::{ExperimentInfo, MetricDefinition, Snapshot, bucket::BUCKETS};
 use serde::Serialize;
 
-use super::ingest::rfc3339_ms;
+use crate::clock::rfc3339_ms;
 use crate::store::{EventStore, Look, MetricWindow, PhaseRecord, Readouts, StoreError};
 
 /// Why there is no readout.

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::store::retention;
-use crate::store::{Conversion, Event, EventId, Exposure, Stored};
+use crate::store::{Conversion, Event, EventId, Exposure, MAX_TEXT, Stored};
 
 /// Most events accepted in one request.
 pub const MAX_BATCH: usize = 1000;
@@ -32,10 +32,6 @@ pub const MAX_BATCH: usize = 1000;
 /// squares summed over all units below 1e62, far from `f64::MAX` (~1.8e308).
 /// No plausible metric comes near it (a trillion of any currency unit).
 pub const MAX_ABS_VALUE: f64 = 1e12;
-
-/// Longest event id or unit key, in bytes: the one bound on what a unit
-/// key stored costs, for client events and the server's own exposures.
-pub const MAX_TEXT: usize = 256;
 
 /// How far ahead of the server's clock an event may be (clock skew).
 const MAX_FUTURE_MS: i64 = 24 * 60 * 60 * 1000;
@@ -340,19 +336,6 @@ fn text(field: &str, value: Option<String>) -> Result<String, String> {
         Some(v) if v.len() > MAX_TEXT => Err(format!("`{field}` is longer than {MAX_TEXT} bytes")),
         Some(v) => Ok(v),
     }
-}
-
-/// The server's clock in Unix milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// A time in Unix milliseconds as RFC 3339 (UTC), as answers show times.
-pub fn rfc3339_ms(ms: i64) -> String {
-    let nanos = (ms.rem_euclid(1000) * 1_000_000) as u32;
-    flags_core::Timestamp::from_unix(ms.div_euclid(1000), nanos).to_string()
 }
 
 /// Whether `variant` is an arm an exposure of `flag` may name: an arm of

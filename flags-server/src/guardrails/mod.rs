@@ -39,9 +39,9 @@ use flags_core::guardrail::{Guardrail, GuardrailAction, GuardrailTest};
 use flags_core::{FlagInfo, KilledBy, Snapshot};
 use tokio::time::MissedTickBehavior;
 
+use crate::clock::now_ms;
 use crate::events::EventLog;
 use crate::events::analysis::current_phase;
-use crate::events::ingest::now_ms;
 use crate::kills::Change;
 use crate::server::state::{AppState, ServerState};
 use crate::store::{EventStore, Readouts, StoreError};

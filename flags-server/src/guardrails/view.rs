@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use super::Book;
 use super::decide::{ArmState, Decision, Figures};
 use super::store::Key;
-use crate::events::ingest::rfc3339_ms;
+use crate::clock::rfc3339_ms;
 use crate::metrics::GuardrailGauge;
 
 /// `GET /v1/guardrails`: every served flag with guardrails.

@@ -34,7 +34,7 @@ pub async fn ingest(
         ingest::check(
             &request.body,
             &published.snapshot,
-            ingest::now_ms(),
+            crate::clock::now_ms(),
             store.retain(),
         )?
     };

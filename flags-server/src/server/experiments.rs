@@ -22,7 +22,7 @@ use super::auth::Admin;
 use super::errors::ApiError;
 use super::json;
 use super::state::AppState;
-use crate::events::ingest::now_ms;
+use crate::clock::now_ms;
 use crate::events::{EventLog, analysis};
 use crate::live::{LiveConfig, Published};
 use crate::store::{EventStore, PhaseStart};

@@ -23,7 +23,7 @@ use super::errors::ApiError;
 use super::json;
 use super::limits::AdminRequest;
 use super::state::AppState;
-use crate::events::ingest::rfc3339_ms;
+use crate::clock::rfc3339_ms;
 use crate::kills::{Change, KillSet, Outcome, RuntimeKill};
 use crate::webhooks::{FlagChange, Notification};
 

@@ -13,8 +13,8 @@ use flags_core::Context;
 use tokio::sync::{Semaphore, watch};
 
 use super::limits::Limits;
+use crate::clock::now_ms;
 use crate::events::EventLog;
-use crate::events::ingest::now_ms;
 use crate::guardrails::Guardrails;
 use crate::kills::Kills;
 use crate::live::{Evaluated, LiveConfig, Published};

@@ -37,6 +37,11 @@ use flags_core::{ExperimentInfo, FlagInfo, KilledBy, Snapshot};
 /// events, each under 1 KiB (id and key within `ingest::MAX_TEXT`).
 pub const DEFAULT_MAX_QUEUED_EVENTS: usize = 100_000;
 
+/// Longest event id or unit key, in bytes: the one bound on what a unit
+/// key stored costs, for client events (`crate::events::ingest` refuses
+/// longer) and the server's own exposures (the writers drop longer).
+pub const MAX_TEXT: usize = 256;
+
 /// How the writer is bounded and what it keeps.
 #[derive(Clone, Copy, Debug)]
 pub struct StoreOptions {

@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::events::ingest::now_ms;
+use crate::clock::now_ms;
 
 /// Most rows one batch deletes: a few milliseconds of the writer's time.
 pub const BATCH_ROWS: usize = 5_000;

@@ -32,8 +32,8 @@ use super::Envelope;
 use super::body::{self, SIGNATURE_HEADER};
 use super::config::Endpoint;
 use super::outbox::Outbox;
+use crate::clock::now_ms;
 use crate::error::{Error, with_causes};
-use crate::events::ingest::now_ms;
 use crate::metrics::{DeliveryOutcome, Metrics, Queued};
 use crate::store::{Pending, StoreError};
 

@@ -19,7 +19,7 @@ use super::outcomes::{Batch, StoredRows, Writes};
 use super::phases::Phases;
 use super::prepared::{Prepared, Tx};
 use super::writer::Job;
-use crate::events::ingest::now_ms;
+use crate::clock::now_ms;
 use crate::store::{Event, PhaseStart, Stored};
 
 /// The advisory lock a group (and a retention batch) holds until it commits.

@@ -64,7 +64,7 @@ use super::{
     PhaseRecord, PhaseStart, Readouts, RecentUnit, StoreError, StoreOptions, Stored, StoredKill,
     WriteError, WriterHealth,
 };
-use crate::events::ingest::MAX_TEXT;
+use crate::store::MAX_TEXT;
 
 /// The event store in a PostgreSQL database (see the module's documentation).
 pub struct PostgresStore {

@@ -17,7 +17,7 @@
 use postgres::Client;
 
 use super::pool::Database;
-use crate::events::ingest::now_ms;
+use crate::clock::now_ms;
 use crate::store::Pending;
 
 /// How long a claimed row is left to the replica that claimed it: well

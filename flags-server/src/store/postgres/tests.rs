@@ -606,7 +606,7 @@ fn the_outbox_never_hands_one_row_to_two_stores_at_once() {
         return;
     };
     let (a, b) = (open(&db), open(&db));
-    let now = crate::events::ingest::now_ms() - 1_000;
+    let now = crate::clock::now_ms() - 1_000;
     let deliveries: Vec<(&str, String)> = (0..60).map(|i| ("hook", format!("{i}"))).collect();
     a.enqueue_deliveries(&deliveries, now).unwrap();
     assert_eq!(b.outbox_depth().unwrap(), 60);
@@ -900,7 +900,7 @@ fn pruning_deletes_old_rows_and_changes_no_readout_then_or_later() {
     let (Some(kept_db), Some(pruned_db)) = (TestDatabase::create(), TestDatabase::create()) else {
         return;
     };
-    let now = crate::events::ingest::now_ms();
+    let now = crate::clock::now_ms();
     let (kept, pruned) = (open(&kept_db), open(&pruned_db));
     fill(&kept, now);
     fill(&pruned, now);
@@ -951,7 +951,7 @@ fn a_store_with_retention_prunes_old_events_by_itself() {
     };
     // The schema, made by a store that keeps everything; then an old event.
     flush(&open(&db));
-    let now = crate::events::ingest::now_ms();
+    let now = crate::clock::now_ms();
     db.client()
         .execute(
             "INSERT INTO conversions (id, metric, unit, time) VALUES ('old', 'm', 'u', $1)",

@@ -129,7 +129,7 @@ impl SqliteStore {
         // The writer first: it takes the lock before anything is migrated.
         let writer = WriterHandle::open(dir, options)?;
         let side = schema::open_for_writing(dir)?;
-        let cutoff = crate::events::ingest::now_ms() - outbox::KEEP_FINISHED_MS;
+        let cutoff = crate::clock::now_ms() - outbox::KEEP_FINISHED_MS;
         outbox::drop_finished(&side, cutoff).map_err(|source| OpenError::Sqlite {
             path: dir.join(schema::FILE_NAME),
             source,

@@ -43,8 +43,8 @@ mod tests {
     use flags_core::{Overrides, Snapshot, compile};
 
     use super::*;
+    use crate::clock::now_ms;
     use crate::events::analysis;
-    use crate::events::ingest::now_ms;
     use crate::store::sqlite::{SqliteStore, schema};
     use crate::store::{
         Conversion, Event, EventId, EventStore, Exposure, PhaseStart, StoreOptions,

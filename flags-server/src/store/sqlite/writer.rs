@@ -293,7 +293,7 @@ impl WriterHandle {
     /// when its unit key is longer than a client's event may give
     /// (`ingest::MAX_TEXT`; a targeting key may be longer).
     pub fn record_exposure(&self, exposure: Exposure) {
-        if exposure.unit.len() > crate::events::ingest::MAX_TEXT {
+        if exposure.unit.len() > crate::store::MAX_TEXT {
             self.health.drop_exposure();
             return;
         }
@@ -522,7 +522,7 @@ fn record_looks(connection: &Connection, looks: &[Look]) -> rusqlite::Result<()>
          ON CONFLICT (flag, phase, metric, arm)
          DO UPDATE SET p_value = min(p_value, excluded.p_value), time = excluded.time",
     )?;
-    let now = crate::events::ingest::now_ms();
+    let now = crate::clock::now_ms();
     for l in looks {
         look.execute(params![l.flag, l.phase, l.metric, l.arm, l.p_value, now])?;
     }
@@ -937,7 +937,7 @@ mod tests {
             1,
             "the fifth event is dropped"
         );
-        store.record_exposure(served("u".repeat(crate::events::ingest::MAX_TEXT + 1)));
+        store.record_exposure(served("u".repeat(crate::store::MAX_TEXT + 1)));
         assert_eq!(
             store.health().dropped_exposures,
             2,
