@@ -34,7 +34,7 @@ use flags_core::{ExperimentInfo, FlagInfo, KilledBy, Snapshot};
 
 /// The default `--max-queued-events`: two seconds of the writer's measured
 /// throughput (docs/benchmarks.md), and at most about 100 MB of queued
-/// events, each under 1 KiB (id and key within `ingest::MAX_TEXT`).
+/// events, each under 1 KiB (id and key within [`MAX_TEXT`]).
 pub const DEFAULT_MAX_QUEUED_EVENTS: usize = 100_000;
 
 /// Longest event id or unit key, in bytes: the one bound on what a unit
@@ -438,7 +438,7 @@ pub trait EventStore: Send + Sync {
 
     /// Queues an exposure the server recorded, without waiting; dropped
     /// (and counted) when the queue is full or its unit key longer than a
-    /// client's event may give (`ingest::MAX_TEXT`).
+    /// client's event may give ([`MAX_TEXT`]).
     fn record_exposure(&self, exposure: Exposure);
 
     /// Starts a new analysis phase for each flag of `start` whose

@@ -1,6 +1,6 @@
 //! Per-arm sufficient statistics kept up to date by the writer, set-based:
 //! the same tables and the same totals as the SQLite store's (see
-//! `events::aggregates`, which says what each level holds), but each
+//! `store::sqlite::aggregates`, which says what each level holds), but each
 //! group's changes are gathered first ([`Changes`]) and then written with a
 //! handful of statements whatever their number, passing arrays.
 //!

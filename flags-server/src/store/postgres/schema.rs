@@ -1,6 +1,6 @@
 //! The PostgreSQL schema and its versioned migrations.
 //!
-//! The same tables as the SQLite store's (see `events::schema`, whose
+//! The same tables as the SQLite store's (see `store::sqlite::schema`, whose
 //! comments say what each is for), in PostgreSQL's types; keys and names
 //! compare byte by byte (`COLLATE "C"`), as SQLite's do, so that orders
 //! and minima agree between the two. `flags_schema_migrations` lists the

@@ -291,7 +291,7 @@ impl WriterHandle {
     /// Queues an exposure without waiting; dropped (and counted) when the
     /// queue is full, because evaluations must never wait on the disk, and
     /// when its unit key is longer than a client's event may give
-    /// (`ingest::MAX_TEXT`; a targeting key may be longer).
+    /// ([`crate::store::MAX_TEXT`]; a targeting key may be longer).
     pub fn record_exposure(&self, exposure: Exposure) {
         if exposure.unit.len() > crate::store::MAX_TEXT {
             self.health.drop_exposure();
