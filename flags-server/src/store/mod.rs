@@ -479,7 +479,9 @@ pub trait EventStore: Send + Sync {
     fn enqueue_deliveries(&self, deliveries: &[(&str, String)], now: i64)
     -> Result<(), StoreError>;
 
-    /// Up to `limit` pending deliveries, soonest due first.
+    /// Up to `limit` pending deliveries, soonest due first. A store that
+    /// several servers share hands a due row to one of them at a time (it
+    /// is claimed for a while, so that two never deliver it at once).
     fn pending_deliveries(&self, limit: usize) -> Result<Vec<Pending>, StoreError>;
 
     /// How many deliveries are pending.
