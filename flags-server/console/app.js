@@ -15,9 +15,12 @@ const forget = document.getElementById("forget-token");
 /** Renders are numbered: an older one finishing late is dropped. */
 let renders = 0;
 
+/** The last page asked for: the skip link's `#main` is not a page. */
+let route = "flags";
+
 function currentRoute() {
-  const hash = location.hash.startsWith("#/") ? location.hash.slice(2) : "flags";
-  const [path, query = ""] = hash.split("?");
+  if (location.hash.startsWith("#/")) route = location.hash.slice(2);
+  const [path, query = ""] = route.split("?");
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
   return { parts, query: new URLSearchParams(query) };
 }

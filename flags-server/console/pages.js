@@ -351,7 +351,7 @@ function tryItForm(key) {
       h("input", { id: "try-key", value: state.key, autocomplete: "off", oninput: (e) => (state.key = e.target.value) }),
       h("label", { for: "try-attrs" }, "Attributes, one per line"),
       h("textarea", { id: "try-attrs", rows: 4, "aria-describedby": "try-attrs-help", oninput: (e) => (state.attrs = e.target.value) }, state.attrs),
-      h("p", { id: "try-attrs-help", class: "note" }, "name=value (true/false and numbers are typed, the rest are strings); name:=JSON for an exact value, such as roles:=[\"a\",\"b\"]. Nothing is recorded: the evaluation enrols no unit."),
+      h("p", { id: "try-attrs-help", class: "note" }, "name=value (true/false and numbers are typed, the rest are strings); name:=JSON for an exact value, such as roles:=[\"a\",\"b\"]. Trying a context records no exposure, so it adds no unit to an experiment."),
       h("button", { type: "submit" }, "Evaluate"),
     ),
     output,
