@@ -537,7 +537,7 @@ function metricSection(metric) {
     "section",
     { class: "metric", "data-metric": metric.metric },
     heading,
-    h("p", {}, `${analysis.metric} metric; control ${control.name}: ${count(control.units)} units, mean ${fixed(control.mean)}.`),
+    h("p", {}, `${analysis.metric} metric; control arm “${control.name}”: ${count(control.units)} units, mean ${fixed(control.mean)}.`),
     metric.plan ? h("p", {}, progressOf(metric)) : null,
     liftChart(metric.metric, analysis),
     h(
@@ -546,7 +546,7 @@ function metricSection(metric) {
       h(
         "table",
         {},
-        h("caption", {}, `Each arm against control ${control.name} (alpha ${analysis.alpha}, ${analysis.correction} correction)`),
+        h("caption", {}, `Each arm against the control arm “${control.name}” (alpha ${analysis.alpha}, ${analysis.correction} correction)`),
         h(
           "thead",
           {},
@@ -624,7 +624,7 @@ async function readoutPage([, flag], query) {
           h(
             "tr",
             { "data-arm": arm.variant, "data-units": arm.units },
-            h("th", { scope: "row" }, arm.variant, i === 0 ? " (control)" : ""),
+            h("th", { scope: "row" }, arm.variant, i === 0 ? " (control arm)" : ""),
             h("td", {}, arm.percent === null ? "unknown" : `${arm.percent}%`),
             h("td", {}, srm ? fixed(srm.expected_units[i], 1) : dash),
             h("td", {}, count(arm.units)),
