@@ -3,13 +3,18 @@
 # test program under valgrind and the conformance cases through the crate
 # and the C ABI), then the checks that need Python: the bucketing vectors,
 # the conformance cases' expected results, and the Python SDK's tests over
-# the shared library the Rust build just produced.
+# the shared library the Rust build just produced; last, the web console's
+# end-to-end test in headless Chromium against the `flags` binary that
+# build made.
 #
 # The Python packages those checks need (scripts/requirements-ci.txt) live in
 # a virtual environment under the target directory (target/py-venv, or
 # $CARGO_TARGET_DIR/py-venv), made on first use and remade whenever that file
 # changes, so a fresh machine needs nothing but Rust, python3 with its venv
-# module, gcc and valgrind.
+# module, gcc and valgrind, plus Node.js (20 or newer, with npm) and Debian's
+# chromium for the console test, whose one Node package (playwright-core,
+# pinned by tests/console/package-lock.json) is installed the same way: by
+# `npm ci` into tests/console/node_modules, again whenever the lock changes.
 # The event store's tests run twice: against SQLite, then against PostgreSQL
 # (FLAGS_TEST_BACKEND=postgres). The PostgreSQL cluster is a throwaway one
 # under the target directory (scripts/postgres.sh, which needs Debian's
@@ -51,7 +56,34 @@ python_venv() {
   echo "$wanted" >"$stamp"
 }
 
+# Installs the console test's Node packages unless the stamp (the hash of
+# the lock file they were installed from) says they are; checks that Node
+# and Chromium are there first, to say what is missing.
+console_packages() {
+  local dir=tests/console wanted
+  local stamp="$dir/node_modules/.package-lock.sha256"
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "test.sh: node and npm not found: install Node.js 20 or newer (Debian/Ubuntu: apt-get install nodejs npm)" >&2
+    return 1
+  fi
+  if [ ! -x /usr/bin/chromium ]; then
+    echo "test.sh: /usr/bin/chromium not found: the console test drives Debian's chromium (apt-get install chromium)" >&2
+    return 1
+  fi
+  wanted="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
+    return
+  fi
+  echo "test.sh: installing the console test's Node packages (npm ci in $dir)" >&2
+  if ! (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error); then
+    echo "test.sh: npm ci failed in $dir (its message is above)" >&2
+    return 1
+  fi
+  echo "$wanted" >"$stamp"
+}
+
 python_venv
+console_packages
 python="$venv/bin/python"
 
 if [ -z "${FLAGS_TEST_DATABASE_URL:-}" ]; then
@@ -82,3 +114,6 @@ fi
 
 # The debug build of libflags_ffi that `cargo test` just made.
 (cd sdks/python && FLAGS_LIB="$target/debug/libflags_ffi.so" "$python" -m pytest -q)
+
+# The debug `flags` that `cargo test` just built, serving the console.
+(cd tests/console && FLAGS_BIN="$target/debug/flags" node --test console.test.mjs)

@@ -56,6 +56,6 @@ pub use kill::KilledBy;
 pub use overrides::{ENV_PREFIX, Overrides, env_name};
 pub use snapshot::{
     ConfigVersion, ExperimentInfo, FlagInfo, FlagVersion, MetricDefinition, OverrideStatus,
-    Snapshot, Value, ValueType,
+    RuleAction, RuleInfo, Snapshot, Value, ValueType,
 };
 pub use time::{MAX_SPAN, Timestamp, parse_span};

@@ -464,6 +464,11 @@ impl<'s> FlagInfo<'s> {
     pub fn default_variant(&self) -> &'s str {
         &self.slot.flag.variants[self.slot.flag.default as usize].key
     }
+    /// Its rules, in the order written (the order they are tried).
+    pub fn rules(&self) -> impl Iterator<Item = RuleInfo<'s>> + use<'s> {
+        let flag: &'s Flag = &self.slot.flag;
+        flag.rules.iter().map(move |rule| RuleInfo { flag, rule })
+    }
     /// The experiments (split rules with `experiment`) of this flag, as
     /// (rule index, metric names, variant weights in bucket units).
     pub fn experiments(&self) -> impl Iterator<Item = ExperimentInfo<'s>> + use<'s> {
@@ -486,6 +491,89 @@ impl<'s> FlagInfo<'s> {
     }
 }
 
+/// One rule as listed by [`FlagInfo::rules`]: what it tests and what it
+/// serves, with the lines they were written on.
+#[derive(Clone, Copy, Debug)]
+pub struct RuleInfo<'s> {
+    flag: &'s Flag,
+    rule: &'s Rule,
+}
+
+/// What a rule serves once its targeting matches.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RuleAction<'s> {
+    /// One variant: to every matching unit, or (`rollout`) to those whose
+    /// bucket is below the threshold, out of 1 000 000; a schedule's steps
+    /// are (start, threshold), and the latest started one applies.
+    Serve {
+        /// The variant served.
+        variant: &'s str,
+        /// The rollout threshold, if the rule has a fixed `rollout`.
+        rollout: Option<u32>,
+        /// The schedule's steps, if the rule has a `schedule`.
+        schedule: Vec<(Timestamp, u32)>,
+    },
+    /// A split: each arm's variant and its share, in buckets out of 1 000 000.
+    Split {
+        /// The arms, in the order written.
+        arms: Vec<(&'s str, u32)>,
+        /// Whether the split runs an experiment.
+        experiment: bool,
+    },
+}
+
+impl<'s> RuleInfo<'s> {
+    /// Its `name`, if it has one.
+    pub fn name(&self) -> Option<&'s str> {
+        self.rule.name.as_deref()
+    }
+    /// The line of its `[[flags.KEY.rules]]` table (or inline table).
+    pub fn line(&self) -> u32 {
+        self.rule.line
+    }
+    /// The segments a unit must be in, in the order written.
+    pub fn segments(&self) -> impl Iterator<Item = &'s str> + use<'s> {
+        self.rule.segments.iter().map(|segment| &*segment.name)
+    }
+    /// Its own conditions (not its segments'), as (line, text as written).
+    pub fn conditions(&self) -> impl Iterator<Item = (u32, &'s str)> + use<'s> {
+        self.rule.conditions.iter().map(|c| (c.line, &*c.text))
+    }
+    /// What it serves.
+    pub fn action(&self) -> RuleAction<'s> {
+        let name = |variant: VariantIndex| &*self.flag.variants[variant as usize].key;
+        match &self.rule.action {
+            Action::Serve { variant, rollout } => RuleAction::Serve {
+                variant: name(*variant),
+                rollout: match rollout {
+                    Rollout::Percent(threshold) => Some(*threshold),
+                    Rollout::All | Rollout::Schedule(_) => None,
+                },
+                schedule: match rollout {
+                    Rollout::Schedule(steps) => {
+                        steps.iter().map(|step| (step.at, step.threshold)).collect()
+                    }
+                    Rollout::All | Rollout::Percent(_) => Vec::new(),
+                },
+            },
+            Action::Split { arms, experiment } => RuleAction::Split {
+                arms: arm_widths(self.flag, arms).collect(),
+                experiment: experiment.is_some(),
+            },
+        }
+    }
+}
+
+/// A split's arms as (variant, share in buckets out of 1 000 000).
+fn arm_widths<'s>(flag: &'s Flag, arms: &'s [Arm]) -> impl Iterator<Item = (&'s str, u32)> + 's {
+    let mut start = 0;
+    arms.iter().map(move |arm| {
+        let width = arm.end - start;
+        start = arm.end;
+        (&*flag.variants[arm.variant as usize].key, width)
+    })
+}
+
 /// One experiment as listed by [`FlagInfo::experiments`].
 #[derive(Clone, Copy, Debug)]
 pub struct ExperimentInfo<'s> {
@@ -506,13 +594,7 @@ impl<'s> ExperimentInfo<'s> {
     }
     /// Arms as (variant, share of the split in buckets out of 1 000 000).
     pub fn arms(&self) -> impl Iterator<Item = (&'s str, u32)> + use<'s> {
-        let flag = self.flag;
-        let mut start = 0;
-        self.arms.iter().map(move |arm| {
-            let width = arm.end - start;
-            start = arm.end;
-            (&*flag.variants[arm.variant as usize].key, width)
-        })
+        arm_widths(self.flag, self.arms)
     }
     /// Enrolled share of matching units, in buckets out of 1 000 000.
     pub fn traffic(&self) -> u32 {
@@ -617,6 +699,65 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rules_are_listed_with_their_lines_targeting_and_action() {
+        let text = r#"version = 1
+[segments.staff]
+keys = ["a"]
+[flags.f]
+variants = { on = true, off = false }
+default = "off"
+[[flags.f.rules]]
+name = "staff"
+segments = ["staff"]
+when = [{ attr = "country", op = "eq", value = "US" }]
+serve = "on"
+rollout = 25.5
+[[flags.f.rules]]
+serve = "on"
+schedule = [{ at = 2026-12-01T10:00:00Z, rollout = 10 }]
+[[flags.f.rules]]
+split = { off = 40, on = 60 }
+experiment = {}
+"#;
+        let snapshot = crate::compile(text, &crate::Overrides::new()).unwrap();
+        let flag = snapshot.flag("f").unwrap();
+        let rules: Vec<RuleInfo<'_>> = flag.rules().collect();
+        assert_eq!(rules.len(), 3);
+        let staff = &rules[0];
+        assert_eq!((staff.name(), staff.line()), (Some("staff"), 7));
+        assert_eq!(staff.segments().collect::<Vec<_>>(), ["staff"]);
+        assert_eq!(
+            staff.conditions().collect::<Vec<_>>(),
+            [(10, r#"country eq "US""#)]
+        );
+        assert_eq!(
+            staff.action(),
+            RuleAction::Serve {
+                variant: "on",
+                rollout: Some(255_000),
+                schedule: Vec::new()
+            }
+        );
+        let at = Timestamp::parse_rfc3339("2026-12-01T10:00:00Z").unwrap();
+        assert_eq!((rules[1].name(), rules[1].line()), (None, 13));
+        assert_eq!(
+            rules[1].action(),
+            RuleAction::Serve {
+                variant: "on",
+                rollout: None,
+                schedule: vec![(at, 100_000)]
+            }
+        );
+        assert_eq!(
+            rules[2].action(),
+            RuleAction::Split {
+                arms: vec![("off", 400_000), ("on", 600_000)],
+                experiment: true
+            }
+        );
+    }
 
     #[test]
     fn versions_print_as_sixteen_lower_case_hex_digits() {

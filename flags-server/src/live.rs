@@ -30,13 +30,40 @@ use crate::metrics::{Metrics, ReloadOutcome};
 pub struct LiveConfig {
     /// The published config.
     pub current: ArcSwap<Published>,
-    /// The last reload attempt (the initial load at first).
-    pub last_attempt: Mutex<ReloadAttempt>,
+    /// The latest reload attempts (the initial load at first).
+    attempts: Mutex<ReloadHistory>,
     /// Announces each newly published config version (`/v1/stream`).
     pub events: watch::Sender<ConfigEvent>,
     before_publish: OnceLock<PublishHook>,
     /// The runtime kills in force; held while publishing.
     kills: Mutex<KillSet>,
+}
+
+/// How many reload attempts `/v1/status` lists: enough to see what a run of
+/// saves did, few enough that a file saved in a loop costs nothing.
+pub const RECENT_ATTEMPTS: usize = 10;
+
+/// The last reload attempt and up to [`RECENT_ATTEMPTS`] - 1 before it;
+/// serialised as one list, newest first.
+#[derive(Clone, Debug)]
+pub struct ReloadHistory {
+    /// The last attempt.
+    pub last: ReloadAttempt,
+    /// The ones before it, newest first.
+    pub earlier: Vec<ReloadAttempt>,
+}
+
+impl ReloadHistory {
+    /// Every attempt kept, newest first.
+    pub fn newest_first(&self) -> impl Iterator<Item = &ReloadAttempt> {
+        std::iter::once(&self.last).chain(&self.earlier)
+    }
+}
+
+impl Serialize for ReloadHistory {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.newest_first())
+    }
 }
 
 /// Runs on the reloading thread just before a config is swapped in.
@@ -48,7 +75,10 @@ impl LiveConfig {
         let (events, _) = watch::channel(ConfigEvent::of(&published));
         Self {
             current: ArcSwap::from_pointee(published),
-            last_attempt: Mutex::new(attempt),
+            attempts: Mutex::new(ReloadHistory {
+                last: attempt,
+                earlier: Vec::new(),
+            }),
             events,
             before_publish: OnceLock::new(),
             kills: Mutex::new(KillSet::default()),
@@ -105,17 +135,23 @@ impl LiveConfig {
         self.events.send_replace(event);
     }
 
-    /// Records the outcome of a reload attempt.
+    /// Records the outcome of a reload attempt, forgetting the oldest
+    /// beyond [`RECENT_ATTEMPTS`].
     pub fn record(&self, attempt: ReloadAttempt) {
-        *self.last_attempt.lock().unwrap_or_else(|e| e.into_inner()) = attempt;
+        let mut attempts = self.lock_attempts();
+        let previous = std::mem::replace(&mut attempts.last, attempt);
+        attempts.earlier.insert(0, previous);
+        attempts.earlier.truncate(RECENT_ATTEMPTS - 1);
     }
 
-    /// A copy of the last reload attempt.
-    pub fn last_attempt(&self) -> ReloadAttempt {
-        self.last_attempt
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// A copy of the latest reload attempts: the last one and up to
+    /// [`RECENT_ATTEMPTS`] - 1 before it.
+    pub fn recent_attempts(&self) -> ReloadHistory {
+        self.lock_attempts().clone()
+    }
+
+    fn lock_attempts(&self) -> std::sync::MutexGuard<'_, ReloadHistory> {
+        self.attempts.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -187,6 +223,17 @@ impl Published {
             loaded_at: self.loaded_at,
             flags: self.flags.clone(),
         }
+    }
+
+    /// How often the flag at `position` (file order) served each of its
+    /// variants since the server started, in the order written; empty for
+    /// a position beyond the last flag.
+    pub fn evaluation_counts(&self, position: usize) -> impl Iterator<Item = (&str, u64)> {
+        self.flags
+            .get(position)
+            .into_iter()
+            .flat_map(|counters| counters.variants.iter())
+            .map(|(variant, counter)| (&**variant, counter.load(Relaxed)))
     }
 
     /// Evaluates `key`, counting the variant served; `None` if there is no such flag.
@@ -288,12 +335,16 @@ pub struct ConfigError {
     pub column: u32,
     /// What is wrong.
     pub message: String,
+    /// All of it on one line, `file:line:column: section.name: message`,
+    /// as `flags check` prints it.
+    pub problem: String,
 }
 
 impl ConfigError {
     /// `diagnostic`, found in `file`.
     pub fn new(file: &str, diagnostic: &Diagnostic) -> Self {
         Self {
+            problem: format!("{file}:{diagnostic}"),
             file: file.to_string(),
             flag: (diagnostic.section == Some(Section::Flag))
                 .then(|| diagnostic.name.clone())
@@ -308,16 +359,9 @@ impl ConfigError {
 }
 
 impl fmt::Display for ConfigError {
-    /// `file:line:column: section.name: message`, as `flags check` prints it.
+    /// [`ConfigError::problem`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let diagnostic = Diagnostic {
-            line: self.line,
-            column: self.column,
-            section: self.section,
-            name: self.name.clone(),
-            message: self.message.clone(),
-        };
-        write!(f, "{}:{diagnostic}", self.file)
+        f.write_str(&self.problem)
     }
 }
 
@@ -353,6 +397,46 @@ mod tests {
     fn published(text: &str) -> Published {
         let snapshot = compile(text, &Overrides::new()).unwrap();
         Published::new(snapshot, &Metrics::default())
+    }
+
+    #[test]
+    fn the_latest_reload_attempts_are_kept_newest_first() {
+        let live = LiveConfig::new(
+            published("version = 1\n"),
+            ReloadAttempt::new("startup", ReloadOutcome::Applied, Vec::new()),
+        );
+        assert_eq!(live.recent_attempts().newest_first().count(), 1);
+        for _ in 0..RECENT_ATTEMPTS + 2 {
+            live.record(ReloadAttempt::new(
+                "watch",
+                ReloadOutcome::Failed,
+                Vec::new(),
+            ));
+        }
+        live.record(ReloadAttempt::new(
+            "admin",
+            ReloadOutcome::Partial,
+            Vec::new(),
+        ));
+        let recent: Vec<ReloadAttempt> = live.recent_attempts().newest_first().cloned().collect();
+        assert_eq!(recent.len(), RECENT_ATTEMPTS);
+        assert_eq!((recent[0].trigger, recent[0].outcome), ("admin", "partial"));
+        assert!(recent[1..].iter().all(|a| a.trigger == "watch"));
+    }
+
+    #[test]
+    fn evaluation_counts_are_per_variant_in_the_order_written() {
+        let served =
+            published("version = 1\n[flags.f]\nvariants = { a = 1, b = 2 }\ndefault = \"b\"\n");
+        let ctx = Context::with_key("u");
+        for _ in 0..3 {
+            served.evaluate("f", &ctx, Timestamp::now(), &mut flags_core::NoExplain);
+        }
+        assert_eq!(
+            served.evaluation_counts(0).collect::<Vec<_>>(),
+            [("a", 0), ("b", 3)]
+        );
+        assert_eq!(served.evaluation_counts(1).count(), 0);
     }
 
     #[test]

@@ -46,6 +46,71 @@ async fn native_evaluation_has_full_details_and_an_optional_trace() {
 }
 
 #[tokio::test]
+async fn an_evaluation_asked_not_to_record_its_exposure_records_none() {
+    let server = Server::start(common::CONFIG);
+    let units = || async {
+        // Answered once committed, after every exposure queued before it.
+        let flushed = server.post("/v1/events", r#"{"events":[]}"#).await;
+        assert_eq!(flushed.status(), 200);
+        let (_, results) = status_json(server.get("/v1/experiments/color/results").await).await;
+        results["units"].as_i64().unwrap()
+    };
+    let body = r#"{"context":{"targetingKey":"u-1"}}"#;
+    let (_, tried) = status_json(
+        server
+            .post("/v1/evaluate/color?explain=true&exposure=false", body)
+            .await,
+    )
+    .await;
+    assert_eq!(tried["enrolled"], true, "{tried}");
+    assert_eq!(units().await, 0);
+    let (_, used) = status_json(server.post("/v1/evaluate/color", body).await).await;
+    assert_eq!(used["enrolled"], true);
+    assert_eq!(units().await, 1);
+    let (status, bad) =
+        status_json(server.post("/v1/evaluate/color?exposure=maybe", body).await).await;
+    assert_eq!((status, &bad["errorCode"]), (400, &json!("GENERAL")));
+}
+
+#[tokio::test]
+async fn the_console_is_served_from_the_binary_with_strict_headers() {
+    let server = Server::start(common::CONFIG);
+    let not_following = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for path in ["/", "/ui"] {
+        let response = not_following.get(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 307, "{path}");
+        assert_eq!(response.headers()["location"], "/ui/", "{path}");
+    }
+    for (path, content_type) in [
+        ("/ui/", "text/html; charset=utf-8"),
+        ("/ui/app.js", "text/javascript; charset=utf-8"),
+        ("/ui/console.css", "text/css; charset=utf-8"),
+        ("/ui/favicon.svg", "image/svg+xml"),
+    ] {
+        let response = server.get(path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        let headers = response.headers();
+        assert_eq!(headers["content-type"], content_type, "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["cache-control"], "no-cache", "{path}");
+        let policy = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            policy.starts_with("default-src 'self'; script-src 'self';"),
+            "{policy}"
+        );
+        assert!(!policy.contains("unsafe-inline"), "{policy}");
+    }
+    let page = server.get("/ui/").await.text().await.unwrap();
+    assert!(page.contains(r#"<script type="module" src="app.js"></script>"#));
+    let (status, missing) = status_json(server.get("/ui/nope.js").await).await;
+    assert_eq!(status, 404);
+    assert!(missing["errorDetails"].is_string());
+}
+
+#[tokio::test]
 async fn flags_are_listed_with_their_state() {
     let server = Server::start(common::CONFIG);
     let (status, list) = status_json(server.get("/v1/flags").await).await;
@@ -62,6 +127,64 @@ async fn flags_are_listed_with_their_state() {
     );
     assert_eq!(color["experiments"], 1);
     assert_eq!(color["line"], 19);
+    assert_eq!(
+        color["rules"],
+        json!([{"index": 0, "name": "test", "line": 22, "segments": [], "conditions": [],
+                "action": "split", "experiment": true,
+                "arms": [{"variant": "blue", "percent": 50.0}, {"variant": "green", "percent": 50.0}]}])
+    );
+    let limit = flags.iter().find(|f| f["key"] == "limit").unwrap();
+    assert_eq!(
+        limit["rules"][0],
+        json!({"index": 0, "name": null, "line": 30, "segments": [],
+               "conditions": [{"line": 31, "text": "plan eq \"pro\""}],
+               "action": "serve", "variant": "large", "rollout_percent": null, "schedule": []})
+    );
+    let banner = flags.iter().find(|f| f["key"] == "banner").unwrap();
+    assert_eq!(banner["rules"][0]["segments"], json!(["staff"]));
+    assert_eq!(color["evaluations"], json!({"blue": 0, "green": 0}));
+}
+
+#[tokio::test]
+async fn flags_are_listed_with_their_evaluations_per_variant() {
+    let server = Server::start(common::CONFIG);
+    for (key, plan) in [("a", "pro"), ("b", "pro"), ("c", "free")] {
+        let context = format!(r#"{{"targetingKey":"{key}","plan":"{plan}"}}"#);
+        assert_eq!(server.ofrep("limit", &context).await.0, 200);
+    }
+    let body = r#"{"context":{"targetingKey":"d","plan":"pro"}}"#;
+    assert_eq!(server.post("/v1/evaluate", body).await.status(), 200);
+    let (_, list) = status_json(server.get("/v1/flags").await).await;
+    let limit = list["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"] == "limit")
+        .unwrap();
+    // In the order written; bulk evaluations count too.
+    assert_eq!(limit["evaluations"].to_string(), r#"{"small":1,"large":3}"#);
+}
+
+#[tokio::test]
+async fn status_lists_the_latest_reloads_with_every_problem_on_one_line() {
+    let server = Server::start(common::CONFIG);
+    let broken = format!("{}\n[flags.broken]\ndefault = \"nope\"\n", common::CONFIG);
+    std::fs::write(&server.config, broken).unwrap();
+    let (status, reloaded) = status_json(server.post("/v1/admin/reload", "").await).await;
+    assert_eq!((status, &reloaded["outcome"]), (200, &json!("partial")));
+    let (_, status) = status_json(server.get("/v1/status").await).await;
+    let reloads = status["recent_reloads"].as_array().unwrap();
+    assert_eq!(reloads.len(), 2, "{status}");
+    assert_eq!(reloads[0]["trigger"], "admin");
+    assert_eq!(reloads[0], status["last_reload"]);
+    assert_eq!(reloads[1]["trigger"], "startup");
+    let problem = reloads[0]["errors"][0]["problem"].as_str().unwrap();
+    let file = server.config.display().to_string();
+    assert_eq!(
+        problem,
+        format!("{file}:46:11: flags.broken: unknown variant `nope`"),
+        "as `flags check` prints it"
+    );
 }
 
 #[tokio::test]
@@ -200,7 +323,9 @@ async fn tokens_gate_evaluation_and_admin_endpoints() {
             "{path}"
         );
     }
-    // Probes and the change feed stay open.
+    // Probes, the change feed and the console's files stay open.
+    assert_eq!(send("/ui/", None).await, 200);
+    assert_eq!(send("/ui/app.js", None).await, 200);
     assert_eq!(send("/healthz", None).await, 200);
     assert_eq!(send("/readyz", None).await, 200);
     assert_eq!(send("/v1/stream", None).await, 200);
@@ -217,6 +342,7 @@ async fn tokens_gate_evaluation_and_admin_endpoints() {
     assert_eq!(client_view["last_reload"]["trigger"], "admin");
     assert!(client_view["last_reload"].get("errors").is_none());
     assert!(client_view.get("overrides").is_none());
+    assert!(client_view.get("recent_reloads").is_none());
     assert!(client_view.get("stale_flags").is_none());
     assert_eq!(client_view["events"]["available"], false);
     assert!(
@@ -256,7 +382,7 @@ async fn tokens_gate_evaluation_and_admin_endpoints() {
 
 /// Every endpoint the server exposes, and whether a client token may use
 /// it (`false`: 403, admin only). Open endpoints are listed as allowed.
-const ENDPOINTS: [(&str, &str, bool); 16] = [
+const ENDPOINTS: [(&str, &str, bool); 18] = [
     ("POST", "/ofrep/v1/evaluate/flags/color", true),
     ("POST", "/ofrep/v1/evaluate/flags", true),
     ("POST", "/v1/evaluate/color", true),
@@ -273,6 +399,8 @@ const ENDPOINTS: [(&str, &str, bool); 16] = [
     ("GET", "/metrics", false),
     ("GET", "/healthz", true),
     ("GET", "/readyz", true),
+    ("GET", "/ui/", true),
+    ("GET", "/ui/app.js", true),
 ];
 
 /// Sends `method path` with `token` (if any) and the body the endpoint takes.

@@ -69,7 +69,8 @@ pub async fn list(State(state): State<AppState>, _: Admin) -> Response {
     })
 }
 
-fn percent(buckets: u32) -> f64 {
+/// A share in buckets (out of 1 000 000) as a percentage.
+pub(super) fn percent(buckets: u32) -> f64 {
     f64::from(buckets) * 100.0 / f64::from(BUCKETS)
 }
 

@@ -8,6 +8,7 @@
 //! `crate::live` and `crate::reload`.
 
 pub mod auth;
+pub mod console;
 pub mod errors;
 pub mod events;
 pub mod experiments;

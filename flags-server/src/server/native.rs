@@ -15,20 +15,21 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use flags_core::{
-    ConfigVersion, FlagInfo, KilledBy, NoExplain, OverrideStatus, Timestamp, Trace, Value,
-    ValueType,
+    ConfigVersion, FlagInfo, KilledBy, NoExplain, OverrideStatus, RuleAction, RuleInfo, Timestamp,
+    Trace, Value, ValueType,
 };
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::auth::{Admin, Caller};
 use super::errors::ApiError;
+use super::experiments::percent;
 use super::json;
 use super::kills::{KilledFlag, killed_flags};
 use super::limits::EvaluationRequest;
 use super::state::AppState;
 use crate::events::EventLogStatus;
 use crate::kills::KillStoreStatus;
-use crate::live::ReloadAttempt;
+use crate::live::{Published, ReloadAttempt, ReloadHistory};
 use crate::tokens::Role;
 use crate::views::EvaluationView;
 
@@ -38,9 +39,19 @@ pub struct EvaluateQuery {
     /// Include every step tried (`?explain=true`).
     #[serde(default)]
     explain: bool,
+    /// Record the unit's exposure when enrolled (the default); `false` for
+    /// a look that is not a use, such as the console's try-it form, which
+    /// must not enrol an operator's test unit in an experiment.
+    #[serde(default = "yes")]
+    exposure: bool,
 }
 
-/// `POST /v1/evaluate/{key}[?explain=true]`; the trace needs an admin token.
+fn yes() -> bool {
+    true
+}
+
+/// `POST /v1/evaluate/{key}[?explain=true][&exposure=false]`; the trace
+/// needs an admin token.
 pub async fn evaluate_flag(
     State(state): State<AppState>,
     Caller(role): Caller,
@@ -67,7 +78,9 @@ pub async fn evaluate_flag(
         published.evaluate(&key, &ctx, at, &mut NoExplain)
     }
     .ok_or_else(|| ApiError::flag_not_found(&key))?;
-    state.record_exposure(&published, &evaluated, &ctx);
+    if query.exposure {
+        state.record_exposure(&published, &evaluated, &ctx);
+    }
     Ok(json(&EvaluationView {
         flag: evaluated.key,
         config_version: published.snapshot.version(),
@@ -119,12 +132,18 @@ fn by_flag<S: Serializer>(views: &[EvaluationView<'_>], serializer: S) -> Result
     serializer.collect_map(views.iter().map(|view| (view.flag, view)))
 }
 
-/// `GET /v1/flags` (admin): every flag and its state.
+/// `GET /v1/flags` (admin): every flag, its state, its rules and how often
+/// it served each variant.
 pub async fn list_flags(State(state): State<AppState>, _: Admin) -> Response {
     let published = state.live.current.load();
     json(&FlagList {
         config_version: published.snapshot.version(),
-        flags: published.snapshot.flags().map(FlagState::of).collect(),
+        flags: published
+            .snapshot
+            .flags()
+            .enumerate()
+            .map(|(position, flag)| FlagState::of(flag, &published, position))
+            .collect(),
     })
 }
 
@@ -149,10 +168,20 @@ struct FlagState<'a> {
     variants: Variants<'a>,
     line: u32,
     experiments: usize,
+    guardrails: usize,
+    rules: Vec<RuleView<'a>>,
+    /// Evaluations served per variant since the server started, in the
+    /// order written (`flags_evaluations_total`).
+    #[serde(serialize_with = "by_variant")]
+    evaluations: Vec<(&'a str, u64)>,
+}
+
+fn by_variant<S: Serializer>(counts: &[(&str, u64)], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(counts.iter().copied())
 }
 
 impl<'a> FlagState<'a> {
-    fn of(flag: FlagInfo<'a>) -> Self {
+    fn of(flag: FlagInfo<'a>, published: &'a Published, position: usize) -> Self {
         Self {
             key: flag.key(),
             description: flag.description(),
@@ -166,6 +195,96 @@ impl<'a> FlagState<'a> {
             variants: Variants(flag),
             line: flag.line(),
             experiments: flag.experiments().count(),
+            guardrails: flag.guardrails().len(),
+            rules: flag.rules().enumerate().map(RuleView::of).collect(),
+            evaluations: published.evaluation_counts(position).collect(),
+        }
+    }
+}
+
+/// One rule in `/v1/flags`: what it tests and what it serves, with lines.
+#[derive(Serialize)]
+struct RuleView<'a> {
+    index: usize,
+    name: Option<&'a str>,
+    line: u32,
+    segments: Vec<&'a str>,
+    conditions: Vec<ConditionView<'a>>,
+    #[serde(flatten)]
+    action: ActionView<'a>,
+}
+
+#[derive(Serialize)]
+struct ConditionView<'a> {
+    line: u32,
+    text: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+enum ActionView<'a> {
+    Serve {
+        variant: &'a str,
+        /// `None` when every matching unit gets it (or a schedule decides).
+        rollout_percent: Option<f64>,
+        schedule: Vec<ScheduleStepView>,
+    },
+    Split {
+        arms: Vec<ArmView<'a>>,
+        experiment: bool,
+    },
+}
+
+#[derive(Serialize)]
+struct ScheduleStepView {
+    at: String,
+    rollout_percent: f64,
+}
+
+#[derive(Serialize)]
+struct ArmView<'a> {
+    variant: &'a str,
+    percent: f64,
+}
+
+impl<'a> RuleView<'a> {
+    fn of((index, rule): (usize, RuleInfo<'a>)) -> Self {
+        Self {
+            index,
+            name: rule.name(),
+            line: rule.line(),
+            segments: rule.segments().collect(),
+            conditions: rule
+                .conditions()
+                .map(|(line, text)| ConditionView { line, text })
+                .collect(),
+            action: match rule.action() {
+                RuleAction::Serve {
+                    variant,
+                    rollout,
+                    schedule,
+                } => ActionView::Serve {
+                    variant,
+                    rollout_percent: rollout.map(percent),
+                    schedule: schedule
+                        .into_iter()
+                        .map(|(at, threshold)| ScheduleStepView {
+                            at: at.to_string(),
+                            rollout_percent: percent(threshold),
+                        })
+                        .collect(),
+                },
+                RuleAction::Split { arms, experiment } => ActionView::Split {
+                    arms: arms
+                        .into_iter()
+                        .map(|(variant, width)| ArmView {
+                            variant,
+                            percent: percent(width),
+                        })
+                        .collect(),
+                    experiment,
+                },
+            },
         }
     }
 }
@@ -184,12 +303,13 @@ impl Serialize for Variants<'_> {
 }
 
 /// `GET /v1/status`: the served config and the last reload; the errors,
-/// stale flags, killed flags, overrides, the event store's error and why
-/// kills are not stored are shown to admins only.
+/// the latest reloads, stale flags, killed flags, overrides, the event
+/// store's error and why kills are not stored are shown to admins only.
 pub async fn status(State(state): State<AppState>, Caller(role): Caller) -> Response {
     let published = state.live.current.load();
     let snapshot = &published.snapshot;
-    let attempt = state.live.last_attempt();
+    let reloads = state.live.recent_attempts();
+    let attempt = &reloads.last;
     let kills = state.live.kills();
     let stale: Vec<&str> = snapshot
         .flags()
@@ -211,7 +331,7 @@ pub async fn status(State(state): State<AppState>, Caller(role): Caller) -> Resp
         stale: stale.len(),
         killed: snapshot.flags().filter(|f| f.killed_by().is_some()).count(),
         last_reload: if admin {
-            LastReload::Full(&attempt)
+            LastReload::Full(attempt)
         } else {
             LastReload::Summary {
                 at: &attempt.at,
@@ -221,6 +341,7 @@ pub async fn status(State(state): State<AppState>, Caller(role): Caller) -> Resp
                 applied: attempt.applied,
             }
         },
+        recent_reloads: admin.then_some(&reloads),
         stale_flags: admin.then_some(stale),
         killed_flags: admin.then(|| killed_flags(snapshot, &kills)),
         overrides: admin.then_some(snapshot.overrides()),
@@ -238,6 +359,9 @@ struct Status<'a> {
     /// Flags served DISABLED by the file or a runtime kill.
     killed: usize,
     last_reload: LastReload<'a>,
+    /// The latest reload attempts, newest first (`last_reload` is the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recent_reloads: Option<&'a ReloadHistory>,
     #[serde(skip_serializing_if = "Option::is_none")]
     stale_flags: Option<Vec<&'a str>>,
     #[serde(skip_serializing_if = "Option::is_none")]

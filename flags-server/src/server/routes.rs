@@ -1,5 +1,7 @@
 //! The endpoint table: every path, its handler, and the layers around them;
 //! plus the two probes, which are too small for a module of their own.
+//! The console's static files (`console`) are routes like the others, with
+//! no layer of their own, so they cost evaluations nothing.
 //!
 //! Metrics wrap every route; CORS, when configured, answers preflights
 //! before anything else. Load shedding is not a layer: evaluation handlers
@@ -17,7 +19,7 @@ use tower_http::cors::CorsLayer;
 use super::errors::ApiError;
 use super::state::AppState;
 use super::stream::STREAM_PATH;
-use super::{events, experiments, guardrails, kills, metrics, native, ofrep, stream};
+use super::{console, events, experiments, guardrails, kills, metrics, native, ofrep, stream};
 
 /// The whole HTTP API.
 pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
@@ -39,6 +41,10 @@ pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::export))
+        .route("/", get(console::root))
+        .route("/ui", get(console::root))
+        .route(console::CONSOLE_PATH, get(console::index))
+        .route("/ui/{file}", get(console::file))
         .fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async { ApiError::wrong_method() })
         .layer(metrics::TrackLayer(state.metrics.clone()))
