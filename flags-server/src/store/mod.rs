@@ -21,6 +21,7 @@
 //! guardrail and webhook threads), never from an async task directly.
 
 pub mod health;
+pub mod phases;
 pub mod postgres;
 pub mod retention;
 pub mod sqlite;
@@ -176,6 +177,7 @@ pub struct PhaseStart {
 }
 
 /// One analysed flag as a config publishes it.
+#[derive(Debug, PartialEq)]
 pub struct AnalysedFlag {
     /// The flag.
     pub flag: String,

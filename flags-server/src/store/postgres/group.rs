@@ -16,7 +16,7 @@ use postgres::Client;
 
 use super::aggregates::UnitKey;
 use super::outcomes::{Batch, StoredRows, Writes};
-use super::phases::Phases;
+use super::phases;
 use super::prepared::{Prepared, Tx};
 use super::writer::Job;
 use crate::clock::now_ms;
@@ -50,13 +50,13 @@ pub fn commit(
 ) -> Result<Vec<Vec<Stored>>, postgres::Error> {
     let mut transaction = Tx::begin(client, prepared)?;
     transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&GROUP_LOCK])?;
-    let mut phases = Phases::load(&mut transaction)?;
+    let mut in_force = phases::load(&mut transaction)?;
     for start in starts {
-        phases.apply(&mut transaction, start)?;
+        phases::store_changes(&mut transaction, in_force.apply(start))?;
     }
     let events: Vec<&Event> = jobs.iter().flat_map(Job::events).collect();
     let stored = read_stored(&mut transaction, &events)?;
-    let mut batch = Batch::new(&phases, stored);
+    let mut batch = Batch::new(&in_force, stored);
     let outcomes = jobs
         .iter()
         .map(|job| job.events().map(|event| batch.store(event)).collect())

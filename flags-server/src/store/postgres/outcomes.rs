@@ -12,7 +12,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::aggregates::{Changes, Exposed, UnitKey};
-use super::phases::Phases;
+use crate::store::phases::Phases;
 use crate::store::{Conversion, Event, EventId, Exposure, Stored};
 
 /// The stored rows a group's events can meet, as `group` reads them.

@@ -20,11 +20,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-/// What the phases table says about a phase's end: `i64::MAX` while current.
-pub trait PhaseEnds {
-    /// When the phase after `phase` of `flag` started (Unix ms).
-    fn end(&self, flag: &str, phase: i64) -> i64;
-}
+use crate::store::phases::Phases;
 
 /// A unit's exposures in one phase of one experiment.
 struct UnitExposure {
@@ -57,7 +53,7 @@ fn unit_exposure(
 /// and updates the aggregates for the change it made; returns its result.
 pub fn around_exposure(
     connection: &Connection,
-    ends: &impl PhaseEnds,
+    ends: &Phases,
     flag: &str,
     phase: i64,
     unit: &str,
@@ -184,7 +180,7 @@ fn count_unit(
 /// Updates the aggregates for a new conversion of `unit`.
 pub fn after_conversion(
     connection: &Connection,
-    ends: &impl PhaseEnds,
+    ends: &Phases,
     unit: &str,
     metric: &str,
     value: f64,

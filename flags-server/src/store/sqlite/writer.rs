@@ -25,7 +25,6 @@
 //! validating events (`ingest`), reading them (`analysis`) or deciding what
 //! retention removes (`retention`, which the writer runs between groups).
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc::{
@@ -36,14 +35,14 @@ use std::thread::JoinHandle;
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use super::aggregates::{self, PhaseEnds};
+use super::aggregates;
 use super::lock::WriterLock;
 use super::schema::{self, OpenError};
 use crate::store::health::Health;
+use crate::store::phases::{PhaseChange, PhaseRow, Phases};
 use crate::store::retention::Retention;
 use crate::store::{
-    AnalysedFlag, Event, EventId, Exposure, Look, PhaseStart, StoreOptions, Stored, WriteError,
-    WriterHealth,
+    Event, EventId, Exposure, Look, PhaseStart, StoreOptions, Stored, WriteError, WriterHealth,
 };
 
 /// Writes queued before senders are turned away (a request is one write),
@@ -80,127 +79,59 @@ impl Job {
     }
 }
 
-impl PhaseEnds for Phases {
-    fn end(&self, flag: &str, phase: i64) -> i64 {
-        let Some(phases) = self.0.get(flag) else {
-            return i64::MAX;
+/// The stored phases, as the writer starts (and after a failed commit).
+fn load_phases(connection: &Connection) -> rusqlite::Result<Phases> {
+    let mut phases = Phases::default();
+    let mut statement = connection.prepare(
+        "SELECT flag, number, started, assignment, stopped FROM phases ORDER BY flag, number",
+    )?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let row_of = PhaseRow {
+            number: row.get(1)?,
+            started: row.get(2)?,
+            assignment: row.get(3)?,
+            stopped: row.get(4)?,
         };
-        let next = phases
-            .iter()
-            .find(|p| p.number == phase + 1)
-            .map_or(i64::MAX, |p| p.started);
-        let stopped = phases
-            .iter()
-            .find(|p| p.number == phase)
-            .and_then(|p| p.stopped);
-        stopped.map_or(next, |stopped| stopped.min(next))
+        phases.push(row.get(0)?, row_of);
     }
+    Ok(phases)
 }
 
-/// One stored phase: the writer's copy of a row of `phases`.
-struct PhaseRow {
-    number: i64,
-    /// Unix ms.
-    started: i64,
-    /// The assignment hash, as stored.
-    assignment: String,
-    /// When the experiment stopped (Unix ms), if it did in this phase.
-    stopped: Option<i64>,
-}
-
-/// Every experiment's phases, in order: the writer's copy of the `phases` table.
-#[derive(Default)]
-struct Phases(HashMap<String, Vec<PhaseRow>>);
-
-impl Phases {
-    fn load(connection: &Connection) -> rusqlite::Result<Self> {
-        let mut phases = Self::default();
-        let mut statement = connection.prepare(
-            "SELECT flag, number, started, assignment, stopped FROM phases ORDER BY flag, number",
-        )?;
-        let mut rows = statement.query([])?;
-        while let Some(row) = rows.next()? {
-            phases.0.entry(row.get(0)?).or_default().push(PhaseRow {
-                number: row.get(1)?,
-                started: row.get(2)?,
-                assignment: row.get(3)?,
-                stopped: row.get(4)?,
-            });
-        }
-        Ok(phases)
-    }
-
-    /// The phase in force at `time`; events before the first phase started
-    /// (sent late, or stored before phases existed) belong to the first.
-    fn at(&self, flag: &str, time: i64) -> i64 {
-        let Some(phases) = self.0.get(flag) else {
-            return 1;
-        };
-        phases
-            .iter()
-            .rev()
-            .find(|p| p.started <= time)
-            .or(phases.first())
-            .map_or(1, |p| p.number)
-    }
-
-    /// Starts a new phase of `running`'s flag unless its assignment is
-    /// unchanged and it has not stopped since.
-    fn start(
-        &mut self,
-        transaction: &Transaction<'_>,
-        running: &AnalysedFlag,
-        published: i64,
-    ) -> rusqlite::Result<()> {
-        let assignment = format!("{:016x}", running.assignment);
-        let phases = self.0.entry(running.flag.clone()).or_default();
-        if phases
-            .last()
-            .is_some_and(|last| last.assignment == assignment && last.stopped.is_none())
-        {
-            return Ok(());
-        }
-        let number = phases.last().map_or(1, |last| last.number + 1);
-        transaction.execute(
-            "INSERT INTO phases (flag, number, assignment, started, design)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![running.flag, number, assignment, published, running.design],
-        )?;
-        phases.push(PhaseRow {
-            number,
-            started: published,
-            assignment,
-            stopped: None,
-        });
-        Ok(())
-    }
-
-    /// Records that every experiment with a phase in progress but not in
-    /// `running` stopped at `published`, and takes back from its readout
-    /// what was already counted at or after that instant.
-    fn stop_missing(
-        &mut self,
-        transaction: &Transaction<'_>,
-        running: &[AnalysedFlag],
-        published: i64,
-    ) -> rusqlite::Result<()> {
-        for (flag, phases) in &mut self.0 {
-            let Some(last) = phases.last_mut() else {
-                continue;
-            };
-            if last.stopped.is_some() || running.iter().any(|r| r.flag == *flag) {
-                continue;
+/// Stores what publishing a config changed: a stop takes back from the
+/// readout what was counted at or after it; a start is a new row.
+fn store_phase_changes(
+    transaction: &Transaction<'_>,
+    changes: Vec<PhaseChange<'_>>,
+) -> rusqlite::Result<()> {
+    for change in changes {
+        match change {
+            PhaseChange::Stopped {
+                flag,
+                phase,
+                stopped,
+            } => {
+                transaction.execute(
+                    "UPDATE phases SET stopped = ?3 WHERE flag = ?1 AND number = ?2",
+                    params![flag, phase, stopped],
+                )?;
+                aggregates::end_phase(transaction, &flag, phase, stopped)?;
             }
-            let stopped = published.max(last.started);
-            transaction.execute(
-                "UPDATE phases SET stopped = ?3 WHERE flag = ?1 AND number = ?2",
-                params![flag, last.number, stopped],
-            )?;
-            last.stopped = Some(stopped);
-            aggregates::end_phase(transaction, flag, last.number, stopped)?;
+            PhaseChange::Started {
+                flag,
+                phase,
+                assignment,
+                started,
+            } => {
+                transaction.execute(
+                    "INSERT INTO phases (flag, number, assignment, started, design)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![flag.flag, phase, assignment, started, flag.design],
+                )?;
+            }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// The writer's handle. Dropping it stops the writer once everything
@@ -354,7 +285,7 @@ impl WriterHandle {
 fn open_writer(dir: &Path) -> Result<(WriterLock, Connection, Phases), OpenError> {
     let lock = WriterLock::acquire(dir)?;
     let connection = schema::open_for_writing(dir)?;
-    let phases = Phases::load(&connection).map_err(|source| OpenError::Sqlite {
+    let phases = load_phases(&connection).map_err(|source| OpenError::Sqlite {
         path: dir.join(schema::FILE_NAME),
         source,
     })?;
@@ -397,7 +328,7 @@ impl Writer {
                 Err(error) => {
                     tracing::error!("event commit failed: {error}");
                     // The phases started in the failed transaction are not stored.
-                    if let Ok(stored) = Phases::load(&connection) {
+                    if let Ok(stored) = load_phases(&connection) {
                         phases = stored;
                     }
                     refuse(group, &error);
@@ -494,10 +425,7 @@ fn commit(
 ) -> rusqlite::Result<Vec<Outcome>> {
     let mut transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for start in starts {
-        phases.stop_missing(&transaction, &start.flags, start.published)?;
-        for analysed in &start.flags {
-            phases.start(&transaction, analysed, start.published)?;
-        }
+        store_phase_changes(&transaction, phases.apply(start))?;
     }
     let mut outcomes = Vec::with_capacity(group.len());
     for job in group {
