@@ -9,6 +9,7 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::mpsc::{SyncSender, TrySendError};
 
 use super::WriterHealth;
 
@@ -36,7 +37,7 @@ impl Health {
     }
 
     /// Counts `events` as queued, unless that would exceed the ceiling.
-    pub fn reserve(&self, events: usize) -> bool {
+    fn reserve(&self, events: usize) -> bool {
         let reserved = self.queued_events.fetch_update(Relaxed, Relaxed, |queued| {
             Some(queued + events).filter(|&total| total <= self.max_queued_events)
         });
@@ -46,6 +47,21 @@ impl Health {
     /// Counts `events` as no longer queued (answered, or never sent).
     pub fn release(&self, events: usize) {
         self.queued_events.fetch_sub(events, Relaxed);
+    }
+
+    /// Hands `job`, of `events` events, to the writer through `queue` if
+    /// they fit under the ceiling and the channel has room; gives it back
+    /// (`Full`) otherwise, with nothing counted.
+    pub fn queue<J>(
+        &self,
+        queue: &SyncSender<J>,
+        job: J,
+        events: usize,
+    ) -> Result<(), TrySendError<J>> {
+        if !self.reserve(events) {
+            return Err(TrySendError::Full(job));
+        }
+        queue.try_send(job).inspect_err(|_| self.release(events))
     }
 
     /// Counts one exposure the server did not record.

@@ -117,12 +117,7 @@ impl PostgresStore {
     /// the channel has room; `Full` otherwise.
     fn queue(&self, job: Job) -> Result<(), TrySendError<Job>> {
         let events = job.event_count();
-        if !self.health.reserve(events) {
-            return Err(TrySendError::Full(job));
-        }
-        self.queue
-            .try_send(job)
-            .inspect_err(|_| self.health.release(events))
+        self.health.queue(&self.queue, job, events)
     }
 }
 

@@ -241,12 +241,7 @@ impl WriterHandle {
     /// the channel has room; `Full` otherwise.
     fn queue(&self, job: Job) -> Result<(), TrySendError<Job>> {
         let events = job.events();
-        if !self.health.reserve(events) {
-            return Err(TrySendError::Full(job));
-        }
-        self.queue
-            .try_send(job)
-            .inspect_err(|_| self.health.release(events))
+        self.health.queue(&self.queue, job, events)
     }
 
     /// Events waiting for the writer now (`/v1/status`).
