@@ -17,6 +17,7 @@ mod error;
 mod events;
 mod guardrails;
 mod in_process;
+mod kill_set;
 mod kills;
 mod live;
 mod metrics;

@@ -23,7 +23,7 @@ use flags_core::{Context, Diagnostic, Evaluation, Explain, Section, Snapshot, Ti
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::kills::KillSet;
+use crate::kill_set::KillSet;
 use crate::metrics::{Metrics, ReloadOutcome};
 
 /// The config being served, the last reload attempt and the change feed.

@@ -42,10 +42,10 @@ use tokio::time::MissedTickBehavior;
 use crate::clock::now_ms;
 use crate::events::EventLog;
 use crate::events::analysis::current_phase;
-use crate::kills::Change;
-use crate::server::state::{AppState, ServerState};
+use crate::kills::{Change, Kills};
+use crate::live::LiveConfig;
 use crate::store::{EventStore, Readouts, StoreError};
-use crate::webhooks::{FlagChange, Notification};
+use crate::webhooks::{FlagChange, Notification, Notifier};
 use decide::{ArmState, Check, Step};
 use store::Key;
 
@@ -322,17 +322,31 @@ impl Guardrails {
     }
 }
 
+/// What the checks read and act on: the server's state, seen from here.
+pub trait CheckContext: Send + Sync + 'static {
+    /// The states and their store.
+    fn guardrails(&self) -> &Guardrails;
+    /// The served config.
+    fn live(&self) -> &LiveConfig;
+    /// The event store the figures come from.
+    fn events(&self) -> &EventLog;
+    /// Where a `kill` guardrail kills.
+    fn kills(&self) -> &Kills;
+    /// Where trips and alerts are announced.
+    fn notifier(&self) -> &Notifier;
+}
+
 /// Starts the checks: at once, then every interval, one at a time (the
 /// next waits for the last to end), each on a blocking thread.
-pub fn spawn(state: &AppState) {
+pub fn spawn<C: CheckContext>(state: &Arc<C>) {
     let checking = state.clone();
     tokio::spawn(async move {
-        let mut timer = tokio::time::interval(checking.guardrails.interval());
+        let mut timer = tokio::time::interval(checking.guardrails().interval());
         timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             timer.tick().await;
             let state = checking.clone();
-            if tokio::task::spawn_blocking(move || check_all(&state))
+            if tokio::task::spawn_blocking(move || check_all(state.as_ref()))
                 .await
                 .is_err()
             {
@@ -346,13 +360,14 @@ pub fn spawn(state: &AppState) {
 
 /// Checks every guardrail of every flag that serves its rules, then stores
 /// the states.
-pub fn check_all(state: &ServerState) {
-    state.guardrails.restore();
-    let published = state.live.current.load_full();
+pub fn check_all(state: &impl CheckContext) {
+    let guardrails = state.guardrails();
+    guardrails.restore();
+    let published = state.live().current.load_full();
     let snapshot = &published.snapshot;
     let now = now_ms();
     let store = state
-        .events
+        .events()
         .store()
         .map_err(|reason| format!("events are not recorded: {reason}"));
     let readouts = store.as_ref().map(|store| store.readouts());
@@ -360,7 +375,7 @@ pub fn check_all(state: &ServerState) {
         if flag.guardrails().is_empty() || flag.killed_by().is_some() {
             continue;
         }
-        state.guardrails.check_flag(
+        guardrails.check_flag(
             snapshot,
             &flag,
             readouts.as_ref().copied().map_err(|reason| *reason),
@@ -368,8 +383,8 @@ pub fn check_all(state: &ServerState) {
             |guardrail, trips| act(state, &flag, guardrail, trips),
         );
     }
-    state.guardrails.book().last_check = Some(now);
-    state.guardrails.persist();
+    guardrails.book().last_check = Some(now);
+    guardrails.persist();
 }
 
 /// One guardrail of one flag, checked in one phase at one time.
@@ -409,11 +424,16 @@ fn database(error: StoreError) -> String {
 /// Acts on what tripped, once the trip is stored: `kill` kills the flag
 /// (the first arm's figures decide) and sends `guardrail.tripped`; `alert`
 /// sends `guardrail.alert` per arm. Returns whether the flag is now killed.
-fn act(state: &ServerState, flag: &FlagInfo<'_>, guardrail: &Guardrail, trips: Vec<Trip>) -> bool {
+fn act(
+    state: &impl CheckContext,
+    flag: &FlagInfo<'_>,
+    guardrail: &Guardrail,
+    trips: Vec<Trip>,
+) -> bool {
     if trips.is_empty() {
         return false;
     }
-    state.guardrails.persist();
+    state.guardrails().persist();
     match guardrail.action {
         GuardrailAction::Alert => {
             for trip in &trips {
@@ -423,7 +443,7 @@ fn act(state: &ServerState, flag: &FlagInfo<'_>, guardrail: &Guardrail, trips: V
                     "guardrail alert"
                 );
                 let change = flag_change(flag, guardrail, trip);
-                state.notifier.send(Notification::GuardrailAlert(change));
+                state.notifier().send(Notification::GuardrailAlert(change));
             }
             false
         }
@@ -433,7 +453,9 @@ fn act(state: &ServerState, flag: &FlagInfo<'_>, guardrail: &Guardrail, trips: V
             };
             let by = KilledBy::Guardrail(guardrail.metric.clone());
             let reason = view::reason(guardrail, trip.arm.as_deref(), &trip.state);
-            let outcome = state.kills.kill(&state.live, flag.key(), by, Some(reason));
+            let outcome = state
+                .kills()
+                .kill(state.live(), flag.key(), by, Some(reason));
             // Anything else: killed or removed since the check began.
             if outcome.is_some_and(|o| o.change == Change::Killed) {
                 tracing::warn!(
@@ -442,7 +464,9 @@ fn act(state: &ServerState, flag: &FlagInfo<'_>, guardrail: &Guardrail, trips: V
                     "guardrail killed the flag"
                 );
                 let change = flag_change(flag, guardrail, trip);
-                state.notifier.send(Notification::GuardrailTripped(change));
+                state
+                    .notifier()
+                    .send(Notification::GuardrailTripped(change));
             }
             true
         }

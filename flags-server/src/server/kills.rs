@@ -24,7 +24,8 @@ use super::json;
 use super::limits::AdminRequest;
 use super::state::AppState;
 use crate::clock::rfc3339_ms;
-use crate::kills::{Change, KillSet, Outcome, RuntimeKill};
+use crate::kill_set::{KillSet, RuntimeKill};
+use crate::kills::{Change, Outcome};
 use crate::webhooks::{FlagChange, Notification};
 
 /// The optional body of a kill: `{"reason": "..."}`.

@@ -120,3 +120,25 @@ impl ServerState {
         }
     }
 }
+
+impl crate::guardrails::CheckContext for ServerState {
+    fn guardrails(&self) -> &Guardrails {
+        &self.guardrails
+    }
+
+    fn live(&self) -> &LiveConfig {
+        &self.live
+    }
+
+    fn events(&self) -> &EventLog {
+        &self.events
+    }
+
+    fn kills(&self) -> &Kills {
+        &self.kills
+    }
+
+    fn notifier(&self) -> &Notifier {
+        &self.notifier
+    }
+}

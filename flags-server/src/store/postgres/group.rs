@@ -15,10 +15,10 @@ use std::collections::{HashMap, HashSet};
 use postgres::Client;
 
 use super::aggregates::UnitKey;
+use super::job::Job;
 use super::outcomes::{Batch, StoredRows, Writes};
 use super::phases;
 use super::prepared::{Prepared, Tx};
-use super::writer::Job;
 use crate::clock::now_ms;
 use crate::store::{Event, PhaseStart, Stored};
 

@@ -27,6 +27,7 @@ mod aggregates;
 mod connect;
 mod group;
 mod guardrails;
+mod job;
 mod kills;
 mod outbox;
 mod outcomes;
@@ -55,8 +56,9 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use self::connect::Target;
+use self::job::Job;
 use self::pool::Database;
-use self::writer::{Job, QUEUE_CAPACITY, Writer};
+use self::writer::{QUEUE_CAPACITY, Writer};
 use super::health::Health;
 use super::retention::Retention;
 use super::{

@@ -7,9 +7,9 @@ use std::future::Future;
 use flags_core::{KilledBy, Overrides, Snapshot, compile};
 use postgres::Client;
 
+use super::job::Outcome;
 use super::test_database::{TestDatabase, with_database};
 use super::test_relay::Relay;
-use super::writer::Outcome;
 use super::*;
 use crate::store::{Conversion, EventId};
 

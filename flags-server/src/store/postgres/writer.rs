@@ -24,15 +24,15 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 use postgres::Client;
-use tokio::sync::oneshot;
 
 use super::group;
+use super::job::{Job, Outcome};
 use super::outbox;
 use super::pool::Database;
 use super::prepared::Prepared;
+use crate::store::PhaseStart;
 use crate::store::health::Health;
 use crate::store::retention::Retention;
-use crate::store::{Event, Look, PhaseStart, Stored};
 
 /// Writes queued before senders are turned away (a request is one write),
 /// a backstop behind the bound in events.
@@ -43,58 +43,6 @@ const MAX_GROUP_EVENTS: usize = 20_000;
 
 /// How often an idle writer without a connection tries again.
 const RECONNECT_INTERVAL: Duration = Duration::from_secs(2);
-
-/// What storing one request's events did, or why they were not stored.
-pub type Outcome = Result<Vec<Stored>, String>;
-
-/// Something for the writer to do.
-pub enum Job {
-    /// Events to store.
-    Events {
-        /// The events, in order.
-        events: Vec<Event>,
-        /// Where to send the outcome; `None` when nobody waits (exposures).
-        reply: Option<oneshot::Sender<Outcome>>,
-    },
-    /// Phases wait in their own channel: write them even if nothing else comes.
-    PhasesWaiting,
-    /// Looks to fold into each arm's running minimum.
-    Looks(Vec<Look>),
-}
-
-impl Job {
-    /// Its events (none for other jobs).
-    pub fn events(&self) -> std::slice::Iter<'_, Event> {
-        match self {
-            Self::Events { events, .. } => events.as_slice(),
-            Self::PhasesWaiting | Self::Looks(_) => &[],
-        }
-        .iter()
-    }
-
-    /// Its looks (none for other jobs).
-    pub fn looks(&self) -> std::slice::Iter<'_, Look> {
-        match self {
-            Self::Looks(looks) => looks.as_slice(),
-            Self::PhasesWaiting | Self::Events { .. } => &[],
-        }
-        .iter()
-    }
-
-    /// How many events it holds.
-    pub fn event_count(&self) -> usize {
-        self.events().len()
-    }
-
-    fn answer(self, outcome: Outcome) {
-        if let Self::Events {
-            reply: Some(reply), ..
-        } = self
-        {
-            let _ = reply.send(outcome);
-        }
-    }
-}
 
 /// The writer's ends of the channels, and what it needs to write.
 pub struct Writer {
