@@ -27,7 +27,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::errors::ApiError;
 use super::state::AppState;
-use crate::context::{ContextLimits, RequestBody, parse_body};
+use crate::context::{RequestBody, parse_body};
 
 /// Deepest nesting of arrays and objects accepted in a JSON body, the
 /// body's own object counted as level 1.
@@ -38,19 +38,6 @@ use crate::context::{ContextLimits, RequestBody, parse_body};
 /// could nest without bound); a limit well under its own keeps that guard a
 /// backstop that no body reaches, and the answer the same for every body.
 pub const MAX_JSON_DEPTH: usize = 64;
-
-/// Request limits.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    /// Largest evaluation body, in bytes.
-    pub max_body: usize,
-    /// Largest `POST /v1/events` body, in bytes.
-    pub max_events_body: usize,
-    /// Bounds on the evaluation context.
-    pub context: ContextLimits,
-    /// Time to send headers, and separately the body.
-    pub client_timeout: Duration,
-}
 
 /// The bytes of an evaluation request body, `{"context": {...}}`, within
 /// the size and time limits and of a JSON content type; an empty body is

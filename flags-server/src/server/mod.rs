@@ -54,8 +54,8 @@ use crate::store::StoreOptions;
 use crate::tokens::Tokens;
 use crate::webhooks::{self, Delivery, Notifier};
 use errors::ApiError;
-use limits::Limits;
-use state::{AppState, Clock, ServerState};
+
+use state::{AppState, Clock, Limits, ServerState};
 
 /// Runs the server until SIGTERM or SIGINT, then drains.
 pub async fn serve(args: ServeArgs) -> Result<(), Error> {

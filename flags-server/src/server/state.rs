@@ -12,8 +12,8 @@ use std::time::Duration;
 use flags_core::Context;
 use tokio::sync::{Semaphore, watch};
 
-use super::limits::Limits;
 use crate::clock::now_ms;
+use crate::context::ContextLimits;
 use crate::events::EventLog;
 use crate::guardrails::Guardrails;
 use crate::kills::Kills;
@@ -23,6 +23,19 @@ use crate::reload::Reloader;
 use crate::store::Exposure;
 use crate::tokens::Tokens;
 use crate::webhooks::Notifier;
+
+/// Request limits.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest evaluation body, in bytes.
+    pub max_body: usize,
+    /// Largest `POST /v1/events` body, in bytes.
+    pub max_events_body: usize,
+    /// Bounds on the evaluation context.
+    pub context: ContextLimits,
+    /// Time to send headers, and separately the body.
+    pub client_timeout: Duration,
+}
 
 /// Shared by every handler (cheap to clone).
 pub type AppState = Arc<ServerState>;
