@@ -298,6 +298,7 @@ fn readout_time_at_scale() {
              DROP INDEX conversions_by_time;
              ALTER TABLE phases DROP COLUMN design; ALTER TABLE phases DROP COLUMN stopped;
              DROP TABLE guardrail_checks; DROP INDEX conversions_by_metric_time;
+             DROP TABLE look_history;
              PRAGMA user_version = 2;",
         )
         .unwrap();

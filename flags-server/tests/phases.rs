@@ -123,6 +123,12 @@ async fn the_always_valid_p_value_never_goes_up_across_restarts() {
     );
     let sequential = &readout["metrics"][0]["analysis"]["comparisons"][0]["sequential"];
     assert_eq!(sequential["p_value"], 1e-6, "{sequential}");
+    // The first look is the history's one point: green's p-value then.
+    let first_look = &metric["analysis"]["comparisons"][0]["sequential"]["p_value"];
+    let history = readout["metrics"][0]["p_value_history"].as_array().unwrap();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0]["arm"], "green");
+    assert_eq!(&history[0]["p_value"], first_look, "{history:?}");
 }
 
 /// The flag `color` with three variants, split as `split`, reading `clicks`

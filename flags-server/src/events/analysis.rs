@@ -128,9 +128,23 @@ pub struct MetricResults {
     /// The smallest arm's units over the units per arm needed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<f64>,
+    /// Each arm's always-valid p-value over the earlier looks (its running
+    /// minimum by minute, oldest first; this look is not in it yet).
+    pub p_value_history: Vec<HistoryPoint>,
     /// The analysis, or why the statistics module refused the inputs.
     #[serde(flatten)]
     pub outcome: MetricOutcome,
+}
+
+/// A point of an arm's always-valid p-value over time.
+#[derive(Debug, Serialize)]
+pub struct HistoryPoint {
+    /// The treatment arm.
+    pub arm: String,
+    /// The minute of the look (RFC 3339).
+    pub time: String,
+    /// The running-minimum p-value as of then.
+    pub p_value: f64,
 }
 
 /// An analysis or the reason there is none.
@@ -219,9 +233,19 @@ pub fn results(
             }
             _ => None,
         };
+        let p_value_history = store
+            .look_history(flag, window.number, metric)?
+            .into_iter()
+            .map(|point| HistoryPoint {
+                arm: point.arm,
+                time: rfc3339_ms(point.time),
+                p_value: point.p_value,
+            })
+            .collect();
         metrics.push(MetricResults {
             metric: metric.to_string(),
             inputs,
+            p_value_history,
             progress: plan.as_ref().and_then(|plan| {
                 let needed = plan.units_per_arm? as f64;
                 let smallest = exposed.iter().copied().min()? as f64;

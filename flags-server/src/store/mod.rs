@@ -166,6 +166,21 @@ pub struct Look {
     pub p_value: f64,
 }
 
+/// The resolution of the looks' history (see [`LookPoint`]).
+pub const MINUTE_MS: i64 = 60_000;
+
+/// A point of an arm's always-valid p-value over time: its running minimum
+/// as of the minute `time` starts, the last look of that minute.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct LookPoint {
+    /// The treatment arm.
+    pub arm: String,
+    /// The minute (Unix ms of its start).
+    pub time: i64,
+    /// The running-minimum p-value then.
+    pub p_value: f64,
+}
+
 /// The analysed flags of a config published at `published` (Unix ms): a
 /// changed assignment (see [`AnalysedFlag::assignment`]) starts a new
 /// phase; a flag missing from the list (rule removed, flag killed) stops.
@@ -416,6 +431,15 @@ pub trait Readouts: Send + Sync {
         from: i64,
         to: i64,
     ) -> Result<Vec<RecentUnit>, StoreError>;
+
+    /// Each arm's running-minimum p-value for `metric` in `flag`'s
+    /// `phase`, by minute, oldest first.
+    fn look_history(
+        &self,
+        flag: &str,
+        phase: i64,
+        metric: &str,
+    ) -> Result<Vec<LookPoint>, StoreError>;
 
     /// Every stored runtime kill, by flag.
     fn kills(&self) -> Result<Vec<StoredKill>, StoreError>;

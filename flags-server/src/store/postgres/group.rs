@@ -20,6 +20,7 @@ use super::outcomes::{Batch, StoredRows, Writes};
 use super::phases;
 use super::prepared::{Prepared, Tx};
 use crate::clock::now_ms;
+use crate::store::MINUTE_MS;
 use crate::store::{Event, PhaseStart, Stored};
 
 /// The advisory lock a group (and a retention batch) holds until it commits.
@@ -191,6 +192,7 @@ fn record_looks(transaction: &mut Tx<'_>, jobs: &[Job]) -> Result<(), postgres::
         arms.push(arm);
         p_values.push(p_value);
     }
+    let now = now_ms();
     transaction.execute(
         "INSERT INTO looks AS l (flag, phase, metric, arm, p_value, time)
          SELECT flag, phase, metric, arm, p_value, $6
@@ -198,7 +200,23 @@ fn record_looks(transaction: &mut Tx<'_>, jobs: &[Job]) -> Result<(), postgres::
               AS k(flag, phase, metric, arm, p_value)
          ON CONFLICT (flag, phase, metric, arm)
          DO UPDATE SET p_value = least(l.p_value, excluded.p_value), time = excluded.time",
-        &[&flags, &phases, &metrics, &arms, &p_values, &now_ms()],
+        &[&flags, &phases, &metrics, &arms, &p_values, &now],
+    )?;
+    transaction.execute(
+        "INSERT INTO look_history AS h (flag, phase, metric, arm, minute, p_value)
+         SELECT flag, phase, metric, arm, $6, p_value
+         FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::float8[])
+              AS k(flag, phase, metric, arm, p_value)
+         ON CONFLICT (flag, phase, metric, arm, minute)
+         DO UPDATE SET p_value = least(h.p_value, excluded.p_value)",
+        &[
+            &flags,
+            &phases,
+            &metrics,
+            &arms,
+            &p_values,
+            &now.div_euclid(MINUTE_MS),
+        ],
     )?;
     Ok(())
 }

@@ -62,9 +62,9 @@ use self::writer::{QUEUE_CAPACITY, Writer};
 use super::health::Health;
 use super::retention::Retention;
 use super::{
-    Answer, ArmSums, Event, EventStore, Exposure, GuardrailRow, Look, MetricWindow, Pending,
-    PhaseRecord, PhaseStart, Readouts, RecentUnit, StoreError, StoreOptions, Stored, StoredKill,
-    WriteError, WriterHealth,
+    Answer, ArmSums, Event, EventStore, Exposure, GuardrailRow, Look, LookPoint, MetricWindow,
+    Pending, PhaseRecord, PhaseStart, Readouts, RecentUnit, StoreError, StoreOptions, Stored,
+    StoredKill, WriteError, WriterHealth,
 };
 use crate::store::MAX_TEXT;
 
@@ -173,6 +173,16 @@ impl Readouts for PostgresStore {
     ) -> Result<Vec<RecentUnit>, StoreError> {
         self.database
             .with_client(|c| reads::recent_units(c, flag, phase, metric, from, to))
+    }
+
+    fn look_history(
+        &self,
+        flag: &str,
+        phase: i64,
+        metric: &str,
+    ) -> Result<Vec<LookPoint>, StoreError> {
+        self.database
+            .with_client(|c| reads::look_history(c, flag, phase, metric))
     }
 
     fn kills(&self) -> Result<Vec<StoredKill>, StoreError> {

@@ -7,7 +7,7 @@
 
 use postgres::Client;
 
-use crate::store::{ArmSums, MetricWindow, PhaseRecord, RecentUnit};
+use crate::store::{ArmSums, LookPoint, MINUTE_MS, MetricWindow, PhaseRecord, RecentUnit};
 
 /// Every stored phase of `flag`, in order.
 pub fn phases(client: &mut Client, flag: &str) -> Result<Vec<PhaseRecord>, postgres::Error> {
@@ -147,6 +147,28 @@ const WINDOWED: &str = "
     )
     SELECT variant, count(*), coalesce(sum(total), 0), coalesce(sum(total * total), 0)
     FROM totals GROUP BY variant ORDER BY variant";
+
+/// Each arm's running-minimum p-value by minute, oldest first.
+pub fn look_history(
+    client: &mut Client,
+    flag: &str,
+    phase: i64,
+    metric: &str,
+) -> Result<Vec<LookPoint>, postgres::Error> {
+    let rows = client.query(
+        "SELECT arm, minute, p_value FROM look_history
+         WHERE flag = $1 AND phase = $2 AND metric = $3 ORDER BY minute, arm",
+        &[&flag, &phase, &metric],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|row| LookPoint {
+            arm: row.get(0),
+            time: row.get::<_, i64>(1) * MINUTE_MS,
+            p_value: row.get(2),
+        })
+        .collect())
+}
 
 /// The stored running minima of `flag`'s `phase` for `metric`, per arm.
 pub fn looks(

@@ -133,6 +133,16 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX webhook_outbox_due ON webhook_outbox (next_attempt_at, id)
          WHERE delivered_at IS NULL AND given_up_at IS NULL;"#,
+    // 2: the history of looks, as SQLite's schema version 10 has it.
+    r#"CREATE TABLE look_history (
+         flag    text COLLATE "C" NOT NULL,
+         phase   bigint NOT NULL,
+         metric  text COLLATE "C" NOT NULL,
+         arm     text COLLATE "C" NOT NULL,
+         minute  bigint NOT NULL,
+         p_value double precision NOT NULL,
+         PRIMARY KEY (flag, phase, metric, arm, minute)
+     );"#,
 ];
 
 /// The schema version this binary writes.

@@ -30,9 +30,9 @@ pub use schema::OpenError;
 use writer::WriterHandle;
 
 use super::{
-    Answer, ArmSums, Event, EventStore, Exposure, GuardrailRow, Look, MetricWindow, Pending,
-    PhaseRecord, PhaseStart, Readouts, RecentUnit, StoreError, StoreOptions, Stored, StoredKill,
-    WriteError, WriterHealth,
+    Answer, ArmSums, Event, EventStore, Exposure, GuardrailRow, Look, LookPoint, MetricWindow,
+    Pending, PhaseRecord, PhaseStart, Readouts, RecentUnit, StoreError, StoreOptions, Stored,
+    StoredKill, WriteError, WriterHealth,
 };
 
 /// Reads the database in a data directory on a connection of its own,
@@ -101,6 +101,15 @@ impl Readouts for SqliteReader {
         to: i64,
     ) -> Result<Vec<RecentUnit>, StoreError> {
         self.read(|c| reads::recent_units(c, flag, phase, metric, from, to))
+    }
+
+    fn look_history(
+        &self,
+        flag: &str,
+        phase: i64,
+        metric: &str,
+    ) -> Result<Vec<LookPoint>, StoreError> {
+        self.read(|c| reads::look_history(c, flag, phase, metric))
     }
 
     fn kills(&self) -> Result<Vec<StoredKill>, StoreError> {

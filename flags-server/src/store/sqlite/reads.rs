@@ -7,7 +7,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::store::{ArmSums, MetricWindow, PhaseRecord, RecentUnit};
+use crate::store::{ArmSums, LookPoint, MINUTE_MS, MetricWindow, PhaseRecord, RecentUnit};
 
 /// Every stored phase of `flag`, in order.
 pub fn phases(connection: &Connection, flag: &str) -> rusqlite::Result<Vec<PhaseRecord>> {
@@ -148,6 +148,27 @@ pub fn looks(
     )?;
     let rows = statement.query_map(params![flag, phase, metric], |row| {
         Ok((row.get(0)?, row.get(1)?))
+    })?;
+    rows.collect()
+}
+
+/// Each arm's running-minimum p-value by minute, oldest first.
+pub fn look_history(
+    connection: &Connection,
+    flag: &str,
+    phase: i64,
+    metric: &str,
+) -> rusqlite::Result<Vec<LookPoint>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT arm, minute, p_value FROM look_history
+         WHERE flag = ?1 AND phase = ?2 AND metric = ?3 ORDER BY minute, arm",
+    )?;
+    let rows = statement.query_map(params![flag, phase, metric], |row| {
+        Ok(LookPoint {
+            arm: row.get(0)?,
+            time: row.get::<_, i64>(1)? * MINUTE_MS,
+            p_value: row.get(2)?,
+        })
     })?;
     rows.collect()
 }

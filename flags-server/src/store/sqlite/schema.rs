@@ -216,6 +216,19 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (flag, guardrail, metric, arm)
      ) WITHOUT ROWID;
      CREATE INDEX conversions_by_metric_time ON conversions (metric, time, unit);",
+    // 10: the history of looks (see `crate::store::LookPoint`): each arm's
+    // running-minimum p-value as of each minute a readout looked, so that a
+    // readout can show the always-valid p-value over time; one row per
+    // minute whatever the number of looks in it.
+    "CREATE TABLE look_history (
+         flag    TEXT    NOT NULL,
+         phase   INTEGER NOT NULL,
+         metric  TEXT    NOT NULL,
+         arm     TEXT    NOT NULL,
+         minute  INTEGER NOT NULL,
+         p_value REAL    NOT NULL,
+         PRIMARY KEY (flag, phase, metric, arm, minute)
+     ) WITHOUT ROWID;",
 ];
 
 /// The migrations that build schema version `version - 1` from nothing (tests).

@@ -38,6 +38,7 @@ use tokio::sync::oneshot;
 use super::aggregates;
 use super::lock::WriterLock;
 use super::schema::{self, OpenError};
+use crate::store::MINUTE_MS;
 use crate::store::health::Health;
 use crate::store::phases::{PhaseChange, PhaseRow, Phases};
 use crate::store::retention::Retention;
@@ -437,7 +438,8 @@ fn commit(
     Ok(outcomes)
 }
 
-/// Folds `looks` into each arm's stored running minimum.
+/// Folds `looks` into each arm's stored running minimum, and into the
+/// minute's point of its history.
 fn record_looks(connection: &Connection, looks: &[Look]) -> rusqlite::Result<()> {
     let mut look = connection.prepare_cached(
         "INSERT INTO looks (flag, phase, metric, arm, p_value, time)
@@ -445,9 +447,17 @@ fn record_looks(connection: &Connection, looks: &[Look]) -> rusqlite::Result<()>
          ON CONFLICT (flag, phase, metric, arm)
          DO UPDATE SET p_value = min(p_value, excluded.p_value), time = excluded.time",
     )?;
+    let mut point = connection.prepare_cached(
+        "INSERT INTO look_history (flag, phase, metric, arm, minute, p_value)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (flag, phase, metric, arm, minute)
+         DO UPDATE SET p_value = min(p_value, excluded.p_value)",
+    )?;
     let now = crate::clock::now_ms();
+    let minute = now.div_euclid(MINUTE_MS);
     for l in looks {
         look.execute(params![l.flag, l.phase, l.metric, l.arm, l.p_value, now])?;
+        point.execute(params![l.flag, l.phase, l.metric, l.arm, minute, l.p_value])?;
     }
     Ok(())
 }
