@@ -115,3 +115,58 @@ export function liftChart(metric, analysis) {
     h("figcaption", {}, "Dots are estimates; bars are 95% intervals; the vertical line is no effect. An interval that does not cross it is a verdict (the always-valid one, however often you look)."),
   );
 }
+
+const P_HEIGHT = 180;
+const P_TOP = 24;
+const P_LEFT = 56;
+const P_RIGHT = 120;
+
+/**
+ * Each arm's always-valid p-value over the looks: the earlier looks'
+ * running minima (`history`, one point per arm and minute, from the API)
+ * and this look's, on a log scale down to the smallest, with `alpha` as a
+ * line. Arms are told apart by their label and dash, not by colour alone.
+ */
+export function pValueChart(metric, history, comparisons, alpha) {
+  const now = Date.now();
+  const series = comparisons.map((c) => ({
+    arm: c.arm,
+    points: [
+      ...history.filter((p) => p.arm === c.arm).map((p) => ({ time: Date.parse(p.time), p: p.p_value })),
+      { time: now, p: c.sequential.p_value },
+    ].filter((point) => Number.isFinite(point.p) && point.p > 0),
+  }));
+  const all = series.flatMap((line) => line.points);
+  const floor = Math.floor(Math.log10(Math.min(alpha / 10, ...all.map((point) => point.p))));
+  const times = all.map((point) => point.time);
+  const [first, last] = [Math.min(now, ...times), Math.max(now, ...times)];
+  const plot = WIDTH - P_LEFT - P_RIGHT;
+  const x = (time) => (last === first ? P_LEFT + plot / 2 : P_LEFT + ((time - first) / (last - first)) * plot);
+  const y = (p) => P_TOP + (Math.log10(p) / floor) * (P_HEIGHT - P_TOP - 20);
+  const titleId = `pvalues-${metric}-title`;
+  const parts = [
+    s("title", { id: titleId }, `${metric}: each arm's always-valid p-value at every look so far (log scale), against alpha ${alpha}; it never goes up.`),
+    s("line", { x1: P_LEFT, x2: P_LEFT + plot, y1: y(alpha), y2: y(alpha), class: "zero" }),
+    s("text", { x: P_LEFT - 6, y: y(alpha) + 4, "text-anchor": "end", class: "tick" }, `α ${alpha}`),
+    s("text", { x: P_LEFT - 6, y: y(1) + 4, "text-anchor": "end", class: "tick" }, "1"),
+    s("text", { x: P_LEFT - 6, y: y(10 ** floor) + 4, "text-anchor": "end", class: "tick" }, `1e${floor}`),
+  ];
+  series.forEach((line, i) => {
+    const dash = ["", "6 3", "2 3", "8 3 2 3"][i % 4];
+    const coords = line.points.map((point) => `${x(point.time)},${y(point.p)}`).join(" ");
+    parts.push(s("polyline", { points: coords, class: "p-line", "stroke-dasharray": dash, "data-arm": line.arm }));
+    for (const point of line.points) {
+      parts.push(s("circle", { cx: x(point.time), cy: y(point.p), r: 3, class: "p-point", "data-arm": line.arm, "data-p": raw(point.p) }));
+    }
+    const end = line.points[line.points.length - 1];
+    if (end) {
+      parts.push(s("text", { x: x(end.time) + 8, y: y(end.p) + 4 + i * 12, class: "arm-label" }, line.arm));
+    }
+  });
+  return h(
+    "figure",
+    { class: "chart" },
+    s("svg", { viewBox: `0 0 ${WIDTH} ${P_HEIGHT}`, role: "img", "aria-labelledby": titleId, class: "p-value-chart", "data-metric": metric }, parts),
+    h("figcaption", {}, "The always-valid p-value at each look (one point per minute looked, then now), per arm: below the α line, the difference is significant however often you look."),
+  );
+}

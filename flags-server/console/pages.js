@@ -5,7 +5,7 @@
 
 import { api } from "./api.js";
 import { h, raw } from "./dom.js";
-import { liftChart } from "./charts.js";
+import { liftChart, pValueChart } from "./charts.js";
 
 const kept = {
   flagFilter: "",
@@ -540,6 +540,7 @@ function metricSection(metric) {
     h("p", {}, `${analysis.metric} metric; control arm “${control.name}”: ${count(control.units)} units, mean ${fixed(control.mean)}.`),
     metric.plan ? h("p", {}, progressOf(metric)) : null,
     liftChart(metric.metric, analysis),
+    pValueChart(metric.metric, metric.p_value_history ?? [], analysis.comparisons, analysis.alpha),
     h(
       "div",
       { class: "scroll" },

@@ -301,6 +301,13 @@ test("the readout shows one interval per arm per metric, equal to the API's, and
       assert.equal(await row.getAttribute("data-lift-lower"), raw(c.relative_lift_ci.lower));
       assert.equal(await row.getAttribute("data-lift-upper"), raw(c.relative_lift_ci.upper));
       assert.equal(await row.getAttribute("data-sequential-p"), raw(c.sequential.p_value));
+      // The always-valid p-value over looks: the last point is this look's,
+      // the API's running minimum, and no point is below a later one.
+      const points = page.locator(`svg.p-value-chart[data-metric="${metric.metric}"] circle.p-point[data-arm="${c.arm}"]`);
+      const ps = (await points.evaluateAll((all) => all.map((point) => Number(point.getAttribute("data-p")))));
+      assert.ok(ps.length >= 1, `${metric.metric} ${c.arm}: no p-value point`);
+      assert.equal(ps[ps.length - 1], c.sequential.p_value, `${metric.metric} ${c.arm}`);
+      ps.slice(1).forEach((p, i) => assert.ok(p <= ps[i], `${metric.metric} ${c.arm}: ${ps}`));
       const text = await row.innerText();
       const pct = (x) => `${(x * 100).toFixed(2)}%`;
       assert.ok(text.includes(`[${pct(c.relative_lift_ci.lower)}, ${pct(c.relative_lift_ci.upper)}]`), text);
