@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use flags_core::stats::{
     self, Alternative, AnalysisRequest, ArmInput, ArmProblem, ConversionStats, Correction,
-    InputError, MeanStats, PlanningRequest, adjust, bayes, means, planning, proportions,
+    InputError, Interval, MeanStats, PlanningRequest, PreviousLook, adjust, bayes, means, planning,
+    proportions,
     sequential::{self, SequentialSettings},
     srm,
 };
@@ -15,17 +16,18 @@ fn conv(units: i64, conversions: i64) -> ConversionStats {
 }
 
 fn request(arms: Vec<ArmInput>) -> AnalysisRequest {
-    AnalysisRequest {
-        metric: match arms[0].stats {
-            stats::ArmStats::Conversion(_) => stats::MetricKind::Conversion,
-            stats::ArmStats::Mean(_) => stats::MetricKind::Mean,
-        },
-        arms,
-        weights: None,
-        alpha: 0.05,
-        alternative: Alternative::TwoSided,
-        correction: Correction::Holm,
-        sequential: SequentialSettings::default(),
+    let metric = match arms[0].stats {
+        stats::ArmStats::Conversion(_) => stats::MetricKind::Conversion,
+        stats::ArmStats::Mean(_) => stats::MetricKind::Mean,
+    };
+    AnalysisRequest::new(metric, arms)
+}
+
+/// A first look (no rejection yet) with this running-minimum p-value.
+fn previous(p_value: Option<f64>) -> PreviousLook {
+    PreviousLook {
+        p_value,
+        rejected_at: None,
     }
 }
 
@@ -52,14 +54,31 @@ fn identical_arms_give_z_zero_and_p_one() {
 }
 
 #[test]
-fn zero_standard_error_is_undefined_not_zero_or_one() {
+fn zero_standard_error_leaves_the_test_undefined_and_the_interval_a_point() {
+    let point = |x: f64| Interval {
+        lower: Some(x),
+        upper: Some(x),
+    };
     for (c, t) in [(conv(50, 0), conv(60, 0)), (conv(50, 50), conv(60, 60))] {
         let r = proportions::compare(&c, &t, 0.05, Alternative::TwoSided).unwrap();
         assert_eq!(r.statistic, None);
         assert_eq!(r.p_value, None);
-        assert_eq!(r.difference_ci, None);
+        assert_eq!(r.difference_ci, Some(point(0.0)), "statsmodels says [0, 0]");
         assert_eq!(r.difference, Some(0.0));
     }
+    // No treatment conversions: the lift is -1 with no variance at all.
+    let r =
+        proportions::compare(&conv(1000, 10), &conv(1000, 0), 0.05, Alternative::TwoSided).unwrap();
+    assert_eq!(r.relative_lift_ci, Some(point(-1.0)));
+    let r =
+        proportions::compare(&conv(1000, 10), &conv(1000, 0), 0.05, Alternative::Greater).unwrap();
+    assert_eq!(
+        r.relative_lift_ci,
+        Some(Interval {
+            lower: Some(-1.0),
+            upper: None
+        })
+    );
     let flat = MeanStats {
         units: 5,
         sum: 10.0,
@@ -308,28 +327,29 @@ fn holm_and_bh_skip_undefined_p_values() {
 
 #[test]
 fn srm_flags_a_skewed_split_against_uneven_weights() {
-    let ok = srm::chi_square(&[3300, 3300, 3400], &[33.0, 33.0, 34.0]).unwrap();
+    let ok = srm::chi_square(&[3300, 3300, 3400], &[33.0, 33.0, 34.0], srm::SRM_THRESHOLD).unwrap();
     assert_eq!(ok.statistic, Some(0.0));
     assert!(!ok.mismatch);
-    let skewed = srm::chi_square(&[3300, 3600, 3400], &[33.0, 33.0, 34.0]).unwrap();
+    let skewed =
+        srm::chi_square(&[3300, 3600, 3400], &[33.0, 33.0, 34.0], srm::SRM_THRESHOLD).unwrap();
     assert_eq!(skewed.df, 2);
     assert!(skewed.mismatch && skewed.p_value.unwrap() < 0.001);
-    assert!(srm::chi_square(&[10, 10], &[1.0, -1.0]).is_err());
-    assert!(srm::chi_square(&[10, 10], &[0.0, 0.0]).is_err());
-    assert!(srm::chi_square(&[10, 10], &[1.0]).is_err());
+    assert!(srm::chi_square(&[10, 10], &[1.0, -1.0], srm::SRM_THRESHOLD).is_err());
+    assert!(srm::chi_square(&[10, 10], &[0.0, 0.0], srm::SRM_THRESHOLD).is_err());
+    assert!(srm::chi_square(&[10, 10], &[1.0], srm::SRM_THRESHOLD).is_err());
 }
 
 #[test]
 fn srm_with_a_zero_weight_arm_weighs_the_others_and_flags_any_unit_in_it() {
     // No unit in the zero-weight arm: the other two are compared on 1 df.
-    let quiet = srm::chi_square(&[0, 5000, 5400], &[0.0, 50.0, 50.0]).unwrap();
+    let quiet = srm::chi_square(&[0, 5000, 5400], &[0.0, 50.0, 50.0], srm::SRM_THRESHOLD).unwrap();
     assert_eq!(quiet.df, 1);
     assert_eq!(quiet.expected_units, [0.0, 5200.0, 5200.0]);
     // (5000 - 5200)^2 / 5200 * 2, as scipy.stats.chisquare([5000, 5400]).
     assert!((quiet.statistic.unwrap() - 15.384_615_384_615_385).abs() < 1e-9);
     assert!(quiet.mismatch && quiet.reason.is_none());
     // One unit in it: an infinite statistic, reported as a mismatch, not NaN.
-    let leaked = srm::chi_square(&[1, 5000, 5000], &[0.0, 50.0, 50.0]).unwrap();
+    let leaked = srm::chi_square(&[1, 5000, 5000], &[0.0, 50.0, 50.0], srm::SRM_THRESHOLD).unwrap();
     assert_eq!(leaked.statistic, None);
     assert_eq!(leaked.p_value, Some(0.0));
     assert!(leaked.mismatch);
@@ -339,7 +359,9 @@ fn srm_with_a_zero_weight_arm_weighs_the_others_and_flags_any_unit_in_it() {
             .unwrap()
             .contains("1 units in arms of weight 0")
     );
-    let json = serde_json::to_string(&srm::chi_square(&[1, 9], &[0.0, 1.0]).unwrap()).unwrap();
+    let json =
+        serde_json::to_string(&srm::chi_square(&[1, 9], &[0.0, 1.0], srm::SRM_THRESHOLD).unwrap())
+            .unwrap();
     assert!(
         !json.contains("NaN") && json.contains("\"mismatch\":true"),
         "{json}"
@@ -353,11 +375,16 @@ fn srm_with_a_zero_weight_arm_weighs_the_others_and_flags_any_unit_in_it() {
 fn srm_tells_tiny_weights_from_zero_and_sums_huge_counts_without_overflow() {
     let units = [0, i64::MAX, 0, i64::MAX, 0];
     let weights = [0.0, f64::MIN_POSITIVE, 0.0, f64::MIN_POSITIVE, f64::MAX];
-    let result = srm::chi_square(&units, &weights).unwrap();
+    let result = srm::chi_square(&units, &weights, srm::SRM_THRESHOLD).unwrap();
     assert_eq!(result.reason, None, "no unit is in an arm of weight 0");
     assert_eq!(result.df, 2);
     assert!(result.mismatch);
-    let zero_weight_units = srm::chi_square(&[i64::MAX, i64::MAX, 1], &[0.0, 0.0, 1.0]).unwrap();
+    let zero_weight_units = srm::chi_square(
+        &[i64::MAX, i64::MAX, 1],
+        &[0.0, 0.0, 1.0],
+        srm::SRM_THRESHOLD,
+    )
+    .unwrap();
     assert!(
         zero_weight_units
             .reason
@@ -369,22 +396,69 @@ fn srm_tells_tiny_weights_from_zero_and_sums_huge_counts_without_overflow() {
 #[test]
 fn sequential_p_value_is_a_running_minimum() {
     let settings = SequentialSettings::default();
-    let first = sequential::msprt(0.02, 1e-4, 4000.0, 0.05, &settings, None).unwrap();
+    let first = sequential::msprt(
+        0.02,
+        1e-4,
+        4000.0,
+        0.05,
+        Alternative::TwoSided,
+        &settings,
+        previous(None),
+    )
+    .unwrap();
     let p = first.p_value.unwrap();
     assert!(p > 0.0 && p < 1.0);
-    let later = sequential::msprt(0.0, 1e-4, 4000.0, 0.05, &settings, Some(p)).unwrap();
+    let later = sequential::msprt(
+        0.0,
+        1e-4,
+        4000.0,
+        0.05,
+        Alternative::TwoSided,
+        &settings,
+        previous(Some(p)),
+    )
+    .unwrap();
     assert_eq!(
         later.p_value,
         Some(p),
         "a look with no effect must not raise the p-value"
     );
-    let undefined = sequential::msprt(0.0, 0.0, 4000.0, 0.05, &settings, Some(0.3)).unwrap();
+    let undefined = sequential::msprt(
+        0.0,
+        0.0,
+        4000.0,
+        0.05,
+        Alternative::TwoSided,
+        &settings,
+        previous(Some(0.3)),
+    )
+    .unwrap();
     assert_eq!((undefined.p_value, undefined.ci), (Some(0.3), None));
     // Huge evidence: L overflows in linear space but not in logs.
-    let huge = sequential::msprt(0.5, 1e-12, 2e8, 0.05, &settings, None).unwrap();
+    let huge = sequential::msprt(
+        0.5,
+        1e-12,
+        2e8,
+        0.05,
+        Alternative::TwoSided,
+        &settings,
+        previous(None),
+    )
+    .unwrap();
     assert_eq!(huge.p_value, Some(0.0));
     assert!(huge.ci.is_some());
-    assert!(sequential::msprt(0.0, 1.0, 10.0, 0.05, &settings, Some(2.0)).is_err());
+    assert!(
+        sequential::msprt(
+            0.0,
+            1.0,
+            10.0,
+            0.05,
+            Alternative::TwoSided,
+            &settings,
+            previous(Some(2.0))
+        )
+        .is_err()
+    );
 }
 
 #[test]

@@ -6,8 +6,8 @@
 //! 1e-9 (for tiny values); integers, booleans, strings and nulls exactly.
 
 use flags_core::stats::{
-    self, Alternative, AnalysisRequest, ConversionStats, Correction, MeanStats, adjust, bayes,
-    dist, means, planning, proportions, srm,
+    self, AdjustmentRequest, Alternative, AnalysisRequest, ConversionStats, MeanStats, SrmRequest,
+    adjust, bayes, dist, means, planning, proportions, srm,
 };
 use serde_json::Value;
 
@@ -230,11 +230,10 @@ fn srm_matches_scipy_chisquare() {
     let fx = fixtures();
     let mut c = Checker::new();
     for (i, case) in cases(&fx, "srm").iter().enumerate() {
-        let units: Vec<i64> = serde_json::from_value(case["units"].clone()).unwrap();
-        let weights: Vec<f64> = serde_json::from_value(case["weights"].clone()).unwrap();
-        let result = srm::chi_square(&units, &weights).expect("valid input");
+        let request: SrmRequest = serde_json::from_value(case["request"].clone()).unwrap();
+        let result = srm::check(&request).expect("valid input");
         c.value(
-            &format!("srm[{i}] {units:?}"),
+            &format!("srm[{i}] {:?}", request.units),
             &serde_json::to_value(&result).unwrap(),
             &case["expected"],
         );
@@ -247,11 +246,10 @@ fn adjustments_match_multipletests() {
     let fx = fixtures();
     let mut c = Checker::new();
     for (i, case) in cases(&fx, "adjust").iter().enumerate() {
-        let p: Vec<Option<f64>> = serde_json::from_value(case["p_values"].clone()).unwrap();
-        let correction: Correction = serde_json::from_value(case["correction"].clone()).unwrap();
-        let result = adjust::adjust(&p, correction).expect("valid p-values");
+        let request: AdjustmentRequest = serde_json::from_value(case["request"].clone()).unwrap();
+        let result = adjust::adjust_family(&request).expect("valid p-values");
         c.value(
-            &format!("adjust[{i}] {correction:?}"),
+            &format!("adjust[{i}] {:?}", request.correction),
             &serde_json::to_value(&result).unwrap(),
             &case["expected"],
         );

@@ -4,8 +4,9 @@
 //! are ordered.
 
 use flags_core::stats::{
-    self, Alternative, AnalysisRequest, ArmInput, Comparison, ConversionStats, Correction,
-    Interval, MeanStats, MetricKind, adjust, bayes, dist, means, planning, proportions,
+    self, AdjustmentRequest, Alternative, AnalysisRequest, ArmInput, Comparison, ConversionStats,
+    Correction, Interval, MeanStats, MetricKind, PreviousLook, adjust, bayes, dist, means,
+    planning, proportions,
     sequential::{self, SequentialSettings},
     srm,
 };
@@ -143,6 +144,9 @@ proptest! {
         planned in any_f64(),
         tau in prop::option::of(any_f64()),
         previous in prop::option::of(prop::collection::vec(prop::option::of(any_f64()), 0..6)),
+        look in any::<u64>(),
+        rejected in prop::option::of(prop::collection::vec(prop::option::of(any::<u64>()), 0..6)),
+        threshold in alpha(),
     ) {
         let arms: Vec<ArmInput> = if use_means {
             mean_arms.iter().enumerate().map(|(i, m)| ArmInput::mean(&format!("m{i}"), m.units, m.sum, m.sum_of_squares)).collect()
@@ -150,19 +154,21 @@ proptest! {
             conv_arms.iter().enumerate().map(|(i, c)| ArmInput::conversion(&format!("c{i}"), c.units, c.conversions)).collect()
         };
         let request = AnalysisRequest {
-            metric: if use_means { MetricKind::Mean } else { MetricKind::Conversion },
-            arms,
             weights,
             alpha: a,
             alternative: alt,
-            correction: Correction::Holm,
-            sequential: SequentialSettings { planned_total_units: planned, tau_squared: tau, previous_p_values: previous },
+            sequential: SequentialSettings { planned_total_units: planned, tau_squared: tau, previous_p_values: previous, look, previous_rejected_at: rejected },
+            srm_threshold: threshold,
+            ..AnalysisRequest::new(if use_means { MetricKind::Mean } else { MetricKind::Conversion }, arms)
         };
         if let Ok(analysis) = stats::analyze(&request) {
             for c in &analysis.comparisons {
                 sane(&c.comparison)?;
                 probability(c.adjusted_p_value)?;
                 probability(c.sequential.p_value)?;
+                finite(c.sequential.ln_likelihood_ratio)?;
+                prop_assert_eq!(c.sequential.significant, c.sequential.p_value.is_some_and(|p| p <= a));
+                prop_assert!(c.sequential.rejected_at.is_none_or(|at| at <= look));
                 ordered(c.sequential.ci)?;
                 finite(c.sequential.tau_squared)?;
                 probability(c.chance_to_beat_control)?;
@@ -184,8 +190,12 @@ proptest! {
         units in prop::collection::vec(any_count(), 0..7),
         weights in prop::collection::vec(any_f64(), 0..7),
         p in prop::collection::vec(prop::option::of(any_f64()), 0..7),
+        threshold in alpha(),
+        a in alpha(),
     ) {
-        if let Ok(r) = srm::chi_square(&units, &weights) {
+        if let Ok(r) = srm::chi_square(&units, &weights, threshold) {
+            prop_assert!(threshold > 0.0 && threshold < 1.0);
+            prop_assert_eq!(r.mismatch, r.p_value.is_some_and(|p| p < threshold) || r.reason.is_some());
             probability(r.p_value)?;
             finite(r.statistic)?;
             for e in r.expected_units {
@@ -193,6 +203,12 @@ proptest! {
             }
         }
         for correction in [Correction::Holm, Correction::BenjaminiHochberg, Correction::None] {
+            let request = AdjustmentRequest { p_values: p.clone(), correction, alpha: a };
+            if let Ok(family) = adjust::adjust_family(&request) {
+                for (adjusted, rejected) in family.adjusted_p_values.iter().zip(&family.rejected) {
+                    prop_assert_eq!(*rejected, adjusted.map(|p| p <= a));
+                }
+            }
             if let Ok(adjusted) = adjust::adjust(&p, correction) {
                 for (raw, adj) in p.iter().zip(&adjusted) {
                     probability(*adj)?;
@@ -209,11 +225,14 @@ proptest! {
     fn sequential_and_planning_are_total(
         d in any_f64(), v in any_f64(), n in any_f64(), a in alpha(),
         planned in any_f64(), tau in prop::option::of(any_f64()), prev in prop::option::of(any_f64()),
+        alt in alternative(), look in any::<u64>(), rejected_at in prop::option::of(any::<u64>()),
         base in any_f64(), mde in any_f64(), power in any_f64(), units in any::<u64>(),
     ) {
-        let settings = SequentialSettings { planned_total_units: planned, tau_squared: tau, previous_p_values: None };
-        if let Ok(r) = sequential::msprt(d, v, n, a, &settings, prev) {
+        let settings = SequentialSettings { planned_total_units: planned, tau_squared: tau, look, ..SequentialSettings::default() };
+        let previous = PreviousLook { p_value: prev, rejected_at };
+        if let Ok(r) = sequential::msprt(d, v, n, a, alt, &settings, previous) {
             probability(r.p_value)?;
+            finite(r.ln_likelihood_ratio)?;
             ordered(r.ci)?;
             finite(r.tau_squared)?;
         }

@@ -2,7 +2,7 @@
 //! false-positive rate far above alpha; the always-valid mSPRT p-value keeps it
 //! below alpha. Seeded and deterministic; no random-number dependency.
 
-use flags_core::stats::sequential::{SequentialSettings, msprt};
+use flags_core::stats::sequential::{PreviousLook, SequentialSettings, msprt};
 use flags_core::stats::{Alternative, ConversionStats, proportions};
 
 #[path = "../../tests/support/splitmix64.rs"]
@@ -68,8 +68,12 @@ fn msprt_controls_false_positives_under_peeking_where_naive_z_tests_do_not() {
                 variance,
                 n_c + n_t,
                 ALPHA,
+                Alternative::TwoSided,
                 &settings,
-                running_p,
+                PreviousLook {
+                    p_value: running_p,
+                    rejected_at: None,
+                },
             )
             .unwrap();
             running_p = seq.p_value;

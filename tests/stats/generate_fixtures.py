@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
 """Writes tests/stats/fixtures.json: reference values for flags-core's stats module.
 
-Usage (Python 3.11):
-    pip install scipy statsmodels numpy mpmath gbstats
-    python3 tests/stats/generate_fixtures.py
+Usage: the versions below are pinned (the script refuses others, so that a
+regenerated file differs only where the cases do). gbstats 0.8.0 pins an
+older numpy and pandas, so it goes into a virtual environment of its own that
+sees the system's scipy, statsmodels and mpmath:
+
+    python3 -m venv --system-site-packages /tmp/gbvenv
+    /tmp/gbvenv/bin/pip install gbstats==0.8.0 scipy==1.17.1 statsmodels==0.15.0 mpmath==1.3.0
+    /tmp/gbvenv/bin/python tests/stats/generate_fixtures.py
 
 References are the scipy / statsmodels functions wherever one exists:
   t, normal, chi-square tails and quantiles  scipy.stats.{t,norm,chi2}
@@ -20,8 +25,8 @@ References are the scipy / statsmodels functions wherever one exists:
 Where no library function exists the value is computed here from the spec's
 formula with scipy quantiles, and cross-checked where possible:
   relative-lift delta-method interval  (means: checked against gbstats TwoSidedTTest, relative)
-  mSPRT p-value and interval           (checked against gbstats SequentialTwoSidedTTest, absolute,
-                                        when gbstats is installed)
+  mSPRT p-value and interval           (two-sided: checked against gbstats SequentialTwoSidedTTest,
+                                        absolute; one-sided: mpmath, the half-normal mixture)
 scipy's own t quantiles are checked against mpmath; the few points where scipy
 is wrong (q = 1e-300 with small df, where it returns -inf or a wrong value) are
 put in `t_isf_mpmath` with mpmath references instead.
@@ -47,19 +52,23 @@ from statsmodels.stats.proportion import (
 )
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
-try:
-    import gbstats
-    from gbstats.frequentist.tests import (
-        FrequentistConfig,
-        SequentialConfig,
-        SequentialTwoSidedTTest,
-        TwoSidedTTest,
-    )
-    from gbstats.models.statistics import ProportionStatistic, SampleMeanStatistic
+from gbstats.frequentist.tests import (
+    FrequentistConfig,
+    SequentialConfig,
+    SequentialTwoSidedTTest,
+    TwoSidedTTest,
+)
+from gbstats.models.statistics import ProportionStatistic, SampleMeanStatistic
 
-    HAVE_GBSTATS = True
-except ImportError:  # pragma: no cover - optional cross-check
-    HAVE_GBSTATS = False
+PINNED = {"gbstats": "0.8.0", "scipy": "1.17.1", "statsmodels": "0.15.0", "mpmath": "1.3.0"}
+
+
+def check_versions():
+    from importlib.metadata import version
+    wrong = {name: version(name) for name in PINNED if version(name) != PINNED[name]}
+    if wrong:
+        sys.exit(f"pinned versions {PINNED}, found {wrong}: see the usage at the top of this file")
+
 
 warnings.filterwarnings("ignore")
 mp.mp.dps = 60
@@ -171,23 +180,21 @@ def conversion_case(c, t, alpha, alternative):
     pooled = (x_c + x_t) / (n_c + n_t)
     if pooled * (1 - pooled) == 0:
         z, p = None, None
-    wald_var = p_c * (1 - p_c) / n_c + p_t * (1 - p_t) / n_t
-    if wald_var > 0:
-        level = alpha if alternative == "two_sided" else 2 * alpha
-        lo, hi = confint_proportions_2indep(x_t, n_t, x_c, n_c, method="wald", compare="diff",
-                                            alpha=level)
-        diff_ci = interval(lo, hi, alternative)
-    else:
-        diff_ci = None
-    # Relative lift: delta method (no library function), normal quantile.
+    # statsmodels' Wald interval, also where its standard error is 0: then it
+    # is the point [d, d] (e.g. [0, 0] with no conversions in either arm).
+    level = alpha if alternative == "two_sided" else 2 * alpha
+    lo, hi = confint_proportions_2indep(x_t, n_t, x_c, n_c, method="wald", compare="diff",
+                                        alpha=level)
+    diff_ci = interval(lo, hi, alternative)
+    # Relative lift: delta method (no library function), normal quantile; a
+    # variance of 0 (no treatment conversions: lift -1) is the point [-1, -1].
     lift, lift_ci = None, None
     if p_c > 0:
         lift = p_t / p_c - 1
         var = p_t * (1 - p_t) / (p_c**2 * n_t) + p_c * (1 - p_c) * p_t**2 / (p_c**4 * n_c)
-        if var > 0:
-            q = stats.norm.isf(alpha / 2 if alternative == "two_sided" else alpha)
-            se = math.sqrt(var)
-            lift_ci = interval(lift - q * se, lift + q * se, alternative)
+        q = stats.norm.isf(alpha / 2 if alternative == "two_sided" else alpha)
+        se = math.sqrt(var)
+        lift_ci = interval(lift - q * se, lift + q * se, alternative)
     case["expected"] = {"difference": num(p_t - p_c), "difference_ci": diff_ci,
                         "relative_lift": num(lift), "relative_lift_ci": lift_ci,
                         "statistic": num(z), "df": None, "p_value": num(p)}
@@ -211,6 +218,7 @@ CONVERSION_PAIRS = [
     ((100_000_000, 10), (100_000_000, 25)),  # huge, rare events
     ((0, 0), (10, 3)),               # empty control
     ((40, 3), (37, 9)),
+    ((1000, 10), (1000, 0)),         # no treatment conversions: relative interval [-1, -1]
 ]
 
 
@@ -272,7 +280,7 @@ def mean_case(c, t, alpha, alternative):
             se = math.sqrt(var)
             expected["relative_lift_ci"] = interval(lift - q * se, lift + q * se, alternative) \
                 if var > 0 else None
-            if HAVE_GBSTATS and alternative == "two_sided" and v_c > 0 and v_t > 0:
+            if alternative == "two_sided" and v_c > 0 and v_t > 0:
                 gb = TwoSidedTTest(SampleMeanStatistic(n=n_c, sum=c[1], sum_squares=c[2]),
                                    SampleMeanStatistic(n=n_t, sum=t[1], sum_squares=t[2]),
                                    FrequentistConfig(alpha=alpha, difference_type="relative"))
@@ -319,8 +327,11 @@ def srm():
         ([100_000_000, 99_990_000], [1, 1]), ([100_000_000, 99_000_000], [1, 1]),
         ([900, 100], [0.9, 0.1]), ([0, 0, 0], [1, 1, 1]),
     ]
+    # The threshold is a setting: p = 0.0023 passes at 0.001 and fails at 0.01.
+    thresholds = [0.001] * len(cases) + [0.01, 0.001, 0.05]
+    cases += [([5000, 5300], [1, 1]), ([5000, 5300], [1, 1]), ([3300, 3450, 3400], [33, 33, 34])]
     out = []
-    for units, weights in cases:
+    for (units, weights), threshold in zip(cases, thresholds):
         total = sum(units)
         if total == 0:
             exp = {"statistic": None, "df": len(units) - 1, "p_value": None, "mismatch": False}
@@ -328,8 +339,10 @@ def srm():
             expected = [total * w / sum(weights) for w in weights]
             res = stats.chisquare(units, expected)
             exp = {"expected_units": expected, "statistic": num(res.statistic), "df": len(units) - 1,
-                   "p_value": num(res.pvalue), "mismatch": bool(res.pvalue < 0.001)}
-        out.append({"units": units, "weights": weights, "expected": exp})
+                   "p_value": num(res.pvalue), "mismatch": bool(res.pvalue < threshold)}
+        exp["threshold"] = threshold
+        out.append({"request": {"units": units, "weights": weights, "threshold": threshold},
+                    "expected": exp})
     return out
 
 
@@ -339,42 +352,78 @@ def adjustments():
     out = []
     for p in families:
         for method, sm in [("holm", "holm"), ("benjamini_hochberg", "fdr_bh")]:
-            out.append({"p_values": p, "correction": method,
-                        "expected": [float(x) for x in multipletests(p, method=sm)[1]]})
+            for alpha in [0.05, 0.01]:
+                reject, adjusted, _, _ = multipletests(p, alpha=alpha, method=sm)
+                out.append({"request": {"p_values": p, "correction": method, "alpha": alpha},
+                            "expected": {"adjusted_p_values": [float(x) for x in adjusted],
+                                         "rejected": [bool(r) for r in reject]}})
     return out
 
 
 # ---------------------------------------------------------------- sequential
-def msprt_reference(d, V, n_total, alpha, S, tau2, previous):
+def msprt_reference(d, V, n_total, alpha, S, tau2, previous, alternative):
+    """The mixture SPRT at 60 digits: (p, lower, upper, tau^2, ln L).
+
+    Two-sided: the normal mixture (GrowthBook's). One-sided: the half-normal
+    mixture on the alternative's side (as the guardrail test), whose
+    always-valid bound d -/+ z* sqrt(V) has ln L(z*) = ln(1/alpha), found by
+    mpmath's root finder.
+    """
     d, V = mp.mpf(d), mp.mpf(V)
     if tau2 is None:
         rho2 = (-2 * mp.log(alpha) + mp.log(1 - 2 * mp.log(alpha))) / S
         tau2 = rho2 * n_total * V
     tau2 = mp.mpf(tau2)
-    ln_l = mp.log(V / (V + tau2)) / 2 + tau2 * d**2 / (2 * V * (V + tau2))
+    r = tau2 / V
+    if alternative == "two_sided":
+        ln_l = mp.log(V / (V + tau2)) / 2 + tau2 * d**2 / (2 * V * (V + tau2))
+        half = mp.sqrt(V * (V + tau2) / tau2 * (2 * mp.log(1 / mp.mpf(alpha)) + mp.log((V + tau2) / V)))
+        lo, hi = d - half, d + half
+    else:
+        shrink = r / (1 + r)
+        one_sided = lambda z: (mp.log(2) - mp.log(1 + r) / 2 + z * z * shrink / 2
+                               + mp.log(mp.ncdf(z * mp.sqrt(shrink))))
+        sign = 1 if alternative == "greater" else -1
+        ln_l = one_sided(sign * d / mp.sqrt(V))
+        z_star = mp.findroot(lambda z: one_sided(z) - mp.log(1 / mp.mpf(alpha)),
+                             mp.sqrt(2 * mp.log(1 / mp.mpf(alpha)) / shrink))
+        lo, hi = (d - z_star * mp.sqrt(V), None) if sign > 0 else (None, d + z_star * mp.sqrt(V))
     p = min(mp.mpf(1), mp.exp(-ln_l))
     if previous is not None:
         p = min(p, mp.mpf(previous))
-    half = mp.sqrt(V * (V + tau2) / tau2 * (2 * mp.log(1 / mp.mpf(alpha)) + mp.log((V + tau2) / V)))
-    return float(p), float(d - half), float(d + half), float(tau2)
+    return (float(p), None if lo is None else float(lo), None if hi is None else float(hi),
+            float(tau2), float(ln_l))
 
 
 def sequential():
     """Two-arm analyze requests; expected values of comparisons[0].sequential."""
+    # (metric, arms, alpha, S, tau2, previous p, alternative, look, previous rejected_at)
     specs = [
-        ("conversion", [(1000, 100), (1000, 120)], 0.05, 5000, None, None),
-        ("conversion", [(20_000, 2000), (20_000, 2300)], 0.05, 5000, None, None),
-        ("conversion", [(20_000, 2000), (20_000, 2300)], 0.05, 5000, None, 1e-6),
-        ("conversion", [(500, 40), (520, 45)], 0.1, 100_000, None, 0.4),
-        ("conversion", [(100_000_000, 5_000_000), (100_000_000, 5_050_000)], 0.05, 5000, None, None),
-        ("conversion", [(3000, 300), (3000, 330)], 0.05, 5000, 1e-4, None),
-        ("conversion", [(10, 0), (10, 0)], 0.05, 5000, None, 0.5),
-        ("mean", [arm_from(800, 10.0, 3.0), arm_from(820, 10.5, 3.3)], 0.05, 5000, None, None),
+        ("conversion", [(1000, 100), (1000, 120)], 0.05, 5000, None, None, "two_sided", 1, None),
+        ("conversion", [(20_000, 2000), (20_000, 2300)], 0.05, 5000, None, None, "two_sided", 1, None),
+        ("conversion", [(20_000, 2000), (20_000, 2300)], 0.05, 5000, None, 1e-6, "two_sided", 7, 4),
+        ("conversion", [(500, 40), (520, 45)], 0.1, 100_000, None, 0.4, "two_sided", 3, None),
+        ("conversion", [(100_000_000, 5_000_000), (100_000_000, 5_050_000)], 0.05, 5000, None, None,
+         "two_sided", 1, None),
+        ("conversion", [(3000, 300), (3000, 330)], 0.05, 5000, 1e-4, None, "two_sided", 1, None),
+        ("conversion", [(10, 0), (10, 0)], 0.05, 5000, None, 0.5, "two_sided", 2, None),
+        ("mean", [arm_from(800, 10.0, 3.0), arm_from(820, 10.5, 3.3)], 0.05, 5000, None, None,
+         "two_sided", 1, None),
         ("mean", [arm_from(100_000_000, 12.0, 30.0), arm_from(100_000_000, 12.02, 30.0)], 0.05,
-         1e6, None, None),
+         1e6, None, None, "two_sided", 1, None),
+        # Decreases, and one-sided tests in either direction.
+        ("conversion", [(20_000, 2300), (20_000, 2000)], 0.05, 5000, None, None, "two_sided", 5, None),
+        ("conversion", [(20_000, 2000), (20_000, 2300)], 0.05, 5000, None, None, "greater", 2, None),
+        ("conversion", [(20_000, 2000), (20_000, 2300)], 0.05, 5000, None, None, "less", 2, None),
+        ("conversion", [(20_000, 2300), (20_000, 2000)], 0.01, 40_000, None, 0.2, "less", 9, None),
+        ("conversion", [(3000, 300), (3000, 310)], 0.05, 5000, None, None, "greater", 1, None),
+        ("mean", [arm_from(800, 10.0, 3.0), arm_from(820, 10.5, 3.3)], 0.1, 5000, 0.01, None,
+         "greater", 1, None),
+        ("mean", [arm_from(800, 10.0, 3.0), arm_from(820, 9.6, 3.3)], 0.05, 2000, None, None,
+         "less", 4, None),
     ]
     out = []
-    for metric, arms, alpha, S, tau2, previous in specs:
+    for metric, arms, alpha, S, tau2, previous, alternative, look, rejected_at in specs:
         if metric == "conversion":
             (n_c, x_c), (n_t, x_t) = arms
             m_c, m_t = x_c / n_c, x_t / n_t
@@ -382,7 +431,7 @@ def sequential():
             arm_json = [{"name": "control", "units": n_c, "conversions": x_c},
                         {"name": "treatment", "units": n_t, "conversions": x_t}]
             gb_stats = [ProportionStatistic(n=n_c, sum=x_c), ProportionStatistic(n=n_t, sum=x_t)] \
-                if HAVE_GBSTATS else None
+               
         else:
             (n_c, s_c, ss_c), (n_t, s_t, ss_t) = arms
             m_c, v_c = moments(*arms[0])
@@ -390,15 +439,18 @@ def sequential():
             arm_json = [{"name": "control", "units": n_c, "sum": s_c, "sum_of_squares": ss_c},
                         {"name": "treatment", "units": n_t, "sum": s_t, "sum_of_squares": ss_t}]
             gb_stats = [SampleMeanStatistic(n=n_c, sum=s_c, sum_squares=ss_c),
-                        SampleMeanStatistic(n=n_t, sum=s_t, sum_squares=ss_t)] if HAVE_GBSTATS else None
+                        SampleMeanStatistic(n=n_t, sum=s_t, sum_squares=ss_t)]
         V = v_c / n_c + v_t / n_t
-        request = {"metric": metric, "arms": arm_json, "alpha": alpha,
+        request = {"metric": metric, "arms": arm_json, "alpha": alpha, "alternative": alternative,
                    "sequential": {"planned_total_units": S, "tau_squared": tau2,
-                                  "previous_p_values": [None, previous]}}
+                                  "previous_p_values": [None, previous], "look": look,
+                                  "previous_rejected_at": [None, rejected_at]}}
         if V > 0:
-            p, lo, hi, tau2_used = msprt_reference(m_t - m_c, V, n_c + n_t, alpha, S, tau2, previous)
-            expected = {"p_value": p, "ci": {"lower": lo, "upper": hi}, "tau_squared": tau2_used}
-            if HAVE_GBSTATS and tau2 is None and previous is None:
+            p, lo, hi, tau2_used, ln_l = msprt_reference(m_t - m_c, V, n_c + n_t, alpha, S, tau2,
+                                                         previous, alternative)
+            expected = {"p_value": p, "ci": {"lower": lo, "upper": hi}, "tau_squared": tau2_used,
+                        "ln_likelihood_ratio": ln_l}
+            if tau2 is None and previous is None and alternative == "two_sided":
                 gb = SequentialTwoSidedTTest(*gb_stats, SequentialConfig(
                     alpha=alpha, sequential_tuning_parameter=S, difference_type="absolute"))
                 r = gb.compute_result()
@@ -406,7 +458,15 @@ def sequential():
                 assert close(r.p_value, p, 1e-9, 1e-300), (arms, r.p_value, p)
                 cross_checks.append("mSPRT CI and p-value == gbstats SequentialTwoSidedTTest")
         else:
-            expected = {"p_value": previous, "ci": None, "tau_squared": tau2}
+            p = previous
+            expected = {"p_value": previous, "ci": None, "tau_squared": tau2, "ln_likelihood_ratio": None}
+        significant = p is not None and p <= alpha
+        expected.update({
+            "look": look,
+            "significant": significant,
+            "rejected_at": rejected_at if rejected_at is not None else (look if significant else None),
+            "direction": ("increase" if m_t > m_c else "decrease") if significant else None,
+        })
         out.append({"request": request, "expected": expected})
     return out
 
@@ -578,14 +638,14 @@ def analyze_cases():
 
 
 def main():
+    check_versions()
     fixtures = {
         "meta": {
             "generated_by": "tests/stats/generate_fixtures.py",
             "python": sys.version.split()[0], "scipy": scipy.__version__,
             "statsmodels": statsmodels.__version__, "numpy": np.__version__,
             "mpmath": mp.__version__,
-            "gbstats": gbstats.__version__ if HAVE_GBSTATS and hasattr(gbstats, "__version__")
-            else ("installed" if HAVE_GBSTATS else "not installed"),
+            "gbstats": PINNED["gbstats"],
             "tolerance": "relative 1e-6, absolute 1e-9; integers and booleans exact",
         },
         **distributions(),

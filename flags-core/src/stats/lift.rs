@@ -11,7 +11,9 @@ pub(crate) struct Moments {
 
 /// Delta-method standard error of `mean_t / mean_c - 1`:
 /// `sqrt(v_t / (mean_c^2 n_t) + v_c mean_t^2 / (mean_c^4 n_c))`.
-/// `None` when `mean_c = 0` or the result is not a positive finite number.
+/// `None` when `mean_c = 0` or the result is not a finite number; 0 when both
+/// arms' variances vanish where they count (e.g. no treatment conversions),
+/// which makes a degenerate interval around the lift, not an undefined one.
 pub(crate) fn relative_lift_se(control: &Moments, treatment: &Moments) -> Option<f64> {
     if control.mean == 0.0 {
         return None;
@@ -23,5 +25,5 @@ pub(crate) fn relative_lift_se(control: &Moments, treatment: &Moments) -> Option
         + control.variance / control.units * ratio * ratio)
         / (control.mean * control.mean);
     let se = var.sqrt();
-    (se > 0.0 && se.is_finite()).then_some(se)
+    (se >= 0.0 && se.is_finite()).then_some(se)
 }

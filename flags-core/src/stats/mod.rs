@@ -46,6 +46,7 @@ pub mod srm;
 
 use serde::{Deserialize, Serialize};
 
+pub use adjust::{Adjustment, AdjustmentRequest};
 pub use error::{ArmProblem, InputError};
 pub use means::MeanStats;
 pub use planning::{Plan, PlanningRequest, plan};
@@ -54,8 +55,8 @@ pub use report::{
     Analysis, AnalysisRequest, ArmComparison, ArmInput, ArmStats, ArmSummary, MetricKind, TestKind,
     analyze,
 };
-pub use sequential::{OneSidedResult, SequentialResult, SequentialSettings};
-pub use srm::SrmResult;
+pub use sequential::{OneSidedResult, PreviousLook, SequentialResult, SequentialSettings};
+pub use srm::{SrmRequest, SrmResult};
 
 /// Direction of the alternative hypothesis, for the treatment minus control difference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -69,6 +70,30 @@ pub enum Alternative {
     Greater,
     /// Treatment is less than control (p = cdf(z)); interval `(-inf, upper]`.
     Less,
+}
+
+/// Which way a significant result moved the metric: the sign of the
+/// treatment minus control estimate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Treatment above control.
+    Increase,
+    /// Treatment below control.
+    Decrease,
+}
+
+impl Direction {
+    /// The direction of a non-zero finite estimate; `None` for 0 or NaN.
+    pub(crate) fn of(estimate: f64) -> Option<Direction> {
+        if estimate > 0.0 {
+            Some(Direction::Increase)
+        } else if estimate < 0.0 {
+            Some(Direction::Decrease)
+        } else {
+            None
+        }
+    }
 }
 
 /// Multiple-comparison correction of the treatment-versus-control p-values.
@@ -140,7 +165,10 @@ pub(crate) fn finite(x: f64) -> Option<f64> {
 
 /// Confidence interval `estimate -/+ q * se` for the alternative, where `isf`
 /// is the upper quantile function of the reference distribution (so
-/// `isf(alpha / 2)` two-sided, `isf(alpha)` one-sided). `None` unless `se > 0`.
+/// `isf(alpha / 2)` two-sided, `isf(alpha)` one-sided). A standard error of
+/// exactly 0 is a defined, degenerate interval `[estimate, estimate]` (as
+/// statsmodels gives for no conversions in either arm); `None` when `se` is
+/// negative, NaN or infinite.
 pub(crate) fn interval(
     estimate: f64,
     se: f64,
@@ -148,7 +176,7 @@ pub(crate) fn interval(
     alternative: Alternative,
     isf: impl Fn(f64) -> f64,
 ) -> Option<Interval> {
-    if !(se > 0.0 && se.is_finite() && estimate.is_finite()) {
+    if !(se >= 0.0 && se.is_finite() && estimate.is_finite()) {
         return None;
     }
     let (lower, upper) = match alternative {

@@ -5,9 +5,10 @@ use serde::{Deserialize, Serialize};
 use super::error::check_alpha;
 use super::lift::Moments;
 use super::sequential::{
-    SequentialResult, SequentialSettings, check_previous, check_settings, msprt,
+    PreviousLook, SequentialResult, SequentialSettings, check_previous, check_rejected_at,
+    check_settings, msprt,
 };
-use super::srm::{SrmResult, chi_square};
+use super::srm::{SRM_THRESHOLD, SrmResult, chi_square};
 use super::{
     Alternative, ArmProblem, Comparison, ConversionStats, Correction, InputError, MeanStats,
     adjust, bayes, means, proportions,
@@ -15,6 +16,10 @@ use super::{
 
 fn default_alpha() -> f64 {
     0.05
+}
+
+fn default_srm_threshold() -> f64 {
+    SRM_THRESHOLD
 }
 
 /// Kind of metric: conversions are `(units, conversions)`, means are
@@ -106,6 +111,25 @@ pub struct AnalysisRequest {
     /// Settings of the always-valid sequential test.
     #[serde(default)]
     pub sequential: SequentialSettings,
+    /// p-value below which the SRM check flags the split; default 0.001.
+    #[serde(default = "default_srm_threshold")]
+    pub srm_threshold: f64,
+}
+
+impl AnalysisRequest {
+    /// A request for `arms` of a `metric` with every setting at its default.
+    pub fn new(metric: MetricKind, arms: Vec<ArmInput>) -> Self {
+        AnalysisRequest {
+            metric,
+            arms,
+            weights: None,
+            alpha: default_alpha(),
+            alternative: Alternative::default(),
+            correction: Correction::default(),
+            sequential: SequentialSettings::default(),
+            srm_threshold: SRM_THRESHOLD,
+        }
+    }
 }
 
 /// Descriptive statistics of one arm.
@@ -136,7 +160,7 @@ pub struct ArmComparison {
     pub comparison: Comparison,
     /// p-value after the request's correction across treatment arms.
     pub adjusted_p_value: Option<f64>,
-    /// Always-valid (mSPRT) p-value and interval.
+    /// Always-valid (mSPRT) p-value, interval, likelihood ratio and decision.
     pub sequential: SequentialResult,
     /// Bayesian `P(p_t > p_c)` (conversion metrics only).
     pub chance_to_beat_control: Option<f64>,
@@ -149,7 +173,7 @@ pub struct Analysis {
     pub metric: MetricKind,
     /// Significance level used.
     pub alpha: f64,
-    /// Alternative used (the sequential test is always two-sided).
+    /// Alternative used, by the fixed-horizon and the sequential tests alike.
     pub alternative: Alternative,
     /// Correction applied to `adjusted_p_value`.
     pub correction: Correction,
@@ -226,6 +250,42 @@ fn collect_arms(request: &AnalysisRequest) -> Result<Arms<'_>, InputError> {
     }
 }
 
+/// Each arm's state from the previous look (entry 0, control, unused),
+/// validated against the arms and this look's number.
+fn previous_looks(request: &AnalysisRequest) -> Result<Vec<PreviousLook>, InputError> {
+    let settings = &request.sequential;
+    check_settings(settings)?;
+    let arms = request.arms.len();
+    let aligned = |field: &'static str, len: Option<usize>| match len {
+        Some(len) if len != arms => Err(InputError::setting(
+            field,
+            format!("{len} entries for {arms} arms"),
+        )),
+        _ => Ok(()),
+    };
+    aligned(
+        "sequential.previous_p_values",
+        settings.previous_p_values.as_ref().map(Vec::len),
+    )?;
+    aligned(
+        "sequential.previous_rejected_at",
+        settings.previous_rejected_at.as_ref().map(Vec::len),
+    )?;
+    (0..arms)
+        .map(|i| {
+            let look = PreviousLook {
+                p_value: settings.previous_p_values.as_ref().and_then(|p| p[i]),
+                rejected_at: settings.previous_rejected_at.as_ref().and_then(|r| r[i]),
+            };
+            if i > 0 {
+                check_previous(look.p_value)?;
+                check_rejected_at(look.rejected_at, settings.look)?;
+            }
+            Ok(look)
+        })
+        .collect()
+}
+
 /// Runs the whole readout of one metric.
 ///
 /// For each treatment arm against control (arm 0): the frequentist comparison
@@ -244,20 +304,7 @@ fn collect_arms(request: &AnalysisRequest) -> Result<Arms<'_>, InputError> {
 pub fn analyze(request: &AnalysisRequest) -> Result<Analysis, InputError> {
     check_alpha(request.alpha)?;
     let arms = collect_arms(request)?;
-    check_settings(&request.sequential)?;
-    let previous = match &request.sequential.previous_p_values {
-        None => vec![None; request.arms.len()],
-        Some(list) if list.len() != request.arms.len() => {
-            return Err(InputError::setting(
-                "sequential.previous_p_values",
-                format!("{} entries for {} arms", list.len(), request.arms.len()),
-            ));
-        }
-        Some(list) => list.clone(),
-    };
-    for p in previous.iter().skip(1) {
-        check_previous(*p)?;
-    }
+    let previous = previous_looks(request)?;
     let (alpha, alternative) = (request.alpha, request.alternative);
 
     // Per arm: (mean, per-unit variance for display, plug-in moments).
@@ -311,6 +358,7 @@ pub fn analyze(request: &AnalysisRequest) -> Result<Analysis, InputError> {
             variance,
             total_units,
             alpha,
+            alternative,
             &request.sequential,
             previous[i],
         )?;
@@ -336,7 +384,7 @@ pub fn analyze(request: &AnalysisRequest) -> Result<Analysis, InputError> {
         .weights
         .clone()
         .unwrap_or_else(|| vec![1.0; units.len()]);
-    let srm = chi_square(&units, &weights)?;
+    let srm = chi_square(&units, &weights, request.srm_threshold)?;
 
     Ok(Analysis {
         metric: request.metric,

@@ -186,16 +186,12 @@ pub fn results(
         };
         let inputs = arm_inputs(store, flag, metric, definition, &arms, &exposed, &window)?;
         let request = AnalysisRequest {
-            metric: definition.kind,
-            arms: inputs.clone(),
             weights: weights.clone(),
-            alpha: 0.05,
-            alternative: Default::default(),
-            correction: Default::default(),
             sequential: SequentialSettings {
                 previous_p_values: previous_looks(store, flag, window.number, metric, &arms)?,
                 ..Default::default()
             },
+            ..AnalysisRequest::new(definition.kind, inputs.clone())
         };
         let outcome = match stats::analyze(&request) {
             Ok(analysis) => {
@@ -232,7 +228,8 @@ pub fn results(
         });
     }
     let (sample_ratio_mismatch, srm_skipped) = match &weights {
-        Some(weights) => match stats::srm::chi_square(&exposed, weights) {
+        Some(weights) => match stats::srm::chi_square(&exposed, weights, stats::srm::SRM_THRESHOLD)
+        {
             Ok(srm) => (Some(srm), None),
             Err(error) => (None, Some(error.to_string())),
         },
