@@ -120,3 +120,101 @@ fn impossible_numbers_and_broken_json_fail_with_what_and_where() {
     assert!(!output.status.success());
     assert!(text(&output.stderr).contains("/nonexistent/request.json"));
 }
+
+#[test]
+fn a_standalone_srm_check_takes_its_threshold_and_gives_a_verdict() {
+    // 5000 vs 5300 on 50/50: chi-square 8.74, p = 0.0031.
+    let request = json!({"units": [5000, 5300], "weights": [50, 50], "threshold": 0.01});
+    let output = stats(&[], &request.to_string());
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let parsed: stats::SrmRequest = serde_json::from_value(request.clone()).unwrap();
+    assert_eq!(
+        printed,
+        serde_json::to_value(stats::srm::check(&parsed).unwrap()).unwrap()
+    );
+    assert_eq!(printed["mismatch"], true);
+    assert_eq!(printed["threshold"], 0.01);
+
+    let lenient = json!({"units": [5000, 5300]});
+    let printed: Value = serde_json::from_slice(&stats(&[], &lenient.to_string()).stdout).unwrap();
+    assert_eq!(printed["mismatch"], false, "p = 0.0031 passes at 0.001");
+
+    let table = text(&stats(&["--table"], &request.to_string()).stdout);
+    assert!(table.contains("SAMPLE RATIO MISMATCH"), "{table}");
+    assert!(table.contains("threshold 0.01"), "{table}");
+
+    let output = stats(&[], &json!({"units": [5, 5], "threshold": 2}).to_string());
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("srm_threshold: must be strictly between 0 and 1, got 2"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn a_standalone_adjustment_adjusts_and_decides_at_alpha() {
+    let request =
+        json!({"p_values": [0.01, 0.04, 0.03, null], "correction": "holm", "alpha": 0.05});
+    let output = stats(&[], &request.to_string());
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    // statsmodels multipletests(method="holm"): 0.03, 0.06, 0.06.
+    assert_eq!(
+        printed["adjusted_p_values"],
+        json!([0.03, 0.06, 0.06, null])
+    );
+    assert_eq!(printed["rejected"], json!([true, false, false, null]));
+
+    let bh = json!({"p_values": [0.01, 0.04, 0.03], "correction": "benjamini_hochberg"});
+    let printed: Value = serde_json::from_slice(&stats(&[], &bh.to_string()).stdout).unwrap();
+    assert_eq!(printed["rejected"], json!([true, true, true]));
+
+    let table = text(&stats(&["--table"], &request.to_string()).stdout);
+    assert!(table.contains("holm adjustment"), "{table}");
+
+    let output = stats(&[], &json!({"p_values": [0.5, 1.5]}).to_string());
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("p_values: a p-value must lie in [0, 1], got 1.5"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn sequential_results_carry_the_likelihood_ratio_and_the_decision() {
+    let mut request = json!({
+        "metric": "conversion",
+        "alternative": "greater",
+        "arms": [
+            {"name": "control", "units": 20000, "conversions": 2000},
+            {"name": "better", "units": 20000, "conversions": 2300}
+        ],
+        "sequential": {"look": 3}
+    });
+    let printed: Value = serde_json::from_slice(&stats(&[], &request.to_string()).stdout).unwrap();
+    let sequential = &printed["comparisons"][0]["sequential"];
+    assert!(sequential["ln_likelihood_ratio"].as_f64().unwrap() > 3.0);
+    assert_eq!(sequential["significant"], true);
+    assert_eq!(sequential["rejected_at"], 3);
+    assert_eq!(sequential["direction"], "increase");
+    assert_eq!(sequential["ci"]["upper"], Value::Null, "one-sided");
+
+    // A later look keeps the first rejection it is handed back.
+    request["sequential"] = json!({"look": 5, "previous_rejected_at": [null, 3]});
+    let printed: Value = serde_json::from_slice(&stats(&[], &request.to_string()).stdout).unwrap();
+    assert_eq!(printed["comparisons"][0]["sequential"]["rejected_at"], 3);
+    let table = text(&stats(&["--table"], &request.to_string()).stdout);
+    assert!(table.contains("rejected at"), "{table}");
+
+    request["sequential"] = json!({"look": 3, "previous_rejected_at": [null, 3]});
+    let output = stats(&[], &request.to_string());
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("sequential.previous_rejected_at"),
+        "{}",
+        text(&output.stderr)
+    );
+}
