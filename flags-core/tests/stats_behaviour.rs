@@ -522,6 +522,83 @@ fn planning_matches_the_textbook_example_and_validates() {
     assert!(out.achieved_power.unwrap().power.unwrap() > 0.9);
 }
 
+fn plan_error(json: &str) -> String {
+    let request: PlanningRequest = serde_json::from_str(json).unwrap();
+    stats::plan(&request).unwrap_err().to_string()
+}
+
+#[test]
+fn plans_say_what_is_missing_or_impossible() {
+    for (json, message) in [
+        (
+            r#"{"baseline_rate": 0.1, "baseline_mean": 3, "sd": 1, "relative_mde": 0.1}"#,
+            "baseline_rate: give either baseline_rate (a conversion metric) or baseline_mean and sd",
+        ),
+        (
+            r#"{"baseline_mean": 3, "relative_mde": 0.1}"#,
+            "sd: a mean metric needs its standard deviation per unit",
+        ),
+        (
+            r#"{"baseline_mean": 0, "sd": 1, "relative_mde": 0.1}"#,
+            "baseline_mean: must be finite and not 0",
+        ),
+        (
+            r#"{"baseline_mean": 3, "sd": 0, "relative_mde": 0.1}"#,
+            "sd: must be positive and finite, got 0",
+        ),
+        (
+            r#"{"baseline_rate": 0.1}"#,
+            "relative_mde: give relative_mde (to size the experiment) or units_per_arm",
+        ),
+        (
+            r#"{"baseline_rate": 0.1, "relative_mde": 0.1, "weights": [1, 0]}"#,
+            "weights: two positive weights [control, treatment] are needed, got [1.0, 0.0]",
+        ),
+        (
+            r#"{"baseline_rate": 0.1, "relative_mde": 0.1, "weights": [1, 1, 1]}"#,
+            "weights: two positive weights",
+        ),
+        (
+            r#"{"baseline_rate": 0.1, "relative_mde": 0.1, "power": 1}"#,
+            "power: must be strictly between 0 and 1, got 1",
+        ),
+        (
+            r#"{"baseline_rate": 0.1, "units_per_arm": -5}"#,
+            "units_per_arm: must not be negative, got -5",
+        ),
+    ] {
+        let error = plan_error(json);
+        assert!(error.starts_with(message), "{json}: {error}");
+    }
+}
+
+#[test]
+fn plans_report_unrounded_sizes_and_split_them_by_the_weights() {
+    let request: PlanningRequest = serde_json::from_str(
+        r#"{"baseline_mean": 25, "sd": 22, "relative_mde": 0.03, "weights": [3, 1]}"#,
+    )
+    .unwrap();
+    let plan = stats::plan(&request).unwrap();
+    let size = plan.sample_size.unwrap();
+    assert!((size.control_unrounded / size.treatment_unrounded - 3.0).abs() < 1e-12);
+    assert_eq!(size.control, size.control_unrounded.ceil() as u64);
+    assert_eq!(size.treatment, size.treatment_unrounded.ceil() as u64);
+    assert_eq!(plan.units_per_arm, Some(size.control));
+    // The power at the rounded size reaches the target.
+    let at_size = PlanningRequest {
+        units_per_arm: Some(size.control as i64),
+        ..request.clone()
+    };
+    let power = stats::plan(&at_size).unwrap().achieved_power.unwrap().power;
+    assert!(power.unwrap() >= 0.8, "{power:?}");
+    // A conversion whose effect cannot be reached: no detectable effect.
+    let hopeless: PlanningRequest =
+        serde_json::from_str(r#"{"baseline_rate": 0.5, "units_per_arm": 1, "power": 0.99}"#)
+            .unwrap();
+    let effect = stats::plan(&hopeless).unwrap().detectable_effect.unwrap();
+    assert_eq!((effect.absolute, effect.relative), (None, None));
+}
+
 #[test]
 fn requests_and_results_are_plain_json() {
     let json = r#"{

@@ -6,8 +6,8 @@
 //! 1e-9 (for tiny values); integers, booleans, strings and nulls exactly.
 
 use flags_core::stats::{
-    self, AdjustmentRequest, Alternative, AnalysisRequest, ConversionStats, MeanStats, SrmRequest,
-    adjust, bayes, dist, means, planning, proportions, srm,
+    self, AdjustmentRequest, Alternative, AnalysisRequest, ConversionStats, MeanStats,
+    PlanningRequest, SrmRequest, adjust, bayes, dist, means, planning, proportions, srm,
 };
 use serde_json::Value;
 
@@ -306,6 +306,22 @@ fn planning_matches_statsmodels_power() {
         );
     }
     c.finish("planning");
+}
+
+#[test]
+fn plans_match_statsmodels_for_both_metrics_splits_and_sides() {
+    let fx = fixtures();
+    let mut c = Checker::new();
+    for (i, case) in cases(&fx, "plans").iter().enumerate() {
+        let request: PlanningRequest = serde_json::from_value(case["request"].clone()).unwrap();
+        let plan = stats::plan(&request).expect("valid request");
+        c.value(
+            &format!("plans[{i}] {}", case["request"]),
+            &serde_json::to_value(&plan).unwrap(),
+            &case["expected"],
+        );
+    }
+    c.finish("plans");
 }
 
 #[test]

@@ -5,8 +5,8 @@
 
 use flags_core::stats::{
     self, AdjustmentRequest, Alternative, AnalysisRequest, ArmInput, Comparison, ConversionStats,
-    Correction, Interval, MeanStats, MetricKind, PreviousLook, adjust, bayes, dist, means,
-    planning, proportions,
+    Correction, Interval, MeanStats, MetricKind, PlanningRequest, PreviousLook, adjust, bayes,
+    dist, means, planning, proportions,
     sequential::{self, SequentialSettings},
     srm,
 };
@@ -241,6 +241,33 @@ proptest! {
         }
         if let Ok(p) = planning::power_at(base, mde, units, a) {
             probability(p)?;
+        }
+    }
+
+    #[test]
+    fn plans_are_total(
+        rate in prop::option::of(any_f64()), mean in prop::option::of(any_f64()),
+        sd in prop::option::of(any_f64()), mde in prop::option::of(any_f64()),
+        a in alpha(), power in any_f64(), alt in alternative(),
+        weights in prop::option::of(prop::collection::vec(any_f64(), 0..4)),
+        units in prop::option::of(any_count()),
+    ) {
+        let request = PlanningRequest {
+            baseline_rate: rate, baseline_mean: mean, sd, relative_mde: mde, alpha: a, power,
+            alternative: alt, weights, units_per_arm: units,
+        };
+        if let Ok(plan) = stats::plan(&request) {
+            if let Some(size) = &plan.sample_size {
+                prop_assert!(size.control_unrounded.is_finite() && size.treatment_unrounded.is_finite());
+                prop_assert!(size.control as f64 >= size.control_unrounded);
+            }
+            if let Some(achieved) = &plan.achieved_power {
+                probability(achieved.power)?;
+            }
+            if let Some(effect) = &plan.detectable_effect {
+                finite(effect.absolute)?;
+                finite(effect.relative)?;
+            }
         }
     }
 

@@ -18,7 +18,8 @@ References are the scipy / statsmodels functions wherever one exists:
   Welch df and interval of the difference    statsmodels CompareMeans(...).ttest_ind / tconfint_diff(usevar="unequal")
   SRM                                        scipy.stats.chisquare
   Holm / Benjamini-Hochberg                  statsmodels multipletests("holm" / "fdr_bh")
-  sample size / power                        statsmodels samplesize_proportions_2indep_onetail / power_proportions_2indep
+  sample size / power (conversions)          statsmodels samplesize_proportions_2indep_onetail / power_proportions_2indep
+  sample size / power / MDE (means)          statsmodels zt_ind_solve_power / NormalIndPower
   chance to beat control                     mpmath: Evan Miller's sum at 40-60 digits, checked against
                                              mpmath quadrature (small counts) and scipy.integrate.quad
                                              (large counts; scipy alone is only good to ~3e-8 there)
@@ -42,8 +43,9 @@ import mpmath as mp
 import numpy as np
 import scipy
 import statsmodels
-from scipy import integrate, stats
+from scipy import integrate, optimize, stats
 from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import NormalIndPower, zt_ind_solve_power
 from statsmodels.stats.proportion import (
     confint_proportions_2indep,
     power_proportions_2indep,
@@ -490,7 +492,109 @@ def planning():
                                               alternative="two-sided", return_results=False)
                 powers.append({"baseline_rate": p_c, "relative_mde": mde, "alpha": 0.05,
                                "units_per_arm": n, "expected": num(pw)})
-    return {"sample_size": sizes, "power": powers}
+    return {"sample_size": sizes, "power": powers, "plans": plans()}
+
+
+SM_ALT_PLAN = {"two_sided": "two-sided", "greater": "larger", "less": "smaller"}
+
+
+def plans():
+    """PlanningRequest -> Plan for both metrics, unequal splits and both sides.
+
+    Conversions: statsmodels samplesize_proportions_2indep_onetail (sample
+    size, the far tail ignored) and power_proportions_2indep (power, both
+    tails), treatment as sample 1 with ratio = w_c / w_t; the detectable
+    effect is the root of that power in the effect (scipy brentq, xtol 1e-15).
+    Means: zt_ind_solve_power / NormalIndPower (z-test, both tails), effect
+    size d / sd, the same sample convention; the detectable effect is the
+    brentq root of NormalIndPower's power.
+    """
+    out = []
+    conversion_specs = [
+        # (p_c, relative mde, alpha, power, alternative, weights, control units)
+        (0.1, 0.05, 0.05, 0.8, "two_sided", [1, 1], 50_000),
+        (0.1, 0.05, 0.05, 0.8, "greater", [1, 1], 50_000),
+        (0.1, -0.05, 0.05, 0.8, "less", [1, 1], 50_000),
+        (0.1, 0.05, 0.05, 0.8, "two_sided", [3, 1], 30_000),
+        (0.03, 0.2, 0.01, 0.9, "two_sided", [1, 4], 2_000),
+        (0.5, -0.1, 0.1, 0.5, "less", [2, 3], 1000),
+        (0.9, 0.1, 0.05, 0.8, "greater", [1, 1], 300),
+    ]
+    for p_c, mde, alpha, power, alt, w, units in conversion_specs:
+        ratio = w[0] / w[1]
+        d = p_c * mde
+        n_t = samplesize_proportions_2indep_onetail(d, p_c, power, ratio=ratio, alpha=alpha,
+                                                    alternative=SM_ALT_PLAN[alt])
+        base = {"baseline_rate": p_c, "alpha": alpha, "power": power, "alternative": alt,
+                "weights": w}
+        achieved = power_proportions_2indep(d, p_c, units / ratio, ratio=ratio, alpha=alpha,
+                                            alternative=SM_ALT_PLAN[alt], return_results=False)
+        out.append({"request": {**base, "relative_mde": mde, "units_per_arm": units},
+                    "expected": {"metric": "conversion", "treatment_rate": p_c + d, "absolute_mde": d,
+                                 "sample_size": size(n_t, ratio),
+                                 "units_per_arm": max(size(n_t, ratio)["control"],
+                                                      size(n_t, ratio)["treatment"]),
+                                 "achieved_power": {"units_per_arm": units, "power": num(achieved)},
+                                 "detectable_effect": None}})
+        sign = -1 if alt == "less" else 1
+        room = p_c if sign < 0 else 1 - p_c
+        f = lambda m: power_proportions_2indep(sign * m, p_c, units / ratio, ratio=ratio, alpha=alpha,
+                                               alternative=SM_ALT_PLAN[alt],
+                                               return_results=False) - power
+        detectable = sign * optimize.brentq(f, 1e-12, room, xtol=1e-15) if f(room) >= 0 else None
+        out.append({"request": {**base, "units_per_arm": units},
+                    "expected": {"metric": "conversion", "absolute_mde": None, "sample_size": None,
+                                 "achieved_power": None,
+                                 "detectable_effect": {"units_per_arm": units, "absolute": num(detectable),
+                                                       "relative": num(detectable / p_c)
+                                                       if detectable is not None else None}}})
+    mean_specs = [
+        # (mean, sd, relative mde, alpha, power, alternative, weights, control units)
+        (25.0, 22.0, 0.03, 0.05, 0.8, "two_sided", [1, 1], 10_000),
+        (25.0, 22.0, 0.03, 0.05, 0.8, "greater", [1, 1], 10_000),
+        (25.0, 22.0, -0.03, 0.05, 0.8, "less", [1, 1], 10_000),
+        (4.0, 1.5, 0.1, 0.01, 0.95, "two_sided", [1, 3], 400),
+        (-3.0, 2.0, 0.05, 0.1, 0.7, "two_sided", [4, 1], 5000),
+        (100.0, 10.0, 0.15, 0.05, 0.8, "two_sided", [1, 1], 3),  # a handful of units
+    ]
+    for mean, sd, mde, alpha, power, alt, w, units in mean_specs:
+        ratio = w[0] / w[1]
+        d = mean * mde
+        n_t = zt_ind_solve_power(effect_size=d / sd, nobs1=None, alpha=alpha, power=power,
+                                 ratio=ratio, alternative=SM_ALT_PLAN[alt])
+        achieved = NormalIndPower().power(d / sd, units / ratio, alpha, ratio=ratio,
+                                          alternative=SM_ALT_PLAN[alt])
+        base = {"baseline_mean": mean, "sd": sd, "alpha": alpha, "power": power,
+                "alternative": alt, "weights": w}
+        out.append({"request": {**base, "relative_mde": mde, "units_per_arm": units},
+                    "expected": {"metric": "mean", "treatment_mean": mean + d, "absolute_mde": d,
+                                 "sample_size": size(float(n_t), ratio),
+                                 "achieved_power": {"units_per_arm": units, "power": num(achieved)},
+                                 "detectable_effect": None}})
+        # zt_ind_solve_power's own root finder stops at about 1e-5 here (its
+        # power comes back as 0.799999), so the reference is the root of
+        # NormalIndPower's power by brentq, checked against it.
+        sign = -1 if alt == "less" else 1
+        f = lambda e: NormalIndPower().power(sign * e, units / ratio, alpha, ratio=ratio,
+                                             alternative=SM_ALT_PLAN[alt]) - power
+        es = sign * optimize.brentq(f, 1e-12, 100, xtol=1e-15, rtol=1e-15)
+        solved = zt_ind_solve_power(effect_size=None, nobs1=units / ratio, alpha=alpha, power=power,
+                                    ratio=ratio, alternative=SM_ALT_PLAN[alt])
+        assert close(float(solved), es, 1e-4), (solved, es)
+        cross_checks.append("mean detectable effect == zt_ind_solve_power (1e-4, its tolerance)")
+        detectable = es * sd
+        out.append({"request": {**base, "units_per_arm": units},
+                    "expected": {"metric": "mean", "sample_size": None,
+                                 "detectable_effect": {"units_per_arm": units, "absolute": detectable,
+                                                       "relative": detectable / mean}}})
+    return out
+
+
+def size(n_t, ratio):
+    n_c = n_t * ratio
+    return {"control": math.ceil(n_c), "treatment": math.ceil(n_t),
+            "total": math.ceil(n_c) + math.ceil(n_t), "control_unrounded": n_c,
+            "treatment_unrounded": n_t}
 
 
 # ---------------------------------------------------------------- chance to beat control

@@ -158,6 +158,33 @@ impl Comparison {
     }
 }
 
+/// The `x` in `[low, high]` where the increasing `f` reaches `target`, by
+/// bisection until the bracket no longer shrinks in double precision: the
+/// smallest `x` found with `f(x) >= target` (`high` when `f` never gets
+/// there, `low` when it starts there).
+pub(crate) fn root_of_increasing(
+    f: impl Fn(f64) -> f64,
+    target: f64,
+    mut low: f64,
+    mut high: f64,
+) -> f64 {
+    if f(low) >= target {
+        return low;
+    }
+    loop {
+        let middle = 0.5 * (low + high);
+        // Also ends a bracket with a NaN or infinite end.
+        if !(middle > low && middle < high) {
+            return high;
+        }
+        if f(middle) < target {
+            low = middle;
+        } else {
+            high = middle;
+        }
+    }
+}
+
 /// `Some(x)` if `x` is finite, else `None`: the last guard before output.
 pub(crate) fn finite(x: f64) -> Option<f64> {
     x.is_finite().then_some(x)

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::dist::normal_ln_cdf;
 use super::error::check_alpha;
-use super::{Alternative, Direction, InputError, Interval, finite};
+use super::{Alternative, Direction, InputError, Interval, finite, root_of_increasing};
 
 /// Default planned total sample size `S` (both arms together), as GrowthBook's.
 pub const DEFAULT_PLANNED_TOTAL_UNITS: f64 = 5000.0;
@@ -285,23 +285,10 @@ fn one_sided_ln_l(z: f64, ratio: f64) -> f64 {
 /// `ln L` increases in `z`; it is below `ln(1/alpha)` at 0 and at least
 /// that at the two-sided critical value `sqrt((2 ln(1/alpha) + ln(1 + r)) (1 + r) / r)`
 /// (where the first three terms reach `ln(1/alpha)` and `ln Phi >= ln 1/2`),
-/// so bisection between them converges; it stops when the bracket no longer
-/// shrinks in double precision.
+/// so bisection between them converges.
 fn one_sided_critical_z(ratio: f64, alpha: f64) -> f64 {
-    let target = -alpha.ln();
-    let mut low = 0.0;
-    let mut high = ((-2.0 * alpha.ln() + ratio.ln_1p()) * (1.0 + ratio) / ratio).sqrt();
-    loop {
-        let middle = 0.5 * (low + high);
-        if middle <= low || middle >= high {
-            return high;
-        }
-        if one_sided_ln_l(middle, ratio) < target {
-            low = middle;
-        } else {
-            high = middle;
-        }
-    }
+    let two_sided = ((-2.0 * alpha.ln() + ratio.ln_1p()) * (1.0 + ratio) / ratio).sqrt();
+    root_of_increasing(|z| one_sided_ln_l(z, ratio), -alpha.ln(), 0.0, two_sided)
 }
 
 /// The one-sided always-valid results at this look.
