@@ -218,3 +218,31 @@ fn sequential_results_carry_the_likelihood_ratio_and_the_decision() {
         text(&output.stderr)
     );
 }
+
+#[test]
+fn mean_plans_show_both_arms_rounded_and_unrounded() {
+    let request =
+        json!({"baseline_mean": 25.0, "sd": 22.0, "relative_mde": 0.03, "weights": [3, 1]});
+    let output = stats(&[], &request.to_string());
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let parsed: PlanningRequest = serde_json::from_value(request.clone()).unwrap();
+    assert_eq!(
+        printed,
+        serde_json::to_value(stats::plan(&parsed).unwrap()).unwrap()
+    );
+    assert_eq!(printed["metric"], "mean");
+    let table = text(&stats(&["--table"], &request.to_string()).stdout);
+    for row in [
+        "baseline mean",
+        "control",
+        "treatment",
+        "unrounded",
+        "3 : 1",
+    ] {
+        assert!(table.contains(row), "{row} missing from\n{table}");
+    }
+    let effect = json!({"baseline_rate": 0.1, "units_per_arm": 50000});
+    let table = text(&stats(&["--table"], &effect.to_string()).stdout);
+    assert!(table.contains("MDE at 50000"), "{table}");
+}

@@ -197,7 +197,7 @@ fn render(results: &ExperimentResults) -> String {
             out += &format!(
                 "plan: {} units per arm to detect {:+.1}% at 80% power; {:.0}% there\n",
                 plan.units_per_arm.map_or("-".into(), |n| n.to_string()),
-                plan.absolute_mde / plan.baseline_rate * 100.0,
+                plan.relative_mde.unwrap_or_default() * 100.0,
                 progress * 100.0
             );
         }

@@ -256,33 +256,72 @@ fn adjustment_table(adjustment: &Adjustment) -> String {
 
 fn plan_table(plan: &Plan) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "baseline rate      {}",
-        number(Some(plan.baseline_rate))
+    let mut line = |label: &str, value: String| {
+        let _ = writeln!(out, "{label:<19}{value}");
+    };
+    let rows = [
+        ("baseline rate", plan.baseline_rate),
+        ("treatment rate", plan.treatment_rate),
+        ("baseline mean", plan.baseline_mean),
+        ("sd", plan.sd),
+        ("treatment mean", plan.treatment_mean),
+        ("absolute MDE", plan.absolute_mde),
+    ];
+    for (label, value) in rows {
+        if value.is_some() {
+            line(label, number(value));
+        }
+    }
+    line(
+        "alpha / power",
+        format!(
+            "{} / {}, {}",
+            plan.alpha,
+            plan.power,
+            name(&plan.alternative)
+        ),
     );
-    let _ = writeln!(
-        out,
-        "treatment rate     {}",
-        number(Some(plan.treatment_rate))
+    line(
+        "weights",
+        format!(
+            "{} : {} (control : treatment)",
+            plan.weights[0], plan.weights[1]
+        ),
     );
-    let _ = writeln!(
-        out,
-        "absolute MDE       {}",
-        number(Some(plan.absolute_mde))
-    );
-    let _ = writeln!(out, "alpha / power      {} / {}", plan.alpha, plan.power);
-    let needed = plan
-        .units_per_arm
-        .map_or("n/a".to_string(), |n| n.to_string());
-    let _ = write!(out, "units per arm      {needed}");
-    if let Some(achieved) = &plan.achieved_power {
-        let _ = write!(
-            out,
-            "\npower at {} per arm: {}",
-            achieved.units_per_arm,
-            number(achieved.power)
+    if plan.absolute_mde.is_some() {
+        let needed = plan
+            .units_per_arm
+            .map_or("n/a".to_string(), |n| n.to_string());
+        line("units per arm", needed);
+    }
+    if let Some(size) = &plan.sample_size {
+        line(
+            "control",
+            format!("{} ({} unrounded)", size.control, size.control_unrounded),
+        );
+        line(
+            "treatment",
+            format!(
+                "{} ({} unrounded)",
+                size.treatment, size.treatment_unrounded
+            ),
         );
     }
-    out
+    if let Some(achieved) = &plan.achieved_power {
+        line(
+            &format!("power at {}", achieved.units_per_arm),
+            number(achieved.power),
+        );
+    }
+    if let Some(effect) = &plan.detectable_effect {
+        line(
+            &format!("MDE at {}", effect.units_per_arm),
+            format!(
+                "{} absolute, {} relative",
+                number(effect.absolute),
+                percent(effect.relative)
+            ),
+        );
+    }
+    out.trim_end().to_string()
 }

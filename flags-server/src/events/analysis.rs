@@ -356,11 +356,8 @@ impl PhaseDesign {
 fn plan_for(analysis: &Analysis, mde: f64, units_per_arm: &[i64]) -> Option<Plan> {
     let baseline_rate = analysis.arms.first()?.mean?;
     stats::plan(&PlanningRequest {
-        baseline_rate,
-        relative_mde: mde,
-        alpha: 0.05,
-        power: 0.8,
         units_per_arm: units_per_arm.iter().copied().min(),
+        ..PlanningRequest::conversion(baseline_rate, mde)
     })
     .ok()
 }
