@@ -17,8 +17,9 @@ fn conv(units: i64, conversions: i64) -> ConversionStats {
 
 fn request(arms: Vec<ArmInput>) -> AnalysisRequest {
     let metric = match arms[0].stats {
-        stats::ArmStats::Conversion(_) => stats::MetricKind::Conversion,
-        stats::ArmStats::Mean(_) => stats::MetricKind::Mean,
+        stats::ArmStats::Conversion(_) => stats::AnalysisMetric::Conversion,
+        stats::ArmStats::Mean(_) => stats::AnalysisMetric::Mean,
+        stats::ArmStats::Ratio(_) => stats::AnalysisMetric::Ratio,
     };
     AnalysisRequest::new(metric, arms)
 }
@@ -651,4 +652,45 @@ fn requests_and_results_are_plain_json() {
         {"name": "a", "units": 3, "conversions": 1, "sum": 2},
         {"name": "b", "units": 3, "conversions": 2}]}"#;
     assert!(serde_json::from_str::<AnalysisRequest>(mixed).is_err());
+}
+
+#[test]
+fn ratio_requests_name_wrong_kinds_and_bad_priors() {
+    let ratio = r#"{"name": "r", "units": 10, "numerator": {"sum": 20, "sum_of_squares": 50},
+        "denominator": {"sum": 10, "sum_of_squares": 12}, "sum_of_products": 22}"#;
+    let mean = r#"{"name": "m", "units": 10, "sum": 20, "sum_of_squares": 50}"#;
+    let analyze = |metric: &str, arms: [&str; 2], extra: &str| {
+        let json = format!(
+            r#"{{"metric": "{metric}", "arms": [{}, {}]{extra}}}"#,
+            arms[0], arms[1]
+        );
+        let request: AnalysisRequest = serde_json::from_str(&json).unwrap();
+        stats::analyze(&request).map_err(|e| e.to_string())
+    };
+    let error = analyze("ratio", [ratio, mean], "").unwrap_err();
+    assert_eq!(
+        error,
+        "arm 1 (\"m\"): a ratio metric needs `units`, `numerator`, `denominator` and `sum_of_products`"
+    );
+    let error = analyze("mean", [mean, ratio], "").unwrap_err();
+    assert!(
+        error.starts_with("arm 1 (\"r\"): a mean metric needs"),
+        "{error}"
+    );
+    let error = analyze(
+        "ratio",
+        [ratio, ratio],
+        r#", "prior": {"mean": 0, "variance": 0}"#,
+    )
+    .unwrap_err();
+    assert_eq!(error, "prior.variance: must be positive and finite, got 0");
+    let analysis = analyze(
+        "ratio",
+        [ratio, ratio],
+        r#", "prior": {"mean": 0.1, "variance": 0.01}"#,
+    )
+    .unwrap();
+    let posterior = analysis.comparisons[0].bayesian.clone().unwrap();
+    // Identical arms: the data say 0, the prior pulls the lift towards 0.1.
+    assert!(posterior.lift_mean > 0.0 && posterior.lift_mean < 0.1);
 }

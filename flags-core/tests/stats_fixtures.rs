@@ -356,3 +356,33 @@ fn analyze_matches_references_for_a_b_n() {
     }
     c.finish("analyze");
 }
+
+#[test]
+fn ratios_means_and_bayesian_lifts_match_gbstats() {
+    let fx = fixtures();
+    let mut c = Checker::new();
+    for (i, case) in cases(&fx, "gbstats").iter().enumerate() {
+        let request: AnalysisRequest = serde_json::from_value(case["request"].clone()).unwrap();
+        let analysis = stats::analyze(&request).expect("valid request");
+        c.value(
+            &format!(
+                "gbstats[{i}] {:?} {:?}",
+                request.metric, request.alternative
+            ),
+            &serde_json::to_value(&analysis).unwrap(),
+            &case["expected"],
+        );
+    }
+    c.finish("gbstats");
+}
+
+#[test]
+fn impossible_ratio_arms_are_errors_that_say_why() {
+    let fx = fixtures();
+    for case in cases(&fx, "gbstats_errors") {
+        let request: AnalysisRequest = serde_json::from_value(case["request"].clone()).unwrap();
+        let error = stats::analyze(&request).unwrap_err().to_string();
+        let expected = case["error"].as_str().unwrap();
+        assert!(error.starts_with(expected), "{error}\nexpected {expected}");
+    }
+}

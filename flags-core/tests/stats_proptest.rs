@@ -4,9 +4,9 @@
 //! are ordered.
 
 use flags_core::stats::{
-    self, AdjustmentRequest, Alternative, AnalysisRequest, ArmInput, Comparison, ConversionStats,
-    Correction, Interval, MeanStats, MetricKind, PlanningRequest, PreviousLook, adjust, bayes,
-    dist, means, planning, proportions,
+    self, AdjustmentRequest, Alternative, AnalysisMetric, AnalysisRequest, ArmInput, Comparison,
+    ConversionStats, Correction, Interval, MeanStats, NormalPrior, PlanningRequest, PreviousLook,
+    RatioStats, SideSums, adjust, bayes, dist, means, planning, proportions, ratio,
     sequential::{self, SequentialSettings},
     srm,
 };
@@ -60,6 +60,48 @@ fn mean_arm() -> impl Strategy<Value = MeanStats> {
                 sum_of_squares: (n as f64 - 1.0).max(0.0) * sd * sd + sum * mean,
             }
         }),
+    ]
+}
+
+/// Ratio arms: arbitrary, and plausible ones built from per-unit moments.
+fn ratio_arm() -> impl Strategy<Value = RatioStats> {
+    prop_oneof![
+        (mean_arm(), mean_arm(), any_f64()).prop_map(|(m, d, products)| RatioStats {
+            units: m.units,
+            numerator: SideSums {
+                sum: m.sum,
+                sum_of_squares: m.sum_of_squares
+            },
+            denominator: SideSums {
+                sum: d.sum,
+                sum_of_squares: d.sum_of_squares
+            },
+            sum_of_products: products,
+        }),
+        (
+            2..1_000_000i64,
+            0.0..1e3f64,
+            0.0..1e2f64,
+            0.1..1e2f64,
+            0.0..1e2f64,
+            -1.0..1.0f64
+        )
+            .prop_map(|(n, m_mean, m_sd, d_mean, d_sd, corr)| {
+                let nf = n as f64;
+                let (s_m, s_d) = (nf * m_mean, nf * d_mean);
+                RatioStats {
+                    units: n,
+                    numerator: SideSums {
+                        sum: s_m,
+                        sum_of_squares: (nf - 1.0) * m_sd * m_sd + s_m * m_mean,
+                    },
+                    denominator: SideSums {
+                        sum: s_d,
+                        sum_of_squares: (nf - 1.0) * d_sd * d_sd + s_d * d_mean,
+                    },
+                    sum_of_products: (nf - 1.0) * corr * m_sd * d_sd + s_m * s_d / nf,
+                }
+            }),
     ]
 }
 
@@ -134,10 +176,19 @@ proptest! {
     }
 
     #[test]
+    fn ratio_comparisons_are_total(c in ratio_arm(), t in ratio_arm(), a in alpha(), alt in alternative()) {
+        if let Ok(r) = ratio::compare(&c, &t, a, alt) {
+            sane(&r)?;
+        }
+    }
+
+    #[test]
     fn analyze_is_total(
         conv_arms in prop::collection::vec(conversion(), 0..6),
         mean_arms in prop::collection::vec(mean_arm(), 0..6),
-        use_means in any::<bool>(),
+        ratio_arms in prop::collection::vec(ratio_arm(), 0..6),
+        kind in 0..3u8,
+        prior in prop::option::of((any_f64(), any_f64())),
         weights in prop::option::of(prop::collection::vec(any_f64(), 0..6)),
         a in alpha(),
         alt in alternative(),
@@ -148,10 +199,10 @@ proptest! {
         rejected in prop::option::of(prop::collection::vec(prop::option::of(any::<u64>()), 0..6)),
         threshold in alpha(),
     ) {
-        let arms: Vec<ArmInput> = if use_means {
-            mean_arms.iter().enumerate().map(|(i, m)| ArmInput::mean(&format!("m{i}"), m.units, m.sum, m.sum_of_squares)).collect()
-        } else {
-            conv_arms.iter().enumerate().map(|(i, c)| ArmInput::conversion(&format!("c{i}"), c.units, c.conversions)).collect()
+        let (metric, arms): (AnalysisMetric, Vec<ArmInput>) = match kind {
+            0 => (AnalysisMetric::Mean, mean_arms.iter().enumerate().map(|(i, m)| ArmInput::mean(&format!("m{i}"), m.units, m.sum, m.sum_of_squares)).collect()),
+            1 => (AnalysisMetric::Ratio, ratio_arms.iter().enumerate().map(|(i, r)| ArmInput::ratio(&format!("r{i}"), *r)).collect()),
+            _ => (AnalysisMetric::Conversion, conv_arms.iter().enumerate().map(|(i, c)| ArmInput::conversion(&format!("c{i}"), c.units, c.conversions)).collect()),
         };
         let request = AnalysisRequest {
             weights,
@@ -159,7 +210,8 @@ proptest! {
             alternative: alt,
             sequential: SequentialSettings { planned_total_units: planned, tau_squared: tau, previous_p_values: previous, look, previous_rejected_at: rejected },
             srm_threshold: threshold,
-            ..AnalysisRequest::new(if use_means { MetricKind::Mean } else { MetricKind::Conversion }, arms)
+            prior: prior.map(|(mean, variance)| NormalPrior { mean, variance }),
+            ..AnalysisRequest::new(metric, arms)
         };
         if let Ok(analysis) = stats::analyze(&request) {
             for c in &analysis.comparisons {
@@ -172,6 +224,13 @@ proptest! {
                 ordered(c.sequential.ci)?;
                 finite(c.sequential.tau_squared)?;
                 probability(c.chance_to_beat_control)?;
+                if let Some(b) = &c.bayesian {
+                    probability(Some(b.chance_to_beat_control))?;
+                    prop_assert!(b.lift_mean.is_finite() && b.lift_sd > 0.0 && b.lift_sd.is_finite());
+                    prop_assert!(b.risk_control >= 0.0 && b.risk_control.is_finite());
+                    prop_assert!(b.risk_treatment >= 0.0 && b.risk_treatment.is_finite());
+                    ordered(b.credible_interval)?;
+                }
             }
             probability(analysis.srm.p_value)?;
             finite(analysis.srm.statistic)?;

@@ -54,13 +54,16 @@ from statsmodels.stats.proportion import (
 )
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
+from gbstats.bayesian.tests import EffectBayesianABTest, EffectBayesianConfig, GaussianPrior
 from gbstats.frequentist.tests import (
     FrequentistConfig,
+    OneSidedTreatmentGreaterTTest,
+    OneSidedTreatmentLesserTTest,
     SequentialConfig,
     SequentialTwoSidedTTest,
     TwoSidedTTest,
 )
-from gbstats.models.statistics import ProportionStatistic, SampleMeanStatistic
+from gbstats.models.statistics import ProportionStatistic, RatioStatistic, SampleMeanStatistic
 
 PINNED = {"gbstats": "0.8.0", "scipy": "1.17.1", "statsmodels": "0.15.0", "mpmath": "1.3.0"}
 
@@ -741,6 +744,154 @@ def analyze_cases():
     return out
 
 
+# ---------------------------------------------------------------- gbstats: ratios, Bayesian lift
+GB_TESTS = {"two_sided": TwoSidedTTest, "greater": OneSidedTreatmentGreaterTTest,
+            "less": OneSidedTreatmentLesserTTest}
+
+
+def ratio_arm(n, m_mean, m_sd, d_mean, d_sd, corr):
+    """Sufficient statistics of a ratio arm with these per-unit moments."""
+    s_m, s_d = n * m_mean, n * d_mean
+    return {"units": n,
+            "numerator": {"sum": s_m, "sum_of_squares": (n - 1) * m_sd**2 + s_m * m_mean},
+            "denominator": {"sum": s_d, "sum_of_squares": (n - 1) * d_sd**2 + s_d * d_mean},
+            "sum_of_products": (n - 1) * corr * m_sd * d_sd + s_m * s_d / n}
+
+
+def gb_statistic(metric, arm):
+    if metric == "conversion":
+        return ProportionStatistic(n=arm["units"], sum=arm["conversions"])
+    if metric == "mean":
+        return SampleMeanStatistic(n=arm["units"], sum=arm["sum"], sum_squares=arm["sum_of_squares"])
+    side = lambda s: SampleMeanStatistic(n=arm["units"], sum=s["sum"], sum_squares=s["sum_of_squares"])
+    return RatioStatistic(n=arm["units"], m_statistic=side(arm["numerator"]),
+                          d_statistic=side(arm["denominator"]),
+                          m_d_sum_of_products=arm["sum_of_products"])
+
+
+def gb_frequentist(metric, c, t, alpha, alternative):
+    """Difference, lift, intervals, t, df and p of gbstats' t-tests.
+
+    gbstats reports p as 1 - cdf (losing small tails), so p is recomputed
+    with scipy's t.sf from gbstats' own statistic and df, and checked against
+    gbstats' value. gbstats 0.8.0's OneSidedTreatmentLesserTTest returns the
+    upper bound estimate - width instead of estimate + width; the bound used
+    is estimate + t_{1-alpha, df} sd, from gbstats' estimate, variance and df.
+    """
+    out = {}
+    for kind in ["absolute", "relative"]:
+        test = GB_TESTS[alternative](gb_statistic(metric, c), gb_statistic(metric, t),
+                                     FrequentistConfig(alpha=alpha, difference_type=kind))
+        r = test.compute_result()
+        if r.error_message:
+            return None
+        sd = math.sqrt(test.variance)
+        q = stats.t.isf(alpha / 2 if alternative == "two_sided" else alpha, test.dof)
+        if alternative == "less":
+            ci = interval(None, r.expected + q * sd, alternative)
+        else:
+            ci = interval(r.ci[0], r.ci[1], alternative)
+        name = "difference" if kind == "absolute" else "relative_lift"
+        out[name], out[name + "_ci"] = r.expected, ci
+        if kind == "absolute":
+            stat = test.critical_value
+            p = {"two_sided": 2 * stats.t.sf(abs(stat), test.dof), "greater": stats.t.sf(stat, test.dof),
+                 "less": stats.t.cdf(stat, test.dof)}[alternative]
+            assert close(p, r.p_value, 1e-6, 1e-12), (p, r.p_value)
+            out.update({"statistic": stat, "df": test.dof, "p_value": p})
+    return out
+
+
+def gb_bayesian(metric, c, t, alpha, alternative, prior):
+    config = EffectBayesianConfig(alpha=alpha, difference_type="relative")
+    if prior is not None:
+        config = EffectBayesianConfig(alpha=alpha, difference_type="relative",
+                                      prior_effect=GaussianPrior(mean=prior["mean"],
+                                                                 variance=prior["variance"], proper=True))
+    r = EffectBayesianABTest(gb_statistic(metric, c), gb_statistic(metric, t), config).compute_result()
+    if r.error_message:
+        return None
+    mu, sd = r.uplift.mean, r.uplift.stddev
+    if alternative == "two_sided":
+        ci = {"lower": r.ci[0], "upper": r.ci[1]}
+    else:  # gbstats' credible interval is two-sided; one-sided bounds from its posterior
+        ci = interval(stats.norm.ppf(alpha, mu, sd), stats.norm.isf(alpha, mu, sd), alternative)
+    return {"lift_mean": mu, "lift_sd": sd, "credible_interval": ci,
+            "chance_to_beat_control": r.chance_to_win, "risk_control": r.risk[0],
+            "risk_treatment": r.risk[1]}
+
+
+def gb_cases():
+    """Two-arm analyze requests of every kind against gbstats 0.8.0."""
+    conv = lambda n, x: {"units": n, "conversions": x}
+    mean = lambda n, m, sd: dict(zip(["units", "sum", "sum_of_squares"], arm_from(n, m, sd)))
+    pairs = [
+        ("ratio", ratio_arm(5000, 12.0, 30.0, 3.0, 2.0, 0.4), ratio_arm(5100, 12.9, 31.0, 3.05, 2.1, 0.45)),
+        ("ratio", ratio_arm(300, 2.0, 1.5, 10.0, 4.0, -0.2), ratio_arm(280, 1.8, 1.4, 10.5, 4.2, 0.1)),
+        ("ratio", ratio_arm(2_000_000, 0.51, 3.0, 1.7, 1.1, 0.7), ratio_arm(2_000_000, 0.515, 3.0, 1.7, 1.1, 0.7)),
+        ("ratio", ratio_arm(40, 5.0, 2.0, 2.0, 0.5, 0.95), ratio_arm(45, 6.0, 2.5, 2.1, 0.6, 0.9)),
+        ("mean", mean(4000, 24.5, 22.0), mean(4100, 25.3, 22.5)),
+        ("mean", mean(50, 2.0, 1.0), mean(5000, 2.2, 9.0)),
+        ("conversion", conv(10000, 1000), conv(10050, 1100)),
+        ("conversion", conv(2000, 150), conv(2100, 140)),
+        ("conversion", conv(500, 5), conv(500, 30)),  # a large effect: z about 4.5
+    ]
+    priors = [None, {"mean": 0.0, "variance": 0.01}, {"mean": 0.05, "variance": 0.0025}]
+    out = []
+    for i, (metric, c, t) in enumerate(pairs):
+        for alternative in ["two_sided", "greater", "less"]:
+            alpha = 0.05 if alternative == "two_sided" else 0.1
+            prior = priors[i % len(priors)] if alternative == "two_sided" else None
+            request = {"metric": metric, "alpha": alpha, "alternative": alternative,
+                       "arms": [{"name": "control", **c}, {"name": "treatment", **t}]}
+            if prior is not None:
+                request["prior"] = prior
+            a, b = gb_statistic(metric, c), gb_statistic(metric, t)
+            # Conversions are tested by the pooled z-test (statsmodels, above),
+            # not gbstats' t-test: here only their Bayesian view is checked.
+            frequentist = {} if metric == "conversion" else gb_frequentist(metric, c, t, alpha, alternative)
+            expected = {"arms": [{"mean": a.mean, "variance": a.variance},
+                                 {"mean": b.mean, "variance": b.variance}],
+                        "comparisons": [{**frequentist,
+                                         "bayesian": gb_bayesian(metric, c, t, alpha, alternative, prior)}]}
+            out.append({"request": request, "expected": expected})
+    # Degenerate inputs: gbstats' uninformative defaults are nulls here.
+    flat = ratio_arm(100, 4.0, 0.0, 2.0, 0.0, 0.0)
+    degenerate = [
+        # No variance in either arm: no test, no posterior (gbstats: ZERO_NEGATIVE_VARIANCE).
+        ("ratio", flat, flat),
+        # A control mean of 0: no relative lift (gbstats: BASELINE_VARIATION_ZERO).
+        ("mean", mean(100, 0.0, 1.0), mean(100, 0.3, 1.0)),
+        # No conversions in the treatment: zero variance, so no posterior.
+        ("conversion", conv(1000, 10), conv(1000, 0)),
+    ]
+    for metric, c, t in degenerate:
+        request = {"metric": metric, "arms": [{"name": "control", **c}, {"name": "treatment", **t}]}
+        freq = gb_frequentist(metric, c, t, 0.05, "two_sided")
+        bayes_ = gb_bayesian(metric, c, t, 0.05, "two_sided", None)
+        assert bayes_ is None
+        expected = {"comparisons": [{"bayesian": None}]}
+        if freq is None and metric == "ratio":
+            expected["comparisons"][0].update({"statistic": None, "p_value": None, "df": None})
+        out.append({"request": request, "expected": expected})
+    return out
+
+
+def gb_errors():
+    """Ratio arms that cannot be statistics, with the error they must give."""
+    good = ratio_arm(100, 4.0, 1.0, 2.0, 0.5, 0.3)
+    zero_denominator = {**good, "denominator": {"sum": 0.0, "sum_of_squares": 0.0}, "sum_of_products": 0.0}
+    too_correlated = {**good, "sum_of_products": good["sum_of_products"] + 99 * 1.0}
+    negative = {**good, "numerator": {"sum": 400.0, "sum_of_squares": 10.0}}
+    cases = [
+        (zero_denominator, "arm 0 (\"control\"): the denominator's sum is 0: the ratio does not exist"),
+        (too_correlated, "arm 0 (\"control\"): sum_of_products gives a covariance of"),
+        (negative, "arm 0 (\"control\"): numerator: sum_of_squares (10) is below sum^2/units"),
+    ]
+    return [{"request": {"metric": "ratio", "arms": [{"name": "control", **c}, {"name": "treatment", **good}]},
+             "error": message} for c, message in cases]
+
+
 def main():
     check_versions()
     fixtures = {
@@ -761,6 +912,8 @@ def main():
         **planning(),
         "chance_to_beat_control": bayes(),
         "analyze": analyze_cases(),
+        "gbstats": gb_cases(),
+        "gbstats_errors": gb_errors(),
     }
     fixtures["meta"]["cross_checks"] = sorted(set(cross_checks))
     with open(os.path.join(HERE, "fixtures.json"), "w") as f:

@@ -134,6 +134,20 @@ pub fn compare(
     let (Some(mean_c), Some(mean_t)) = (control.mean(), treatment.mean()) else {
         return Ok(Comparison::undefined());
     };
+    let moments = control.moments().zip(treatment.moments());
+    Ok(compare_moments(mean_c, mean_t, moments, alpha, alternative))
+}
+
+/// Welch's comparison (see [`compare`]) of two arms with means `mean_c` and
+/// `mean_t` and, when both have at least two units, their plug-in moments
+/// `(control, treatment)`: shared by mean and ratio metrics.
+pub(crate) fn compare_moments(
+    mean_c: f64,
+    mean_t: f64,
+    moments: Option<(Moments, Moments)>,
+    alpha: f64,
+    alternative: Alternative,
+) -> Comparison {
     let difference = mean_t - mean_c;
     let relative_lift = (mean_c != 0.0).then(|| mean_t / mean_c - 1.0);
     let mut result = Comparison {
@@ -141,11 +155,11 @@ pub fn compare(
         relative_lift: relative_lift.and_then(finite),
         ..Comparison::undefined()
     };
-    let (Some(c), Some(t)) = (control.moments(), treatment.moments()) else {
-        return Ok(result);
+    let Some((c, t)) = moments else {
+        return result;
     };
     let Some(df) = welch_df(&c, &t) else {
-        return Ok(result);
+        return result;
     };
     let se = (c.variance / c.units + t.variance / t.units).sqrt();
     let statistic = difference / se;
@@ -165,5 +179,5 @@ pub fn compare(
             t_quantile,
         )
     });
-    Ok(result)
+    result
 }

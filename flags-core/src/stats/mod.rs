@@ -4,24 +4,26 @@
 //! command hand it the counts of an experiment (arm 0 is control) and get back,
 //! per treatment arm, the difference and relative lift with confidence
 //! intervals, a p-value (two-proportion z-test for conversion metrics, Welch's
-//! t-test for mean metrics), a Holm- or Benjamini-Hochberg-adjusted p-value,
-//! an always-valid (mSPRT) p-value and interval for peeking, and for conversions
-//! the Bayesian chance to beat control; plus a sample-ratio-mismatch check of
-//! the traffic split. [`guardrail::relative_harm`] is the one-sided,
-//! always-valid test that rolls a release back when it does harm. [`analyze`] does the whole readout from one
-//! [`AnalysisRequest`]; [`plan`] sizes an experiment. Both types are serde
-//! types whose JSON is documented in `docs/statistics.md`.
+//! t-test for mean and ratio metrics), a Holm- or Benjamini-Hochberg-adjusted
+//! p-value, an always-valid (mSPRT) p-value, interval and decision for
+//! peeking, the Bayesian view of the lift (chance to beat control, risks,
+//! credible interval; for conversions also the exact Beta chance); plus a
+//! sample-ratio-mismatch check of the traffic split.
+//! [`guardrail::relative_harm`] is the one-sided, always-valid test that rolls
+//! a release back when it does harm. [`analyze`] does the whole readout from
+//! one [`AnalysisRequest`]; [`plan`] sizes an experiment; [`srm::check`] and
+//! [`adjust::adjust_family`] run on their own. All are serde types whose JSON
+//! is documented in `docs/statistics.md`.
 //!
-//! The numbers match scipy and statsmodels (relative error below 1e-6; in
-//! practice 1e-9 or better, and about 2e-8 for the chance to beat control at
-//! 1e8 units per arm) from 1 to 1e8 units per arm; the fixtures in
-//! `tests/stats/fixtures.json` are generated from them.
+//! The numbers match scipy, statsmodels and GrowthBook's gbstats 0.8.0
+//! (relative error below 1e-6; in practice 1e-9 or better, and about 2e-8 for
+//! the chance to beat control at 1e8 units per arm) from 1 to 1e8 units per
+//! arm; the fixtures in `tests/stats/fixtures.json` are generated from them.
 //!
 //! What it is not: it does not collect events, compute sufficient statistics
-//! from raw rows, decide winners or stop experiments, do variance reduction
-//! (CUPED), ratio metrics, or multi-metric corrections across metrics. The
-//! confidence intervals are never adjusted for multiple comparisons (only the
-//! p-values are), and the output says so.
+//! from raw rows, decide winners or stop experiments, or correct across
+//! metrics. The confidence intervals are never adjusted for multiple
+//! comparisons (only the p-values are), and the output says so.
 //!
 //! Conventions everywhere: differences are treatment minus control, relative
 //! lift is `mean_t / mean_c - 1`, tests are two-sided unless
@@ -40,6 +42,7 @@ mod lift;
 pub mod means;
 pub mod planning;
 pub mod proportions;
+pub mod ratio;
 mod report;
 pub mod sequential;
 pub mod srm;
@@ -47,13 +50,15 @@ pub mod srm;
 use serde::{Deserialize, Serialize};
 
 pub use adjust::{Adjustment, AdjustmentRequest};
+pub use bayes::{LiftPosterior, NormalPrior};
 pub use error::{ArmProblem, InputError};
 pub use means::MeanStats;
 pub use planning::{Plan, PlanningRequest, plan};
 pub use proportions::ConversionStats;
+pub use ratio::{RatioStats, SideSums};
 pub use report::{
-    Analysis, AnalysisRequest, ArmComparison, ArmInput, ArmStats, ArmSummary, MetricKind, TestKind,
-    analyze,
+    Analysis, AnalysisMetric, AnalysisRequest, ArmComparison, ArmInput, ArmStats, ArmSummary,
+    MetricKind, TestKind, analyze,
 };
 pub use sequential::{OneSidedResult, PreviousLook, SequentialResult, SequentialSettings};
 pub use srm::{SrmRequest, SrmResult};

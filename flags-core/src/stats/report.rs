@@ -2,8 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::bayes::{LiftPosterior, NormalPrior};
 use super::error::check_alpha;
 use super::lift::Moments;
+use super::ratio::RatioStats;
 use super::sequential::{
     PreviousLook, SequentialResult, SequentialSettings, check_previous, check_rejected_at,
     check_settings, msprt,
@@ -11,7 +13,7 @@ use super::sequential::{
 use super::srm::{SRM_THRESHOLD, SrmResult, chi_square};
 use super::{
     Alternative, ArmProblem, Comparison, ConversionStats, Correction, InputError, MeanStats,
-    adjust, bayes, means, proportions,
+    adjust, bayes, means, proportions, ratio,
 };
 
 fn default_alpha() -> f64 {
@@ -26,6 +28,27 @@ fn default_srm_threshold() -> f64 {
 /// `(units, sum, sum_of_squares)`. The same type the config's `[metrics]` use.
 pub use crate::config::MetricKind;
 
+/// Kind of metric of an analysis: a [`MetricKind`] or a ratio of two sums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnalysisMetric {
+    /// Did the unit convert? Arms are `(units, conversions)`.
+    Conversion,
+    /// A number per unit. Arms are `(units, sum, sum_of_squares)`.
+    Mean,
+    /// A ratio of two per-unit sums. Arms are [`RatioStats`].
+    Ratio,
+}
+
+impl From<MetricKind> for AnalysisMetric {
+    fn from(kind: MetricKind) -> Self {
+        match kind {
+            MetricKind::Conversion => AnalysisMetric::Conversion,
+            MetricKind::Mean => AnalysisMetric::Mean,
+        }
+    }
+}
+
 /// Which test produced `statistic`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -36,9 +59,10 @@ pub enum TestKind {
     WelchT,
 }
 
-/// The sufficient statistics of one arm, of either kind. In JSON the fields
-/// sit beside `name`: `{"name": .., "units": .., "conversions": ..}` or
-/// `{"name": .., "units": .., "sum": .., "sum_of_squares": ..}`.
+/// The sufficient statistics of one arm, of any kind. In JSON the fields
+/// sit beside `name`: `{"name": .., "units": .., "conversions": ..}`,
+/// `{"name": .., "units": .., "sum": .., "sum_of_squares": ..}` or
+/// `{"name": .., "units": .., "numerator": {..}, "denominator": {..}, "sum_of_products": ..}`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ArmStats {
@@ -46,6 +70,8 @@ pub enum ArmStats {
     Conversion(ConversionStats),
     /// A mean arm.
     Mean(MeanStats),
+    /// A ratio arm.
+    Ratio(RatioStats),
 }
 
 /// One arm of the request.
@@ -79,10 +105,26 @@ impl ArmInput {
         }
     }
 
+    /// A ratio arm.
+    pub fn ratio(name: &str, stats: RatioStats) -> Self {
+        ArmInput {
+            name: name.to_owned(),
+            stats: ArmStats::Ratio(stats),
+        }
+    }
+
     fn units(&self) -> i64 {
-        match self.stats {
+        self.stats.units()
+    }
+}
+
+impl ArmStats {
+    /// The arm's units, whatever its kind.
+    pub fn units(&self) -> i64 {
+        match self {
             ArmStats::Conversion(s) => s.units,
             ArmStats::Mean(s) => s.units,
+            ArmStats::Ratio(s) => s.units,
         }
     }
 }
@@ -92,7 +134,7 @@ impl ArmInput {
 #[serde(deny_unknown_fields)]
 pub struct AnalysisRequest {
     /// Kind of metric; every arm must be of this kind.
-    pub metric: MetricKind,
+    pub metric: AnalysisMetric,
     /// Arms, control first; at least two.
     pub arms: Vec<ArmInput>,
     /// Configured traffic weights per arm for the SRM check (any positive
@@ -114,13 +156,17 @@ pub struct AnalysisRequest {
     /// p-value below which the SRM check flags the split; default 0.001.
     #[serde(default = "default_srm_threshold")]
     pub srm_threshold: f64,
+    /// Normal prior on the relative lift for the Bayesian view; flat
+    /// (improper) when absent.
+    #[serde(default)]
+    pub prior: Option<NormalPrior>,
 }
 
 impl AnalysisRequest {
     /// A request for `arms` of a `metric` with every setting at its default.
-    pub fn new(metric: MetricKind, arms: Vec<ArmInput>) -> Self {
+    pub fn new(metric: impl Into<AnalysisMetric>, arms: Vec<ArmInput>) -> Self {
         AnalysisRequest {
-            metric,
+            metric: metric.into(),
             arms,
             weights: None,
             alpha: default_alpha(),
@@ -128,6 +174,7 @@ impl AnalysisRequest {
             correction: Correction::default(),
             sequential: SequentialSettings::default(),
             srm_threshold: SRM_THRESHOLD,
+            prior: None,
         }
     }
 }
@@ -142,7 +189,8 @@ pub struct ArmSummary {
     /// Conversion rate or mean; `None` with no units.
     pub mean: Option<f64>,
     /// Per-unit variance: `p (1 - p)` for conversions, the sample variance
-    /// (n - 1) for means; `None` when undefined.
+    /// (n - 1) for means, the delta-method variance for ratios; `None` when
+    /// undefined.
     pub variance: Option<f64>,
 }
 
@@ -162,15 +210,20 @@ pub struct ArmComparison {
     pub adjusted_p_value: Option<f64>,
     /// Always-valid (mSPRT) p-value, interval, likelihood ratio and decision.
     pub sequential: SequentialResult,
-    /// Bayesian `P(p_t > p_c)` (conversion metrics only).
+    /// Bayesian `P(p_t > p_c)` with Beta posteriors, exact (conversion
+    /// metrics only).
     pub chance_to_beat_control: Option<f64>,
+    /// gbstats' effect test on the relative lift: chance to beat control,
+    /// risks and credible interval; `None` when the lift or a variance is
+    /// undefined or 0.
+    pub bayesian: Option<LiftPosterior>,
 }
 
 /// The readout of one metric.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Analysis {
     /// Kind of metric.
-    pub metric: MetricKind,
+    pub metric: AnalysisMetric,
     /// Significance level used.
     pub alpha: f64,
     /// Alternative used, by the fixed-horizon and the sequential tests alike.
@@ -192,6 +245,18 @@ pub struct Analysis {
 enum Arms<'a> {
     Conversion(Vec<&'a ConversionStats>),
     Mean(Vec<&'a MeanStats>),
+    Ratio(Vec<&'a RatioStats>),
+}
+
+/// What an arm of the metric's kind needs, for the error naming a wrong one.
+fn needs(metric: AnalysisMetric) -> &'static str {
+    match metric {
+        AnalysisMetric::Conversion => "a conversion metric needs `units` and `conversions`",
+        AnalysisMetric::Mean => "a mean metric needs `units`, `sum` and `sum_of_squares`",
+        AnalysisMetric::Ratio => {
+            "a ratio metric needs `units`, `numerator`, `denominator` and `sum_of_products`"
+        }
+    }
 }
 
 /// Validates the arms (at least two, all of the metric's kind, possible numbers).
@@ -205,49 +270,21 @@ fn collect_arms(request: &AnalysisRequest) -> Result<Arms<'_>, InputError> {
             ),
         ));
     }
-    let wrong = |index: usize, arm: &ArmInput, msg: &'static str| {
-        InputError::arm(index, &arm.name, ArmProblem::WrongKind(msg))
+    let mut arms = match request.metric {
+        AnalysisMetric::Conversion => Arms::Conversion(Vec::new()),
+        AnalysisMetric::Mean => Arms::Mean(Vec::new()),
+        AnalysisMetric::Ratio => Arms::Ratio(Vec::new()),
     };
-    match request.metric {
-        MetricKind::Conversion => {
-            let mut out = Vec::with_capacity(request.arms.len());
-            for (i, arm) in request.arms.iter().enumerate() {
-                match &arm.stats {
-                    ArmStats::Conversion(s) => {
-                        s.validate().map_err(|p| InputError::arm(i, &arm.name, p))?;
-                        out.push(s);
-                    }
-                    ArmStats::Mean(_) => {
-                        return Err(wrong(
-                            i,
-                            arm,
-                            "a conversion metric needs `units` and `conversions`",
-                        ));
-                    }
-                }
-            }
-            Ok(Arms::Conversion(out))
-        }
-        MetricKind::Mean => {
-            let mut out = Vec::with_capacity(request.arms.len());
-            for (i, arm) in request.arms.iter().enumerate() {
-                match &arm.stats {
-                    ArmStats::Mean(s) => {
-                        s.validate().map_err(|p| InputError::arm(i, &arm.name, p))?;
-                        out.push(s);
-                    }
-                    ArmStats::Conversion(_) => {
-                        return Err(wrong(
-                            i,
-                            arm,
-                            "a mean metric needs `units`, `sum` and `sum_of_squares`",
-                        ));
-                    }
-                }
-            }
-            Ok(Arms::Mean(out))
-        }
+    for (i, arm) in request.arms.iter().enumerate() {
+        let checked = match (&mut arms, &arm.stats) {
+            (Arms::Conversion(out), ArmStats::Conversion(s)) => s.validate().map(|()| out.push(s)),
+            (Arms::Mean(out), ArmStats::Mean(s)) => s.validate().map(|()| out.push(s)),
+            (Arms::Ratio(out), ArmStats::Ratio(s)) => s.validate().map(|()| out.push(s)),
+            _ => Err(ArmProblem::WrongKind(needs(request.metric))),
+        };
+        checked.map_err(|p| InputError::arm(i, &arm.name, p))?;
     }
+    Ok(arms)
 }
 
 /// Each arm's state from the previous look (entry 0, control, unused),
@@ -303,6 +340,9 @@ fn previous_looks(request: &AnalysisRequest) -> Result<Vec<PreviousLook>, InputE
 /// sequential settings or previous p-values.
 pub fn analyze(request: &AnalysisRequest) -> Result<Analysis, InputError> {
     check_alpha(request.alpha)?;
+    if let Some(prior) = &request.prior {
+        prior.check()?;
+    }
     let arms = collect_arms(request)?;
     let previous = previous_looks(request)?;
     let (alpha, alternative) = (request.alpha, request.alternative);
@@ -319,6 +359,10 @@ pub fn analyze(request: &AnalysisRequest) -> Result<Analysis, InputError> {
         Arms::Mean(stats) => stats
             .iter()
             .map(|s| (s.mean(), s.variance(), s.moments()))
+            .collect(),
+        Arms::Ratio(stats) => stats
+            .iter()
+            .map(|s| (s.ratio(), s.variance(), s.moments()))
             .collect(),
     };
     let summaries = request
@@ -346,6 +390,17 @@ pub fn analyze(request: &AnalysisRequest) -> Result<Analysis, InputError> {
                 TestKind::WelchT,
                 None,
             ),
+            Arms::Ratio(s) => (
+                ratio::compare(s[0], s[i], alpha, alternative)?,
+                TestKind::WelchT,
+                None,
+            ),
+        };
+        let bayesian = match (described[0].2, described[i].2) {
+            (Some(c), Some(t)) => {
+                bayes::lift_posterior(&c, &t, alpha, alternative, request.prior.as_ref())
+            }
+            _ => None,
         };
         // V = v_c/n_c + v_t/n_t; NaN (an undefined look) without both moments.
         let variance = match (described[0].2, described[i].2) {
@@ -370,6 +425,7 @@ pub fn analyze(request: &AnalysisRequest) -> Result<Analysis, InputError> {
             adjusted_p_value: None,
             sequential,
             chance_to_beat_control,
+            bayesian,
         });
     }
 
