@@ -246,3 +246,30 @@ fn mean_plans_show_both_arms_rounded_and_unrounded() {
     let table = text(&stats(&["--table"], &effect.to_string()).stdout);
     assert!(table.contains("MDE at 50000"), "{table}");
 }
+
+#[test]
+fn ratio_metrics_get_a_readout_with_a_bayesian_view() {
+    let arm = |name: &str, revenue: f64, sessions: f64| {
+        json!({"name": name, "units": 1000,
+               "numerator": {"sum": revenue, "sum_of_squares": revenue * revenue / 1000.0 * 3.0},
+               "denominator": {"sum": sessions, "sum_of_squares": sessions * sessions / 1000.0 * 1.5},
+               "sum_of_products": revenue * sessions / 1000.0 * 1.2})
+    };
+    let request = json!({"metric": "ratio",
+                         "arms": [arm("control", 5000.0, 2500.0), arm("treatment", 5600.0, 2520.0)]});
+    let output = stats(&[], &request.to_string());
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let parsed: AnalysisRequest = serde_json::from_value(request.clone()).unwrap();
+    assert_eq!(
+        printed,
+        serde_json::to_value(stats::analyze(&parsed).unwrap()).unwrap()
+    );
+    assert_eq!(printed["arms"][0]["mean"], 2.0, "revenue per session");
+    let bayesian = &printed["comparisons"][0]["bayesian"];
+    assert!(bayesian["chance_to_beat_control"].as_f64().unwrap() > 0.5);
+    let table = text(&stats(&["--table"], &request.to_string()).stdout);
+    for column in ["bayesian", "credible interval", "risk control"] {
+        assert!(table.contains(column), "{column} missing from\n{table}");
+    }
+}

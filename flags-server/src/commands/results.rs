@@ -223,6 +223,7 @@ fn render_analysis(inputs: &[flags_core::stats::ArmInput], analysis: &Analysis) 
         let total = match input.stats {
             ArmStats::Conversion(s) => s.conversions as f64,
             ArmStats::Mean(s) => s.sum,
+            ArmStats::Ratio(s) => s.numerator.sum,
         };
         let comparison = i.checked_sub(1).and_then(|j| analysis.comparisons.get(j));
         out += &format!(

@@ -184,6 +184,28 @@ fn analysis_table(analysis: &Analysis) -> String {
             s.direction.as_ref().map_or("-".to_string(), name),
         );
     }
+    if analysis.comparisons.iter().any(|c| c.bayesian.is_some()) {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{:<16} {:>10} {:>28} {:>10} {:>14} {:>14}",
+            "bayesian", "lift", "credible interval", "P(beat)", "risk control", "risk treat."
+        );
+    }
+    for c in &analysis.comparisons {
+        if let Some(b) = &c.bayesian {
+            let _ = writeln!(
+                out,
+                "{:<16} {:>10} {:>28} {:>10} {:>14} {:>14}",
+                c.arm,
+                percent(Some(b.lift_mean)),
+                interval(b.credible_interval.as_ref(), percent),
+                number(Some(b.chance_to_beat_control)),
+                percent(Some(b.risk_control)),
+                percent(Some(b.risk_treatment)),
+            );
+        }
+    }
     let _ = write!(
         out,
         "\nalpha {}, {}, {}-adjusted p-values; confidence intervals are not adjusted. SRM p = {}.",
