@@ -694,3 +694,63 @@ fn ratio_requests_name_wrong_kinds_and_bad_priors() {
     // Identical arms: the data say 0, the prior pulls the lift towards 0.1.
     assert!(posterior.lift_mean > 0.0 && posterior.lift_mean < 0.1);
 }
+
+#[test]
+fn cuped_covariates_are_on_every_arm_and_possible() {
+    let analyze = |arms: &str| {
+        let json = format!(r#"{{"metric": "conversion", "arms": {arms}}}"#);
+        let request: AnalysisRequest = serde_json::from_str(&json).unwrap();
+        stats::analyze(&request).map_err(|e| e.to_string())
+    };
+    let covariate = r#""covariate": {"sum": 90, "sum_of_products": 60}"#;
+    let ok = analyze(&format!(
+        r#"[{{"name": "a", "units": 1000, "conversions": 100, {covariate}}},
+            {{"name": "b", "units": 1000, "conversions": 110, {covariate}}}]"#
+    ))
+    .unwrap();
+    let cuped = ok.comparisons[0].cuped.clone().unwrap();
+    assert!(cuped.theta > 0.0 && cuped.variance_reduction.unwrap() > 0.0);
+    assert_eq!(ok.comparisons[0].test, stats::TestKind::WelchT);
+
+    let missing = analyze(&format!(
+        r#"[{{"name": "a", "units": 1000, "conversions": 100, {covariate}}},
+            {{"name": "b", "units": 1000, "conversions": 110}}]"#
+    ))
+    .unwrap_err();
+    assert!(
+        missing.starts_with("arm 1 (\"b\"): other arms have a covariate (CUPED)"),
+        "{missing}"
+    );
+    let too_many = analyze(
+        r#"[{"name": "a", "units": 100, "conversions": 10, "covariate": {"sum": 90, "sum_of_products": 60}},
+            {"name": "b", "units": 100, "conversions": 10, "covariate": {"sum": 9, "sum_of_products": 1}}]"#,
+    )
+    .unwrap_err();
+    assert_eq!(
+        too_many,
+        "arm 0 (\"a\"): covariate: sum_of_products (60) must lie between 0 and 10"
+    );
+    let squares = analyze(
+        r#"[{"name": "a", "units": 100, "conversions": 10, "covariate": {"sum": 9, "sum_of_squares": 9, "sum_of_products": 1}},
+            {"name": "b", "units": 100, "conversions": 10, "covariate": {"sum": 9, "sum_of_products": 1}}]"#,
+    )
+    .unwrap_err();
+    assert!(
+        squares.starts_with("arm 0 (\"a\"): covariate: a conversion metric's covariate is 0 or 1"),
+        "{squares}"
+    );
+    let ratio = r#""numerator": {"sum": 20, "sum_of_squares": 50}, "denominator": {"sum": 10, "sum_of_squares": 12}, "sum_of_products": 22"#;
+    let json = format!(
+        r#"{{"metric": "ratio", "arms": [{{"name": "r", "units": 10, {ratio}, {covariate}}}, {{"name": "s", "units": 10, {ratio}, {covariate}}}]}}"#
+    );
+    let request: AnalysisRequest = serde_json::from_str(&json).unwrap();
+    let error = stats::analyze(&request).unwrap_err().to_string();
+    assert!(
+        error.ends_with("CUPED (a covariate) is for conversion and mean metrics, not ratios"),
+        "{error}"
+    );
+    let typo = serde_json::from_str::<AnalysisRequest>(
+        r#"{"metric": "mean", "arms": [{"name": "a", "units": 3, "sum": 1, "sum_of_squares": 1, "covariate": {"sum": 1, "sum_of_product": 1}}]}"#,
+    );
+    assert!(typo.is_err(), "an unknown covariate field is refused");
+}

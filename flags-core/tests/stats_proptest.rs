@@ -4,9 +4,10 @@
 //! are ordered.
 
 use flags_core::stats::{
-    self, AdjustmentRequest, Alternative, AnalysisMetric, AnalysisRequest, ArmInput, Comparison,
-    ConversionStats, Correction, Interval, MeanStats, NormalPrior, PlanningRequest, PreviousLook,
-    RatioStats, SideSums, adjust, bayes, dist, means, planning, proportions, ratio,
+    self, AdjustmentRequest, Alternative, AnalysisMetric, AnalysisRequest, ArmInput, ArmStats,
+    Comparison, ConversionStats, Correction, Covariate, Interval, MeanStats, NormalPrior,
+    PlanningRequest, PreviousLook, RatioStats, SideSums, adjust, bayes, dist, means, planning,
+    proportions, ratio,
     sequential::{self, SequentialSettings},
     srm,
 };
@@ -240,6 +241,58 @@ proptest! {
             for arm in &analysis.arms {
                 finite(arm.mean)?;
                 finite(arm.variance)?;
+            }
+        }
+    }
+
+    #[test]
+    fn cuped_analysis_is_total(
+        conv_arms in prop::collection::vec(conversion(), 0..5),
+        mean_arms in prop::collection::vec(mean_arm(), 0..5),
+        use_means in any::<bool>(),
+        mirror in any::<bool>(),
+        covariates in prop::option::of(prop::collection::vec(
+            (any_f64(), prop::option::of(any_f64()), any_f64()), 0..5)),
+        a in alpha(),
+        alt in alternative(),
+    ) {
+        let (metric, arms): (AnalysisMetric, Vec<ArmInput>) = if use_means {
+            (AnalysisMetric::Mean, mean_arms.iter().enumerate().map(|(i, m)| ArmInput::mean(&format!("m{i}"), m.units, m.sum, m.sum_of_squares)).collect())
+        } else {
+            (AnalysisMetric::Conversion, conv_arms.iter().enumerate().map(|(i, c)| ArmInput::conversion(&format!("c{i}"), c.units, c.conversions)).collect())
+        };
+        // Covariates on some, all or none of the arms: arbitrary ones, or
+        // each arm's own metric (a perfectly correlated covariate).
+        let arms = match covariates {
+            None if mirror => arms.into_iter().map(|arm| {
+                let covariate = match arm.stats {
+                    ArmStats::Conversion(c) => Covariate { sum: c.conversions as f64, sum_of_squares: None, sum_of_products: c.conversions as f64 },
+                    ArmStats::Mean(m) => Covariate { sum: m.sum, sum_of_squares: Some(m.sum_of_squares), sum_of_products: m.sum_of_squares },
+                    ArmStats::Ratio(_) => return arm,
+                };
+                arm.with_covariate(covariate)
+            }).collect(),
+            None => arms,
+            Some(covariates) => arms.into_iter().enumerate().map(|(i, arm)| match covariates.get(i) {
+                Some(&(sum, sum_of_squares, sum_of_products)) => arm.with_covariate(Covariate { sum, sum_of_squares, sum_of_products }),
+                None => arm,
+            }).collect(),
+        };
+        let request = AnalysisRequest { alpha: a, alternative: alt, ..AnalysisRequest::new(metric, arms) };
+        if let Ok(analysis) = stats::analyze(&request) {
+            for c in &analysis.comparisons {
+                sane(&c.comparison)?;
+                probability(c.sequential.p_value)?;
+                let adjusted = request.arms.iter().any(|arm| arm.covariate.is_some());
+                prop_assert_eq!(c.cuped.is_some(), adjusted);
+                if let Some(cuped) = &c.cuped {
+                    prop_assert!(cuped.theta.is_finite());
+                    finite(cuped.variance_reduction)?;
+                }
+                if let Some(b) = &c.bayesian {
+                    probability(Some(b.chance_to_beat_control))?;
+                    ordered(b.credible_interval)?;
+                }
             }
         }
     }

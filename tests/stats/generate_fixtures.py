@@ -63,7 +63,13 @@ from gbstats.frequentist.tests import (
     SequentialTwoSidedTTest,
     TwoSidedTTest,
 )
-from gbstats.models.statistics import ProportionStatistic, RatioStatistic, SampleMeanStatistic
+from gbstats.models.statistics import (
+    ProportionStatistic,
+    RatioStatistic,
+    RegressionAdjustedStatistic,
+    SampleMeanStatistic,
+    compute_theta,
+)
 
 PINNED = {"gbstats": "0.8.0", "scipy": "1.17.1", "statsmodels": "0.15.0", "mpmath": "1.3.0"}
 
@@ -758,7 +764,30 @@ def ratio_arm(n, m_mean, m_sd, d_mean, d_sd, corr):
             "sum_of_products": (n - 1) * corr * m_sd * d_sd + s_m * s_d / n}
 
 
+def cuped_mean_arm(n, y_mean, y_sd, x_mean, x_sd, corr):
+    """A mean arm with a covariate X (same metric before exposure), corr(X, Y) = corr."""
+    _, s_y, ss_y = arm_from(n, y_mean, y_sd)
+    _, s_x, ss_x = arm_from(n, x_mean, x_sd)
+    return {"units": n, "sum": s_y, "sum_of_squares": ss_y,
+            "covariate": {"sum": s_x, "sum_of_squares": ss_x,
+                          "sum_of_products": (n - 1) * corr * x_sd * y_sd + s_x * s_y / n}}
+
+
+def cuped_conversion_arm(n, converted, converted_before, both):
+    return {"units": n, "conversions": converted,
+            "covariate": {"sum": converted_before, "sum_of_products": both}}
+
+
 def gb_statistic(metric, arm):
+    if "covariate" in arm:
+        post = gb_statistic(metric, {k: v for k, v in arm.items() if k != "covariate"})
+        cov = arm["covariate"]
+        if metric == "conversion":
+            pre = ProportionStatistic(n=arm["units"], sum=cov["sum"])
+        else:
+            pre = SampleMeanStatistic(n=arm["units"], sum=cov["sum"], sum_squares=cov["sum_of_squares"])
+        return RegressionAdjustedStatistic(n=arm["units"], post_statistic=post, pre_statistic=pre,
+                                           post_pre_sum_of_products=cov["sum_of_products"], theta=0)
     if metric == "conversion":
         return ProportionStatistic(n=arm["units"], sum=arm["conversions"])
     if metric == "mean":
@@ -835,6 +864,17 @@ def gb_cases():
         ("conversion", conv(10000, 1000), conv(10050, 1100)),
         ("conversion", conv(2000, 150), conv(2100, 140)),
         ("conversion", conv(500, 5), conv(500, 30)),  # a large effect: z about 4.5
+        # CUPED: gbstats' RegressionAdjustedStatistic, theta from both arms.
+        ("mean", cuped_mean_arm(4000, 24.5, 22.0, 23.0, 20.0, 0.7),
+         cuped_mean_arm(4100, 25.3, 22.5, 23.1, 20.5, 0.72)),
+        ("mean", cuped_mean_arm(300, 5.0, 2.0, 4.0, 3.0, -0.5),
+         cuped_mean_arm(320, 5.4, 2.2, 4.1, 2.9, -0.45)),
+        ("mean", cuped_mean_arm(1_000_000, 10.0, 8.0, 10.0, 8.0, 0.95),
+         cuped_mean_arm(1_000_000, 10.02, 8.0, 10.0, 8.0, 0.95)),
+        ("conversion", cuped_conversion_arm(10000, 1000, 900, 600),
+         cuped_conversion_arm(10050, 1100, 905, 640)),
+        ("conversion", cuped_conversion_arm(2000, 150, 20, 15),
+         cuped_conversion_arm(2100, 140, 25, 10)),
     ]
     priors = [None, {"mean": 0.0, "variance": 0.01}, {"mean": 0.05, "variance": 0.0025}]
     out = []
@@ -848,12 +888,28 @@ def gb_cases():
                 request["prior"] = prior
             a, b = gb_statistic(metric, c), gb_statistic(metric, t)
             # Conversions are tested by the pooled z-test (statsmodels, above),
-            # not gbstats' t-test: here only their Bayesian view is checked.
-            frequentist = {} if metric == "conversion" else gb_frequentist(metric, c, t, alpha, alternative)
+            # not gbstats' t-test: here only their Bayesian view is checked,
+            # unless CUPED adjusts them (then it is gbstats' t-test).
+            cuped = "covariate" in c
+            frequentist = {} if metric == "conversion" and not cuped \
+                else gb_frequentist(metric, c, t, alpha, alternative)
+            comparison = {**frequentist,
+                          "bayesian": gb_bayesian(metric, c, t, alpha, alternative, prior)}
+            if cuped:
+                theta = compute_theta(a, b)
+                adjusted = lambda s: RegressionAdjustedStatistic(
+                    n=s.n, post_statistic=s.post_statistic, pre_statistic=s.pre_statistic,
+                    post_pre_sum_of_products=s.post_pre_sum_of_products, theta=theta)
+                a_adj, b_adj = adjusted(a), adjusted(b)
+                before = a.post_statistic.variance / a.n + b.post_statistic.variance / b.n
+                after = a_adj.variance / a.n + b_adj.variance / b.n
+                comparison["cuped"] = {"theta": theta, "variance_reduction": 1 - after / before}
+                a, b = a.post_statistic, b.post_statistic  # the arms' summaries are unadjusted
+            else:
+                comparison["cuped"] = None
             expected = {"arms": [{"mean": a.mean, "variance": a.variance},
                                  {"mean": b.mean, "variance": b.variance}],
-                        "comparisons": [{**frequentist,
-                                         "bayesian": gb_bayesian(metric, c, t, alpha, alternative, prior)}]}
+                        "comparisons": [comparison]}
             out.append({"request": request, "expected": expected})
     # Degenerate inputs: gbstats' uninformative defaults are nulls here.
     flat = ratio_arm(100, 4.0, 0.0, 2.0, 0.0, 0.0)
@@ -864,15 +920,23 @@ def gb_cases():
         ("mean", mean(100, 0.0, 1.0), mean(100, 0.3, 1.0)),
         # No conversions in the treatment: zero variance, so no posterior.
         ("conversion", conv(1000, 10), conv(1000, 0)),
+        # A covariate without variance: theta 0, no adjustment (gbstats reverts to the metric).
+        ("mean", {**mean(500, 3.0, 1.0), "covariate": {"sum": 500.0, "sum_of_squares": 500.0,
+                                                       "sum_of_products": mean(500, 3.0, 1.0)["sum"]}},
+         {**mean(500, 3.2, 1.1), "covariate": {"sum": 500.0, "sum_of_squares": 500.0,
+                                               "sum_of_products": mean(500, 3.2, 1.1)["sum"]}}),
     ]
     for metric, c, t in degenerate:
         request = {"metric": metric, "arms": [{"name": "control", **c}, {"name": "treatment", **t}]}
         freq = gb_frequentist(metric, c, t, 0.05, "two_sided")
         bayes_ = gb_bayesian(metric, c, t, 0.05, "two_sided", None)
-        assert bayes_ is None
-        expected = {"comparisons": [{"bayesian": None}]}
+        assert (bayes_ is None) == ("covariate" not in c)
+        expected = {"comparisons": [{"bayesian": bayes_}]}
         if freq is None and metric == "ratio":
             expected["comparisons"][0].update({"statistic": None, "p_value": None, "df": None})
+        if "covariate" in c:
+            assert compute_theta(gb_statistic(metric, c), gb_statistic(metric, t)) == 0
+            expected["comparisons"][0].update({**freq, "cuped": {"theta": 0.0, "variance_reduction": 0.0}})
         out.append({"request": request, "expected": expected})
     return out
 

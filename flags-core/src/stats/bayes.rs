@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::dist::{ln_beta, normal_cdf, normal_isf, normal_pdf, normal_sf};
-use super::lift::{Moments, relative_lift_se};
+use super::lift::{Moments, relative_lift, relative_lift_se};
 use super::proportions::{ConversionStats, validate_pair};
 use super::{Alternative, InputError, Interval, finite, interval};
 
@@ -84,10 +84,11 @@ pub(crate) fn lift_posterior(
     alternative: Alternative,
     prior: Option<&NormalPrior>,
 ) -> Option<LiftPosterior> {
+    // gbstats gives its default when either control mean is 0.
     if control.mean == 0.0 || !(control.variance > 0.0 && treatment.variance > 0.0) {
         return None;
     }
-    let lift = (treatment.mean - control.mean) / control.mean;
+    let lift = relative_lift(control.mean, treatment.mean, control.unadjusted_mean)?;
     let data_variance = relative_lift_se(control, treatment)?.powi(2);
     let (mu, variance) = match prior {
         None => (lift, data_variance),

@@ -68,6 +68,21 @@ pub enum ArmProblem {
     /// The arm's statistics are too large to square without overflow.
     #[error("sum and sum_of_squares are too large to compute a variance in 64-bit floating point")]
     Overflow,
+    /// A count (of a conversion metric's covariate) outside `[0, units]`.
+    #[error("{name} ({value}) must lie between 0 and {units}")]
+    CountOutOfRange {
+        /// The field.
+        name: &'static str,
+        /// Its value.
+        value: f64,
+        /// The largest it may be.
+        units: i64,
+    },
+    /// Some arms have a CUPED covariate and this one has not.
+    #[error(
+        "other arms have a covariate (CUPED) and this one has none: give it on every arm or on none"
+    )]
+    MissingCovariate,
     /// A ratio arm's denominator sums to 0 while it has units.
     #[error("the denominator's sum is 0: the ratio does not exist")]
     ZeroDenominator,

@@ -35,6 +35,7 @@
 
 pub mod adjust;
 pub mod bayes;
+pub mod cuped;
 pub mod dist;
 mod error;
 pub mod guardrail;
@@ -51,6 +52,7 @@ use serde::{Deserialize, Serialize};
 
 pub use adjust::{Adjustment, AdjustmentRequest};
 pub use bayes::{LiftPosterior, NormalPrior};
+pub use cuped::{Covariate, CupedResult};
 pub use error::{ArmProblem, InputError};
 pub use means::MeanStats;
 pub use planning::{Plan, PlanningRequest, plan};

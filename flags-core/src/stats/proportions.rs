@@ -44,11 +44,7 @@ impl ConversionStats {
     /// Plug-in moments with `v = p (1 - p)`; `None` when there are no units.
     pub(crate) fn moments(&self) -> Option<Moments> {
         let p = self.rate()?;
-        Some(Moments {
-            units: self.units as f64,
-            mean: p,
-            variance: p * (1.0 - p),
-        })
+        Some(Moments::plain(self.units as f64, p, p * (1.0 - p)))
     }
 }
 

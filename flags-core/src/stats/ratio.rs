@@ -129,11 +129,11 @@ impl RatioStats {
 
     /// Plug-in moments; `None` unless there are at least two units.
     pub(crate) fn moments(&self) -> Option<Moments> {
-        Some(Moments {
-            units: self.units as f64,
-            mean: self.ratio()?,
-            variance: self.variance()?,
-        })
+        Some(Moments::plain(
+            self.units as f64,
+            self.ratio()?,
+            self.variance()?,
+        ))
     }
 }
 

@@ -3,8 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::bayes::{LiftPosterior, NormalPrior};
+use super::cuped::{self, Covariate, CupedArm, CupedResult};
 use super::error::check_alpha;
 use super::lift::Moments;
+use super::means::compare_moments;
 use super::ratio::RatioStats;
 use super::sequential::{
     PreviousLook, SequentialResult, SequentialSettings, check_previous, check_rejected_at,
@@ -82,6 +84,10 @@ pub struct ArmInput {
     /// Its sufficient statistics.
     #[serde(flatten)]
     pub stats: ArmStats,
+    /// Its CUPED covariate (conversion and mean metrics; on every arm or on
+    /// none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covariate: Option<Covariate>,
 }
 
 impl ArmInput {
@@ -90,6 +96,7 @@ impl ArmInput {
         ArmInput {
             name: name.to_owned(),
             stats: ArmStats::Conversion(ConversionStats { units, conversions }),
+            covariate: None,
         }
     }
 
@@ -102,6 +109,7 @@ impl ArmInput {
                 sum,
                 sum_of_squares,
             }),
+            covariate: None,
         }
     }
 
@@ -110,6 +118,15 @@ impl ArmInput {
         ArmInput {
             name: name.to_owned(),
             stats: ArmStats::Ratio(stats),
+            covariate: None,
+        }
+    }
+
+    /// The same arm with a CUPED covariate.
+    pub fn with_covariate(self, covariate: Covariate) -> Self {
+        ArmInput {
+            covariate: Some(covariate),
+            ..self
         }
     }
 
@@ -217,6 +234,9 @@ pub struct ArmComparison {
     /// risks and credible interval; `None` when the lift or a variance is
     /// undefined or 0.
     pub bayesian: Option<LiftPosterior>,
+    /// What CUPED did (`theta`, the variance reduction), when the arms have
+    /// covariates.
+    pub cuped: Option<CupedResult>,
 }
 
 /// The readout of one metric.
@@ -285,6 +305,33 @@ fn collect_arms(request: &AnalysisRequest) -> Result<Arms<'_>, InputError> {
         checked.map_err(|p| InputError::arm(i, &arm.name, p))?;
     }
     Ok(arms)
+}
+
+/// The arms' CUPED statistics when they have covariates (all or none of
+/// them; not for ratio metrics), validated.
+fn cuped_arms(request: &AnalysisRequest, arms: &Arms) -> Result<Option<Vec<CupedArm>>, InputError> {
+    if request.arms.iter().all(|arm| arm.covariate.is_none()) {
+        return Ok(None);
+    }
+    request
+        .arms
+        .iter()
+        .enumerate()
+        .map(|(i, arm)| {
+            let built = match (&arm.covariate, arms) {
+                (None, _) => Err(ArmProblem::MissingCovariate),
+                (Some(c), Arms::Conversion(s)) => {
+                    CupedArm::conversion(s[i].units, s[i].conversions, c)
+                }
+                (Some(c), Arms::Mean(s)) => CupedArm::mean(s[i], c),
+                (Some(_), Arms::Ratio(_)) => Err(ArmProblem::WrongKind(
+                    "CUPED (a covariate) is for conversion and mean metrics, not ratios",
+                )),
+            };
+            built.map_err(|p| InputError::arm(i, &arm.name, p))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 /// Each arm's state from the previous look (entry 0, control, unused),
@@ -377,9 +424,10 @@ pub fn analyze(request: &AnalysisRequest) -> Result<Analysis, InputError> {
         })
         .collect();
 
+    let cuped = cuped_arms(request, &arms)?;
     let mut comparisons = Vec::with_capacity(request.arms.len() - 1);
     for i in 1..request.arms.len() {
-        let (comparison, test, chance_to_beat_control) = match &arms {
+        let (mut comparison, mut test, chance_to_beat_control) = match &arms {
             Arms::Conversion(s) => (
                 proportions::compare(s[0], s[i], alpha, alternative)?,
                 TestKind::Z,
@@ -396,17 +444,25 @@ pub fn analyze(request: &AnalysisRequest) -> Result<Analysis, InputError> {
                 None,
             ),
         };
-        let bayesian = match (described[0].2, described[i].2) {
-            (Some(c), Some(t)) => {
-                bayes::lift_posterior(&c, &t, alpha, alternative, request.prior.as_ref())
-            }
-            _ => None,
-        };
+        let mut moments = described[0].2.zip(described[i].2);
+        // CUPED replaces the test by Welch's on the adjusted moments, as
+        // gbstats' t-tests on regression-adjusted statistics.
+        let cuped_result = cuped.as_ref().map(|arms| {
+            let adjusted = cuped::adjust(&arms[0], &arms[i]);
+            comparison = adjusted.means.map_or_else(Comparison::undefined, |(c, t)| {
+                compare_moments(c, t, adjusted.moments, alpha, alternative)
+            });
+            test = TestKind::WelchT;
+            moments = adjusted.moments;
+            adjusted.result
+        });
+        let bayesian = moments.and_then(|(c, t)| {
+            bayes::lift_posterior(&c, &t, alpha, alternative, request.prior.as_ref())
+        });
         // V = v_c/n_c + v_t/n_t; NaN (an undefined look) without both moments.
-        let variance = match (described[0].2, described[i].2) {
-            (Some(c), Some(t)) => c.variance / c.units + t.variance / t.units,
-            _ => f64::NAN,
-        };
+        let variance = moments.map_or(f64::NAN, |(c, t)| {
+            c.variance / c.units + t.variance / t.units
+        });
         let total_units = request.arms[0].units() as f64 + request.arms[i].units() as f64;
         let sequential = msprt(
             comparison.difference.unwrap_or(f64::NAN),
@@ -426,6 +482,7 @@ pub fn analyze(request: &AnalysisRequest) -> Result<Analysis, InputError> {
             sequential,
             chance_to_beat_control,
             bayesian,
+            cuped: cuped_result,
         });
     }
 
