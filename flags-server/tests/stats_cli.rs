@@ -273,3 +273,30 @@ fn ratio_metrics_get_a_readout_with_a_bayesian_view() {
         assert!(table.contains(column), "{column} missing from\n{table}");
     }
 }
+
+#[test]
+fn cuped_requests_report_theta_and_the_variance_reduction() {
+    let arm = |name: &str, conversions: i64| {
+        json!({"name": name, "units": 10000, "conversions": conversions,
+               "covariate": {"sum": 900, "sum_of_products": 600}})
+    };
+    let request =
+        json!({"metric": "conversion", "arms": [arm("control", 1000), arm("treatment", 1100)]});
+    let output = stats(&[], &request.to_string());
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let parsed: AnalysisRequest = serde_json::from_value(request.clone()).unwrap();
+    assert_eq!(
+        printed,
+        serde_json::to_value(stats::analyze(&parsed).unwrap()).unwrap()
+    );
+    assert_eq!(printed["comparisons"][0]["test"], "welch_t");
+    assert!(
+        printed["comparisons"][0]["cuped"]["variance_reduction"]
+            .as_f64()
+            .unwrap()
+            > 0.3
+    );
+    let table = text(&stats(&["--table"], &request.to_string()).stdout);
+    assert!(table.contains("CUPED treatment: theta"), "{table}");
+}

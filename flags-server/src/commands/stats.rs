@@ -184,6 +184,19 @@ fn analysis_table(analysis: &Analysis) -> String {
             s.direction.as_ref().map_or("-".to_string(), name),
         );
     }
+    for c in &analysis.comparisons {
+        if let Some(cuped) = &c.cuped {
+            let _ = writeln!(
+                out,
+                "CUPED {}: theta {}, variance of the difference reduced by {}",
+                c.arm,
+                number(Some(cuped.theta)),
+                cuped
+                    .variance_reduction
+                    .map_or("n/a".to_string(), |r| format!("{:.1}%", r * 100.0))
+            );
+        }
+    }
     if analysis.comparisons.iter().any(|c| c.bayesian.is_some()) {
         let _ = writeln!(out);
         let _ = writeln!(
