@@ -20,6 +20,9 @@ References are the scipy / statsmodels functions wherever one exists:
   Holm / Benjamini-Hochberg                  statsmodels multipletests("holm" / "fdr_bh")
   sample size / power (conversions)          statsmodels samplesize_proportions_2indep_onetail / power_proportions_2indep
   sample size / power / MDE (means)          statsmodels zt_ind_solve_power / NormalIndPower
+  ratio metrics (delta method)               gbstats RatioStatistic with TwoSidedTTest / OneSided*TTest
+  CUPED                                      gbstats RegressionAdjustedStatistic (theta: compute_theta)
+  Bayesian lift (chance, risks, interval)    gbstats EffectBayesianABTest (flat or normal prior)
   chance to beat control                     mpmath: Evan Miller's sum at 40-60 digits, checked against
                                              mpmath quadrature (small counts) and scipy.integrate.quad
                                              (large counts; scipy alone is only good to ~3e-8 there)
@@ -39,7 +42,27 @@ import os
 import sys
 import warnings
 
-import mpmath as mp
+PINNED = {"gbstats": "0.8.0", "scipy": "1.17.1", "statsmodels": "0.15.0", "mpmath": "1.3.0"}
+
+
+def check_versions():
+    """Refuses to run with other versions (or without them) than the pinned ones."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    wrong = {name: installed(name) for name in PINNED if installed(name) != PINNED[name]}
+    if wrong:
+        sys.exit(f"pinned versions {PINNED}, found {wrong}: see the usage at the top of this file")
+
+
+check_versions()
+
+import mpmath as mp  # noqa: E402 (after the version check, so that a missing package says how to get it)
 import numpy as np
 import scipy
 import statsmodels
@@ -70,16 +93,6 @@ from gbstats.models.statistics import (
     SampleMeanStatistic,
     compute_theta,
 )
-
-PINNED = {"gbstats": "0.8.0", "scipy": "1.17.1", "statsmodels": "0.15.0", "mpmath": "1.3.0"}
-
-
-def check_versions():
-    from importlib.metadata import version
-    wrong = {name: version(name) for name in PINNED if version(name) != PINNED[name]}
-    if wrong:
-        sys.exit(f"pinned versions {PINNED}, found {wrong}: see the usage at the top of this file")
-
 
 warnings.filterwarnings("ignore")
 mp.mp.dps = 60
@@ -957,7 +970,6 @@ def gb_errors():
 
 
 def main():
-    check_versions()
     fixtures = {
         "meta": {
             "generated_by": "tests/stats/generate_fixtures.py",

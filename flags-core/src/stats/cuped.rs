@@ -10,7 +10,7 @@
 //! `mean(X)` equal in expectation across arms, so the difference stays
 //! unbiased.
 //!
-//! What it is not: the test (Welch's, [`super::means::compare_moments`], on
+//! What it is not: the test (Welch's, `means::compare_moments`, on
 //! the adjusted moments, as gbstats' t-tests do), nor a place that reads the
 //! covariate from events.
 

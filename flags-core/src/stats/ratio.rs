@@ -3,7 +3,7 @@
 //! `RatioStatistic`.
 //!
 //! What it is not: the comparison itself, which is Welch's test on the
-//! ratios' moments ([`super::means::compare_moments`]), nor a ratio of means
+//! ratios' moments (`means::compare_moments`), nor a ratio of means
 //! taken per unit (each unit's own ratio): the numerator and denominator are
 //! summed over the units first, since the unit is what is randomized.
 

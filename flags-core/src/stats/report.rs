@@ -373,18 +373,24 @@ fn previous_looks(request: &AnalysisRequest) -> Result<Vec<PreviousLook>, InputE
 /// Runs the whole readout of one metric.
 ///
 /// For each treatment arm against control (arm 0): the frequentist comparison
-/// ([`proportions::compare`] or [`means::compare`]), the p-value adjusted
-/// across the treatment arms by the request's correction ([`adjust::adjust`]:
-/// Holm by default, or Benjamini-Hochberg, or none), the always-valid mSPRT
-/// p-value and interval ([`super::sequential::msprt`]) with
-/// `V = v_c/n_c + v_t/n_t`, and for conversions the chance to beat control
+/// ([`proportions::compare`], [`means::compare`] or [`ratio::compare`]; with
+/// covariates, Welch's test on the CUPED-adjusted moments of
+/// [`cuped`]), the p-value adjusted across the treatment arms by the
+/// request's correction ([`adjust::adjust`]: Holm by default, or
+/// Benjamini-Hochberg, or none), the always-valid mSPRT p-value, interval and
+/// decision ([`super::sequential::msprt`]) with `V = v_c/n_c + v_t/n_t`, the
+/// Bayesian lift ([`bayes`]'s effect test, with the request's prior), and for
+/// conversions the exact chance to beat control
 /// ([`bayes::chance_to_beat_control`]). Plus the SRM check of the units
-/// against the weights ([`super::srm::chi_square`]). Confidence intervals are
-/// unadjusted and `confidence_intervals_adjusted` says so.
+/// against the weights at the request's threshold
+/// ([`super::srm::chi_square`]). Confidence intervals are unadjusted and
+/// `confidence_intervals_adjusted` says so.
 ///
 /// Errors: fewer than two arms, an arm of the wrong kind or with impossible
-/// numbers (named by index and name), alpha outside (0, 1), bad weights, bad
-/// sequential settings or previous p-values.
+/// numbers (named by index and name, and by side for a ratio's or a
+/// covariate's), covariates on some arms only, alpha, the SRM threshold or
+/// the prior out of range, bad weights, bad sequential settings or previous
+/// looks.
 pub fn analyze(request: &AnalysisRequest) -> Result<Analysis, InputError> {
     check_alpha(request.alpha)?;
     if let Some(prior) = &request.prior {
