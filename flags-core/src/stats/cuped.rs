@@ -120,14 +120,19 @@ impl CupedArm {
                 return Err(side(ArmProblem::NotFinite(name)));
             }
             if !(0.0..=n).contains(&value) {
-                return Err(side(ArmProblem::CountOutOfRange { name, value, units }));
+                return Err(side(ArmProblem::CountOutOfRange {
+                    name,
+                    value,
+                    max: n,
+                }));
             }
         }
-        if covariate.sum_of_products > covariate.sum.min(conversions as f64) {
+        let both = covariate.sum.min(conversions as f64);
+        if covariate.sum_of_products > both {
             return Err(side(ArmProblem::CountOutOfRange {
                 name: "sum_of_products",
                 value: covariate.sum_of_products,
-                units: covariate.sum.min(conversions as f64) as i64,
+                max: both,
             }));
         }
         let proportion = |sum: f64| Side {

@@ -68,15 +68,16 @@ pub enum ArmProblem {
     /// The arm's statistics are too large to square without overflow.
     #[error("sum and sum_of_squares are too large to compute a variance in 64-bit floating point")]
     Overflow,
-    /// A count (of a conversion metric's covariate) outside `[0, units]`.
-    #[error("{name} ({value}) must lie between 0 and {units}")]
+    /// A count (of a conversion metric's covariate) outside `[0, max]`.
+    #[error("{name} ({value}) must lie between 0 and {max}")]
     CountOutOfRange {
         /// The field.
         name: &'static str,
         /// Its value.
         value: f64,
-        /// The largest it may be.
-        units: i64,
+        /// The largest it may be: the units, or for the units that converted
+        /// both before and after, the fewer of the two counts.
+        max: f64,
     },
     /// Some arms have a CUPED covariate and this one has not.
     #[error(

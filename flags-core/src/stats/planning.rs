@@ -493,24 +493,18 @@ pub fn plan(request: &PlanningRequest) -> Result<Plan, InputError> {
         _ => None,
     };
     let treatment = effect.map(|d| baseline.value() + d);
-    let (rate, mean) = match baseline {
-        Baseline::Rate(_) => (true, false),
-        Baseline::Mean { .. } => (false, true),
+    // (metric, [baseline, treatment] rates, [baseline, sd, treatment] of a mean)
+    let (metric, rates, mean) = match baseline {
+        Baseline::Rate(rate) => (MetricKind::Conversion, Some((rate, treatment)), None),
+        Baseline::Mean { mean, sd } => (MetricKind::Mean, None, Some((mean, sd, treatment))),
     };
     Ok(Plan {
-        metric: if rate {
-            MetricKind::Conversion
-        } else {
-            MetricKind::Mean
-        },
-        baseline_rate: rate.then(|| baseline.value()),
-        treatment_rate: treatment.filter(|_| rate),
-        baseline_mean: mean.then(|| baseline.value()),
-        sd: match baseline {
-            Baseline::Mean { sd, .. } => Some(sd),
-            Baseline::Rate(_) => None,
-        },
-        treatment_mean: treatment.filter(|_| mean),
+        metric,
+        baseline_rate: rates.map(|(rate, _)| rate),
+        treatment_rate: rates.and_then(|(_, treatment)| treatment),
+        baseline_mean: mean.map(|(mean, _, _)| mean),
+        sd: mean.map(|(_, sd, _)| sd),
+        treatment_mean: mean.and_then(|(_, _, treatment)| treatment),
         relative_mde: request.relative_mde,
         absolute_mde: effect,
         alpha: request.alpha,
