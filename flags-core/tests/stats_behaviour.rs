@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use flags_core::stats::{
     self, Alternative, AnalysisRequest, ArmInput, ArmProblem, ConversionStats, Correction,
-    InputError, MeanStats, PlanningRequest, adjust, bayes, means, planning, proportions,
+    InputError, Interval, MeanStats, PlanningRequest, PreviousLook, adjust, bayes, means, planning,
+    proportions,
     sequential::{self, SequentialSettings},
     srm,
 };
@@ -15,17 +16,19 @@ fn conv(units: i64, conversions: i64) -> ConversionStats {
 }
 
 fn request(arms: Vec<ArmInput>) -> AnalysisRequest {
-    AnalysisRequest {
-        metric: match arms[0].stats {
-            stats::ArmStats::Conversion(_) => stats::MetricKind::Conversion,
-            stats::ArmStats::Mean(_) => stats::MetricKind::Mean,
-        },
-        arms,
-        weights: None,
-        alpha: 0.05,
-        alternative: Alternative::TwoSided,
-        correction: Correction::Holm,
-        sequential: SequentialSettings::default(),
+    let metric = match arms[0].stats {
+        stats::ArmStats::Conversion(_) => stats::AnalysisMetric::Conversion,
+        stats::ArmStats::Mean(_) => stats::AnalysisMetric::Mean,
+        stats::ArmStats::Ratio(_) => stats::AnalysisMetric::Ratio,
+    };
+    AnalysisRequest::new(metric, arms)
+}
+
+/// A first look (no rejection yet) with this running-minimum p-value.
+fn previous(p_value: Option<f64>) -> PreviousLook {
+    PreviousLook {
+        p_value,
+        rejected_at: None,
     }
 }
 
@@ -52,14 +55,31 @@ fn identical_arms_give_z_zero_and_p_one() {
 }
 
 #[test]
-fn zero_standard_error_is_undefined_not_zero_or_one() {
+fn zero_standard_error_leaves_the_test_undefined_and_the_interval_a_point() {
+    let point = |x: f64| Interval {
+        lower: Some(x),
+        upper: Some(x),
+    };
     for (c, t) in [(conv(50, 0), conv(60, 0)), (conv(50, 50), conv(60, 60))] {
         let r = proportions::compare(&c, &t, 0.05, Alternative::TwoSided).unwrap();
         assert_eq!(r.statistic, None);
         assert_eq!(r.p_value, None);
-        assert_eq!(r.difference_ci, None);
+        assert_eq!(r.difference_ci, Some(point(0.0)), "statsmodels says [0, 0]");
         assert_eq!(r.difference, Some(0.0));
     }
+    // No treatment conversions: the lift is -1 with no variance at all.
+    let r =
+        proportions::compare(&conv(1000, 10), &conv(1000, 0), 0.05, Alternative::TwoSided).unwrap();
+    assert_eq!(r.relative_lift_ci, Some(point(-1.0)));
+    let r =
+        proportions::compare(&conv(1000, 10), &conv(1000, 0), 0.05, Alternative::Greater).unwrap();
+    assert_eq!(
+        r.relative_lift_ci,
+        Some(Interval {
+            lower: Some(-1.0),
+            upper: None
+        })
+    );
     let flat = MeanStats {
         units: 5,
         sum: 10.0,
@@ -308,28 +328,29 @@ fn holm_and_bh_skip_undefined_p_values() {
 
 #[test]
 fn srm_flags_a_skewed_split_against_uneven_weights() {
-    let ok = srm::chi_square(&[3300, 3300, 3400], &[33.0, 33.0, 34.0]).unwrap();
+    let ok = srm::chi_square(&[3300, 3300, 3400], &[33.0, 33.0, 34.0], srm::SRM_THRESHOLD).unwrap();
     assert_eq!(ok.statistic, Some(0.0));
     assert!(!ok.mismatch);
-    let skewed = srm::chi_square(&[3300, 3600, 3400], &[33.0, 33.0, 34.0]).unwrap();
+    let skewed =
+        srm::chi_square(&[3300, 3600, 3400], &[33.0, 33.0, 34.0], srm::SRM_THRESHOLD).unwrap();
     assert_eq!(skewed.df, 2);
     assert!(skewed.mismatch && skewed.p_value.unwrap() < 0.001);
-    assert!(srm::chi_square(&[10, 10], &[1.0, -1.0]).is_err());
-    assert!(srm::chi_square(&[10, 10], &[0.0, 0.0]).is_err());
-    assert!(srm::chi_square(&[10, 10], &[1.0]).is_err());
+    assert!(srm::chi_square(&[10, 10], &[1.0, -1.0], srm::SRM_THRESHOLD).is_err());
+    assert!(srm::chi_square(&[10, 10], &[0.0, 0.0], srm::SRM_THRESHOLD).is_err());
+    assert!(srm::chi_square(&[10, 10], &[1.0], srm::SRM_THRESHOLD).is_err());
 }
 
 #[test]
 fn srm_with_a_zero_weight_arm_weighs_the_others_and_flags_any_unit_in_it() {
     // No unit in the zero-weight arm: the other two are compared on 1 df.
-    let quiet = srm::chi_square(&[0, 5000, 5400], &[0.0, 50.0, 50.0]).unwrap();
+    let quiet = srm::chi_square(&[0, 5000, 5400], &[0.0, 50.0, 50.0], srm::SRM_THRESHOLD).unwrap();
     assert_eq!(quiet.df, 1);
     assert_eq!(quiet.expected_units, [0.0, 5200.0, 5200.0]);
     // (5000 - 5200)^2 / 5200 * 2, as scipy.stats.chisquare([5000, 5400]).
     assert!((quiet.statistic.unwrap() - 15.384_615_384_615_385).abs() < 1e-9);
     assert!(quiet.mismatch && quiet.reason.is_none());
     // One unit in it: an infinite statistic, reported as a mismatch, not NaN.
-    let leaked = srm::chi_square(&[1, 5000, 5000], &[0.0, 50.0, 50.0]).unwrap();
+    let leaked = srm::chi_square(&[1, 5000, 5000], &[0.0, 50.0, 50.0], srm::SRM_THRESHOLD).unwrap();
     assert_eq!(leaked.statistic, None);
     assert_eq!(leaked.p_value, Some(0.0));
     assert!(leaked.mismatch);
@@ -339,7 +360,9 @@ fn srm_with_a_zero_weight_arm_weighs_the_others_and_flags_any_unit_in_it() {
             .unwrap()
             .contains("1 units in arms of weight 0")
     );
-    let json = serde_json::to_string(&srm::chi_square(&[1, 9], &[0.0, 1.0]).unwrap()).unwrap();
+    let json =
+        serde_json::to_string(&srm::chi_square(&[1, 9], &[0.0, 1.0], srm::SRM_THRESHOLD).unwrap())
+            .unwrap();
     assert!(
         !json.contains("NaN") && json.contains("\"mismatch\":true"),
         "{json}"
@@ -353,11 +376,16 @@ fn srm_with_a_zero_weight_arm_weighs_the_others_and_flags_any_unit_in_it() {
 fn srm_tells_tiny_weights_from_zero_and_sums_huge_counts_without_overflow() {
     let units = [0, i64::MAX, 0, i64::MAX, 0];
     let weights = [0.0, f64::MIN_POSITIVE, 0.0, f64::MIN_POSITIVE, f64::MAX];
-    let result = srm::chi_square(&units, &weights).unwrap();
+    let result = srm::chi_square(&units, &weights, srm::SRM_THRESHOLD).unwrap();
     assert_eq!(result.reason, None, "no unit is in an arm of weight 0");
     assert_eq!(result.df, 2);
     assert!(result.mismatch);
-    let zero_weight_units = srm::chi_square(&[i64::MAX, i64::MAX, 1], &[0.0, 0.0, 1.0]).unwrap();
+    let zero_weight_units = srm::chi_square(
+        &[i64::MAX, i64::MAX, 1],
+        &[0.0, 0.0, 1.0],
+        srm::SRM_THRESHOLD,
+    )
+    .unwrap();
     assert!(
         zero_weight_units
             .reason
@@ -369,22 +397,69 @@ fn srm_tells_tiny_weights_from_zero_and_sums_huge_counts_without_overflow() {
 #[test]
 fn sequential_p_value_is_a_running_minimum() {
     let settings = SequentialSettings::default();
-    let first = sequential::msprt(0.02, 1e-4, 4000.0, 0.05, &settings, None).unwrap();
+    let first = sequential::msprt(
+        0.02,
+        1e-4,
+        4000.0,
+        0.05,
+        Alternative::TwoSided,
+        &settings,
+        previous(None),
+    )
+    .unwrap();
     let p = first.p_value.unwrap();
     assert!(p > 0.0 && p < 1.0);
-    let later = sequential::msprt(0.0, 1e-4, 4000.0, 0.05, &settings, Some(p)).unwrap();
+    let later = sequential::msprt(
+        0.0,
+        1e-4,
+        4000.0,
+        0.05,
+        Alternative::TwoSided,
+        &settings,
+        previous(Some(p)),
+    )
+    .unwrap();
     assert_eq!(
         later.p_value,
         Some(p),
         "a look with no effect must not raise the p-value"
     );
-    let undefined = sequential::msprt(0.0, 0.0, 4000.0, 0.05, &settings, Some(0.3)).unwrap();
+    let undefined = sequential::msprt(
+        0.0,
+        0.0,
+        4000.0,
+        0.05,
+        Alternative::TwoSided,
+        &settings,
+        previous(Some(0.3)),
+    )
+    .unwrap();
     assert_eq!((undefined.p_value, undefined.ci), (Some(0.3), None));
     // Huge evidence: L overflows in linear space but not in logs.
-    let huge = sequential::msprt(0.5, 1e-12, 2e8, 0.05, &settings, None).unwrap();
+    let huge = sequential::msprt(
+        0.5,
+        1e-12,
+        2e8,
+        0.05,
+        Alternative::TwoSided,
+        &settings,
+        previous(None),
+    )
+    .unwrap();
     assert_eq!(huge.p_value, Some(0.0));
     assert!(huge.ci.is_some());
-    assert!(sequential::msprt(0.0, 1.0, 10.0, 0.05, &settings, Some(2.0)).is_err());
+    assert!(
+        sequential::msprt(
+            0.0,
+            1.0,
+            10.0,
+            0.05,
+            Alternative::TwoSided,
+            &settings,
+            previous(Some(2.0))
+        )
+        .is_err()
+    );
 }
 
 #[test]
@@ -448,6 +523,83 @@ fn planning_matches_the_textbook_example_and_validates() {
     assert!(out.achieved_power.unwrap().power.unwrap() > 0.9);
 }
 
+fn plan_error(json: &str) -> String {
+    let request: PlanningRequest = serde_json::from_str(json).unwrap();
+    stats::plan(&request).unwrap_err().to_string()
+}
+
+#[test]
+fn plans_say_what_is_missing_or_impossible() {
+    for (json, message) in [
+        (
+            r#"{"baseline_rate": 0.1, "baseline_mean": 3, "sd": 1, "relative_mde": 0.1}"#,
+            "baseline_rate: give either baseline_rate (a conversion metric) or baseline_mean and sd",
+        ),
+        (
+            r#"{"baseline_mean": 3, "relative_mde": 0.1}"#,
+            "sd: a mean metric needs its standard deviation per unit",
+        ),
+        (
+            r#"{"baseline_mean": 0, "sd": 1, "relative_mde": 0.1}"#,
+            "baseline_mean: must be finite and not 0",
+        ),
+        (
+            r#"{"baseline_mean": 3, "sd": 0, "relative_mde": 0.1}"#,
+            "sd: must be positive and finite, got 0",
+        ),
+        (
+            r#"{"baseline_rate": 0.1}"#,
+            "relative_mde: give relative_mde (to size the experiment) or units_per_arm",
+        ),
+        (
+            r#"{"baseline_rate": 0.1, "relative_mde": 0.1, "weights": [1, 0]}"#,
+            "weights: two positive weights [control, treatment] are needed, got [1.0, 0.0]",
+        ),
+        (
+            r#"{"baseline_rate": 0.1, "relative_mde": 0.1, "weights": [1, 1, 1]}"#,
+            "weights: two positive weights",
+        ),
+        (
+            r#"{"baseline_rate": 0.1, "relative_mde": 0.1, "power": 1}"#,
+            "power: must be strictly between 0 and 1, got 1",
+        ),
+        (
+            r#"{"baseline_rate": 0.1, "units_per_arm": -5}"#,
+            "units_per_arm: must not be negative, got -5",
+        ),
+    ] {
+        let error = plan_error(json);
+        assert!(error.starts_with(message), "{json}: {error}");
+    }
+}
+
+#[test]
+fn plans_report_unrounded_sizes_and_split_them_by_the_weights() {
+    let request: PlanningRequest = serde_json::from_str(
+        r#"{"baseline_mean": 25, "sd": 22, "relative_mde": 0.03, "weights": [3, 1]}"#,
+    )
+    .unwrap();
+    let plan = stats::plan(&request).unwrap();
+    let size = plan.sample_size.unwrap();
+    assert!((size.control_unrounded / size.treatment_unrounded - 3.0).abs() < 1e-12);
+    assert_eq!(size.control, size.control_unrounded.ceil() as u64);
+    assert_eq!(size.treatment, size.treatment_unrounded.ceil() as u64);
+    assert_eq!(plan.units_per_arm, Some(size.control));
+    // The power at the rounded size reaches the target.
+    let at_size = PlanningRequest {
+        units_per_arm: Some(size.control as i64),
+        ..request.clone()
+    };
+    let power = stats::plan(&at_size).unwrap().achieved_power.unwrap().power;
+    assert!(power.unwrap() >= 0.8, "{power:?}");
+    // A conversion whose effect cannot be reached: no detectable effect.
+    let hopeless: PlanningRequest =
+        serde_json::from_str(r#"{"baseline_rate": 0.5, "units_per_arm": 1, "power": 0.99}"#)
+            .unwrap();
+    let effect = stats::plan(&hopeless).unwrap().detectable_effect.unwrap();
+    assert_eq!((effect.absolute, effect.relative), (None, None));
+}
+
 #[test]
 fn requests_and_results_are_plain_json() {
     let json = r#"{
@@ -500,4 +652,105 @@ fn requests_and_results_are_plain_json() {
         {"name": "a", "units": 3, "conversions": 1, "sum": 2},
         {"name": "b", "units": 3, "conversions": 2}]}"#;
     assert!(serde_json::from_str::<AnalysisRequest>(mixed).is_err());
+}
+
+#[test]
+fn ratio_requests_name_wrong_kinds_and_bad_priors() {
+    let ratio = r#"{"name": "r", "units": 10, "numerator": {"sum": 20, "sum_of_squares": 50},
+        "denominator": {"sum": 10, "sum_of_squares": 12}, "sum_of_products": 22}"#;
+    let mean = r#"{"name": "m", "units": 10, "sum": 20, "sum_of_squares": 50}"#;
+    let analyze = |metric: &str, arms: [&str; 2], extra: &str| {
+        let json = format!(
+            r#"{{"metric": "{metric}", "arms": [{}, {}]{extra}}}"#,
+            arms[0], arms[1]
+        );
+        let request: AnalysisRequest = serde_json::from_str(&json).unwrap();
+        stats::analyze(&request).map_err(|e| e.to_string())
+    };
+    let error = analyze("ratio", [ratio, mean], "").unwrap_err();
+    assert_eq!(
+        error,
+        "arm 1 (\"m\"): a ratio metric needs `units`, `numerator`, `denominator` and `sum_of_products`"
+    );
+    let error = analyze("mean", [mean, ratio], "").unwrap_err();
+    assert!(
+        error.starts_with("arm 1 (\"r\"): a mean metric needs"),
+        "{error}"
+    );
+    let error = analyze(
+        "ratio",
+        [ratio, ratio],
+        r#", "prior": {"mean": 0, "variance": 0}"#,
+    )
+    .unwrap_err();
+    assert_eq!(error, "prior.variance: must be positive and finite, got 0");
+    let analysis = analyze(
+        "ratio",
+        [ratio, ratio],
+        r#", "prior": {"mean": 0.1, "variance": 0.01}"#,
+    )
+    .unwrap();
+    let posterior = analysis.comparisons[0].bayesian.clone().unwrap();
+    // Identical arms: the data say 0, the prior pulls the lift towards 0.1.
+    assert!(posterior.lift_mean > 0.0 && posterior.lift_mean < 0.1);
+}
+
+#[test]
+fn cuped_covariates_are_on_every_arm_and_possible() {
+    let analyze = |arms: &str| {
+        let json = format!(r#"{{"metric": "conversion", "arms": {arms}}}"#);
+        let request: AnalysisRequest = serde_json::from_str(&json).unwrap();
+        stats::analyze(&request).map_err(|e| e.to_string())
+    };
+    let covariate = r#""covariate": {"sum": 90, "sum_of_products": 60}"#;
+    let ok = analyze(&format!(
+        r#"[{{"name": "a", "units": 1000, "conversions": 100, {covariate}}},
+            {{"name": "b", "units": 1000, "conversions": 110, {covariate}}}]"#
+    ))
+    .unwrap();
+    let cuped = ok.comparisons[0].cuped.clone().unwrap();
+    assert!(cuped.theta > 0.0 && cuped.variance_reduction.unwrap() > 0.0);
+    assert_eq!(ok.comparisons[0].test, stats::TestKind::WelchT);
+
+    let missing = analyze(&format!(
+        r#"[{{"name": "a", "units": 1000, "conversions": 100, {covariate}}},
+            {{"name": "b", "units": 1000, "conversions": 110}}]"#
+    ))
+    .unwrap_err();
+    assert!(
+        missing.starts_with("arm 1 (\"b\"): other arms have a covariate (CUPED)"),
+        "{missing}"
+    );
+    let too_many = analyze(
+        r#"[{"name": "a", "units": 100, "conversions": 10, "covariate": {"sum": 90, "sum_of_products": 60}},
+            {"name": "b", "units": 100, "conversions": 10, "covariate": {"sum": 9, "sum_of_products": 1}}]"#,
+    )
+    .unwrap_err();
+    assert_eq!(
+        too_many,
+        "arm 0 (\"a\"): covariate: sum_of_products (60) must lie between 0 and 10"
+    );
+    let squares = analyze(
+        r#"[{"name": "a", "units": 100, "conversions": 10, "covariate": {"sum": 9, "sum_of_squares": 9, "sum_of_products": 1}},
+            {"name": "b", "units": 100, "conversions": 10, "covariate": {"sum": 9, "sum_of_products": 1}}]"#,
+    )
+    .unwrap_err();
+    assert!(
+        squares.starts_with("arm 0 (\"a\"): covariate: a conversion metric's covariate is 0 or 1"),
+        "{squares}"
+    );
+    let ratio = r#""numerator": {"sum": 20, "sum_of_squares": 50}, "denominator": {"sum": 10, "sum_of_squares": 12}, "sum_of_products": 22"#;
+    let json = format!(
+        r#"{{"metric": "ratio", "arms": [{{"name": "r", "units": 10, {ratio}, {covariate}}}, {{"name": "s", "units": 10, {ratio}, {covariate}}}]}}"#
+    );
+    let request: AnalysisRequest = serde_json::from_str(&json).unwrap();
+    let error = stats::analyze(&request).unwrap_err().to_string();
+    assert!(
+        error.ends_with("CUPED (a covariate) is for conversion and mean metrics, not ratios"),
+        "{error}"
+    );
+    let typo = serde_json::from_str::<AnalysisRequest>(
+        r#"{"metric": "mean", "arms": [{"name": "a", "units": 3, "sum": 1, "sum_of_squares": 1, "covariate": {"sum": 1, "sum_of_product": 1}}]}"#,
+    );
+    assert!(typo.is_err(), "an unknown covariate field is refused");
 }

@@ -6,8 +6,8 @@
 //! 1e-9 (for tiny values); integers, booleans, strings and nulls exactly.
 
 use flags_core::stats::{
-    self, Alternative, AnalysisRequest, ConversionStats, Correction, MeanStats, adjust, bayes,
-    dist, means, planning, proportions, srm,
+    self, AdjustmentRequest, Alternative, AnalysisRequest, ConversionStats, MeanStats,
+    PlanningRequest, SrmRequest, adjust, bayes, dist, means, planning, proportions, srm,
 };
 use serde_json::Value;
 
@@ -230,11 +230,10 @@ fn srm_matches_scipy_chisquare() {
     let fx = fixtures();
     let mut c = Checker::new();
     for (i, case) in cases(&fx, "srm").iter().enumerate() {
-        let units: Vec<i64> = serde_json::from_value(case["units"].clone()).unwrap();
-        let weights: Vec<f64> = serde_json::from_value(case["weights"].clone()).unwrap();
-        let result = srm::chi_square(&units, &weights).expect("valid input");
+        let request: SrmRequest = serde_json::from_value(case["request"].clone()).unwrap();
+        let result = srm::check(&request).expect("valid input");
         c.value(
-            &format!("srm[{i}] {units:?}"),
+            &format!("srm[{i}] {:?}", request.units),
             &serde_json::to_value(&result).unwrap(),
             &case["expected"],
         );
@@ -247,11 +246,10 @@ fn adjustments_match_multipletests() {
     let fx = fixtures();
     let mut c = Checker::new();
     for (i, case) in cases(&fx, "adjust").iter().enumerate() {
-        let p: Vec<Option<f64>> = serde_json::from_value(case["p_values"].clone()).unwrap();
-        let correction: Correction = serde_json::from_value(case["correction"].clone()).unwrap();
-        let result = adjust::adjust(&p, correction).expect("valid p-values");
+        let request: AdjustmentRequest = serde_json::from_value(case["request"].clone()).unwrap();
+        let result = adjust::adjust_family(&request).expect("valid p-values");
         c.value(
-            &format!("adjust[{i}] {correction:?}"),
+            &format!("adjust[{i}] {:?}", request.correction),
             &serde_json::to_value(&result).unwrap(),
             &case["expected"],
         );
@@ -311,6 +309,22 @@ fn planning_matches_statsmodels_power() {
 }
 
 #[test]
+fn plans_match_statsmodels_for_both_metrics_splits_and_sides() {
+    let fx = fixtures();
+    let mut c = Checker::new();
+    for (i, case) in cases(&fx, "plans").iter().enumerate() {
+        let request: PlanningRequest = serde_json::from_value(case["request"].clone()).unwrap();
+        let plan = stats::plan(&request).expect("valid request");
+        c.value(
+            &format!("plans[{i}] {}", case["request"]),
+            &serde_json::to_value(&plan).unwrap(),
+            &case["expected"],
+        );
+    }
+    c.finish("plans");
+}
+
+#[test]
 fn chance_to_beat_control_matches_high_precision_integration() {
     let fx = fixtures();
     let mut c = Checker::new();
@@ -341,4 +355,34 @@ fn analyze_matches_references_for_a_b_n() {
         );
     }
     c.finish("analyze");
+}
+
+#[test]
+fn ratios_means_and_bayesian_lifts_match_gbstats() {
+    let fx = fixtures();
+    let mut c = Checker::new();
+    for (i, case) in cases(&fx, "gbstats").iter().enumerate() {
+        let request: AnalysisRequest = serde_json::from_value(case["request"].clone()).unwrap();
+        let analysis = stats::analyze(&request).expect("valid request");
+        c.value(
+            &format!(
+                "gbstats[{i}] {:?} {:?}",
+                request.metric, request.alternative
+            ),
+            &serde_json::to_value(&analysis).unwrap(),
+            &case["expected"],
+        );
+    }
+    c.finish("gbstats");
+}
+
+#[test]
+fn impossible_ratio_arms_are_errors_that_say_why() {
+    let fx = fixtures();
+    for case in cases(&fx, "gbstats_errors") {
+        let request: AnalysisRequest = serde_json::from_value(case["request"].clone()).unwrap();
+        let error = stats::analyze(&request).unwrap_err().to_string();
+        let expected = case["error"].as_str().unwrap();
+        assert!(error.starts_with(expected), "{error}\nexpected {expected}");
+    }
 }

@@ -4,8 +4,10 @@
 //! are ordered.
 
 use flags_core::stats::{
-    self, Alternative, AnalysisRequest, ArmInput, Comparison, ConversionStats, Correction,
-    Interval, MeanStats, MetricKind, adjust, bayes, dist, means, planning, proportions,
+    self, AdjustmentRequest, Alternative, AnalysisMetric, AnalysisRequest, ArmInput, ArmStats,
+    Comparison, ConversionStats, Correction, Covariate, Interval, MeanStats, NormalPrior,
+    PlanningRequest, PreviousLook, RatioStats, SideSums, adjust, bayes, dist, means, planning,
+    proportions, ratio,
     sequential::{self, SequentialSettings},
     srm,
 };
@@ -59,6 +61,48 @@ fn mean_arm() -> impl Strategy<Value = MeanStats> {
                 sum_of_squares: (n as f64 - 1.0).max(0.0) * sd * sd + sum * mean,
             }
         }),
+    ]
+}
+
+/// Ratio arms: arbitrary, and plausible ones built from per-unit moments.
+fn ratio_arm() -> impl Strategy<Value = RatioStats> {
+    prop_oneof![
+        (mean_arm(), mean_arm(), any_f64()).prop_map(|(m, d, products)| RatioStats {
+            units: m.units,
+            numerator: SideSums {
+                sum: m.sum,
+                sum_of_squares: m.sum_of_squares
+            },
+            denominator: SideSums {
+                sum: d.sum,
+                sum_of_squares: d.sum_of_squares
+            },
+            sum_of_products: products,
+        }),
+        (
+            2..1_000_000i64,
+            0.0..1e3f64,
+            0.0..1e2f64,
+            0.1..1e2f64,
+            0.0..1e2f64,
+            -1.0..1.0f64
+        )
+            .prop_map(|(n, m_mean, m_sd, d_mean, d_sd, corr)| {
+                let nf = n as f64;
+                let (s_m, s_d) = (nf * m_mean, nf * d_mean);
+                RatioStats {
+                    units: n,
+                    numerator: SideSums {
+                        sum: s_m,
+                        sum_of_squares: (nf - 1.0) * m_sd * m_sd + s_m * m_mean,
+                    },
+                    denominator: SideSums {
+                        sum: s_d,
+                        sum_of_squares: (nf - 1.0) * d_sd * d_sd + s_d * d_mean,
+                    },
+                    sum_of_products: (nf - 1.0) * corr * m_sd * d_sd + s_m * s_d / nf,
+                }
+            }),
     ]
 }
 
@@ -133,39 +177,61 @@ proptest! {
     }
 
     #[test]
+    fn ratio_comparisons_are_total(c in ratio_arm(), t in ratio_arm(), a in alpha(), alt in alternative()) {
+        if let Ok(r) = ratio::compare(&c, &t, a, alt) {
+            sane(&r)?;
+        }
+    }
+
+    #[test]
     fn analyze_is_total(
         conv_arms in prop::collection::vec(conversion(), 0..6),
         mean_arms in prop::collection::vec(mean_arm(), 0..6),
-        use_means in any::<bool>(),
+        ratio_arms in prop::collection::vec(ratio_arm(), 0..6),
+        kind in 0..3u8,
+        prior in prop::option::of((any_f64(), any_f64())),
         weights in prop::option::of(prop::collection::vec(any_f64(), 0..6)),
         a in alpha(),
         alt in alternative(),
         planned in any_f64(),
         tau in prop::option::of(any_f64()),
         previous in prop::option::of(prop::collection::vec(prop::option::of(any_f64()), 0..6)),
+        look in any::<u64>(),
+        rejected in prop::option::of(prop::collection::vec(prop::option::of(any::<u64>()), 0..6)),
+        threshold in alpha(),
     ) {
-        let arms: Vec<ArmInput> = if use_means {
-            mean_arms.iter().enumerate().map(|(i, m)| ArmInput::mean(&format!("m{i}"), m.units, m.sum, m.sum_of_squares)).collect()
-        } else {
-            conv_arms.iter().enumerate().map(|(i, c)| ArmInput::conversion(&format!("c{i}"), c.units, c.conversions)).collect()
+        let (metric, arms): (AnalysisMetric, Vec<ArmInput>) = match kind {
+            0 => (AnalysisMetric::Mean, mean_arms.iter().enumerate().map(|(i, m)| ArmInput::mean(&format!("m{i}"), m.units, m.sum, m.sum_of_squares)).collect()),
+            1 => (AnalysisMetric::Ratio, ratio_arms.iter().enumerate().map(|(i, r)| ArmInput::ratio(&format!("r{i}"), *r)).collect()),
+            _ => (AnalysisMetric::Conversion, conv_arms.iter().enumerate().map(|(i, c)| ArmInput::conversion(&format!("c{i}"), c.units, c.conversions)).collect()),
         };
         let request = AnalysisRequest {
-            metric: if use_means { MetricKind::Mean } else { MetricKind::Conversion },
-            arms,
             weights,
             alpha: a,
             alternative: alt,
-            correction: Correction::Holm,
-            sequential: SequentialSettings { planned_total_units: planned, tau_squared: tau, previous_p_values: previous },
+            sequential: SequentialSettings { planned_total_units: planned, tau_squared: tau, previous_p_values: previous, look, previous_rejected_at: rejected },
+            srm_threshold: threshold,
+            prior: prior.map(|(mean, variance)| NormalPrior { mean, variance }),
+            ..AnalysisRequest::new(metric, arms)
         };
         if let Ok(analysis) = stats::analyze(&request) {
             for c in &analysis.comparisons {
                 sane(&c.comparison)?;
                 probability(c.adjusted_p_value)?;
                 probability(c.sequential.p_value)?;
+                finite(c.sequential.ln_likelihood_ratio)?;
+                prop_assert_eq!(c.sequential.significant, c.sequential.p_value.is_some_and(|p| p <= a));
+                prop_assert!(c.sequential.rejected_at.is_none_or(|at| at <= look));
                 ordered(c.sequential.ci)?;
                 finite(c.sequential.tau_squared)?;
                 probability(c.chance_to_beat_control)?;
+                if let Some(b) = &c.bayesian {
+                    probability(Some(b.chance_to_beat_control))?;
+                    prop_assert!(b.lift_mean.is_finite() && b.lift_sd > 0.0 && b.lift_sd.is_finite());
+                    prop_assert!(b.risk_control >= 0.0 && b.risk_control.is_finite());
+                    prop_assert!(b.risk_treatment >= 0.0 && b.risk_treatment.is_finite());
+                    ordered(b.credible_interval)?;
+                }
             }
             probability(analysis.srm.p_value)?;
             finite(analysis.srm.statistic)?;
@@ -180,12 +246,68 @@ proptest! {
     }
 
     #[test]
+    fn cuped_analysis_is_total(
+        conv_arms in prop::collection::vec(conversion(), 0..5),
+        mean_arms in prop::collection::vec(mean_arm(), 0..5),
+        use_means in any::<bool>(),
+        mirror in any::<bool>(),
+        covariates in prop::option::of(prop::collection::vec(
+            (any_f64(), prop::option::of(any_f64()), any_f64()), 0..5)),
+        a in alpha(),
+        alt in alternative(),
+    ) {
+        let (metric, arms): (AnalysisMetric, Vec<ArmInput>) = if use_means {
+            (AnalysisMetric::Mean, mean_arms.iter().enumerate().map(|(i, m)| ArmInput::mean(&format!("m{i}"), m.units, m.sum, m.sum_of_squares)).collect())
+        } else {
+            (AnalysisMetric::Conversion, conv_arms.iter().enumerate().map(|(i, c)| ArmInput::conversion(&format!("c{i}"), c.units, c.conversions)).collect())
+        };
+        // Covariates on some, all or none of the arms: arbitrary ones, or
+        // each arm's own metric (a perfectly correlated covariate).
+        let arms = match covariates {
+            None if mirror => arms.into_iter().map(|arm| {
+                let covariate = match arm.stats {
+                    ArmStats::Conversion(c) => Covariate { sum: c.conversions as f64, sum_of_squares: None, sum_of_products: c.conversions as f64 },
+                    ArmStats::Mean(m) => Covariate { sum: m.sum, sum_of_squares: Some(m.sum_of_squares), sum_of_products: m.sum_of_squares },
+                    ArmStats::Ratio(_) => return arm,
+                };
+                arm.with_covariate(covariate)
+            }).collect(),
+            None => arms,
+            Some(covariates) => arms.into_iter().enumerate().map(|(i, arm)| match covariates.get(i) {
+                Some(&(sum, sum_of_squares, sum_of_products)) => arm.with_covariate(Covariate { sum, sum_of_squares, sum_of_products }),
+                None => arm,
+            }).collect(),
+        };
+        let request = AnalysisRequest { alpha: a, alternative: alt, ..AnalysisRequest::new(metric, arms) };
+        if let Ok(analysis) = stats::analyze(&request) {
+            for c in &analysis.comparisons {
+                sane(&c.comparison)?;
+                probability(c.sequential.p_value)?;
+                let adjusted = request.arms.iter().any(|arm| arm.covariate.is_some());
+                prop_assert_eq!(c.cuped.is_some(), adjusted);
+                if let Some(cuped) = &c.cuped {
+                    prop_assert!(cuped.theta.is_finite());
+                    finite(cuped.variance_reduction)?;
+                }
+                if let Some(b) = &c.bayesian {
+                    probability(Some(b.chance_to_beat_control))?;
+                    ordered(b.credible_interval)?;
+                }
+            }
+        }
+    }
+
+    #[test]
     fn srm_and_adjustments_are_total(
         units in prop::collection::vec(any_count(), 0..7),
         weights in prop::collection::vec(any_f64(), 0..7),
         p in prop::collection::vec(prop::option::of(any_f64()), 0..7),
+        threshold in alpha(),
+        a in alpha(),
     ) {
-        if let Ok(r) = srm::chi_square(&units, &weights) {
+        if let Ok(r) = srm::chi_square(&units, &weights, threshold) {
+            prop_assert!(threshold > 0.0 && threshold < 1.0);
+            prop_assert_eq!(r.mismatch, r.p_value.is_some_and(|p| p < threshold) || r.reason.is_some());
             probability(r.p_value)?;
             finite(r.statistic)?;
             for e in r.expected_units {
@@ -193,6 +315,12 @@ proptest! {
             }
         }
         for correction in [Correction::Holm, Correction::BenjaminiHochberg, Correction::None] {
+            let request = AdjustmentRequest { p_values: p.clone(), correction, alpha: a };
+            if let Ok(family) = adjust::adjust_family(&request) {
+                for (adjusted, rejected) in family.adjusted_p_values.iter().zip(&family.rejected) {
+                    prop_assert_eq!(*rejected, adjusted.map(|p| p <= a));
+                }
+            }
             if let Ok(adjusted) = adjust::adjust(&p, correction) {
                 for (raw, adj) in p.iter().zip(&adjusted) {
                     probability(*adj)?;
@@ -209,11 +337,14 @@ proptest! {
     fn sequential_and_planning_are_total(
         d in any_f64(), v in any_f64(), n in any_f64(), a in alpha(),
         planned in any_f64(), tau in prop::option::of(any_f64()), prev in prop::option::of(any_f64()),
+        alt in alternative(), look in any::<u64>(), rejected_at in prop::option::of(any::<u64>()),
         base in any_f64(), mde in any_f64(), power in any_f64(), units in any::<u64>(),
     ) {
-        let settings = SequentialSettings { planned_total_units: planned, tau_squared: tau, previous_p_values: None };
-        if let Ok(r) = sequential::msprt(d, v, n, a, &settings, prev) {
+        let settings = SequentialSettings { planned_total_units: planned, tau_squared: tau, look, ..SequentialSettings::default() };
+        let previous = PreviousLook { p_value: prev, rejected_at };
+        if let Ok(r) = sequential::msprt(d, v, n, a, alt, &settings, previous) {
             probability(r.p_value)?;
+            finite(r.ln_likelihood_ratio)?;
             ordered(r.ci)?;
             finite(r.tau_squared)?;
         }
@@ -222,6 +353,33 @@ proptest! {
         }
         if let Ok(p) = planning::power_at(base, mde, units, a) {
             probability(p)?;
+        }
+    }
+
+    #[test]
+    fn plans_are_total(
+        rate in prop::option::of(any_f64()), mean in prop::option::of(any_f64()),
+        sd in prop::option::of(any_f64()), mde in prop::option::of(any_f64()),
+        a in alpha(), power in any_f64(), alt in alternative(),
+        weights in prop::option::of(prop::collection::vec(any_f64(), 0..4)),
+        units in prop::option::of(any_count()),
+    ) {
+        let request = PlanningRequest {
+            baseline_rate: rate, baseline_mean: mean, sd, relative_mde: mde, alpha: a, power,
+            alternative: alt, weights, units_per_arm: units,
+        };
+        if let Ok(plan) = stats::plan(&request) {
+            if let Some(size) = &plan.sample_size {
+                prop_assert!(size.control_unrounded.is_finite() && size.treatment_unrounded.is_finite());
+                prop_assert!(size.control as f64 >= size.control_unrounded);
+            }
+            if let Some(achieved) = &plan.achieved_power {
+                probability(achieved.power)?;
+            }
+            if let Some(effect) = &plan.detectable_effect {
+                finite(effect.absolute)?;
+                finite(effect.relative)?;
+            }
         }
     }
 

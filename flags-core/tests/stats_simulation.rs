@@ -1,9 +1,14 @@
-//! A/A simulation: peeking at a naive z-test after every batch inflates the
-//! false-positive rate far above alpha; the always-valid mSPRT p-value keeps it
-//! below alpha. Seeded and deterministic; no random-number dependency.
+//! A/A simulations: peeking at a naive z-test after every batch inflates the
+//! false-positive rate far above alpha, and the always-valid mSPRT p-value
+//! keeps it below alpha; CUPED keeps it at alpha while a covariate of
+//! correlation rho shrinks the variance of the difference by `1 - rho^2`.
+//! Seeded and deterministic; no random-number dependency.
 
-use flags_core::stats::sequential::{SequentialSettings, msprt};
-use flags_core::stats::{Alternative, ConversionStats, proportions};
+use flags_core::stats::sequential::{PreviousLook, SequentialSettings, msprt};
+use flags_core::stats::{
+    Alternative, AnalysisRequest, ArmInput, ConversionStats, Covariate, MetricKind, analyze,
+    proportions,
+};
 
 #[path = "../../tests/support/splitmix64.rs"]
 mod splitmix64;
@@ -68,8 +73,12 @@ fn msprt_controls_false_positives_under_peeking_where_naive_z_tests_do_not() {
                 variance,
                 n_c + n_t,
                 ALPHA,
+                Alternative::TwoSided,
                 &settings,
-                running_p,
+                PreviousLook {
+                    p_value: running_p,
+                    rejected_at: None,
+                },
             )
             .unwrap();
             running_p = seq.p_value;
@@ -82,4 +91,90 @@ fn msprt_controls_false_positives_under_peeking_where_naive_z_tests_do_not() {
     eprintln!("A/A, {LOOKS} looks: naive z-test FPR {naive}, mSPRT FPR {sequential}");
     assert!(sequential < ALPHA, "mSPRT false-positive rate {sequential}");
     assert!(naive > 2.0 * ALPHA, "naive false-positive rate {naive}");
+}
+
+/// One arm of an A/A test with a covariate: `units` draws of a metric `Y`
+/// (mean 10, sd 3) whose pre-exposure value `X` (mean 9, sd 2.5) correlates
+/// with it by `rho`.
+fn correlated_arm(rng: &mut SplitMix64, name: &str, units: i64, rho: f64) -> ArmInput {
+    let (mut y_sum, mut y_squares, mut x_sum, mut x_squares, mut products) =
+        (0.0, 0.0, 0.0, 0.0, 0.0);
+    for _ in 0..units {
+        let (a, b) = (rng.normal(), rng.normal());
+        let x = 9.0 + 2.5 * a;
+        let y = 10.0 + 3.0 * (rho * a + (1.0 - rho * rho).sqrt() * b);
+        (y_sum, y_squares, x_sum, x_squares, products) = (
+            y_sum + y,
+            y_squares + y * y,
+            x_sum + x,
+            x_squares + x * x,
+            products + x * y,
+        );
+    }
+    ArmInput::mean(name, units, y_sum, y_squares).with_covariate(Covariate {
+        sum: x_sum,
+        sum_of_squares: Some(x_squares),
+        sum_of_products: products,
+    })
+}
+
+#[test]
+fn cuped_keeps_false_positives_at_alpha_and_shrinks_the_variance_by_one_minus_rho_squared() {
+    const EXPERIMENTS: usize = 2000;
+    const UNITS: i64 = 400; // per arm
+    const RHO: f64 = 0.7;
+    const ALPHA: f64 = 0.05;
+    let mut rng = SplitMix64(0xC0FF_EE00_5EED_0001);
+    let (mut adjusted_rejections, mut plain_rejections) = (0, 0);
+    let (mut adjusted_differences, mut plain_differences) = (Vec::new(), Vec::new());
+    let mut reported_reduction = 0.0;
+    for _ in 0..EXPERIMENTS {
+        let arms = vec![
+            correlated_arm(&mut rng, "control", UNITS, RHO),
+            correlated_arm(&mut rng, "treatment", UNITS, RHO),
+        ];
+        let plain_arms = arms
+            .iter()
+            .map(|arm| ArmInput {
+                covariate: None,
+                ..arm.clone()
+            })
+            .collect();
+        let adjusted = analyze(&AnalysisRequest::new(MetricKind::Mean, arms)).unwrap();
+        let plain = analyze(&AnalysisRequest::new(MetricKind::Mean, plain_arms)).unwrap();
+        let (a, p) = (&adjusted.comparisons[0], &plain.comparisons[0]);
+        adjusted_rejections += usize::from(a.comparison.p_value.unwrap() < ALPHA);
+        plain_rejections += usize::from(p.comparison.p_value.unwrap() < ALPHA);
+        adjusted_differences.push(a.comparison.difference.unwrap());
+        plain_differences.push(p.comparison.difference.unwrap());
+        reported_reduction += a.cuped.as_ref().unwrap().variance_reduction.unwrap();
+    }
+    let variance = |xs: &[f64]| {
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (xs.len() - 1) as f64
+    };
+    let adjusted_fpr = adjusted_rejections as f64 / EXPERIMENTS as f64;
+    let plain_fpr = plain_rejections as f64 / EXPERIMENTS as f64;
+    let observed_ratio = variance(&adjusted_differences) / variance(&plain_differences);
+    let reported_reduction = reported_reduction / EXPERIMENTS as f64;
+    eprintln!(
+        "A/A, {EXPERIMENTS} experiments of {UNITS} units per arm, rho {RHO}: \
+         false-positive rate with CUPED {adjusted_fpr}, without {plain_fpr}; \
+         variance of the difference with/without CUPED {observed_ratio:.4} \
+         (expected 1 - rho^2 = {:.4}); mean reported variance reduction {reported_reduction:.4}",
+        1.0 - RHO * RHO
+    );
+    // Three binomial standard deviations (0.015) around alpha.
+    let tolerance = 3.0 * (ALPHA * (1.0 - ALPHA) / EXPERIMENTS as f64).sqrt();
+    assert!((adjusted_fpr - ALPHA).abs() < tolerance, "{adjusted_fpr}");
+    // The ratio of two variance estimates from 2000 draws each is within
+    // about 10% of the truth.
+    assert!(
+        (observed_ratio - (1.0 - RHO * RHO)).abs() < 0.05,
+        "{observed_ratio}"
+    );
+    assert!(
+        (reported_reduction - RHO * RHO).abs() < 0.01,
+        "{reported_reduction}"
+    );
 }

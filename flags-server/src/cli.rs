@@ -140,7 +140,8 @@ pub struct ServeArgs {
 /// `flags stats`.
 #[derive(Debug, Args)]
 pub struct StatsArgs {
-    /// A JSON analysis or planning request (docs/statistics.md); standard input when absent or `-`.
+    /// A JSON analysis, planning, sample-ratio or p-value adjustment request
+    /// (docs/statistics.md); standard input when absent or `-`.
     pub file: Option<PathBuf>,
     /// Print a table instead of JSON.
     #[arg(long)]

@@ -180,13 +180,8 @@ async fn seeded_experiment(units: Units) {
             })
             .collect();
         let expected = analyze(&AnalysisRequest {
-            metric: kind,
-            arms: inputs,
             weights: Some(vec![34.0, 33.0, 33.0]),
-            alpha: 0.05,
-            alternative: Default::default(),
-            correction: Default::default(),
-            sequential: Default::default(),
+            ..AnalysisRequest::new(kind, inputs)
         })
         .unwrap();
         assert_json_close(

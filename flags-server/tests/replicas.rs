@@ -125,13 +125,8 @@ async fn two_replicas_count_every_event_once_and_read_out_the_statistics_of_all_
                 })
                 .collect();
             let expected = analyze(&AnalysisRequest {
-                metric: kind,
-                arms: inputs,
                 weights: Some(vec![50.0, 50.0]),
-                alpha: 0.05,
-                alternative: Default::default(),
-                correction: Default::default(),
-                sequential: Default::default(),
+                ..AnalysisRequest::new(kind, inputs)
             })
             .unwrap();
             assert_json_close(

@@ -3,7 +3,63 @@
 //! Undefined p-values (`None`) are left out of the family: `m` counts only the
 //! defined ones, and their adjusted value stays `None`.
 
+use serde::{Deserialize, Serialize};
+
+use super::error::check_alpha;
 use super::{Correction, InputError};
+
+fn default_alpha() -> f64 {
+    0.05
+}
+
+/// A standalone adjustment of a family of p-values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustmentRequest {
+    /// The family, each in [0, 1] or `null` (undefined, left out).
+    pub p_values: Vec<Option<f64>>,
+    /// The correction; default Holm.
+    #[serde(default)]
+    pub correction: Correction,
+    /// The level at which an adjusted p-value is a rejection; default 0.05.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+}
+
+/// The adjusted family, in the request's order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Adjustment {
+    /// Correction applied.
+    pub correction: Correction,
+    /// Level used for `rejected`.
+    pub alpha: f64,
+    /// The p-values as given.
+    pub p_values: Vec<Option<f64>>,
+    /// The adjusted p-values (`null` where the p-value was).
+    pub adjusted_p_values: Vec<Option<f64>>,
+    /// Whether each hypothesis is rejected: adjusted p-value `<= alpha`, as
+    /// statsmodels `multipletests` decides (`null` where the p-value was).
+    pub rejected: Vec<Option<bool>>,
+}
+
+/// Runs an [`AdjustmentRequest`]: [`adjust`] and the decision at `alpha`.
+///
+/// Errors when alpha is outside (0, 1) or a p-value is outside [0, 1].
+pub fn adjust_family(request: &AdjustmentRequest) -> Result<Adjustment, InputError> {
+    check_alpha(request.alpha)?;
+    let adjusted = adjust(&request.p_values, request.correction)?;
+    let rejected = adjusted
+        .iter()
+        .map(|p| p.map(|p| p <= request.alpha))
+        .collect();
+    Ok(Adjustment {
+        correction: request.correction,
+        alpha: request.alpha,
+        p_values: request.p_values.clone(),
+        adjusted_p_values: adjusted,
+        rejected,
+    })
+}
 
 /// Adjusts `p_values` by `correction`, returning them in the input order.
 ///

@@ -1,8 +1,118 @@
-//! Bayesian chance to beat control for conversion metrics, computed exactly.
+//! The Bayesian view of a comparison: the exact chance to beat control for
+//! conversions (Beta posteriors), and for every metric gbstats 0.8.0's
+//! effect test on the relative lift (a normal likelihood with a flat or
+//! normal prior): chance to beat control, expected loss of each choice and a
+//! credible interval.
+//!
+//! What it is not: a decision rule (no threshold on the chance or the risk
+//! is applied here), nor Monte Carlo: every number is in closed form.
 
-use super::InputError;
-use super::dist::{ln_beta, normal_sf};
+use serde::{Deserialize, Serialize};
+
+use super::dist::{ln_beta, normal_cdf, normal_isf, normal_pdf, normal_sf};
+use super::lift::{Moments, relative_lift, relative_lift_se};
 use super::proportions::{ConversionStats, validate_pair};
+use super::{Alternative, InputError, Interval, finite, interval};
+
+/// A normal prior on the relative lift, `N(mean, variance)`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NormalPrior {
+    /// Prior mean of the relative lift (0: no effect expected).
+    pub mean: f64,
+    /// Prior variance of the relative lift (positive; 0.01 is a 10% sd).
+    pub variance: f64,
+}
+
+impl NormalPrior {
+    /// Checks the prior: a finite mean and a positive finite variance.
+    pub(crate) fn check(&self) -> Result<(), InputError> {
+        if !self.mean.is_finite() {
+            return Err(InputError::setting(
+                "prior.mean",
+                format!("must be finite, got {}", self.mean),
+            ));
+        }
+        if !(self.variance.is_finite() && self.variance > 0.0) {
+            return Err(InputError::setting(
+                "prior.variance",
+                format!("must be positive and finite, got {}", self.variance),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The posterior of the relative lift and what it says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiftPosterior {
+    /// Posterior mean of the relative lift.
+    pub lift_mean: f64,
+    /// Posterior standard deviation of the relative lift.
+    pub lift_sd: f64,
+    /// Credible interval of the relative lift at level `1 - alpha` (one-sided
+    /// for a one-sided alternative).
+    pub credible_interval: Option<Interval>,
+    /// `P(lift > 0)`.
+    pub chance_to_beat_control: f64,
+    /// Expected loss of keeping control, `E[max(lift, 0)]`, in relative terms.
+    pub risk_control: f64,
+    /// Expected loss of choosing the treatment, `E[max(-lift, 0)]`.
+    pub risk_treatment: f64,
+}
+
+/// gbstats' `EffectBayesianABTest` on the relative lift (its default
+/// difference type), for arms with plug-in moments `control`, `treatment`:
+///
+/// * likelihood: the lift `(mean_t - mean_c) / mean_c` with the
+///   delta-method variance `V = v_t/(mean_c^2 n_t) + v_c mean_t^2/(mean_c^4 n_c)`;
+/// * posterior `N(mu, s^2)`: with the flat (improper) prior `mu` is the lift
+///   and `s^2 = V`; with a normal prior `N(mu0, s0^2)`,
+///   `1/s^2 = 1/V + 1/s0^2` and `mu = s^2 (lift/V + mu0/s0^2)`;
+/// * chance to beat control `P(lift > 0) = Phi(mu/s)`;
+/// * risks `E[max(lift, 0)] = mu Phi(mu/s) + s phi(mu/s)` (keeping control)
+///   and `E[max(-lift, 0)] = -mu Phi(-mu/s) + s phi(mu/s)` (the treatment),
+///   gbstats' truncated-normal means times their probabilities;
+/// * credible interval `mu -/+ z s` with the normal quantile.
+///
+/// `None` where gbstats gives its uninformative default: a control mean of
+/// 0 (no relative lift) or an arm without variance.
+pub(crate) fn lift_posterior(
+    control: &Moments,
+    treatment: &Moments,
+    alpha: f64,
+    alternative: Alternative,
+    prior: Option<&NormalPrior>,
+) -> Option<LiftPosterior> {
+    // gbstats gives its default when either control mean is 0.
+    if control.mean == 0.0 || !(control.variance > 0.0 && treatment.variance > 0.0) {
+        return None;
+    }
+    let lift = relative_lift(control.mean, treatment.mean, control.unadjusted_mean)?;
+    let data_variance = relative_lift_se(control, treatment)?.powi(2);
+    let (mu, variance) = match prior {
+        None => (lift, data_variance),
+        Some(prior) => {
+            let precision = 1.0 / data_variance + 1.0 / prior.variance;
+            let mu = (lift / data_variance + prior.mean / prior.variance) / precision;
+            (mu, 1.0 / precision)
+        }
+    };
+    let s = variance.sqrt();
+    if !(s > 0.0 && s.is_finite() && mu.is_finite()) {
+        return None;
+    }
+    let z = mu / s;
+    let density = s * normal_pdf(z);
+    Some(LiftPosterior {
+        lift_mean: mu,
+        lift_sd: s,
+        credible_interval: interval(mu, s, alpha, alternative, normal_isf),
+        chance_to_beat_control: normal_sf(-z),
+        risk_control: finite(mu * normal_cdf(z) + density)?.max(0.0),
+        risk_treatment: finite(-mu * normal_sf(z) + density)?.max(0.0),
+    })
+}
 
 /// Chance to beat control `P(p_t > p_c)` with uniform priors, so posteriors
 /// `Beta(1 + x, 1 + n - x)` for each arm.

@@ -68,6 +68,44 @@ pub enum ArmProblem {
     /// The arm's statistics are too large to square without overflow.
     #[error("sum and sum_of_squares are too large to compute a variance in 64-bit floating point")]
     Overflow,
+    /// A count (of a conversion metric's covariate) outside `[0, max]`.
+    #[error("{name} ({value}) must lie between 0 and {max}")]
+    CountOutOfRange {
+        /// The field.
+        name: &'static str,
+        /// Its value.
+        value: f64,
+        /// The largest it may be: the units, or for the units that converted
+        /// both before and after, the fewer of the two counts.
+        max: f64,
+    },
+    /// Some arms have a CUPED covariate and this one has not.
+    #[error(
+        "other arms have a covariate (CUPED) and this one has none: give it on every arm or on none"
+    )]
+    MissingCovariate,
+    /// A ratio arm's denominator sums to 0 while it has units.
+    #[error("the denominator's sum is 0: the ratio does not exist")]
+    ZeroDenominator,
+    /// A ratio arm's covariance exceeds what its variances allow.
+    #[error(
+        "sum_of_products gives a covariance of {covariance}, beyond the bound {bound} that the two sides' variances allow"
+    )]
+    ImpossibleCovariance {
+        /// The sample covariance of numerator and denominator.
+        covariance: f64,
+        /// `sqrt(v_m v_d)`, its largest possible size.
+        bound: f64,
+    },
+    /// A problem with one side of a ratio arm (numerator or denominator),
+    /// or with an arm's CUPED covariate.
+    #[error("{side}: {problem}")]
+    Side {
+        /// `numerator`, `denominator` or `covariate`.
+        side: &'static str,
+        /// What is wrong with it.
+        problem: Box<ArmProblem>,
+    },
     /// The arm's kind does not match the request's metric.
     #[error("{0}")]
     WrongKind(&'static str),

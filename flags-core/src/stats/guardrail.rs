@@ -138,6 +138,7 @@ fn moments(stats: &ArmStats, index: usize, name: &str) -> Result<Option<Moments>
     let checked = match stats {
         ArmStats::Conversion(s) => s.validate().map(|()| s.moments()),
         ArmStats::Mean(s) => s.validate().map(|()| s.moments()),
+        ArmStats::Ratio(s) => s.validate().map(|()| s.moments()),
     };
     checked.map_err(|problem: ArmProblem| InputError::arm(index, name, problem))
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::dist::{t_isf, t_sf};
 use super::error::{ArmProblem, InputError, check_alpha};
-use super::lift::{Moments, relative_lift_se};
+use super::lift::{Moments, relative_lift, relative_lift_se};
 use super::{Alternative, Comparison, finite, interval, p_value};
 
 /// How far below `sum^2 / units` a sum of squares may fall, relative to the
@@ -81,11 +81,11 @@ impl MeanStats {
 
     /// Plug-in moments; `None` unless there are at least two units.
     pub(crate) fn moments(&self) -> Option<Moments> {
-        Some(Moments {
-            units: self.units as f64,
-            mean: self.mean()?,
-            variance: self.variance()?,
-        })
+        Some(Moments::plain(
+            self.units as f64,
+            self.mean()?,
+            self.variance()?,
+        ))
     }
 }
 
@@ -134,18 +134,35 @@ pub fn compare(
     let (Some(mean_c), Some(mean_t)) = (control.mean(), treatment.mean()) else {
         return Ok(Comparison::undefined());
     };
+    let moments = control.moments().zip(treatment.moments());
+    Ok(compare_moments(mean_c, mean_t, moments, alpha, alternative))
+}
+
+/// Welch's comparison (see [`compare`]) of two arms with means `mean_c` and
+/// `mean_t` and, when both have at least two units, their plug-in moments
+/// `(control, treatment)`: shared by mean, ratio and CUPED-adjusted metrics.
+/// The relative lift is `(mean_t - mean_c) / u_c` and its interval uses the
+/// unadjusted means `u` (they are the means unless CUPED adjusted them).
+pub(crate) fn compare_moments(
+    mean_c: f64,
+    mean_t: f64,
+    moments: Option<(Moments, Moments)>,
+    alpha: f64,
+    alternative: Alternative,
+) -> Comparison {
     let difference = mean_t - mean_c;
-    let relative_lift = (mean_c != 0.0).then(|| mean_t / mean_c - 1.0);
+    let base = moments.map_or(mean_c, |(c, _)| c.unadjusted_mean);
+    let relative_lift = relative_lift(mean_c, mean_t, base);
     let mut result = Comparison {
         difference: finite(difference),
         relative_lift: relative_lift.and_then(finite),
         ..Comparison::undefined()
     };
-    let (Some(c), Some(t)) = (control.moments(), treatment.moments()) else {
-        return Ok(result);
+    let Some((c, t)) = moments else {
+        return result;
     };
     let Some(df) = welch_df(&c, &t) else {
-        return Ok(result);
+        return result;
     };
     let se = (c.variance / c.units + t.variance / t.units).sqrt();
     let statistic = difference / se;
@@ -165,5 +182,5 @@ pub fn compare(
             t_quantile,
         )
     });
-    Ok(result)
+    result
 }

@@ -4,24 +4,26 @@
 //! command hand it the counts of an experiment (arm 0 is control) and get back,
 //! per treatment arm, the difference and relative lift with confidence
 //! intervals, a p-value (two-proportion z-test for conversion metrics, Welch's
-//! t-test for mean metrics), a Holm- or Benjamini-Hochberg-adjusted p-value,
-//! an always-valid (mSPRT) p-value and interval for peeking, and for conversions
-//! the Bayesian chance to beat control; plus a sample-ratio-mismatch check of
-//! the traffic split. [`guardrail::relative_harm`] is the one-sided,
-//! always-valid test that rolls a release back when it does harm. [`analyze`] does the whole readout from one
-//! [`AnalysisRequest`]; [`plan`] sizes an experiment. Both types are serde
-//! types whose JSON is documented in `docs/statistics.md`.
+//! t-test for mean and ratio metrics), a Holm- or Benjamini-Hochberg-adjusted
+//! p-value, an always-valid (mSPRT) p-value, interval and decision for
+//! peeking, the Bayesian view of the lift (chance to beat control, risks,
+//! credible interval; for conversions also the exact Beta chance); plus a
+//! sample-ratio-mismatch check of the traffic split.
+//! [`guardrail::relative_harm`] is the one-sided, always-valid test that rolls
+//! a release back when it does harm. [`analyze`] does the whole readout from
+//! one [`AnalysisRequest`]; [`plan`] sizes an experiment; [`srm::check`] and
+//! [`adjust::adjust_family`] run on their own. All are serde types whose JSON
+//! is documented in `docs/statistics.md`.
 //!
-//! The numbers match scipy and statsmodels (relative error below 1e-6; in
-//! practice 1e-9 or better, and about 2e-8 for the chance to beat control at
-//! 1e8 units per arm) from 1 to 1e8 units per arm; the fixtures in
-//! `tests/stats/fixtures.json` are generated from them.
+//! The numbers match scipy, statsmodels and GrowthBook's gbstats 0.8.0
+//! (relative error below 1e-6; in practice 1e-9 or better, and about 2e-8 for
+//! the chance to beat control at 1e8 units per arm) from 1 to 1e8 units per
+//! arm; the fixtures in `tests/stats/fixtures.json` are generated from them.
 //!
 //! What it is not: it does not collect events, compute sufficient statistics
-//! from raw rows, decide winners or stop experiments, do variance reduction
-//! (CUPED), ratio metrics, or multi-metric corrections across metrics. The
-//! confidence intervals are never adjusted for multiple comparisons (only the
-//! p-values are), and the output says so.
+//! from raw rows, decide winners or stop experiments, or correct across
+//! metrics. The confidence intervals are never adjusted for multiple
+//! comparisons (only the p-values are), and the output says so.
 //!
 //! Conventions everywhere: differences are treatment minus control, relative
 //! lift is `mean_t / mean_c - 1`, tests are two-sided unless
@@ -33,6 +35,7 @@
 
 pub mod adjust;
 pub mod bayes;
+pub mod cuped;
 pub mod dist;
 mod error;
 pub mod guardrail;
@@ -40,22 +43,27 @@ mod lift;
 pub mod means;
 pub mod planning;
 pub mod proportions;
+pub mod ratio;
 mod report;
 pub mod sequential;
 pub mod srm;
 
 use serde::{Deserialize, Serialize};
 
+pub use adjust::{Adjustment, AdjustmentRequest};
+pub use bayes::{LiftPosterior, NormalPrior};
+pub use cuped::{Covariate, CupedResult};
 pub use error::{ArmProblem, InputError};
 pub use means::MeanStats;
 pub use planning::{Plan, PlanningRequest, plan};
 pub use proportions::ConversionStats;
+pub use ratio::{RatioStats, SideSums};
 pub use report::{
-    Analysis, AnalysisRequest, ArmComparison, ArmInput, ArmStats, ArmSummary, MetricKind, TestKind,
-    analyze,
+    Analysis, AnalysisMetric, AnalysisRequest, ArmComparison, ArmInput, ArmStats, ArmSummary,
+    MetricKind, TestKind, analyze,
 };
-pub use sequential::{OneSidedResult, SequentialResult, SequentialSettings};
-pub use srm::SrmResult;
+pub use sequential::{OneSidedResult, PreviousLook, SequentialResult, SequentialSettings};
+pub use srm::{SrmRequest, SrmResult};
 
 /// Direction of the alternative hypothesis, for the treatment minus control difference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -69,6 +77,30 @@ pub enum Alternative {
     Greater,
     /// Treatment is less than control (p = cdf(z)); interval `(-inf, upper]`.
     Less,
+}
+
+/// Which way a significant result moved the metric: the sign of the
+/// treatment minus control estimate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Treatment above control.
+    Increase,
+    /// Treatment below control.
+    Decrease,
+}
+
+impl Direction {
+    /// The direction of a non-zero finite estimate; `None` for 0 or NaN.
+    pub(crate) fn of(estimate: f64) -> Option<Direction> {
+        if estimate > 0.0 {
+            Some(Direction::Increase)
+        } else if estimate < 0.0 {
+            Some(Direction::Decrease)
+        } else {
+            None
+        }
+    }
 }
 
 /// Multiple-comparison correction of the treatment-versus-control p-values.
@@ -133,6 +165,33 @@ impl Comparison {
     }
 }
 
+/// The `x` in `[low, high]` where the increasing `f` reaches `target`, by
+/// bisection until the bracket no longer shrinks in double precision: the
+/// smallest `x` found with `f(x) >= target` (`high` when `f` never gets
+/// there, `low` when it starts there).
+pub(crate) fn root_of_increasing(
+    f: impl Fn(f64) -> f64,
+    target: f64,
+    mut low: f64,
+    mut high: f64,
+) -> f64 {
+    if f(low) >= target {
+        return low;
+    }
+    loop {
+        let middle = 0.5 * (low + high);
+        // Also ends a bracket with a NaN or infinite end.
+        if !(middle > low && middle < high) {
+            return high;
+        }
+        if f(middle) < target {
+            low = middle;
+        } else {
+            high = middle;
+        }
+    }
+}
+
 /// `Some(x)` if `x` is finite, else `None`: the last guard before output.
 pub(crate) fn finite(x: f64) -> Option<f64> {
     x.is_finite().then_some(x)
@@ -140,7 +199,10 @@ pub(crate) fn finite(x: f64) -> Option<f64> {
 
 /// Confidence interval `estimate -/+ q * se` for the alternative, where `isf`
 /// is the upper quantile function of the reference distribution (so
-/// `isf(alpha / 2)` two-sided, `isf(alpha)` one-sided). `None` unless `se > 0`.
+/// `isf(alpha / 2)` two-sided, `isf(alpha)` one-sided). A standard error of
+/// exactly 0 is a defined, degenerate interval `[estimate, estimate]` (as
+/// statsmodels gives for no conversions in either arm); `None` when `se` is
+/// negative, NaN or infinite.
 pub(crate) fn interval(
     estimate: f64,
     se: f64,
@@ -148,7 +210,7 @@ pub(crate) fn interval(
     alternative: Alternative,
     isf: impl Fn(f64) -> f64,
 ) -> Option<Interval> {
-    if !(se > 0.0 && se.is_finite() && estimate.is_finite()) {
+    if !(se >= 0.0 && se.is_finite() && estimate.is_finite()) {
         return None;
     }
     let (lower, upper) = match alternative {

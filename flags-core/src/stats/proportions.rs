@@ -44,11 +44,7 @@ impl ConversionStats {
     /// Plug-in moments with `v = p (1 - p)`; `None` when there are no units.
     pub(crate) fn moments(&self) -> Option<Moments> {
         let p = self.rate()?;
-        Some(Moments {
-            units: self.units as f64,
-            mean: p,
-            variance: p * (1.0 - p),
-        })
+        Some(Moments::plain(self.units as f64, p, p * (1.0 - p)))
     }
 }
 
@@ -80,9 +76,12 @@ pub(crate) fn validate_pair(
 ///   `Var = v_t/(p_c^2 n_t) + v_c p_t^2/(p_c^4 n_c)`, `v = p (1 - p)`, normal quantile.
 ///
 /// One-sided alternatives give one-sided intervals at level `1 - alpha`.
-/// Undefined parts are `None`: everything when an arm has no units, the test
-/// when the pooled standard error is 0 (no or all conversions in both arms),
-/// the lift when `p_c = 0`, an interval when its standard error is 0.
+/// An interval whose standard error is 0 is the point `[estimate, estimate]`,
+/// as statsmodels says: with no (or only) conversions in both arms the
+/// difference interval is `[0, 0]`, and with no treatment conversions the
+/// relative interval is `[-1, -1]`. Undefined parts are `None`: everything
+/// when an arm has no units, the test when the pooled standard error is 0,
+/// the lift when `p_c = 0`.
 pub fn compare(
     control: &ConversionStats,
     treatment: &ConversionStats,

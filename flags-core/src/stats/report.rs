@@ -2,24 +2,54 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::bayes::{LiftPosterior, NormalPrior};
+use super::cuped::{self, Covariate, CupedArm, CupedResult};
 use super::error::check_alpha;
 use super::lift::Moments;
+use super::means::compare_moments;
+use super::ratio::RatioStats;
 use super::sequential::{
-    SequentialResult, SequentialSettings, check_previous, check_settings, msprt,
+    PreviousLook, SequentialResult, SequentialSettings, check_previous, check_rejected_at,
+    check_settings, msprt,
 };
-use super::srm::{SrmResult, chi_square};
+use super::srm::{SRM_THRESHOLD, SrmResult, chi_square};
 use super::{
     Alternative, ArmProblem, Comparison, ConversionStats, Correction, InputError, MeanStats,
-    adjust, bayes, means, proportions,
+    adjust, bayes, means, proportions, ratio,
 };
 
 fn default_alpha() -> f64 {
     0.05
 }
 
+fn default_srm_threshold() -> f64 {
+    SRM_THRESHOLD
+}
+
 /// Kind of metric: conversions are `(units, conversions)`, means are
 /// `(units, sum, sum_of_squares)`. The same type the config's `[metrics]` use.
 pub use crate::config::MetricKind;
+
+/// Kind of metric of an analysis: a [`MetricKind`] or a ratio of two sums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnalysisMetric {
+    /// Did the unit convert? Arms are `(units, conversions)`.
+    Conversion,
+    /// A number per unit. Arms are `(units, sum, sum_of_squares)`.
+    Mean,
+    /// A ratio of two per-unit sums. Arms are [`RatioStats`].
+    Ratio,
+}
+
+impl From<MetricKind> for AnalysisMetric {
+    fn from(kind: MetricKind) -> Self {
+        match kind {
+            MetricKind::Conversion => AnalysisMetric::Conversion,
+            MetricKind::Mean => AnalysisMetric::Mean,
+        }
+    }
+}
 
 /// Which test produced `statistic`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,9 +61,10 @@ pub enum TestKind {
     WelchT,
 }
 
-/// The sufficient statistics of one arm, of either kind. In JSON the fields
-/// sit beside `name`: `{"name": .., "units": .., "conversions": ..}` or
-/// `{"name": .., "units": .., "sum": .., "sum_of_squares": ..}`.
+/// The sufficient statistics of one arm, of any kind. In JSON the fields
+/// sit beside `name`: `{"name": .., "units": .., "conversions": ..}`,
+/// `{"name": .., "units": .., "sum": .., "sum_of_squares": ..}` or
+/// `{"name": .., "units": .., "numerator": {..}, "denominator": {..}, "sum_of_products": ..}`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ArmStats {
@@ -41,6 +72,8 @@ pub enum ArmStats {
     Conversion(ConversionStats),
     /// A mean arm.
     Mean(MeanStats),
+    /// A ratio arm.
+    Ratio(RatioStats),
 }
 
 /// One arm of the request.
@@ -51,6 +84,10 @@ pub struct ArmInput {
     /// Its sufficient statistics.
     #[serde(flatten)]
     pub stats: ArmStats,
+    /// Its CUPED covariate (conversion and mean metrics; on every arm or on
+    /// none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covariate: Option<Covariate>,
 }
 
 impl ArmInput {
@@ -59,6 +96,7 @@ impl ArmInput {
         ArmInput {
             name: name.to_owned(),
             stats: ArmStats::Conversion(ConversionStats { units, conversions }),
+            covariate: None,
         }
     }
 
@@ -71,13 +109,39 @@ impl ArmInput {
                 sum,
                 sum_of_squares,
             }),
+            covariate: None,
+        }
+    }
+
+    /// A ratio arm.
+    pub fn ratio(name: &str, stats: RatioStats) -> Self {
+        ArmInput {
+            name: name.to_owned(),
+            stats: ArmStats::Ratio(stats),
+            covariate: None,
+        }
+    }
+
+    /// The same arm with a CUPED covariate.
+    pub fn with_covariate(self, covariate: Covariate) -> Self {
+        ArmInput {
+            covariate: Some(covariate),
+            ..self
         }
     }
 
     fn units(&self) -> i64 {
-        match self.stats {
+        self.stats.units()
+    }
+}
+
+impl ArmStats {
+    /// The arm's units, whatever its kind.
+    pub fn units(&self) -> i64 {
+        match self {
             ArmStats::Conversion(s) => s.units,
             ArmStats::Mean(s) => s.units,
+            ArmStats::Ratio(s) => s.units,
         }
     }
 }
@@ -87,7 +151,7 @@ impl ArmInput {
 #[serde(deny_unknown_fields)]
 pub struct AnalysisRequest {
     /// Kind of metric; every arm must be of this kind.
-    pub metric: MetricKind,
+    pub metric: AnalysisMetric,
     /// Arms, control first; at least two.
     pub arms: Vec<ArmInput>,
     /// Configured traffic weights per arm for the SRM check (any positive
@@ -106,6 +170,30 @@ pub struct AnalysisRequest {
     /// Settings of the always-valid sequential test.
     #[serde(default)]
     pub sequential: SequentialSettings,
+    /// p-value below which the SRM check flags the split; default 0.001.
+    #[serde(default = "default_srm_threshold")]
+    pub srm_threshold: f64,
+    /// Normal prior on the relative lift for the Bayesian view; flat
+    /// (improper) when absent.
+    #[serde(default)]
+    pub prior: Option<NormalPrior>,
+}
+
+impl AnalysisRequest {
+    /// A request for `arms` of a `metric` with every setting at its default.
+    pub fn new(metric: impl Into<AnalysisMetric>, arms: Vec<ArmInput>) -> Self {
+        AnalysisRequest {
+            metric: metric.into(),
+            arms,
+            weights: None,
+            alpha: default_alpha(),
+            alternative: Alternative::default(),
+            correction: Correction::default(),
+            sequential: SequentialSettings::default(),
+            srm_threshold: SRM_THRESHOLD,
+            prior: None,
+        }
+    }
 }
 
 /// Descriptive statistics of one arm.
@@ -118,7 +206,8 @@ pub struct ArmSummary {
     /// Conversion rate or mean; `None` with no units.
     pub mean: Option<f64>,
     /// Per-unit variance: `p (1 - p)` for conversions, the sample variance
-    /// (n - 1) for means; `None` when undefined.
+    /// (n - 1) for means, the delta-method variance for ratios; `None` when
+    /// undefined.
     pub variance: Option<f64>,
 }
 
@@ -136,20 +225,28 @@ pub struct ArmComparison {
     pub comparison: Comparison,
     /// p-value after the request's correction across treatment arms.
     pub adjusted_p_value: Option<f64>,
-    /// Always-valid (mSPRT) p-value and interval.
+    /// Always-valid (mSPRT) p-value, interval, likelihood ratio and decision.
     pub sequential: SequentialResult,
-    /// Bayesian `P(p_t > p_c)` (conversion metrics only).
+    /// Bayesian `P(p_t > p_c)` with Beta posteriors, exact (conversion
+    /// metrics only).
     pub chance_to_beat_control: Option<f64>,
+    /// gbstats' effect test on the relative lift: chance to beat control,
+    /// risks and credible interval; `None` when the lift or a variance is
+    /// undefined or 0.
+    pub bayesian: Option<LiftPosterior>,
+    /// What CUPED did (`theta`, the variance reduction), when the arms have
+    /// covariates.
+    pub cuped: Option<CupedResult>,
 }
 
 /// The readout of one metric.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Analysis {
     /// Kind of metric.
-    pub metric: MetricKind,
+    pub metric: AnalysisMetric,
     /// Significance level used.
     pub alpha: f64,
-    /// Alternative used (the sequential test is always two-sided).
+    /// Alternative used, by the fixed-horizon and the sequential tests alike.
     pub alternative: Alternative,
     /// Correction applied to `adjusted_p_value`.
     pub correction: Correction,
@@ -168,6 +265,18 @@ pub struct Analysis {
 enum Arms<'a> {
     Conversion(Vec<&'a ConversionStats>),
     Mean(Vec<&'a MeanStats>),
+    Ratio(Vec<&'a RatioStats>),
+}
+
+/// What an arm of the metric's kind needs, for the error naming a wrong one.
+fn needs(metric: AnalysisMetric) -> &'static str {
+    match metric {
+        AnalysisMetric::Conversion => "a conversion metric needs `units` and `conversions`",
+        AnalysisMetric::Mean => "a mean metric needs `units`, `sum` and `sum_of_squares`",
+        AnalysisMetric::Ratio => {
+            "a ratio metric needs `units`, `numerator`, `denominator` and `sum_of_products`"
+        }
+    }
 }
 
 /// Validates the arms (at least two, all of the metric's kind, possible numbers).
@@ -181,83 +290,114 @@ fn collect_arms(request: &AnalysisRequest) -> Result<Arms<'_>, InputError> {
             ),
         ));
     }
-    let wrong = |index: usize, arm: &ArmInput, msg: &'static str| {
-        InputError::arm(index, &arm.name, ArmProblem::WrongKind(msg))
+    let mut arms = match request.metric {
+        AnalysisMetric::Conversion => Arms::Conversion(Vec::new()),
+        AnalysisMetric::Mean => Arms::Mean(Vec::new()),
+        AnalysisMetric::Ratio => Arms::Ratio(Vec::new()),
     };
-    match request.metric {
-        MetricKind::Conversion => {
-            let mut out = Vec::with_capacity(request.arms.len());
-            for (i, arm) in request.arms.iter().enumerate() {
-                match &arm.stats {
-                    ArmStats::Conversion(s) => {
-                        s.validate().map_err(|p| InputError::arm(i, &arm.name, p))?;
-                        out.push(s);
-                    }
-                    ArmStats::Mean(_) => {
-                        return Err(wrong(
-                            i,
-                            arm,
-                            "a conversion metric needs `units` and `conversions`",
-                        ));
-                    }
-                }
-            }
-            Ok(Arms::Conversion(out))
-        }
-        MetricKind::Mean => {
-            let mut out = Vec::with_capacity(request.arms.len());
-            for (i, arm) in request.arms.iter().enumerate() {
-                match &arm.stats {
-                    ArmStats::Mean(s) => {
-                        s.validate().map_err(|p| InputError::arm(i, &arm.name, p))?;
-                        out.push(s);
-                    }
-                    ArmStats::Conversion(_) => {
-                        return Err(wrong(
-                            i,
-                            arm,
-                            "a mean metric needs `units`, `sum` and `sum_of_squares`",
-                        ));
-                    }
-                }
-            }
-            Ok(Arms::Mean(out))
-        }
+    for (i, arm) in request.arms.iter().enumerate() {
+        let checked = match (&mut arms, &arm.stats) {
+            (Arms::Conversion(out), ArmStats::Conversion(s)) => s.validate().map(|()| out.push(s)),
+            (Arms::Mean(out), ArmStats::Mean(s)) => s.validate().map(|()| out.push(s)),
+            (Arms::Ratio(out), ArmStats::Ratio(s)) => s.validate().map(|()| out.push(s)),
+            _ => Err(ArmProblem::WrongKind(needs(request.metric))),
+        };
+        checked.map_err(|p| InputError::arm(i, &arm.name, p))?;
     }
+    Ok(arms)
+}
+
+/// The arms' CUPED statistics when they have covariates (all or none of
+/// them; not for ratio metrics), validated.
+fn cuped_arms(request: &AnalysisRequest, arms: &Arms) -> Result<Option<Vec<CupedArm>>, InputError> {
+    if request.arms.iter().all(|arm| arm.covariate.is_none()) {
+        return Ok(None);
+    }
+    request
+        .arms
+        .iter()
+        .enumerate()
+        .map(|(i, arm)| {
+            let built = match (&arm.covariate, arms) {
+                (None, _) => Err(ArmProblem::MissingCovariate),
+                (Some(c), Arms::Conversion(s)) => {
+                    CupedArm::conversion(s[i].units, s[i].conversions, c)
+                }
+                (Some(c), Arms::Mean(s)) => CupedArm::mean(s[i], c),
+                (Some(_), Arms::Ratio(_)) => Err(ArmProblem::WrongKind(
+                    "CUPED (a covariate) is for conversion and mean metrics, not ratios",
+                )),
+            };
+            built.map_err(|p| InputError::arm(i, &arm.name, p))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// Each arm's state from the previous look (entry 0, control, unused),
+/// validated against the arms and this look's number.
+fn previous_looks(request: &AnalysisRequest) -> Result<Vec<PreviousLook>, InputError> {
+    let settings = &request.sequential;
+    check_settings(settings)?;
+    let arms = request.arms.len();
+    let aligned = |field: &'static str, len: Option<usize>| match len {
+        Some(len) if len != arms => Err(InputError::setting(
+            field,
+            format!("{len} entries for {arms} arms"),
+        )),
+        _ => Ok(()),
+    };
+    aligned(
+        "sequential.previous_p_values",
+        settings.previous_p_values.as_ref().map(Vec::len),
+    )?;
+    aligned(
+        "sequential.previous_rejected_at",
+        settings.previous_rejected_at.as_ref().map(Vec::len),
+    )?;
+    (0..arms)
+        .map(|i| {
+            let look = PreviousLook {
+                p_value: settings.previous_p_values.as_ref().and_then(|p| p[i]),
+                rejected_at: settings.previous_rejected_at.as_ref().and_then(|r| r[i]),
+            };
+            if i > 0 {
+                check_previous(look.p_value)?;
+                check_rejected_at(look.rejected_at, settings.look)?;
+            }
+            Ok(look)
+        })
+        .collect()
 }
 
 /// Runs the whole readout of one metric.
 ///
 /// For each treatment arm against control (arm 0): the frequentist comparison
-/// ([`proportions::compare`] or [`means::compare`]), the p-value adjusted
-/// across the treatment arms by the request's correction ([`adjust::adjust`]:
-/// Holm by default, or Benjamini-Hochberg, or none), the always-valid mSPRT
-/// p-value and interval ([`super::sequential::msprt`]) with
-/// `V = v_c/n_c + v_t/n_t`, and for conversions the chance to beat control
+/// ([`proportions::compare`], [`means::compare`] or [`ratio::compare`]; with
+/// covariates, Welch's test on the CUPED-adjusted moments of
+/// [`cuped`]), the p-value adjusted across the treatment arms by the
+/// request's correction ([`adjust::adjust`]: Holm by default, or
+/// Benjamini-Hochberg, or none), the always-valid mSPRT p-value, interval and
+/// decision ([`super::sequential::msprt`]) with `V = v_c/n_c + v_t/n_t`, the
+/// Bayesian lift ([`bayes`]'s effect test, with the request's prior), and for
+/// conversions the exact chance to beat control
 /// ([`bayes::chance_to_beat_control`]). Plus the SRM check of the units
-/// against the weights ([`super::srm::chi_square`]). Confidence intervals are
-/// unadjusted and `confidence_intervals_adjusted` says so.
+/// against the weights at the request's threshold
+/// ([`super::srm::chi_square`]). Confidence intervals are unadjusted and
+/// `confidence_intervals_adjusted` says so.
 ///
 /// Errors: fewer than two arms, an arm of the wrong kind or with impossible
-/// numbers (named by index and name), alpha outside (0, 1), bad weights, bad
-/// sequential settings or previous p-values.
+/// numbers (named by index and name, and by side for a ratio's or a
+/// covariate's), covariates on some arms only, alpha, the SRM threshold or
+/// the prior out of range, bad weights, bad sequential settings or previous
+/// looks.
 pub fn analyze(request: &AnalysisRequest) -> Result<Analysis, InputError> {
     check_alpha(request.alpha)?;
-    let arms = collect_arms(request)?;
-    check_settings(&request.sequential)?;
-    let previous = match &request.sequential.previous_p_values {
-        None => vec![None; request.arms.len()],
-        Some(list) if list.len() != request.arms.len() => {
-            return Err(InputError::setting(
-                "sequential.previous_p_values",
-                format!("{} entries for {} arms", list.len(), request.arms.len()),
-            ));
-        }
-        Some(list) => list.clone(),
-    };
-    for p in previous.iter().skip(1) {
-        check_previous(*p)?;
+    if let Some(prior) = &request.prior {
+        prior.check()?;
     }
+    let arms = collect_arms(request)?;
+    let previous = previous_looks(request)?;
     let (alpha, alternative) = (request.alpha, request.alternative);
 
     // Per arm: (mean, per-unit variance for display, plug-in moments).
@@ -273,6 +413,10 @@ pub fn analyze(request: &AnalysisRequest) -> Result<Analysis, InputError> {
             .iter()
             .map(|s| (s.mean(), s.variance(), s.moments()))
             .collect(),
+        Arms::Ratio(stats) => stats
+            .iter()
+            .map(|s| (s.ratio(), s.variance(), s.moments()))
+            .collect(),
     };
     let summaries = request
         .arms
@@ -286,9 +430,10 @@ pub fn analyze(request: &AnalysisRequest) -> Result<Analysis, InputError> {
         })
         .collect();
 
+    let cuped = cuped_arms(request, &arms)?;
     let mut comparisons = Vec::with_capacity(request.arms.len() - 1);
     for i in 1..request.arms.len() {
-        let (comparison, test, chance_to_beat_control) = match &arms {
+        let (mut comparison, mut test, chance_to_beat_control) = match &arms {
             Arms::Conversion(s) => (
                 proportions::compare(s[0], s[i], alpha, alternative)?,
                 TestKind::Z,
@@ -299,18 +444,38 @@ pub fn analyze(request: &AnalysisRequest) -> Result<Analysis, InputError> {
                 TestKind::WelchT,
                 None,
             ),
+            Arms::Ratio(s) => (
+                ratio::compare(s[0], s[i], alpha, alternative)?,
+                TestKind::WelchT,
+                None,
+            ),
         };
+        let mut moments = described[0].2.zip(described[i].2);
+        // CUPED replaces the test by Welch's on the adjusted moments, as
+        // gbstats' t-tests on regression-adjusted statistics.
+        let cuped_result = cuped.as_ref().map(|arms| {
+            let adjusted = cuped::adjust(&arms[0], &arms[i]);
+            comparison = adjusted.means.map_or_else(Comparison::undefined, |(c, t)| {
+                compare_moments(c, t, adjusted.moments, alpha, alternative)
+            });
+            test = TestKind::WelchT;
+            moments = adjusted.moments;
+            adjusted.result
+        });
+        let bayesian = moments.and_then(|(c, t)| {
+            bayes::lift_posterior(&c, &t, alpha, alternative, request.prior.as_ref())
+        });
         // V = v_c/n_c + v_t/n_t; NaN (an undefined look) without both moments.
-        let variance = match (described[0].2, described[i].2) {
-            (Some(c), Some(t)) => c.variance / c.units + t.variance / t.units,
-            _ => f64::NAN,
-        };
+        let variance = moments.map_or(f64::NAN, |(c, t)| {
+            c.variance / c.units + t.variance / t.units
+        });
         let total_units = request.arms[0].units() as f64 + request.arms[i].units() as f64;
         let sequential = msprt(
             comparison.difference.unwrap_or(f64::NAN),
             variance,
             total_units,
             alpha,
+            alternative,
             &request.sequential,
             previous[i],
         )?;
@@ -322,6 +487,8 @@ pub fn analyze(request: &AnalysisRequest) -> Result<Analysis, InputError> {
             adjusted_p_value: None,
             sequential,
             chance_to_beat_control,
+            bayesian,
+            cuped: cuped_result,
         });
     }
 
@@ -336,7 +503,7 @@ pub fn analyze(request: &AnalysisRequest) -> Result<Analysis, InputError> {
         .weights
         .clone()
         .unwrap_or_else(|| vec![1.0; units.len()]);
-    let srm = chi_square(&units, &weights)?;
+    let srm = chi_square(&units, &weights, request.srm_threshold)?;
 
     Ok(Analysis {
         metric: request.metric,

@@ -1,12 +1,16 @@
 //! Always-valid inference for peeking: the normal-mixture mSPRT on the
 //! absolute difference (Johari et al. 2017; Waudby-Smith et al. 2023), tuned
-//! as GrowthBook's sequential engine is.
+//! as GrowthBook's sequential engine is, two-sided or one-sided, with the
+//! decision it supports at each look.
+//!
+//! What it is not: it keeps no state between looks. The caller hands back
+//! the previous look's running-minimum p-value and first rejection.
 
 use serde::{Deserialize, Serialize};
 
 use super::dist::normal_ln_cdf;
 use super::error::check_alpha;
-use super::{InputError, Interval, finite};
+use super::{Alternative, Direction, InputError, Interval, finite, root_of_increasing};
 
 /// Default planned total sample size `S` (both arms together), as GrowthBook's.
 pub const DEFAULT_PLANNED_TOTAL_UNITS: f64 = 5000.0;
@@ -32,6 +36,18 @@ pub struct SequentialSettings {
     /// ignored. Absent or `null` for a first look.
     #[serde(default)]
     pub previous_p_values: Option<Vec<Option<f64>>>,
+    /// The number of this look, from 1; default 1.
+    #[serde(default = "default_look")]
+    pub look: u64,
+    /// Each arm's `rejected_at` from the previous look's result (the look at
+    /// which its test first rejected), aligned with the arms; entry 0 is
+    /// ignored. Absent or `null` while none has rejected.
+    #[serde(default)]
+    pub previous_rejected_at: Option<Vec<Option<u64>>>,
+}
+
+fn default_look() -> u64 {
+    1
 }
 
 impl Default for SequentialSettings {
@@ -40,8 +56,19 @@ impl Default for SequentialSettings {
             planned_total_units: DEFAULT_PLANNED_TOTAL_UNITS,
             tau_squared: None,
             previous_p_values: None,
+            look: 1,
+            previous_rejected_at: None,
         }
     }
+}
+
+/// What one arm's test carried from the previous look.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PreviousLook {
+    /// The running-minimum p-value so far (`None` at a first look).
+    pub p_value: Option<f64>,
+    /// The look at which the test first rejected, if it has.
+    pub rejected_at: Option<u64>,
 }
 
 /// The always-valid results for one treatment arm at this look.
@@ -50,10 +77,24 @@ pub struct SequentialResult {
     /// Running minimum over looks of `min(1, 1/L)`; with an undefined look it
     /// is the previous value passed in (or `None` if there was none).
     pub p_value: Option<f64>,
-    /// Always-valid confidence interval of the difference at this look (two-sided).
+    /// Always-valid confidence interval of the difference at this look
+    /// (one-sided for a one-sided alternative).
     pub ci: Option<Interval>,
     /// The mixture variance `tau^2` used.
     pub tau_squared: Option<f64>,
+    /// `ln L`, the log of this look's mixture likelihood ratio; `None` when
+    /// the look is undefined.
+    pub ln_likelihood_ratio: Option<f64>,
+    /// The number of this look (from the settings).
+    pub look: u64,
+    /// The look at which the test first rejected (`p_value <= alpha`): the
+    /// previous look's value when it had rejected, this look when it rejects
+    /// now, else `None`.
+    pub rejected_at: Option<u64>,
+    /// The decision: the running-minimum p-value is at most alpha.
+    pub significant: bool,
+    /// When significant, which way the current estimate points; else `None`.
+    pub direction: Option<Direction>,
 }
 
 /// Checks the sequential settings that do not depend on the data.
@@ -71,6 +112,12 @@ pub(crate) fn check_settings(settings: &SequentialSettings) -> Result<(), InputE
         return Err(InputError::setting(
             "sequential.tau_squared",
             format!("must be positive and finite, got {tau2}"),
+        ));
+    }
+    if settings.look == 0 {
+        return Err(InputError::setting(
+            "sequential.look",
+            "looks are numbered from 1, got 0",
         ));
     }
     Ok(())
@@ -102,71 +149,146 @@ pub(crate) fn check_previous(previous: Option<f64>) -> Result<(), InputError> {
     }
 }
 
+/// Checks that a previous rejection happened at an earlier look than `look`.
+pub(crate) fn check_rejected_at(rejected_at: Option<u64>, look: u64) -> Result<(), InputError> {
+    match rejected_at {
+        Some(at) if at == 0 || at >= look => Err(InputError::setting(
+            "sequential.previous_rejected_at",
+            format!("a rejection at look {at} cannot be earlier than this look ({look})"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The mixture SPRT for a difference `d` with plug-in variance
-/// `V = v_c/n_c + v_t/n_t` after `total_units = n_c + n_t` units.
+/// `V = v_c/n_c + v_t/n_t` after `total_units = n_c + n_t` units, under the
+/// alternative.
 ///
 /// With mixture variance `tau^2` (given, or the default
-/// `rho^2 (n_c + n_t) V`, `rho^2 = (-2 ln alpha + ln(1 - 2 ln alpha)) / S`):
+/// `rho^2 (n_c + n_t) V`, `rho^2 = (-2 ln alpha + ln(1 - 2 ln alpha)) / S`)
+/// and `r = tau^2 / V`:
 ///
-/// * `ln L = 1/2 ln(V / (V + tau^2)) + tau^2 d^2 / (2 V (V + tau^2))`, kept in
-///   logs because `L` overflows;
-/// * p-value `min(previous, min(1, 1/L))`, the running minimum over looks;
-/// * interval `d -/+ sqrt(V (V + tau^2) / tau^2 (2 ln(1/alpha) + ln((V + tau^2)/V)))`.
+/// * two-sided: `ln L = 1/2 ln(V / (V + tau^2)) + tau^2 d^2 / (2 V (V + tau^2))`
+///   and the interval `d -/+ sqrt(V (V + tau^2) / tau^2 (2 ln(1/alpha) + ln((V + tau^2)/V)))`
+///   (GrowthBook's `SequentialTwoSidedTTest`, absolute difference, with the
+///   default `tau^2`);
+/// * `greater` (`less` is the same for `-d`): the half-normal mixture of
+///   [`msprt_one_sided`] on `d`, and the always-valid lower bound
+///   `d - z* sqrt(V)` where `z*` solves `ln L(z*) = ln(1/alpha)` (the
+///   smallest `theta_0` the test of `theta <= theta_0` does not reject;
+///   found by bisection, since `ln L` increases in `z`);
+/// * p-value `min(previous, min(1, 1/L))`, the running minimum over looks,
+///   `significant` when it is at most alpha, `rejected_at` the first look at
+///   which it was, `direction` the sign of `d` when significant.
 ///
-/// With the default `tau^2` this is GrowthBook's `SequentialTwoSidedTTest`
-/// (absolute difference). The test is two-sided whatever the request's
-/// alternative. When `V` is not positive (or `d` not finite) this look is
-/// undefined: the p-value stays `previous` and the interval is `None`.
+/// When `V` is not positive (or `d` not finite) this look is undefined: the
+/// p-value stays `previous` and the interval and `ln L` are `None`.
 pub fn msprt(
     difference: f64,
     variance: f64,
     total_units: f64,
     alpha: f64,
+    alternative: Alternative,
     settings: &SequentialSettings,
-    previous: Option<f64>,
+    previous: PreviousLook,
 ) -> Result<SequentialResult, InputError> {
     check_alpha(alpha)?;
     check_settings(settings)?;
-    check_previous(previous)?;
-    let undefined = SequentialResult {
-        p_value: previous,
+    check_previous(previous.p_value)?;
+    check_rejected_at(previous.rejected_at, settings.look)?;
+    let mut result = SequentialResult {
+        p_value: previous.p_value,
         ci: None,
         tau_squared: settings.tau_squared,
+        ln_likelihood_ratio: None,
+        look: settings.look,
+        rejected_at: None,
+        significant: false,
+        direction: None,
     };
-    if !(variance > 0.0 && variance.is_finite() && difference.is_finite()) {
-        return Ok(undefined);
+    let ratio = mixture_variance(variance, total_units, alpha, settings) / variance;
+    let defined = variance > 0.0 && variance.is_finite() && difference.is_finite();
+    if defined && ratio > 0.0 && ratio.is_finite() {
+        // Everything is written in ratio = tau^2 / V to avoid overflow.
+        let sd = variance.sqrt();
+        let ln_l = match alternative {
+            Alternative::TwoSided => {
+                let z2 = difference * difference / variance;
+                -0.5 * ratio.ln_1p() + 0.5 * z2 * (ratio / (1.0 + ratio))
+            }
+            Alternative::Greater => one_sided_ln_l(difference / sd, ratio),
+            Alternative::Less => one_sided_ln_l(-difference / sd, ratio),
+        };
+        let p_now = if ln_l.is_nan() {
+            1.0
+        } else {
+            (-ln_l).exp().min(1.0)
+        };
+        result.p_value = Some(previous.p_value.map_or(p_now, |prev| prev.min(p_now)));
+        result.ln_likelihood_ratio = finite(ln_l);
+        result.tau_squared = finite(ratio * variance);
+        result.ci = sequential_interval(difference, sd, ratio, alpha, alternative);
     }
-    let tau2 = mixture_variance(variance, total_units, alpha, settings);
-    // ratio = tau^2 / V; everything below is written in it to avoid overflow.
-    let ratio = tau2 / variance;
-    if !(ratio > 0.0 && ratio.is_finite()) {
-        return Ok(undefined);
+    result.significant = result.p_value.is_some_and(|p| p <= alpha);
+    result.rejected_at = previous
+        .rejected_at
+        .or(result.significant.then_some(settings.look));
+    if result.significant {
+        result.direction = Direction::of(difference);
     }
-    let z2 = difference * difference / variance;
-    let ln_l = -0.5 * ratio.ln_1p() + 0.5 * z2 * (ratio / (1.0 + ratio));
-    let p_now = if ln_l.is_nan() {
-        1.0
-    } else {
-        (-ln_l).exp().min(1.0)
-    };
-    let p_value = previous.map_or(p_now, |prev| prev.min(p_now));
-    let half_width =
-        (variance * (1.0 + ratio) / ratio * (-2.0 * alpha.ln() + ratio.ln_1p())).sqrt();
-    let ci = match (
-        finite(difference - half_width),
-        finite(difference + half_width),
-    ) {
-        (Some(lower), Some(upper)) => Some(Interval {
-            lower: Some(lower),
-            upper: Some(upper),
+    Ok(result)
+}
+
+/// The always-valid interval of `d` with standard deviation `sd` and
+/// `ratio = tau^2 / V`: two-sided by the closed form, one-sided by
+/// [`one_sided_critical_z`].
+fn sequential_interval(
+    difference: f64,
+    sd: f64,
+    ratio: f64,
+    alpha: f64,
+    alternative: Alternative,
+) -> Option<Interval> {
+    let bound = |b: f64| finite(b);
+    match alternative {
+        Alternative::TwoSided => {
+            let half_width =
+                sd * ((1.0 + ratio) / ratio * (-2.0 * alpha.ln() + ratio.ln_1p())).sqrt();
+            Some(Interval {
+                lower: Some(bound(difference - half_width)?),
+                upper: Some(bound(difference + half_width)?),
+            })
+        }
+        Alternative::Greater => Some(Interval {
+            lower: Some(bound(difference - one_sided_critical_z(ratio, alpha) * sd)?),
+            upper: None,
         }),
-        _ => None,
-    };
-    Ok(SequentialResult {
-        p_value: Some(p_value),
-        ci,
-        tau_squared: finite(tau2),
-    })
+        Alternative::Less => Some(Interval {
+            lower: None,
+            upper: Some(bound(difference + one_sided_critical_z(ratio, alpha) * sd)?),
+        }),
+    }
+}
+
+/// `ln L` of the one-sided half-normal mixture at standardized estimate `z`
+/// with `ratio = tau^2 / V`:
+/// `ln 2 - 1/2 ln(1 + r) + z^2 r / (2 (1 + r)) + ln Phi(z sqrt(r / (1 + r)))`.
+fn one_sided_ln_l(z: f64, ratio: f64) -> f64 {
+    let shrink = ratio / (1.0 + ratio);
+    std::f64::consts::LN_2 - 0.5 * ratio.ln_1p()
+        + 0.5 * z * z * shrink
+        + normal_ln_cdf(z * shrink.sqrt())
+}
+
+/// The `z*` with `one_sided_ln_l(z*, ratio) = ln(1/alpha)`.
+///
+/// `ln L` increases in `z`; it is below `ln(1/alpha)` at 0 and at least
+/// that at the two-sided critical value `sqrt((2 ln(1/alpha) + ln(1 + r)) (1 + r) / r)`
+/// (where the first three terms reach `ln(1/alpha)` and `ln Phi >= ln 1/2`),
+/// so bisection between them converges.
+fn one_sided_critical_z(ratio: f64, alpha: f64) -> f64 {
+    let two_sided = ((-2.0 * alpha.ln() + ratio.ln_1p()) * (1.0 + ratio) / ratio).sqrt();
+    root_of_increasing(|z| one_sided_ln_l(z, ratio), -alpha.ln(), 0.0, two_sided)
 }
 
 /// The one-sided always-valid results at this look.
@@ -224,11 +346,7 @@ pub fn msprt_one_sided(
     if !(ratio > 0.0 && ratio.is_finite()) {
         return Ok(undefined);
     }
-    let z = excess / variance.sqrt();
-    let shrink = ratio / (1.0 + ratio);
-    let ln_l = std::f64::consts::LN_2 - 0.5 * ratio.ln_1p()
-        + 0.5 * z * z * shrink
-        + normal_ln_cdf(z * shrink.sqrt());
+    let ln_l = one_sided_ln_l(excess / variance.sqrt(), ratio);
     let p_now = if ln_l.is_nan() {
         1.0
     } else {

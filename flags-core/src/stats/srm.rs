@@ -7,8 +7,50 @@ use super::InputError;
 use super::dist::chi2_sf;
 use super::finite;
 
-/// p-value below which the traffic split is flagged as a mismatch.
+/// Default p-value below which the traffic split is flagged as a mismatch.
 pub const SRM_THRESHOLD: f64 = 0.001;
+
+fn default_threshold() -> f64 {
+    SRM_THRESHOLD
+}
+
+/// A standalone sample-ratio check: the units per arm, the configured
+/// weights and the threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SrmRequest {
+    /// Observed units per arm (at least two arms).
+    pub units: Vec<i64>,
+    /// Configured traffic weights per arm (any non-negative scale); equal
+    /// when absent.
+    #[serde(default)]
+    pub weights: Option<Vec<f64>>,
+    /// p-value below which the split is flagged; default 0.001.
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+}
+
+/// Runs a standalone [`SrmRequest`]: [`chi_square`] of its units against its
+/// weights (equal when absent) at its threshold.
+pub fn check(request: &SrmRequest) -> Result<SrmResult, InputError> {
+    let weights = request
+        .weights
+        .clone()
+        .unwrap_or_else(|| vec![1.0; request.units.len()]);
+    chi_square(&request.units, &weights, request.threshold)
+}
+
+/// Checks an SRM threshold: a p-value level strictly between 0 and 1.
+pub(crate) fn check_threshold(threshold: f64) -> Result<(), InputError> {
+    if threshold.is_finite() && threshold > 0.0 && threshold < 1.0 {
+        Ok(())
+    } else {
+        Err(InputError::setting(
+            "srm_threshold",
+            format!("must be strictly between 0 and 1, got {threshold}"),
+        ))
+    }
+}
 
 /// Result of the sample-ratio-mismatch check.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,7 +65,7 @@ pub struct SrmResult {
     pub df: u64,
     /// `P(chi2_df > statistic)`; `None` with no units.
     pub p_value: Option<f64>,
-    /// The p-value threshold for flagging, 0.001.
+    /// The p-value threshold for flagging (0.001 unless the request set it).
     pub threshold: f64,
     /// Whether `p_value < threshold`, or units reached an arm of weight 0.
     pub mismatch: bool,
@@ -39,7 +81,8 @@ pub struct SrmResult {
 /// Expected counts are `N w_i / sum(w)` with `N = sum(units)`; the statistic
 /// is `sum (o_i - e_i)^2 / e_i` over the arms of positive weight, with one
 /// degree of freedom fewer than there are such arms, as
-/// `scipy.stats.chisquare(units, expected)`. Flagged when `p < 0.001`. With no
+/// `scipy.stats.chisquare(units, expected)`. Flagged when `p < threshold`
+/// (0.001 by default, [`SRM_THRESHOLD`]). With no
 /// units at all the statistic and p-value are `None` and nothing is flagged.
 ///
 /// An arm of weight 0 expects no unit: while it has none it adds nothing;
@@ -47,9 +90,10 @@ pub struct SrmResult {
 /// with a p-value of 0, `mismatch` and a `reason` (never NaN, never an error).
 ///
 /// Errors: fewer than two arms, a weight count that differs from the arm
-/// count, a weight that is negative or not finite, weights all 0, or
-/// negative units.
-pub fn chi_square(units: &[i64], weights: &[f64]) -> Result<SrmResult, InputError> {
+/// count, a weight that is negative or not finite, weights all 0, negative
+/// units, or a threshold outside (0, 1).
+pub fn chi_square(units: &[i64], weights: &[f64], threshold: f64) -> Result<SrmResult, InputError> {
+    check_threshold(threshold)?;
     if units.len() < 2 {
         return Err(InputError::setting("arms", "at least two arms are needed"));
     }
@@ -127,8 +171,8 @@ pub fn chi_square(units: &[i64], weights: &[f64]) -> Result<SrmResult, InputErro
         statistic,
         df,
         p_value: p,
-        threshold: SRM_THRESHOLD,
-        mismatch: p.is_some_and(|p| p < SRM_THRESHOLD),
+        threshold,
+        mismatch: p.is_some_and(|p| p < threshold),
         reason,
     })
 }

@@ -197,7 +197,7 @@ fn render(results: &ExperimentResults) -> String {
             out += &format!(
                 "plan: {} units per arm to detect {:+.1}% at 80% power; {:.0}% there\n",
                 plan.units_per_arm.map_or("-".into(), |n| n.to_string()),
-                plan.absolute_mde / plan.baseline_rate * 100.0,
+                plan.relative_mde.unwrap_or_default() * 100.0,
                 progress * 100.0
             );
         }
@@ -223,6 +223,7 @@ fn render_analysis(inputs: &[flags_core::stats::ArmInput], analysis: &Analysis) 
         let total = match input.stats {
             ArmStats::Conversion(s) => s.conversions as f64,
             ArmStats::Mean(s) => s.sum,
+            ArmStats::Ratio(s) => s.numerator.sum,
         };
         let comparison = i.checked_sub(1).and_then(|j| analysis.comparisons.get(j));
         out += &format!(

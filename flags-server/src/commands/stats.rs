@@ -2,7 +2,8 @@
 //! statistics.
 //!
 //! Reads one JSON document from FILE or standard input: an analysis request
-//! (it has `arms`) or a planning request (it has `baseline_rate`), both as
+//! (it has `arms`), a sample-ratio check (it has `units`), a p-value
+//! adjustment (it has `p_values`) or else a planning request, all as
 //! documented in docs/statistics.md, and prints the result as JSON or, with
 //! `--table`, as a table. Not here: any statistics (they are all in
 //! `flags_core::stats`) or reading experiment data from the event store.
@@ -10,7 +11,10 @@
 use std::fmt::Write as _;
 use std::io::Read as _;
 
-use flags_core::stats::{self, Analysis, AnalysisRequest, Interval, Plan, PlanningRequest};
+use flags_core::stats::{
+    self, AdjustmentRequest, Analysis, AnalysisRequest, Interval, Plan, PlanningRequest,
+    SrmRequest, SrmResult, adjust::Adjustment,
+};
 
 use crate::cli::StatsArgs;
 use crate::error::Error;
@@ -19,10 +23,19 @@ use crate::error::Error;
 pub fn run(args: &StatsArgs) -> Result<(), Error> {
     let (origin, text) = read_input(args)?;
     let document: serde_json::Value = parse(&origin, &text)?;
-    let output = if document.get("arms").is_some() {
+    let has = |key: &str| document.get(key).is_some();
+    let output = if has("arms") {
         let request: AnalysisRequest = parse(&origin, &text)?;
         let analysis = stats::analyze(&request).map_err(Error::Statistics)?;
         render(args.table, &analysis, analysis_table)
+    } else if has("units") {
+        let request: SrmRequest = parse(&origin, &text)?;
+        let srm = stats::srm::check(&request).map_err(Error::Statistics)?;
+        render(args.table, &srm, srm_table)
+    } else if has("p_values") {
+        let request: AdjustmentRequest = parse(&origin, &text)?;
+        let adjustment = stats::adjust::adjust_family(&request).map_err(Error::Statistics)?;
+        render(args.table, &adjustment, adjustment_table)
     } else {
         let request: PlanningRequest = parse(&origin, &text)?;
         let plan = stats::plan(&request).map_err(Error::Statistics)?;
@@ -150,6 +163,62 @@ fn analysis_table(analysis: &Analysis) -> String {
             number(c.chance_to_beat_control),
         );
     }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{:<16} {:>6} {:>12} {:>10} {:>12} {:>12} {:>10}",
+        "sequential", "look", "ln LR", "seq. p", "significant", "rejected at", "direction"
+    );
+    for c in &analysis.comparisons {
+        let s = &c.sequential;
+        let _ = writeln!(
+            out,
+            "{:<16} {:>6} {:>12} {:>10} {:>12} {:>12} {:>10}",
+            c.arm,
+            s.look,
+            number(s.ln_likelihood_ratio),
+            number(s.p_value),
+            if s.significant { "yes" } else { "no" },
+            s.rejected_at
+                .map_or("-".to_string(), |look| look.to_string()),
+            s.direction.as_ref().map_or("-".to_string(), name),
+        );
+    }
+    for c in &analysis.comparisons {
+        if let Some(cuped) = &c.cuped {
+            let _ = writeln!(
+                out,
+                "CUPED {}: theta {}, variance of the difference reduced by {}",
+                c.arm,
+                number(Some(cuped.theta)),
+                cuped
+                    .variance_reduction
+                    .map_or("n/a".to_string(), |r| format!("{:.1}%", r * 100.0))
+            );
+        }
+    }
+    if analysis.comparisons.iter().any(|c| c.bayesian.is_some()) {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{:<16} {:>10} {:>28} {:>10} {:>14} {:>14}",
+            "bayesian", "lift", "credible interval", "P(beat)", "risk control", "risk treat."
+        );
+    }
+    for c in &analysis.comparisons {
+        if let Some(b) = &c.bayesian {
+            let _ = writeln!(
+                out,
+                "{:<16} {:>10} {:>28} {:>10} {:>14} {:>14}",
+                c.arm,
+                percent(Some(b.lift_mean)),
+                interval(b.credible_interval.as_ref(), percent),
+                number(Some(b.chance_to_beat_control)),
+                percent(Some(b.risk_control)),
+                percent(Some(b.risk_treatment)),
+            );
+        }
+    }
     let _ = write!(
         out,
         "\nalpha {}, {}, {}-adjusted p-values; confidence intervals are not adjusted. SRM p = {}.",
@@ -161,35 +230,133 @@ fn analysis_table(analysis: &Analysis) -> String {
     out
 }
 
-fn plan_table(plan: &Plan) -> String {
+fn srm_table(srm: &SrmResult) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "baseline rate      {}",
-        number(Some(plan.baseline_rate))
+        "{:<8} {:>12} {:>16}",
+        "arm", "weight", "expected units"
     );
-    let _ = writeln!(
+    for (i, (weight, expected)) in srm.weights.iter().zip(&srm.expected_units).enumerate() {
+        let _ = writeln!(out, "{i:<8} {weight:>12} {:>16}", number(Some(*expected)));
+    }
+    let verdict = if srm.mismatch {
+        "SAMPLE RATIO MISMATCH: the split is not what was configured"
+    } else {
+        "no mismatch"
+    };
+    let _ = write!(
         out,
-        "treatment rate     {}",
-        number(Some(plan.treatment_rate))
+        "\nchi-square {} on {} df, p = {} (threshold {}): {verdict}",
+        number(srm.statistic),
+        srm.df,
+        number(srm.p_value),
+        srm.threshold
     );
-    let _ = writeln!(
-        out,
-        "absolute MDE       {}",
-        number(Some(plan.absolute_mde))
-    );
-    let _ = writeln!(out, "alpha / power      {} / {}", plan.alpha, plan.power);
-    let needed = plan
-        .units_per_arm
-        .map_or("n/a".to_string(), |n| n.to_string());
-    let _ = write!(out, "units per arm      {needed}");
-    if let Some(achieved) = &plan.achieved_power {
-        let _ = write!(
-            out,
-            "\npower at {} per arm: {}",
-            achieved.units_per_arm,
-            number(achieved.power)
-        );
+    if let Some(reason) = &srm.reason {
+        let _ = write!(out, " ({reason})");
     }
     out
+}
+
+fn adjustment_table(adjustment: &Adjustment) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<6} {:>12} {:>12} {:>10}",
+        "#", "p", "adjusted p", "rejected"
+    );
+    let family = adjustment
+        .p_values
+        .iter()
+        .zip(&adjustment.adjusted_p_values)
+        .zip(&adjustment.rejected);
+    for (i, ((p, adjusted), rejected)) in family.enumerate() {
+        let rejected = rejected.map_or("n/a", |r| if r { "yes" } else { "no" });
+        let _ = writeln!(
+            out,
+            "{i:<6} {:>12} {:>12} {rejected:>10}",
+            number(*p),
+            number(*adjusted)
+        );
+    }
+    let _ = write!(
+        out,
+        "\n{} adjustment, rejected where the adjusted p-value is at most alpha {}.",
+        name(&adjustment.correction),
+        adjustment.alpha
+    );
+    out
+}
+
+fn plan_table(plan: &Plan) -> String {
+    let mut out = String::new();
+    let mut line = |label: &str, value: String| {
+        let _ = writeln!(out, "{label:<19}{value}");
+    };
+    let rows = [
+        ("baseline rate", plan.baseline_rate),
+        ("treatment rate", plan.treatment_rate),
+        ("baseline mean", plan.baseline_mean),
+        ("sd", plan.sd),
+        ("treatment mean", plan.treatment_mean),
+        ("absolute MDE", plan.absolute_mde),
+    ];
+    for (label, value) in rows {
+        if value.is_some() {
+            line(label, number(value));
+        }
+    }
+    line(
+        "alpha / power",
+        format!(
+            "{} / {}, {}",
+            plan.alpha,
+            plan.power,
+            name(&plan.alternative)
+        ),
+    );
+    line(
+        "weights",
+        format!(
+            "{} : {} (control : treatment)",
+            plan.weights[0], plan.weights[1]
+        ),
+    );
+    if plan.absolute_mde.is_some() {
+        let needed = plan
+            .units_per_arm
+            .map_or("n/a".to_string(), |n| n.to_string());
+        line("units per arm", needed);
+    }
+    if let Some(size) = &plan.sample_size {
+        line(
+            "control",
+            format!("{} ({} unrounded)", size.control, size.control_unrounded),
+        );
+        line(
+            "treatment",
+            format!(
+                "{} ({} unrounded)",
+                size.treatment, size.treatment_unrounded
+            ),
+        );
+    }
+    if let Some(achieved) = &plan.achieved_power {
+        line(
+            &format!("power at {}", achieved.units_per_arm),
+            number(achieved.power),
+        );
+    }
+    if let Some(effect) = &plan.detectable_effect {
+        line(
+            &format!("MDE at {}", effect.units_per_arm),
+            format!(
+                "{} absolute, {} relative",
+                number(effect.absolute),
+                percent(effect.relative)
+            ),
+        );
+    }
+    out.trim_end().to_string()
 }

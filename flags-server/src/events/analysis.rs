@@ -200,16 +200,12 @@ pub fn results(
         };
         let inputs = arm_inputs(store, flag, metric, definition, &arms, &exposed, &window)?;
         let request = AnalysisRequest {
-            metric: definition.kind,
-            arms: inputs.clone(),
             weights: weights.clone(),
-            alpha: 0.05,
-            alternative: Default::default(),
-            correction: Default::default(),
             sequential: SequentialSettings {
                 previous_p_values: previous_looks(store, flag, window.number, metric, &arms)?,
                 ..Default::default()
             },
+            ..AnalysisRequest::new(definition.kind, inputs.clone())
         };
         let outcome = match stats::analyze(&request) {
             Ok(analysis) => {
@@ -256,7 +252,8 @@ pub fn results(
         });
     }
     let (sample_ratio_mismatch, srm_skipped) = match &weights {
-        Some(weights) => match stats::srm::chi_square(&exposed, weights) {
+        Some(weights) => match stats::srm::chi_square(&exposed, weights, stats::srm::SRM_THRESHOLD)
+        {
             Ok(srm) => (Some(srm), None),
             Err(error) => (None, Some(error.to_string())),
         },
@@ -383,11 +380,8 @@ impl PhaseDesign {
 fn plan_for(analysis: &Analysis, mde: f64, units_per_arm: &[i64]) -> Option<Plan> {
     let baseline_rate = analysis.arms.first()?.mean?;
     stats::plan(&PlanningRequest {
-        baseline_rate,
-        relative_mde: mde,
-        alpha: 0.05,
-        power: 0.8,
         units_per_arm: units_per_arm.iter().copied().min(),
+        ..PlanningRequest::conversion(baseline_rate, mde)
     })
     .ok()
 }

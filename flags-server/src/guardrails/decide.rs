@@ -281,10 +281,7 @@ impl<'a> Check<'a> {
 
 /// Units of one side.
 pub fn units(stats: &ArmStats) -> i64 {
-    match stats {
-        ArmStats::Conversion(s) => s.units,
-        ArmStats::Mean(s) => s.units,
-    }
+    stats.units()
 }
 
 #[cfg(test)]
