@@ -100,7 +100,7 @@ async fn two_replicas_count_every_event_once_and_read_out_the_statistics_of_all_
         conversions.len() as i64
     );
     for server in &replicas {
-        until(Duration::from_secs(10), || async {
+        until(Duration::from_secs(20), || async {
             results(server).await["units"].as_u64().unwrap() >= UNITS as u64
         })
         .await;
@@ -180,7 +180,7 @@ async fn two_replicas_reloading_the_same_config_start_one_phase_on_postgres() {
     let database = fresh_database(&cluster());
     let replicas = [replica(CONFIG, &database), replica(CONFIG, &database)];
     let phases = || common::backend::postgres_count(&database, "SELECT count(*) FROM phases");
-    until(Duration::from_secs(5), || async { phases() == 1 }).await;
+    until(Duration::from_secs(20), || async { phases() == 1 }).await;
 
     let resplit = CONFIG.replace(
         "split = { control = 50, better = 50 }",
@@ -190,7 +190,7 @@ async fn two_replicas_reloading_the_same_config_start_one_phase_on_postgres() {
         common::save_by_rename(&server.config, &resplit);
     }
     for server in &replicas {
-        until(Duration::from_secs(5), || async {
+        until(Duration::from_secs(20), || async {
             results(server).await["phase"]["number"] == 2
         })
         .await;
@@ -201,7 +201,7 @@ async fn two_replicas_reloading_the_same_config_start_one_phase_on_postgres() {
         let context = json!({ "targetingKey": format!("after-{n}") }).to_string();
         assert_eq!(server.ofrep("checkout", &context).await.0, 200);
     }
-    until(Duration::from_secs(5), || async {
+    until(Duration::from_secs(20), || async {
         common::backend::postgres_count(&database, "SELECT count(*) FROM exposures") == 2
     })
     .await;
