@@ -16,6 +16,7 @@ use crate::config::MetricKind;
 use crate::context::Context;
 use crate::guardrail::{GuardedRule, Guardrail};
 use crate::kill::KilledBy;
+use crate::metadata::Metadata;
 use crate::semver::OwnedVersion;
 use crate::time::Timestamp;
 
@@ -73,6 +74,8 @@ pub(crate) struct Requirement {
 pub(crate) struct Flag {
     pub(crate) key: Box<str>,
     pub(crate) description: Option<Box<str>>,
+    /// Its declared metadata, in the order written (see `crate::metadata`).
+    pub(crate) metadata: Box<[(Box<str>, Value)]>,
     pub(crate) version: FlagVersion,
     pub(crate) enabled: bool,
     pub(crate) variants: Box<[Variant]>,
@@ -397,6 +400,10 @@ impl<'s> FlagInfo<'s> {
     /// Its description.
     pub fn description(&self) -> Option<&'s str> {
         self.slot.flag.description.as_deref()
+    }
+    /// Its declared metadata.
+    pub fn metadata(&self) -> Metadata<'s> {
+        Metadata::new(&self.slot.flag.metadata)
     }
     /// Whether the flag is served enabled: its kill switch is on
     /// (`enabled = true`), and it is not a kept version that a newer text

@@ -872,3 +872,40 @@ experiment = { traffic = 50, layer = "l", range = [10, 60], metrics = ["buy"] }
     let variants: Vec<_> = s.flag("exp").unwrap().variants().map(|(k, _)| k).collect();
     assert_eq!(variants, ["a", "b", "c"]);
 }
+
+#[test]
+fn metadata_is_returned_with_every_evaluation_of_its_flag() {
+    let s = snapshot(
+        r#"
+[flags.f]
+metadata = { team = "checkout", ticket = 1234, ratio = 0.5, public = true }
+variants = { a = "A", b = "B" }
+default = "a"
+[[flags.f.rules]]
+when = [{ attr = "country", op = "eq", value = "US" }]
+serve = "b"
+[flags.bare]
+"#,
+    );
+    let expected =
+        serde_json::json!({"team": "checkout", "ticket": 1234, "ratio": 0.5, "public": true});
+    for ctx in [Context::with_key("u"), Context::new().attr("country", "US")] {
+        let r = eval(&s, "f", &ctx);
+        assert_eq!(serde_json::to_value(r.metadata).unwrap(), expected);
+        let keys: Vec<&str> = r.metadata.iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            ["team", "ticket", "ratio", "public"],
+            "in the order written"
+        );
+    }
+    let typed = eval(&s, "f", &Context::new()).expect_type(ValueType::Bool);
+    assert_eq!(typed.error, Some(ErrorCode::TypeMismatch));
+    assert_eq!(
+        typed.metadata.get("ticket"),
+        Some(&flags_core::Value::Int(1234))
+    );
+    assert!(eval(&s, "bare", &Context::new()).metadata.is_empty());
+    assert!(eval(&s, "missing", &Context::new()).metadata.is_empty());
+    assert_eq!(s.flag("f").unwrap().metadata().len(), 4);
+}

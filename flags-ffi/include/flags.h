@@ -54,7 +54,7 @@
 
 // The version of this ABI: bumped whenever a signature, a struct layout or
 // the meaning of a code changes incompatibly.
-#define FLAGS_ABI_VERSION 1
+#define FLAGS_ABI_VERSION 2
 
 // What a call did. Zero is success; every other code names one failure.
 //
@@ -176,6 +176,9 @@ typedef struct {
   FlagsStr rule_name;
   // The first unmet prerequisite, when one sent the flag to its default.
   FlagsStr unmet_prerequisite;
+  // The flag's declared metadata as the JSON text of an object (`{}`
+  // when it declares none); absent for an unknown flag.
+  FlagsStr metadata_json;
   // The value of an integer flag.
   int64_t int_value;
   // The value of a float flag.

@@ -8,7 +8,7 @@
 
 use std::ffi::c_char;
 
-use flags_core::{ErrorCode, Evaluation, Reason, Timestamp, Value, ValueType};
+use flags_core::{ErrorCode, Evaluation, NoExplain, Reason, Timestamp, Value, ValueType};
 
 use crate::args::{handle, write};
 use crate::context::FlagsContext;
@@ -73,6 +73,9 @@ pub struct FlagsDetail {
     pub rule_name: FlagsStr,
     /// The first unmet prerequisite, when one sent the flag to its default.
     pub unmet_prerequisite: FlagsStr,
+    /// The flag's declared metadata as the JSON text of an object (`{}`
+    /// when it declares none); absent for an unknown flag.
+    pub metadata_json: FlagsStr,
     /// The value of an integer flag.
     pub int_value: i64,
     /// The value of a float flag.
@@ -103,13 +106,19 @@ pub struct FlagsDetail {
 }
 
 impl FlagsDetail {
-    fn new(snapshot: &FlagsSnapshot, flag: FlagsStr, result: &Evaluation<'_>) -> Self {
+    fn new(
+        snapshot: &FlagsSnapshot,
+        flag: FlagsStr,
+        position: Option<usize>,
+        result: &Evaluation<'_>,
+    ) -> Self {
         let mut detail = Self {
             flag,
             variant: FlagsStr::of_option(result.variant),
             string_value: FlagsStr::NONE,
             rule_name: FlagsStr::of_option(result.rule.and_then(|rule| rule.name)),
             unmet_prerequisite: FlagsStr::of_option(result.unmet_prerequisite),
+            metadata_json: FlagsStr::of_option(position.and_then(|p| snapshot.metadata_json(p))),
             int_value: 0,
             float_value: 0.0,
             flag_version: result.flag_version.map_or(0, |version| version.0),
@@ -183,15 +192,19 @@ impl<'a> Call<'a> {
         self.ctx.instant().unwrap_or_else(Timestamp::now)
     }
 
-    fn evaluate(&self, flag: &str, expected: Option<ValueType>) -> Evaluation<'a> {
-        let result = self
-            .snapshot
-            .core
-            .evaluate_at(flag, self.ctx.view(), self.at());
-        match expected {
+    /// The flag's position in file order (`None` for an unknown flag) and
+    /// its evaluation, checked against `expected`.
+    fn evaluate(&self, flag: &str, expected: Option<ValueType>) -> (Option<usize>, Evaluation<'a>) {
+        let core = &self.snapshot.core;
+        let position = core.position(flag);
+        let result = position
+            .and_then(|p| core.explain_at(p, self.ctx.view(), self.at(), &mut NoExplain))
+            .map_or_else(Evaluation::not_found, |(_, result)| result);
+        let result = match expected {
             Some(expected) => result.expect_type(expected),
             None => result,
-        }
+        };
+        (position, result)
     }
 }
 
@@ -227,7 +240,7 @@ impl Getter {
                     text(self.flag, self.flag_len, "flag")?,
                 )
             };
-            let result = call.evaluate(flag, Some(expected));
+            let (_, result) = call.evaluate(flag, Some(expected));
             if let Some(picked) = pick(call.snapshot, &result) {
                 value = picked;
             }
@@ -419,12 +432,12 @@ pub unsafe extern "C" fn flags_eval_detail(
     guard(|| {
         // SAFETY: the caller's contract on the handles and `flag`.
         let (call, flag) = unsafe { (Call::new(snapshot, ctx)?, text(flag, flag_len, "flag")?) };
-        let result = call.evaluate(flag, value_type(expected)?);
+        let (position, result) = call.evaluate(flag, value_type(expected)?);
         // SAFETY: the caller's contract on `detail`.
         unsafe {
             write(
                 detail,
-                FlagsDetail::new(call.snapshot, FlagsStr::NONE, &result),
+                FlagsDetail::new(call.snapshot, FlagsStr::NONE, position, &result),
                 "detail",
             )
         }?;
@@ -486,7 +499,7 @@ pub unsafe extern "C" fn flags_eval_all(
         }
         let results = call.snapshot.core.evaluate_all(call.ctx.view(), call.at());
         for (i, (key, result)) in results.enumerate() {
-            let detail = FlagsDetail::new(call.snapshot, FlagsStr::of(key), &result);
+            let detail = FlagsDetail::new(call.snapshot, FlagsStr::of(key), Some(i), &result);
             // SAFETY: `i < flags <= capacity`, and `details` is writable for
             // `capacity` entries per the caller's contract.
             unsafe { details.add(i).write(detail) };

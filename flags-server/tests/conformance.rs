@@ -123,6 +123,7 @@ async fn check_native(server: &Server, case: &Value) {
         "stale",
         "overridden",
         "unmet_prerequisite",
+        "metadata",
     ] {
         assert_eq!(
             got[field], expected[field],
@@ -163,6 +164,12 @@ async fn check_ofrep(server: &Server, case: &Value) {
         );
     }
     let metadata = &got["metadata"];
+    for (key, value) in expected["metadata"].as_object().unwrap() {
+        assert_eq!(
+            &metadata[key], value,
+            "{name}: OFREP metadata `{key}` in {got}"
+        );
+    }
     let absent_as_null = |v: &Value| if v.is_null() { Value::Null } else { v.clone() };
     assert_eq!(
         absent_as_null(&metadata["bucket"]),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use toml::Spanned;
 
-use super::{Problems, Scope, condition, guardrail, valid_name};
+use super::{Problems, Scope, condition, guardrail, metadata, valid_name};
 use crate::bucket::{self, BUCKETS};
 use crate::config::{ExperimentConfig, FlagConfig, RuleConfig};
 use crate::snapshot::{
@@ -74,6 +74,7 @@ pub(super) fn compile(
         Some(name) => find(name, problems),
         None => default,
     };
+    let metadata = metadata::compile(config.metadata.as_ref(), problems);
     let salt = config.salt.as_ref().map_or(key, |s| s.get_ref().as_str());
     let bucket_by = match config.bucket_by.as_ref().map(|b| b.get_ref().as_str()) {
         None | Some("key") => Attr::Key,
@@ -109,6 +110,7 @@ pub(super) fn compile(
             Some(Flag {
                 key: key.into(),
                 description: config.description.as_deref().map(Into::into),
+                metadata,
                 version,
                 enabled: config.enabled.as_ref().is_none_or(|e| *e.get_ref()),
                 variants: variants.into(),

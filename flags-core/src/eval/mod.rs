@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::bucket::bucket;
 use crate::context::{AttrValue, Context};
 use crate::kill::KilledBy;
+use crate::metadata::Metadata;
 use crate::snapshot::{
     Action, Attr, Flag, FlagVersion, Rollout, Rule, Segment, Snapshot, Value, ValueType,
     VariantIndex,
@@ -107,6 +108,8 @@ pub struct Evaluation<'s> {
     pub arm: Option<&'s str>,
     /// Content hash of the flag's definition.
     pub flag_version: Option<FlagVersion>,
+    /// The flag's declared metadata; empty for an unknown flag.
+    pub metadata: Metadata<'s>,
     /// Whether this flag is a previous version kept because the new one is invalid.
     pub stale: bool,
     /// Whether an override forced the variant.
@@ -121,10 +124,10 @@ pub struct Evaluation<'s> {
 impl<'s> Evaluation<'s> {
     /// The result for a key that names no flag.
     pub fn not_found() -> Self {
-        Self::error(ErrorCode::FlagNotFound, None)
+        Self::error(ErrorCode::FlagNotFound, None, Metadata::default())
     }
 
-    fn error(code: ErrorCode, flag_version: Option<FlagVersion>) -> Self {
+    fn error(code: ErrorCode, flag_version: Option<FlagVersion>, metadata: Metadata<'s>) -> Self {
         Self {
             value: None,
             variant: None,
@@ -135,6 +138,7 @@ impl<'s> Evaluation<'s> {
             enrolled: false,
             arm: None,
             flag_version,
+            metadata,
             stale: false,
             overridden: false,
             unmet_prerequisite: None,
@@ -146,7 +150,7 @@ impl<'s> Evaluation<'s> {
     pub fn expect_type(self, expected: ValueType) -> Self {
         match self.value {
             Some(v) if v.value_type() != expected => {
-                Self::error(ErrorCode::TypeMismatch, self.flag_version)
+                Self::error(ErrorCode::TypeMismatch, self.flag_version, self.metadata)
             }
             _ => self,
         }
@@ -345,6 +349,7 @@ impl Snapshot {
             enrolled: decision.enrolled,
             arm: decision.arm.map(|arm| &*flag.variants[arm as usize].key),
             flag_version: Some(flag.version),
+            metadata: Metadata::new(&flag.metadata),
             stale: slot.stale,
             overridden: decision.overridden,
             unmet_prerequisite: decision.unmet_prerequisite,

@@ -55,6 +55,7 @@ static const char CONFIG[] =
     "when = [{ attr = \"email\", op = \"ends_with\", value = \"@corp.example\" }]\n"
     "serve = \"on\"\n"
     "[flags.color]\n"
+    "metadata = { team = \"growth\", ticket = 7 }\n"
     "variants = { red = \"red\", blue = \"blue\" }\n"
     "default = \"red\"\n"
     "[flags.limit]\n"
@@ -281,6 +282,7 @@ static void test_detail_and_all(FlagsEngine *engine) {
     CHECK(d.rule_index == 0 && str_is(d.rule_name, "staff") && d.bucket == -1);
     CHECK(d.has_flag_version && !d.enrolled && !d.stale && !d.overridden);
     CHECK(d.flag.ptr == NULL && d.unmet_prerequisite.ptr == NULL);
+    CHECK(str_is(d.metadata_json, "{}"));
 
     CHECK(flags_eval_detail(snap, ctx, FLAGS_LIT("everyone"), FLAGS_TYPE_ANY, &d) == FLAGS_STATUS_OK);
     CHECK(d.reason == FLAGS_REASON_SPLIT && d.bucket >= 0 && d.bucket < 1000000);
@@ -296,6 +298,7 @@ static void test_detail_and_all(FlagsEngine *engine) {
     CHECK(d.reason == FLAGS_REASON_DISABLED && !d.bool_value);
     CHECK(flags_eval_detail(snap, ctx, FLAGS_LIT("color"), FLAGS_TYPE_ANY, &d) == FLAGS_STATUS_OK);
     CHECK(d.reason == FLAGS_REASON_STATIC && d.rule_index == -1);
+    CHECK(str_is(d.metadata_json, "{\"team\":\"growth\",\"ticket\":7}"));
     CHECK(flags_eval_detail(snap, ctx, FLAGS_LIT("limit"), FLAGS_TYPE_INT, &d) == FLAGS_STATUS_OK);
     CHECK(d.value_type == FLAGS_TYPE_INT && d.int_value == 10 && d.reason == FLAGS_REASON_DEFAULT);
     CHECK(flags_eval_detail(snap, ctx, FLAGS_LIT("rate"), FLAGS_TYPE_FLOAT, &d) == FLAGS_STATUS_OK);
@@ -320,8 +323,10 @@ static void test_detail_and_all(FlagsEngine *engine) {
     CHECK(flags_eval_detail(snap, ctx, FLAGS_LIT("nope"), FLAGS_TYPE_ANY, &d) == FLAGS_STATUS_FLAG_NOT_FOUND);
     CHECK(d.reason == FLAGS_REASON_ERROR && d.error == FLAGS_STATUS_FLAG_NOT_FOUND);
     CHECK(d.value_type == FLAGS_TYPE_ANY && d.variant.ptr == NULL && !d.has_flag_version);
+    CHECK(d.metadata_json.ptr == NULL);
     CHECK(flags_eval_detail(snap, ctx, FLAGS_LIT("color"), FLAGS_TYPE_INT, &d) == FLAGS_STATUS_TYPE_MISMATCH);
     CHECK(d.error == FLAGS_STATUS_TYPE_MISMATCH && d.has_flag_version && d.variant.ptr == NULL);
+    CHECK(str_is(d.metadata_json, "{\"team\":\"growth\",\"ticket\":7}"));
 
     /* Bad arguments leave the detail alone. */
     d.rule_index = 12345;
@@ -344,6 +349,8 @@ static void test_detail_and_all(FlagsEngine *engine) {
     CHECK(flags_eval_all(snap, ctx, all, n, &count) == FLAGS_STATUS_OK && count == n);
     CHECK(str_is(all[0].flag, "beta") && all[0].bool_value && str_is(all[0].rule_name, "staff"));
     CHECK(str_is(all[1].flag, "color") && str_is(all[1].string_value, "red"));
+    CHECK(str_is(all[1].metadata_json, "{\"team\":\"growth\",\"ticket\":7}"));
+    CHECK(str_is(all[0].metadata_json, "{}"));
     CHECK(str_is(all[n - 2].flag, "schedule") && all[n - 2].bool_value);
     CHECK(str_is(all[n - 1].flag, "this-century") && all[n - 1].bool_value);
     CHECK(flags_eval_all(snap, ctx, all, n, NULL) == FLAGS_STATUS_NULL_ARGUMENT);
