@@ -81,7 +81,9 @@ pub(crate) struct Flag {
     pub(crate) variants: Box<[Variant]>,
     pub(crate) value_type: ValueType,
     pub(crate) default: VariantIndex,
-    pub(crate) off: VariantIndex,
+    /// Served while the flag is disabled; `None` (no `off_variant`) serves
+    /// no value, and the caller's default applies.
+    pub(crate) off: Option<VariantIndex>,
     pub(crate) seed: u64,
     pub(crate) bucket_by: Attr,
     pub(crate) rules: Box<[Rule]>,
@@ -470,6 +472,12 @@ impl<'s> FlagInfo<'s> {
     /// The flag's `default` variant.
     pub fn default_variant(&self) -> &'s str {
         &self.slot.flag.variants[self.slot.flag.default as usize].key
+    }
+    /// The variant served while the flag is disabled, if it declares an
+    /// `off_variant`; without one a disabled flag serves no value.
+    pub fn off_variant(&self) -> Option<&'s str> {
+        let flag: &'s Flag = &self.slot.flag;
+        flag.off.map(|off| &*flag.variants[off as usize].key)
     }
     /// Its rules, in the order written (the order they are tried).
     pub fn rules(&self) -> impl Iterator<Item = RuleInfo<'s>> + use<'s> {

@@ -59,9 +59,41 @@ serve = "b"
 }
 
 #[test]
-fn off_variant_defaults_to_default() {
-    let s = snapshot("[flags.f]\nenabled = false\nvariants = { a = 1, b = 2 }\ndefault = \"b\"\n");
-    assert_eq!(eval(&s, "f", &Context::new()).as_int(), Some(2));
+fn without_off_variant_a_disabled_flag_serves_no_value() {
+    let s = snapshot(
+        "[flags.f]\nenabled = false\nvariants = { a = 1, b = 2 }\ndefault = \"b\"\n\
+         [flags.child]\nrequires = [{ flag = \"f\", variant = \"b\" }]\n\
+         [[flags.child.rules]]\nserve = \"on\"\n",
+    );
+    let r = eval(&s, "f", &Context::with_key("u"));
+    assert_eq!(
+        (r.value, r.variant, r.reason),
+        (None, None, Reason::Disabled)
+    );
+    assert!(!r.served() && r.error.is_none());
+    assert_eq!(
+        s.int_value("f", &Context::new(), 7),
+        7,
+        "the caller's default"
+    );
+    assert_eq!(r.expect_type(ValueType::Int).reason, Reason::Disabled);
+    assert_eq!(s.flag("f").unwrap().off_variant(), None);
+    let child = eval(&s, "child", &Context::with_key("u"));
+    assert_eq!(
+        (child.reason, child.unmet_prerequisite),
+        (Reason::Default, Some("f")),
+        "a flag serving no value meets no requirement, not even its default's"
+    );
+}
+
+#[test]
+fn an_off_variant_must_name_a_variant() {
+    let text = "version = 1\n[flags.f]\nenabled = false\nvariants = { dark = 1, live = 2 }\ndefault = \"live\"\noff_variant = \"drak\"\n";
+    let problems = compile(text, &Overrides::new()).unwrap_err().to_string();
+    assert!(
+        problems.contains("6:15: flags.f: unknown variant `drak`; did you mean `dark`?"),
+        "{problems}"
+    );
 }
 
 #[test]

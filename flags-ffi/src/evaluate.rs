@@ -18,7 +18,8 @@ use crate::strings::{FlagsStr, text};
 
 /// A flag's value type. As the `expected` argument of `flags_eval_detail`,
 /// `FLAGS_TYPE_ANY` accepts every type; in a detail it means no value was
-/// served (an error).
+/// served: an error, or a disabled flag without `off_variant` (reason
+/// `FLAGS_REASON_DISABLED`, status OK), whose caller uses its own default.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FlagsType {
@@ -46,7 +47,8 @@ pub enum FlagsReason {
     TargetingMatch = 1,
     /// The deciding rule drew a bucket: rollout, schedule, split, experiment.
     Split = 2,
-    /// The flag's kill switch is off.
+    /// The flag is disabled: its `off_variant` is served, or no value at
+    /// all (`value_type` is `FLAGS_TYPE_ANY`) when it declares none.
     Disabled = 3,
     /// No rule matched, or a prerequisite was unmet.
     Default = 4,
@@ -65,7 +67,7 @@ pub struct FlagsDetail {
     /// The flag key; set by `flags_eval_all`, absent from `flags_eval_detail`
     /// (whose caller passed the key).
     pub flag: FlagsStr,
-    /// The variant served; absent on error.
+    /// The variant served; absent on error and when no value was served.
     pub variant: FlagsStr,
     /// The value of a string flag, or the JSON text of an object flag.
     pub string_value: FlagsStr,
@@ -82,7 +84,8 @@ pub struct FlagsDetail {
     pub float_value: f64,
     /// A content hash of the flag's definition; see `has_flag_version`.
     pub flag_version: u64,
-    /// Which value field is set; `FLAGS_TYPE_ANY` on error.
+    /// Which value field is set; `FLAGS_TYPE_ANY` when no value was served
+    /// (an error, or a disabled flag without `off_variant`).
     pub value_type: FlagsType,
     /// Why this value.
     pub reason: FlagsReason,
@@ -255,8 +258,10 @@ impl Getter {
 }
 
 /// The value of a boolean flag, or `default_value` if it cannot be
-/// evaluated as one. `status` (may be NULL) receives the outcome:
-/// `FLAGS_STATUS_OK`, `_FLAG_NOT_FOUND`, `_TYPE_MISMATCH` or an argument error.
+/// evaluated as one or serves no value (disabled without `off_variant`:
+/// the status is then `FLAGS_STATUS_OK`). `status` (may be NULL) receives
+/// the outcome: `FLAGS_STATUS_OK`, `_FLAG_NOT_FOUND`, `_TYPE_MISMATCH` or an
+/// argument error.
 ///
 /// # Safety
 /// `snapshot` and `ctx` are live handles; `flag` is readable for `flag_len`

@@ -157,6 +157,14 @@ async fn check_ofrep(server: &Server, case: &Value) {
         return;
     }
     assert_eq!(status, 200, "{name}: {got}");
+    // No value served (a disabled flag without `off_variant`): OFREP leaves
+    // both fields out rather than sending null.
+    if expected["value"].is_null() {
+        assert!(
+            got.get("value").is_none() && got.get("variant").is_none(),
+            "{name}: {got}"
+        );
+    }
     for field in ["value", "variant", "reason"] {
         assert_eq!(
             got[field], expected[field],

@@ -301,6 +301,10 @@ def structure():
     c = "structure.toml"
     case("a killed flag serves its off_variant", c, "killed", result("C", "c", "DISABLED"),
          type="string", key="u")
+    case("a killed flag without off_variant serves no value", c, "dark",
+         result(None, None, "DISABLED"), type="string", key="u")
+    case("a killed flag without off_variant serves no value, any type", c, "dark",
+         result(None, None, "DISABLED"))
     case("a flag without rules is static", c, "static-on", result(True, "on", "STATIC"),
          type="bool")
     case("a flag without variants is on/off, default off", c, "plain",
@@ -331,6 +335,8 @@ def structure():
     case("an unmet prerequisite two levels up", c, "grandchild",
          result(False, "off", "DEFAULT", unmet="child"), attrs={"country": "FR"})
     case("a killed prerequisite is compared by its off_variant", c, "child-of-killed", on())
+    case("a killed prerequisite without off_variant is unmet, even by its default", c,
+         "child-of-dark", result(False, "off", "DEFAULT", unmet="dark"))
 
     # Typed errors.
     case("an unknown flag", c, "no-such-flag", error("FLAG_NOT_FOUND"), type="bool")

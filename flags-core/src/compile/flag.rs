@@ -70,9 +70,10 @@ pub(super) fn compile(
             None
         }
     };
+    // `Some(None)`: no `off_variant`, so a disabled flag serves no value.
     let off = match &config.off_variant {
-        Some(name) => find(name, problems),
-        None => default,
+        Some(name) => find(name, problems).map(Some),
+        None => Some(None),
     };
     let metadata = metadata::compile(config.metadata.as_ref(), problems);
     let salt = config.salt.as_ref().map_or(key, |s| s.get_ref().as_str());

@@ -82,13 +82,15 @@ pub struct FlagConfig {
     /// they had before metadata existed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Spanned<IndexMap<Spanned<String>, Spanned<toml::Value>>>>,
-    /// The kill switch; `false` serves `off_variant` to everyone.
+    /// The kill switch; `false` serves `off_variant` to everyone, or no
+    /// value (the caller's default) without one.
     pub enabled: Option<Spanned<bool>>,
     /// Variant name to value; omitted for a plain boolean flag.
     pub variants: Option<Spanned<IndexMap<Spanned<String>, Spanned<toml::Value>>>>,
     /// Served when no rule matches.
     pub default: Option<Spanned<String>>,
-    /// Served when the flag is disabled; defaults to `default`.
+    /// Served when the flag is disabled; without it a disabled flag serves
+    /// no value and callers use their own default.
     pub off_variant: Option<Spanned<String>>,
     /// Hash salt; defaults to the flag key.
     pub salt: Option<Spanned<String>>,

@@ -219,7 +219,8 @@ static void test_getters(FlagsEngine *engine) {
 
     CHECK(flags_eval_bool(snap, ctx, FLAGS_LIT("beta"), false, &status) == true);
     CHECK(status == FLAGS_STATUS_OK);
-    CHECK(flags_eval_bool(snap, ctx, FLAGS_LIT("killed"), true, NULL) == false);
+    /* Killed without an off_variant: the caller's default. */
+    CHECK(flags_eval_bool(snap, ctx, FLAGS_LIT("killed"), true, NULL) == true);
     CHECK(str_is(flags_eval_string(snap, ctx, FLAGS_LIT("color"), FLAGS_LIT("x"), &status), "red"));
     CHECK(status == FLAGS_STATUS_OK);
     CHECK(flags_eval_int(snap, ctx, FLAGS_LIT("limit"), -1, &status) == 100);
@@ -295,7 +296,13 @@ static void test_detail_and_all(FlagsEngine *engine) {
     CHECK(flags_eval_detail(snap, ctx, FLAGS_LIT("child"), FLAGS_TYPE_BOOL, &d) == FLAGS_STATUS_OK);
     CHECK(d.reason == FLAGS_REASON_DEFAULT && str_is(d.unmet_prerequisite, "killed"));
     CHECK(flags_eval_detail(snap, ctx, FLAGS_LIT("killed"), FLAGS_TYPE_BOOL, &d) == FLAGS_STATUS_OK);
-    CHECK(d.reason == FLAGS_REASON_DISABLED && !d.bool_value);
+    /* Killed without an off_variant: no value served, so the caller's default. */
+    CHECK(d.reason == FLAGS_REASON_DISABLED && d.value_type == FLAGS_TYPE_ANY);
+    CHECK(d.variant.ptr == NULL && d.error == FLAGS_STATUS_OK && d.has_flag_version);
+    FlagsStatus killed_status = FLAGS_STATUS_PANIC;
+    CHECK(flags_eval_bool(snap, ctx, FLAGS_LIT("killed"), true, &killed_status) == true);
+    CHECK(killed_status == FLAGS_STATUS_OK);
+    CHECK(flags_eval_bool(snap, ctx, FLAGS_LIT("killed"), false, NULL) == false);
     CHECK(flags_eval_detail(snap, ctx, FLAGS_LIT("color"), FLAGS_TYPE_ANY, &d) == FLAGS_STATUS_OK);
     CHECK(d.reason == FLAGS_REASON_STATIC && d.rule_index == -1);
     CHECK(str_is(d.metadata_json, "{\"team\":\"growth\",\"ticket\":7}"));

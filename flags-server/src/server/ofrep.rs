@@ -2,6 +2,7 @@
 //! evaluation, shaped exactly as `service/openapi.yaml` defines them.
 //!
 //! Success items carry `key`, `value`, `reason`, `variant` and `metadata`
+//! (`value` and `variant` left out for a disabled flag that serves none)
 //! (plain strings, numbers and booleans: `flagVersion`, `configVersion` on
 //! single-flag answers, `ruleIndex`/`ruleName` when a rule decided, `bucket`
 //! when one was drawn, `enrolled` for flags running an experiment or with
@@ -135,9 +136,16 @@ fn write_success(
         reason => reason.as_str(),
     };
     field(out, b"{\"key\":", evaluated.key)?;
-    field(out, b",\"value\":", &e.value)?;
+    // A disabled flag without `off_variant` serves no value: OFREP leaves
+    // out `value` and `variant` (as flagd does), and clients use their own
+    // default.
+    if let Some(value) = e.value {
+        field(out, b",\"value\":", value)?;
+    }
     field(out, b",\"reason\":", reason)?;
-    field(out, b",\"variant\":", &e.variant)?;
+    if let Some(variant) = e.variant {
+        field(out, b",\"variant\":", variant)?;
+    }
     out.extend_from_slice(b",\"metadata\":{");
     let members = out.len();
     if let Some(version) = e.flag_version {
@@ -383,6 +391,24 @@ experiment = { metrics = [] }
             engine
                 .iter()
                 .all(|key| flags_core::metadata::ENGINE_KEYS.contains(key))
+        );
+    }
+
+    #[test]
+    fn a_disabled_flag_without_off_variant_answers_without_value_or_variant() {
+        let config = "version = 1\n[flags.dark]\nenabled = false\n[flags.lit]\nenabled = false\noff_variant = \"off\"\n";
+        let ctx = Context::with_key("u-1");
+        let (dark, text) = answer(config, "dark", &ctx);
+        assert_eq!(
+            dark,
+            json!({"key": "dark", "reason": "DISABLED", "metadata": {"killedBy": "file"}}),
+            "{text}"
+        );
+        let (lit, _) = answer(config, "lit", &ctx);
+        assert_eq!(
+            lit,
+            json!({"key": "lit", "value": false, "reason": "DISABLED", "variant": "off",
+                   "metadata": {"killedBy": "file"}})
         );
     }
 
