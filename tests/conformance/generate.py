@@ -9,9 +9,11 @@ Requires Python 3.11+ and the PyPI package `xxhash`.
 Each case names a config under configs/ (plus, optionally, a second one
 loaded over it as an update, for last-known-good), environment overrides,
 a flag, the type asked for, a context {targetingKey, attributes}, an
-instant, and the expected result. Three runners must all agree with it:
-the Rust crate and the C ABI (tests/conformance.rs at the repository root)
-and the Python SDK (sdks/python/tests/test_conformance.py).
+instant, and the expected result. Every binding must agree with it: the
+Rust crate and the C ABI (tests/conformance.rs at the repository root), the
+server over its native API and OFREP (flags-server/tests/conformance.rs), the
+OpenFeature provider (flags-openfeature/tests/conformance.rs) and the Python
+SDK (sdks/python/tests/test_conformance.py).
 
 Expected results are written here from docs/flags-toml.md, never by running
 the engine. Where a result depends on a bucket, the bucket is computed below
