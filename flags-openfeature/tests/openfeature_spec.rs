@@ -691,6 +691,9 @@ fn readable_features() -> tempfile::TempDir {
 async fn main() {
     let features = readable_features();
     Spec::cucumber()
+        // Arguments are cargo's for libtest (scripts/test.sh passes
+        // `--skip`), not cucumber's: read none.
+        .with_default_cli()
         .fail_on_skipped()
         .filter_run_and_exit(features.path(), |_, _, scenario| {
             !scenario
