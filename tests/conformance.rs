@@ -130,6 +130,7 @@ fn crate_observed(r: &Evaluation<'_>) -> Json {
         "stale": r.stale,
         "overridden": r.overridden,
         "unmet_prerequisite": r.unmet_prerequisite,
+        "metadata": r.metadata,
     })
 }
 
@@ -252,12 +253,13 @@ fn through_c_abi(case: &Case) -> (Json, Option<u64>) {
 /// `d`'s views are still valid.
 unsafe fn c_observed(d: &FlagsDetail) -> Json {
     // SAFETY: the caller holds the snapshot the views point into.
-    let (string, variant, rule_name, unmet) = unsafe {
+    let (string, variant, rule_name, unmet, metadata) = unsafe {
         (
             text(d.string_value),
             text(d.variant),
             text(d.rule_name),
             text(d.unmet_prerequisite),
+            text(d.metadata_json),
         )
     };
     let value = match d.value_type {
@@ -294,6 +296,8 @@ unsafe fn c_observed(d: &FlagsDetail) -> Json {
         "stale": d.stale,
         "overridden": d.overridden,
         "unmet_prerequisite": unmet,
+        // Absent (an unknown flag) reads as no metadata, as in the crate.
+        "metadata": metadata.map_or(json!({}), |m| serde_json::from_str(&m).expect("JSON")),
     })
 }
 

@@ -3,8 +3,9 @@
 //! saying who disabled each flag.
 //!
 //! A runtime kill is the file's `enabled = false` without editing the file:
-//! the flag serves its `off_variant` with reason `DISABLED`, flags that
-//! require it see that variant, and evaluations name who disabled it
+//! the flag serves its `off_variant` (or, without one, no value: callers use
+//! their own default) with reason `DISABLED`, flags that require it see
+//! that variant (or an unmet requirement), and evaluations name who disabled it
 //! ([`Evaluation::killed_by`](crate::Evaluation::killed_by)). It is applied
 //! by deriving a new snapshot ([`Snapshot::with_runtime_kills`]), so
 //! evaluation reads one more field and nothing else. Not here: where kills
@@ -139,7 +140,11 @@ serve = "on"
         let ctx = Context::with_key("u");
         let result = killed.evaluate("parent", &ctx);
         assert_eq!(result.reason, Reason::Disabled);
-        assert_eq!(result.variant, Some("off"));
+        assert_eq!(
+            (result.value, result.variant),
+            (None, None),
+            "no off_variant: no value"
+        );
         assert_eq!(result.killed_by, Some(&KilledBy::Admin));
         assert_eq!(
             killed.flag("parent").unwrap().killed_by(),

@@ -38,6 +38,7 @@ mod diagnostic;
 mod eval;
 pub mod guardrail;
 mod kill;
+pub mod metadata;
 mod overrides;
 mod semver;
 mod snapshot;
@@ -53,6 +54,7 @@ pub use eval::{
     ErrorCode, Evaluation, Explain, NoExplain, Reason, RuleOutcome, RuleRef, Step, Trace,
 };
 pub use kill::KilledBy;
+pub use metadata::Metadata;
 pub use overrides::{ENV_PREFIX, Overrides, env_name};
 pub use snapshot::{
     ConfigVersion, ExperimentInfo, FlagInfo, FlagVersion, MetricDefinition, OverrideStatus,

@@ -16,6 +16,7 @@ use crate::config::MetricKind;
 use crate::context::Context;
 use crate::guardrail::{GuardedRule, Guardrail};
 use crate::kill::KilledBy;
+use crate::metadata::Metadata;
 use crate::semver::OwnedVersion;
 use crate::time::Timestamp;
 
@@ -73,12 +74,16 @@ pub(crate) struct Requirement {
 pub(crate) struct Flag {
     pub(crate) key: Box<str>,
     pub(crate) description: Option<Box<str>>,
+    /// Its declared metadata, in the order written (see `crate::metadata`).
+    pub(crate) metadata: Box<[(Box<str>, Value)]>,
     pub(crate) version: FlagVersion,
     pub(crate) enabled: bool,
     pub(crate) variants: Box<[Variant]>,
     pub(crate) value_type: ValueType,
     pub(crate) default: VariantIndex,
-    pub(crate) off: VariantIndex,
+    /// Served while the flag is disabled; `None` (no `off_variant`) serves
+    /// no value, and the caller's default applies.
+    pub(crate) off: Option<VariantIndex>,
     pub(crate) seed: u64,
     pub(crate) bucket_by: Attr,
     pub(crate) rules: Box<[Rule]>,
@@ -398,6 +403,10 @@ impl<'s> FlagInfo<'s> {
     pub fn description(&self) -> Option<&'s str> {
         self.slot.flag.description.as_deref()
     }
+    /// Its declared metadata.
+    pub fn metadata(&self) -> Metadata<'s> {
+        Metadata::new(&self.slot.flag.metadata)
+    }
     /// Whether the flag is served enabled: its kill switch is on
     /// (`enabled = true`), and it is not a kept version that a newer text
     /// with errors switched off.
@@ -463,6 +472,12 @@ impl<'s> FlagInfo<'s> {
     /// The flag's `default` variant.
     pub fn default_variant(&self) -> &'s str {
         &self.slot.flag.variants[self.slot.flag.default as usize].key
+    }
+    /// The variant served while the flag is disabled, if it declares an
+    /// `off_variant`; without one a disabled flag serves no value.
+    pub fn off_variant(&self) -> Option<&'s str> {
+        let flag: &'s Flag = &self.slot.flag;
+        flag.off.map(|off| &*flag.variants[off as usize].key)
     }
     /// Its rules, in the order written (the order they are tried).
     pub fn rules(&self) -> impl Iterator<Item = RuleInfo<'s>> + use<'s> {

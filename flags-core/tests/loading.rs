@@ -56,7 +56,7 @@ fn unknown_keys_and_wrong_types_are_reported_per_entry() {
     assert_reports_exactly(
         "[flags.a]\ncolour = \"red\"\n[flags.b]\nenabled = \"yes\"\n[segments.s]\nkeys = \"alice\"\n",
         &[
-            "3:1: flags.a: unknown key `colour`; expected one of description, enabled, variants, default, off_variant, salt, bucket_by, requires, rules, guardrails",
+            "3:1: flags.a: unknown key `colour`; expected one of description, metadata, enabled, variants, default, off_variant, salt, bucket_by, requires, rules, guardrails",
             "5:11: flags.b: `enabled` must be true or false (without quotes); until it is, this file cannot switch the flag off or on",
             "7:8: segments.s: `keys`: invalid type: string \"alice\", expected a sequence",
         ],
@@ -155,7 +155,7 @@ description = 1
 "#,
         &[
             "3:8: flags.a: `salt`: invalid type: integer `5`, expected a string",
-            "4:1: flags.a: unknown key `colour`; expected one of description, enabled, variants, default, off_variant, salt, bucket_by, requires, rules, guardrails",
+            "4:1: flags.a: unknown key `colour`; expected one of description, metadata, enabled, variants, default, off_variant, salt, bucket_by, requires, rules, guardrails",
             "6:9: flags.a: `serve`: invalid type: integer `3`, expected a string",
             "7:9: flags.a: missing key `op`",
             "7:59: flags.a: `values` is a list such as [\"US\", \"CA\"]; for a single value write `value = ...`",
@@ -740,5 +740,41 @@ experiment = { metrics = ["sessions", "revenue"] }
     assert_eq!(
         sessions.window,
         Some(std::time::Duration::from_secs(7 * 86_400))
+    );
+}
+
+#[test]
+fn metadata_values_keys_and_bounds_are_checked_where_they_are_written() {
+    assert_reports_exactly(
+        r#"[flags.a]
+metadata = { team = "checkout", ticket = 1234, ratio = 0.5, public = true }
+[flags.b]
+metadata = { owners = ["ann"], since = 2026-01-01, nested = { x = 1 }, flagVersion = "1", "no spaces" = 1, inf = inf }
+[flags.c]
+metadata = "checkout"
+"#,
+        &[
+            "5:23: flags.b: metadata `owners` is a list; metadata values are strings, finite numbers or booleans",
+            "5:40: flags.b: metadata `since` is a date-time (quote it to keep it as text); metadata values are strings, finite numbers or booleans",
+            "5:61: flags.b: metadata `nested` is a table; metadata values are strings, finite numbers or booleans",
+            "5:72: flags.b: metadata key `flagVersion` is one the engine sets on every evaluation (flagVersion, configVersion, ruleIndex, ruleName, bucket, enrolled, arm, stale, overridden, killedBy); choose another name",
+            "5:91: flags.b: invalid metadata key name `no spaces`: names match [A-Za-z0-9][A-Za-z0-9._-]{0,127} (they appear in URLs and environment variables)",
+            "5:114: flags.b: metadata `inf` is not a finite number; metadata values are strings, finite numbers or booleans",
+            "7:12: flags.c: `metadata` is a table such as { team = \"checkout\", ticket = 1234 }",
+        ],
+    );
+    let many: Vec<String> = (0..=flags_core::metadata::MAX_ENTRIES)
+        .map(|i| format!("k{i} = {i}"))
+        .collect();
+    let long = "x".repeat(flags_core::metadata::MAX_STRING_BYTES + 1);
+    assert_reports_exactly(
+        &format!(
+            "[flags.a]\nmetadata = {{ {} }}\n[flags.b]\nmetadata = {{ note = \"{long}\" }}\n",
+            many.join(", ")
+        ),
+        &[
+            "3:12: flags.a: `metadata` has 33 entries; a flag may have at most 32",
+            "5:21: flags.b: metadata `note` is 1025 bytes long; values are at most 1024",
+        ],
     );
 }

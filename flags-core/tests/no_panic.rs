@@ -1904,7 +1904,8 @@ fn check_diagnostics(diagnostics: &Diagnostics) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// Evaluates every flag: a variant of the flag, deterministic, the same when explained.
+/// Evaluates every flag: a variant of the flag (or nothing, for a disabled
+/// flag without `off_variant`), deterministic, the same when explained.
 fn check_evaluations(
     snapshot: &Snapshot,
     spec: &ContextSpec,
@@ -1922,16 +1923,25 @@ fn check_evaluations(
             prop_assert_eq!(first, explained, "explaining `{}` changed it", key);
             prop_assert_eq!(first, *from_all, "evaluate_all disagrees on `{}`", key);
             prop_assert_ne!(first.reason, Reason::Error, "`{}`: {:?}", key, first);
-            let Some(variant) = first.variant else {
-                return Err(TestCaseError::fail(format!("`{key}` served no variant")));
-            };
-            let value = first.value.expect("a variant has a value");
-            prop_assert!(
-                info.variants().any(|(k, v)| k == variant && v == value),
-                "`{}` served `{}`, not one of its variants",
-                key,
-                variant
-            );
+            match (first.variant, first.value) {
+                (Some(variant), Some(value)) => prop_assert!(
+                    info.variants().any(|(k, v)| k == variant && v == value),
+                    "`{}` served `{}`, not one of its variants",
+                    key,
+                    variant
+                ),
+                (None, None) => prop_assert!(
+                    first.reason == Reason::Disabled && info.off_variant().is_none(),
+                    "`{}` served no variant: {:?}",
+                    key,
+                    first
+                ),
+                _ => {
+                    return Err(TestCaseError::fail(format!(
+                        "`{key}`: a variant without its value: {first:?}"
+                    )));
+                }
+            }
             if let Some(bucket) = first.bucket {
                 prop_assert!(bucket < flags_core::bucket::BUCKETS);
             }

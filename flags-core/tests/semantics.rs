@@ -59,9 +59,41 @@ serve = "b"
 }
 
 #[test]
-fn off_variant_defaults_to_default() {
-    let s = snapshot("[flags.f]\nenabled = false\nvariants = { a = 1, b = 2 }\ndefault = \"b\"\n");
-    assert_eq!(eval(&s, "f", &Context::new()).as_int(), Some(2));
+fn without_off_variant_a_disabled_flag_serves_no_value() {
+    let s = snapshot(
+        "[flags.f]\nenabled = false\nvariants = { a = 1, b = 2 }\ndefault = \"b\"\n\
+         [flags.child]\nrequires = [{ flag = \"f\", variant = \"b\" }]\n\
+         [[flags.child.rules]]\nserve = \"on\"\n",
+    );
+    let r = eval(&s, "f", &Context::with_key("u"));
+    assert_eq!(
+        (r.value, r.variant, r.reason),
+        (None, None, Reason::Disabled)
+    );
+    assert!(!r.served() && r.error.is_none());
+    assert_eq!(
+        s.int_value("f", &Context::new(), 7),
+        7,
+        "the caller's default"
+    );
+    assert_eq!(r.expect_type(ValueType::Int).reason, Reason::Disabled);
+    assert_eq!(s.flag("f").unwrap().off_variant(), None);
+    let child = eval(&s, "child", &Context::with_key("u"));
+    assert_eq!(
+        (child.reason, child.unmet_prerequisite),
+        (Reason::Default, Some("f")),
+        "a flag serving no value meets no requirement, not even its default's"
+    );
+}
+
+#[test]
+fn an_off_variant_must_name_a_variant() {
+    let text = "version = 1\n[flags.f]\nenabled = false\nvariants = { dark = 1, live = 2 }\ndefault = \"live\"\noff_variant = \"drak\"\n";
+    let problems = compile(text, &Overrides::new()).unwrap_err().to_string();
+    assert!(
+        problems.contains("6:15: flags.f: unknown variant `drak`; did you mean `dark`?"),
+        "{problems}"
+    );
 }
 
 #[test]
@@ -871,4 +903,41 @@ experiment = { traffic = 50, layer = "l", range = [10, 60], metrics = ["buy"] }
     assert_eq!(e.metrics().collect::<Vec<_>>(), ["buy"]);
     let variants: Vec<_> = s.flag("exp").unwrap().variants().map(|(k, _)| k).collect();
     assert_eq!(variants, ["a", "b", "c"]);
+}
+
+#[test]
+fn metadata_is_returned_with_every_evaluation_of_its_flag() {
+    let s = snapshot(
+        r#"
+[flags.f]
+metadata = { team = "checkout", ticket = 1234, ratio = 0.5, public = true }
+variants = { a = "A", b = "B" }
+default = "a"
+[[flags.f.rules]]
+when = [{ attr = "country", op = "eq", value = "US" }]
+serve = "b"
+[flags.bare]
+"#,
+    );
+    let expected =
+        serde_json::json!({"team": "checkout", "ticket": 1234, "ratio": 0.5, "public": true});
+    for ctx in [Context::with_key("u"), Context::new().attr("country", "US")] {
+        let r = eval(&s, "f", &ctx);
+        assert_eq!(serde_json::to_value(r.metadata).unwrap(), expected);
+        let keys: Vec<&str> = r.metadata.iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            ["team", "ticket", "ratio", "public"],
+            "in the order written"
+        );
+    }
+    let typed = eval(&s, "f", &Context::new()).expect_type(ValueType::Bool);
+    assert_eq!(typed.error, Some(ErrorCode::TypeMismatch));
+    assert_eq!(
+        typed.metadata.get("ticket"),
+        Some(&flags_core::Value::Int(1234))
+    );
+    assert!(eval(&s, "bare", &Context::new()).metadata.is_empty());
+    assert!(eval(&s, "missing", &Context::new()).metadata.is_empty());
+    assert_eq!(s.flag("f").unwrap().metadata().len(), 4);
 }

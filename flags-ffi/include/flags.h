@@ -54,7 +54,7 @@
 
 // The version of this ABI: bumped whenever a signature, a struct layout or
 // the meaning of a code changes incompatibly.
-#define FLAGS_ABI_VERSION 1
+#define FLAGS_ABI_VERSION 2
 
 // What a call did. Zero is success; every other code names one failure.
 //
@@ -94,7 +94,8 @@ typedef enum {
 
 // A flag's value type. As the `expected` argument of `flags_eval_detail`,
 // `FLAGS_TYPE_ANY` accepts every type; in a detail it means no value was
-// served (an error).
+// served: an error, or a disabled flag without `off_variant` (reason
+// `FLAGS_REASON_DISABLED`, status OK), whose caller uses its own default.
 typedef enum {
   // Any type / no value.
   FLAGS_TYPE_ANY = 0,
@@ -118,7 +119,8 @@ typedef enum {
   FLAGS_REASON_TARGETING_MATCH = 1,
   // The deciding rule drew a bucket: rollout, schedule, split, experiment.
   FLAGS_REASON_SPLIT = 2,
-  // The flag's kill switch is off.
+  // The flag is disabled: its `off_variant` is served, or no value at
+  // all (`value_type` is `FLAGS_TYPE_ANY`) when it declares none.
   FLAGS_REASON_DISABLED = 3,
   // No rule matched, or a prerequisite was unmet.
   FLAGS_REASON_DEFAULT = 4,
@@ -168,7 +170,7 @@ typedef struct {
   // The flag key; set by `flags_eval_all`, absent from `flags_eval_detail`
   // (whose caller passed the key).
   FlagsStr flag;
-  // The variant served; absent on error.
+  // The variant served; absent on error and when no value was served.
   FlagsStr variant;
   // The value of a string flag, or the JSON text of an object flag.
   FlagsStr string_value;
@@ -176,13 +178,17 @@ typedef struct {
   FlagsStr rule_name;
   // The first unmet prerequisite, when one sent the flag to its default.
   FlagsStr unmet_prerequisite;
+  // The flag's declared metadata as the JSON text of an object (`{}`
+  // when it declares none); absent for an unknown flag.
+  FlagsStr metadata_json;
   // The value of an integer flag.
   int64_t int_value;
   // The value of a float flag.
   double float_value;
   // A content hash of the flag's definition; see `has_flag_version`.
   uint64_t flag_version;
-  // Which value field is set; `FLAGS_TYPE_ANY` on error.
+  // Which value field is set; `FLAGS_TYPE_ANY` when no value was served
+  // (an error, or a disabled flag without `off_variant`).
   FlagsType value_type;
   // Why this value.
   FlagsReason reason;
@@ -399,8 +405,10 @@ size_t flags_snapshot_flag_count(const FlagsSnapshot *snapshot);
 const char *flags_last_error(void);
 
 // The value of a boolean flag, or `default_value` if it cannot be
-// evaluated as one. `status` (may be NULL) receives the outcome:
-// `FLAGS_STATUS_OK`, `_FLAG_NOT_FOUND`, `_TYPE_MISMATCH` or an argument error.
+// evaluated as one or serves no value (disabled without `off_variant`:
+// the status is then `FLAGS_STATUS_OK`). `status` (may be NULL) receives
+// the outcome: `FLAGS_STATUS_OK`, `_FLAG_NOT_FOUND`, `_TYPE_MISMATCH` or an
+// argument error.
 //
 // # Safety
 // `snapshot` and `ctx` are live handles; `flag` is readable for `flag_len`

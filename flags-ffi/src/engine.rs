@@ -43,6 +43,9 @@ pub struct FlagsSnapshot {
     /// object flag allocates nothing. Addresses are stable because `core`
     /// is never modified and lives exactly as long as this map.
     objects: FxHashMap<usize, Box<str>>,
+    /// The JSON text of each flag's declared metadata (`{}` when it has
+    /// none), by position in file order: serialised once per load too.
+    metadata: Box<[Box<str>]>,
 }
 
 impl FlagsSnapshot {
@@ -77,7 +80,28 @@ impl FlagsSnapshot {
                 }
             }
         }
-        Ok((Self { core, objects }, status))
+        let metadata = core
+            .flags()
+            .map(|flag| {
+                // Strings, numbers and booleans under string keys always serialise.
+                serde_json::to_string(&flag.metadata())
+                    .unwrap_or_default()
+                    .into_boxed_str()
+            })
+            .collect();
+        Ok((
+            Self {
+                core,
+                objects,
+                metadata,
+            },
+            status,
+        ))
+    }
+
+    /// The JSON text of the metadata of the flag at `position` (file order).
+    pub(crate) fn metadata_json(&self, position: usize) -> Option<&str> {
+        self.metadata.get(position).map(|json| &**json)
     }
 
     /// The JSON text of an object value of this snapshot.

@@ -8,7 +8,7 @@
 
 use std::ffi::c_char;
 
-use flags_core::{ErrorCode, Evaluation, Reason, Timestamp, Value, ValueType};
+use flags_core::{ErrorCode, Evaluation, NoExplain, Reason, Timestamp, Value, ValueType};
 
 use crate::args::{handle, write};
 use crate::context::FlagsContext;
@@ -18,7 +18,8 @@ use crate::strings::{FlagsStr, text};
 
 /// A flag's value type. As the `expected` argument of `flags_eval_detail`,
 /// `FLAGS_TYPE_ANY` accepts every type; in a detail it means no value was
-/// served (an error).
+/// served: an error, or a disabled flag without `off_variant` (reason
+/// `FLAGS_REASON_DISABLED`, status OK), whose caller uses its own default.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FlagsType {
@@ -46,7 +47,8 @@ pub enum FlagsReason {
     TargetingMatch = 1,
     /// The deciding rule drew a bucket: rollout, schedule, split, experiment.
     Split = 2,
-    /// The flag's kill switch is off.
+    /// The flag is disabled: its `off_variant` is served, or no value at
+    /// all (`value_type` is `FLAGS_TYPE_ANY`) when it declares none.
     Disabled = 3,
     /// No rule matched, or a prerequisite was unmet.
     Default = 4,
@@ -65,7 +67,7 @@ pub struct FlagsDetail {
     /// The flag key; set by `flags_eval_all`, absent from `flags_eval_detail`
     /// (whose caller passed the key).
     pub flag: FlagsStr,
-    /// The variant served; absent on error.
+    /// The variant served; absent on error and when no value was served.
     pub variant: FlagsStr,
     /// The value of a string flag, or the JSON text of an object flag.
     pub string_value: FlagsStr,
@@ -73,13 +75,17 @@ pub struct FlagsDetail {
     pub rule_name: FlagsStr,
     /// The first unmet prerequisite, when one sent the flag to its default.
     pub unmet_prerequisite: FlagsStr,
+    /// The flag's declared metadata as the JSON text of an object (`{}`
+    /// when it declares none); absent for an unknown flag.
+    pub metadata_json: FlagsStr,
     /// The value of an integer flag.
     pub int_value: i64,
     /// The value of a float flag.
     pub float_value: f64,
     /// A content hash of the flag's definition; see `has_flag_version`.
     pub flag_version: u64,
-    /// Which value field is set; `FLAGS_TYPE_ANY` on error.
+    /// Which value field is set; `FLAGS_TYPE_ANY` when no value was served
+    /// (an error, or a disabled flag without `off_variant`).
     pub value_type: FlagsType,
     /// Why this value.
     pub reason: FlagsReason,
@@ -103,13 +109,19 @@ pub struct FlagsDetail {
 }
 
 impl FlagsDetail {
-    fn new(snapshot: &FlagsSnapshot, flag: FlagsStr, result: &Evaluation<'_>) -> Self {
+    fn new(
+        snapshot: &FlagsSnapshot,
+        flag: FlagsStr,
+        position: Option<usize>,
+        result: &Evaluation<'_>,
+    ) -> Self {
         let mut detail = Self {
             flag,
             variant: FlagsStr::of_option(result.variant),
             string_value: FlagsStr::NONE,
             rule_name: FlagsStr::of_option(result.rule.and_then(|rule| rule.name)),
             unmet_prerequisite: FlagsStr::of_option(result.unmet_prerequisite),
+            metadata_json: FlagsStr::of_option(position.and_then(|p| snapshot.metadata_json(p))),
             int_value: 0,
             float_value: 0.0,
             flag_version: result.flag_version.map_or(0, |version| version.0),
@@ -183,15 +195,19 @@ impl<'a> Call<'a> {
         self.ctx.instant().unwrap_or_else(Timestamp::now)
     }
 
-    fn evaluate(&self, flag: &str, expected: Option<ValueType>) -> Evaluation<'a> {
-        let result = self
-            .snapshot
-            .core
-            .evaluate_at(flag, self.ctx.view(), self.at());
-        match expected {
+    /// The flag's position in file order (`None` for an unknown flag) and
+    /// its evaluation, checked against `expected`.
+    fn evaluate(&self, flag: &str, expected: Option<ValueType>) -> (Option<usize>, Evaluation<'a>) {
+        let core = &self.snapshot.core;
+        let position = core.position(flag);
+        let result = position
+            .and_then(|p| core.explain_at(p, self.ctx.view(), self.at(), &mut NoExplain))
+            .map_or_else(Evaluation::not_found, |(_, result)| result);
+        let result = match expected {
             Some(expected) => result.expect_type(expected),
             None => result,
-        }
+        };
+        (position, result)
     }
 }
 
@@ -227,7 +243,7 @@ impl Getter {
                     text(self.flag, self.flag_len, "flag")?,
                 )
             };
-            let result = call.evaluate(flag, Some(expected));
+            let (_, result) = call.evaluate(flag, Some(expected));
             if let Some(picked) = pick(call.snapshot, &result) {
                 value = picked;
             }
@@ -242,8 +258,10 @@ impl Getter {
 }
 
 /// The value of a boolean flag, or `default_value` if it cannot be
-/// evaluated as one. `status` (may be NULL) receives the outcome:
-/// `FLAGS_STATUS_OK`, `_FLAG_NOT_FOUND`, `_TYPE_MISMATCH` or an argument error.
+/// evaluated as one or serves no value (disabled without `off_variant`:
+/// the status is then `FLAGS_STATUS_OK`). `status` (may be NULL) receives
+/// the outcome: `FLAGS_STATUS_OK`, `_FLAG_NOT_FOUND`, `_TYPE_MISMATCH` or an
+/// argument error.
 ///
 /// # Safety
 /// `snapshot` and `ctx` are live handles; `flag` is readable for `flag_len`
@@ -419,12 +437,12 @@ pub unsafe extern "C" fn flags_eval_detail(
     guard(|| {
         // SAFETY: the caller's contract on the handles and `flag`.
         let (call, flag) = unsafe { (Call::new(snapshot, ctx)?, text(flag, flag_len, "flag")?) };
-        let result = call.evaluate(flag, value_type(expected)?);
+        let (position, result) = call.evaluate(flag, value_type(expected)?);
         // SAFETY: the caller's contract on `detail`.
         unsafe {
             write(
                 detail,
-                FlagsDetail::new(call.snapshot, FlagsStr::NONE, &result),
+                FlagsDetail::new(call.snapshot, FlagsStr::NONE, position, &result),
                 "detail",
             )
         }?;
@@ -486,7 +504,7 @@ pub unsafe extern "C" fn flags_eval_all(
         }
         let results = call.snapshot.core.evaluate_all(call.ctx.view(), call.at());
         for (i, (key, result)) in results.enumerate() {
-            let detail = FlagsDetail::new(call.snapshot, FlagsStr::of(key), &result);
+            let detail = FlagsDetail::new(call.snapshot, FlagsStr::of(key), Some(i), &result);
             // SAFETY: `i < flags <= capacity`, and `details` is writable for
             // `capacity` entries per the caller's contract.
             unsafe { details.add(i).write(detail) };

@@ -46,7 +46,7 @@ pub use strings::FlagsStr;
 
 /// The version of this ABI: bumped whenever a signature, a struct layout or
 /// the meaning of a code changes incompatibly.
-pub const FLAGS_ABI_VERSION: u32 = 1;
+pub const FLAGS_ABI_VERSION: u32 = 2;
 
 /// The ABI version of the loaded library; hosts compare it with the
 /// `FLAGS_ABI_VERSION` of the header they were compiled against.

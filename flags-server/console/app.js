@@ -33,7 +33,7 @@ const ui = {
   kill: (flag) =>
     act(flag, {
       title: `Kill ${flag}?`,
-      text: `Every evaluation of ${flag} will serve DISABLED (its off variant) until it is revived. The kill is kept across restarts.`,
+      text: `Every evaluation of ${flag} will serve DISABLED (its off_variant, or no value, so the caller's default, when it declares none) until it is revived. The kill is kept across restarts.`,
       verb: `Kill ${flag}`,
       reason: true,
       path: `/v1/admin/flags/${encodeURIComponent(flag)}/kill`,

@@ -300,7 +300,8 @@ function evaluationResult(result) {
     h(
       "dl",
       { class: "facts", id: "try-result", "data-variant": raw(result.variant), "data-reason": result.reason },
-      h("dt", {}, "Value"), h("dd", {}, h("code", {}, json(result.value))),
+      // A disabled flag without off_variant serves no value (not an error).
+      h("dt", {}, "Value"), h("dd", {}, result.value === null && result.error === null ? "none: the caller's default applies" : h("code", {}, json(result.value))),
       h("dt", {}, "Variant"), h("dd", {}, result.variant ?? dash),
       h("dt", {}, "Reason"), h("dd", {}, result.reason, result.killed_by ? ` (killed by ${result.killed_by})` : ""),
       h("dt", {}, "Rule"), h("dd", {}, rule),

@@ -136,6 +136,11 @@ fn eval_exits_zero_for_default_and_disabled_and_non_zero_for_errors() {
         let output = run(&["eval", flag, "--config", s(&path)]);
         assert!(output.status.success(), "{flag}: {}", stderr(&output));
     }
+    let killed = stdout(&run(&["eval", "killed", "--config", s(&path)]));
+    assert!(
+        killed.starts_with("killed = no value (callers use their own default)\n  variant   -\n  reason    DISABLED\n"),
+        "{killed}"
+    );
     let output = run(&["eval", "nope", "--config", s(&path)]);
     assert!(!output.status.success());
     assert!(stderr(&output).contains("unknown flag `nope`"));

@@ -123,6 +123,7 @@ async fn check_native(server: &Server, case: &Value) {
         "stale",
         "overridden",
         "unmet_prerequisite",
+        "metadata",
     ] {
         assert_eq!(
             got[field], expected[field],
@@ -156,6 +157,14 @@ async fn check_ofrep(server: &Server, case: &Value) {
         return;
     }
     assert_eq!(status, 200, "{name}: {got}");
+    // No value served (a disabled flag without `off_variant`): OFREP leaves
+    // both fields out rather than sending null.
+    if expected["value"].is_null() {
+        assert!(
+            got.get("value").is_none() && got.get("variant").is_none(),
+            "{name}: {got}"
+        );
+    }
     for field in ["value", "variant", "reason"] {
         assert_eq!(
             got[field], expected[field],
@@ -163,6 +172,12 @@ async fn check_ofrep(server: &Server, case: &Value) {
         );
     }
     let metadata = &got["metadata"];
+    for (key, value) in expected["metadata"].as_object().unwrap() {
+        assert_eq!(
+            &metadata[key], value,
+            "{name}: OFREP metadata `{key}` in {got}"
+        );
+    }
     let absent_as_null = |v: &Value| if v.is_null() { Value::Null } else { v.clone() };
     assert_eq!(
         absent_as_null(&metadata["bucket"]),

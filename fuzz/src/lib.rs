@@ -204,15 +204,21 @@ fn check_evaluations(snapshot: &Snapshot, ctx: &Context<'_>, at: Timestamp) {
         assert_eq!(evaluation, *from_all, "`{key}`: evaluate_all disagrees");
         assert_ne!(evaluation.reason, Reason::Error, "`{key}`: {evaluation:?}");
         assert_eq!(evaluation.error, None);
-        let variant = evaluation
-            .variant
-            .unwrap_or_else(|| panic!("`{key}` served no variant: {evaluation:?}"));
-        let value = evaluation.value.expect("a variant has a value");
-        assert!(
-            info.variants().any(|(k, v)| k == variant && v == value),
-            "`{key}` served `{variant}`, which is not one of its variants"
-        );
-        assert_eq!(value.value_type(), info.value_type());
+        match (evaluation.variant, evaluation.value) {
+            (Some(variant), Some(value)) => {
+                assert!(
+                    info.variants().any(|(k, v)| k == variant && v == value),
+                    "`{key}` served `{variant}`, which is not one of its variants"
+                );
+                assert_eq!(value.value_type(), info.value_type());
+            }
+            // Only a disabled flag without `off_variant` serves nothing.
+            (None, None) => assert!(
+                evaluation.reason == Reason::Disabled && info.off_variant().is_none(),
+                "`{key}` served no variant: {evaluation:?}"
+            ),
+            _ => panic!("`{key}`: a variant without its value: {evaluation:?}"),
+        }
         assert_eq!(evaluation.flag_version, Some(info.version()));
         assert_eq!(evaluation.stale, info.stale());
         if let Some(bucket) = evaluation.bucket {

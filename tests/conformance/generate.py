@@ -9,9 +9,11 @@ Requires Python 3.11+ and the PyPI package `xxhash`.
 Each case names a config under configs/ (plus, optionally, a second one
 loaded over it as an update, for last-known-good), environment overrides,
 a flag, the type asked for, a context {targetingKey, attributes}, an
-instant, and the expected result. Three runners must all agree with it:
-the Rust crate and the C ABI (tests/conformance.rs at the repository root)
-and the Python SDK (sdks/python/tests/test_conformance.py).
+instant, and the expected result. Every binding must agree with it: the
+Rust crate and the C ABI (tests/conformance.rs at the repository root), the
+server over its native API and OFREP (flags-server/tests/conformance.rs), the
+OpenFeature provider (flags-openfeature/tests/conformance.rs) and the Python
+SDK (sdks/python/tests/test_conformance.py).
 
 Expected results are written here from docs/flags-toml.md, never by running
 the engine. Where a result depends on a bucket, the bucket is computed below
@@ -63,7 +65,7 @@ def find_unit(accept, prefix="unit-") -> str:
 
 
 def result(value, variant, reason, *, rule=None, name=None, bucket=None, enrolled=False,
-           stale=False, overridden=False, unmet=None, error=None):
+           stale=False, overridden=False, unmet=None, error=None, metadata=None):
     return {
         "value": value,
         "variant": variant,
@@ -76,6 +78,7 @@ def result(value, variant, reason, *, rule=None, name=None, bucket=None, enrolle
         "stale": stale,
         "overridden": overridden,
         "unmet_prerequisite": unmet,
+        "metadata": metadata or {},
     }
 
 
@@ -89,8 +92,8 @@ def off():
     return result(False, "off", "DEFAULT")
 
 
-def error(code):
-    return result(None, None, "ERROR", error=code)
+def error(code, metadata=None):
+    return result(None, None, "ERROR", error=code, metadata=metadata)
 
 
 CASES: list[dict] = []
@@ -292,19 +295,27 @@ def rollouts():
 # --- structure.toml: kill switch, types, prerequisites, overrides ----------
 
 
+# The metadata `ranking` declares in structure.toml: one value of each type.
+RANKING = {"team": "search", "ticket": 1234, "ratio": 0.5, "public": True}
+
+
 def structure():
     c = "structure.toml"
     case("a killed flag serves its off_variant", c, "killed", result("C", "c", "DISABLED"),
          type="string", key="u")
+    case("a killed flag without off_variant serves no value", c, "dark",
+         result(None, None, "DISABLED"), type="string", key="u")
+    case("a killed flag without off_variant serves no value, any type", c, "dark",
+         result(None, None, "DISABLED"))
     case("a flag without rules is static", c, "static-on", result(True, "on", "STATIC"),
          type="bool")
     case("a flag without variants is on/off, default off", c, "plain",
          result(False, "off", "STATIC"), type="bool")
     case("a string flag served by a segment rule", c, "ranking",
-         result("learned-v2", "v2", "TARGETING_MATCH", rule=0, name="staff"), type="string",
-         key="alice")
-    case("a string flag's default", c, "ranking", result("bm25", "v1", "DEFAULT"),
-         type="string", key="bob")
+         result("learned-v2", "v2", "TARGETING_MATCH", rule=0, name="staff", metadata=RANKING),
+         type="string", key="alice")
+    case("a string flag's default", c, "ranking",
+         result("bm25", "v1", "DEFAULT", metadata=RANKING), type="string", key="bob")
     case("an integer flag", c, "upload-limit", result(100, "large", "TARGETING_MATCH", rule=0),
          type="int", attrs={"plan": "enterprise"})
     case("a float flag inside its window", c, "discount",
@@ -326,12 +337,14 @@ def structure():
     case("an unmet prerequisite two levels up", c, "grandchild",
          result(False, "off", "DEFAULT", unmet="child"), attrs={"country": "FR"})
     case("a killed prerequisite is compared by its off_variant", c, "child-of-killed", on())
+    case("a killed prerequisite without off_variant is unmet, even by its default", c,
+         "child-of-dark", result(False, "off", "DEFAULT", unmet="dark"))
 
     # Typed errors.
     case("an unknown flag", c, "no-such-flag", error("FLAG_NOT_FOUND"), type="bool")
     case("an unknown flag, any type", c, "no-such-flag", error("FLAG_NOT_FOUND"))
-    case("a string flag asked for as a boolean", c, "ranking", error("TYPE_MISMATCH"),
-         type="bool")
+    case("a string flag asked for as a boolean keeps its metadata", c, "ranking",
+         error("TYPE_MISMATCH", metadata=RANKING), type="bool")
     case("an integer flag asked for as a float", c, "upload-limit", error("TYPE_MISMATCH"),
          type="float")
     case("a float flag asked for as an integer", c, "discount", error("TYPE_MISMATCH"),
@@ -343,7 +356,7 @@ def structure():
     case("an override forces a variant, even of a killed flag", c, "killed",
          result("B", "b", "STATIC", overridden=True), env={"FLAGS_OVERRIDE_KILLED": "b"})
     case("override names use _ for - in keys", c, "ranking",
-         result("learned-v2", "v2", "STATIC", overridden=True), key="bob",
+         result("learned-v2", "v2", "STATIC", overridden=True, metadata=RANKING), key="bob",
          env={"FLAGS_OVERRIDE_RANKING": "v2", "FLAGS_OVERRIDE_UPLOAD_LIMIT": "large"})
     case("an override of another flag changes nothing here", c, "upload-limit",
          result(10, "small", "DEFAULT"), env={"FLAGS_OVERRIDE_UPLOAD_LIMITS": "large"})
@@ -356,11 +369,14 @@ def structure():
 
 def last_known_good():
     v1, v2 = "stale-v1.toml", "stale-v2.toml"
-    case("before the update", v1, "banner", result("old text", "old", "STATIC"))
-    case("an invalid update keeps the previous version, stale", v1, "banner",
-         result("old text", "old", "STATIC", stale=True), update=v2, type="string")
-    case("a valid update replaces the flag", v1, "counter", result(2, "two", "STATIC"),
-         update=v2, type="int")
+    case("before the update", v1, "banner",
+         result("old text", "old", "STATIC", metadata={"owner": "web"}))
+    case("an invalid update keeps the previous version, stale, with its metadata", v1, "banner",
+         result("old text", "old", "STATIC", stale=True, metadata={"owner": "web"}), update=v2,
+         type="string")
+    case("a valid update replaces the flag's metadata", v1, "counter",
+         result(2, "two", "STATIC", metadata={"owner": "api", "since": 2}), update=v2,
+         type="int")
     case("a new invalid flag is not served", v1, "fresh", error("FLAG_NOT_FOUND"), update=v2)
     case("an invalid update with enabled = false switches the kept version off", v1,
          "kill-broken", result("D", "dark", "DISABLED", stale=True), update=v2, type="string")

@@ -376,6 +376,23 @@ test("a kill from the console, once confirmed, turns the flag DISABLED for the A
   await close();
 });
 
+test("the try-it form says when a killed flag without off_variant serves no value", async () => {
+  await server.call("POST", "/v1/admin/flags/new-api/kill", {});
+  try {
+    const { page, errors, close } = await open(server, "/ui/#/flags/new-api");
+    await shown(page, "new-api");
+    await page.getByLabel("Targeting key").fill("someone");
+    await page.getByRole("button", { name: "Evaluate" }).click();
+    const result = page.locator("#try-result", { hasText: "none: the caller's default applies" });
+    await result.waitFor();
+    assert.equal(await result.getAttribute("data-reason"), "DISABLED");
+    assert.deepEqual(errors, []);
+    await close();
+  } finally {
+    await server.call("POST", "/v1/admin/flags/new-api/revive");
+  }
+});
+
 test("a config change appears on the open page without a reload", async () => {
   const { page, errors, close } = await open(server, "/ui/#/flags");
   await shown(page, "Flags");

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use toml::Spanned;
 
-use super::{Problems, Scope, condition, guardrail, valid_name};
+use super::{Problems, Scope, condition, guardrail, metadata, valid_name};
 use crate::bucket::{self, BUCKETS};
 use crate::config::{ExperimentConfig, FlagConfig, RuleConfig};
 use crate::snapshot::{
@@ -70,10 +70,12 @@ pub(super) fn compile(
             None
         }
     };
+    // `Some(None)`: no `off_variant`, so a disabled flag serves no value.
     let off = match &config.off_variant {
-        Some(name) => find(name, problems),
-        None => default,
+        Some(name) => find(name, problems).map(Some),
+        None => Some(None),
     };
+    let metadata = metadata::compile(config.metadata.as_ref(), problems);
     let salt = config.salt.as_ref().map_or(key, |s| s.get_ref().as_str());
     let bucket_by = match config.bucket_by.as_ref().map(|b| b.get_ref().as_str()) {
         None | Some("key") => Attr::Key,
@@ -109,6 +111,7 @@ pub(super) fn compile(
             Some(Flag {
                 key: key.into(),
                 description: config.description.as_deref().map(Into::into),
+                metadata,
                 version,
                 enabled: config.enabled.as_ref().is_none_or(|e| *e.get_ref()),
                 variants: variants.into(),

@@ -10,6 +10,7 @@ mod condition;
 mod flag;
 mod graph;
 mod guardrail;
+mod metadata;
 mod pattern;
 
 use std::io::Write;

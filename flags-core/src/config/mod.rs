@@ -76,13 +76,21 @@ impl<T> Entry<T> {
 pub struct FlagConfig {
     /// Free text for people.
     pub description: Option<String>,
-    /// The kill switch; `false` serves `off_variant` to everyone.
+    /// Key to string, number or boolean, returned with every evaluation;
+    /// `compile` checks the values and bounds. Left out of the flag's
+    /// version hash when absent, so that flags without it keep the versions
+    /// they had before metadata existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Spanned<IndexMap<Spanned<String>, Spanned<toml::Value>>>>,
+    /// The kill switch; `false` serves `off_variant` to everyone, or no
+    /// value (the caller's default) without one.
     pub enabled: Option<Spanned<bool>>,
     /// Variant name to value; omitted for a plain boolean flag.
     pub variants: Option<Spanned<IndexMap<Spanned<String>, Spanned<toml::Value>>>>,
     /// Served when no rule matches.
     pub default: Option<Spanned<String>>,
-    /// Served when the flag is disabled; defaults to `default`.
+    /// Served when the flag is disabled; without it a disabled flag serves
+    /// no value and callers use their own default.
     pub off_variant: Option<Spanned<String>>,
     /// Hash salt; defaults to the flag key.
     pub salt: Option<Spanned<String>>,
@@ -313,6 +321,10 @@ pub enum MetricKind {
 const ENABLED_UNREADABLE: &str = "`enabled` must be true or false (without quotes); until it is, \
      this file cannot switch the flag off or on";
 
+/// Said for `metadata` that is not a table.
+const METADATA_NOT_A_TABLE: &str =
+    "`metadata` is a table such as { team = \"checkout\", ticket = 1234 }";
+
 /// Said for `values` that is not a list.
 const VALUES_NOT_A_LIST: &str =
     "`values` is a list such as [\"US\", \"CA\"]; for a single value write `value = ...`";
@@ -321,6 +333,7 @@ impl ReadTable for FlagConfig {
     fn read(fields: &mut Fields<'_, '_, '_>) -> Option<Self> {
         Some(Self {
             description: fields.optional("description"),
+            metadata: fields.optional_or("metadata", METADATA_NOT_A_TABLE),
             enabled: fields.optional_or("enabled", ENABLED_UNREADABLE),
             variants: fields.optional("variants"),
             default: fields.optional("default"),

@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::bucket::bucket;
 use crate::context::{AttrValue, Context};
 use crate::kill::KilledBy;
+use crate::metadata::Metadata;
 use crate::snapshot::{
     Action, Attr, Flag, FlagVersion, Rollout, Rule, Segment, Snapshot, Value, ValueType,
     VariantIndex,
@@ -32,7 +33,8 @@ pub enum Reason {
     TargetingMatch,
     /// A rule drew a bucket: rollout, schedule, split or experiment.
     Split,
-    /// The kill switch is off.
+    /// The kill switch is off: the flag's `off_variant` is served, or no
+    /// value at all (the caller's default) when it declares none.
     Disabled,
     /// No rule matched, or a prerequisite was unmet.
     Default,
@@ -86,9 +88,10 @@ pub struct RuleRef<'s> {
 /// The answer for one flag and one unit, and why.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Evaluation<'s> {
-    /// The value served; `None` on error.
+    /// The value served; `None` on error, and for a disabled flag without
+    /// `off_variant` (the caller's default applies).
     pub value: Option<&'s Value>,
-    /// The variant served; `None` on error.
+    /// The variant served; `None` exactly when `value` is.
     pub variant: Option<&'s str>,
     /// Why.
     pub reason: Reason,
@@ -107,6 +110,8 @@ pub struct Evaluation<'s> {
     pub arm: Option<&'s str>,
     /// Content hash of the flag's definition.
     pub flag_version: Option<FlagVersion>,
+    /// The flag's declared metadata; empty for an unknown flag.
+    pub metadata: Metadata<'s>,
     /// Whether this flag is a previous version kept because the new one is invalid.
     pub stale: bool,
     /// Whether an override forced the variant.
@@ -121,10 +126,10 @@ pub struct Evaluation<'s> {
 impl<'s> Evaluation<'s> {
     /// The result for a key that names no flag.
     pub fn not_found() -> Self {
-        Self::error(ErrorCode::FlagNotFound, None)
+        Self::error(ErrorCode::FlagNotFound, None, Metadata::default())
     }
 
-    fn error(code: ErrorCode, flag_version: Option<FlagVersion>) -> Self {
+    fn error(code: ErrorCode, flag_version: Option<FlagVersion>, metadata: Metadata<'s>) -> Self {
         Self {
             value: None,
             variant: None,
@@ -135,6 +140,7 @@ impl<'s> Evaluation<'s> {
             enrolled: false,
             arm: None,
             flag_version,
+            metadata,
             stale: false,
             overridden: false,
             unmet_prerequisite: None,
@@ -146,10 +152,16 @@ impl<'s> Evaluation<'s> {
     pub fn expect_type(self, expected: ValueType) -> Self {
         match self.value {
             Some(v) if v.value_type() != expected => {
-                Self::error(ErrorCode::TypeMismatch, self.flag_version)
+                Self::error(ErrorCode::TypeMismatch, self.flag_version, self.metadata)
             }
             _ => self,
         }
+    }
+
+    /// Whether a value was served: false on error and for a disabled flag
+    /// without `off_variant`, whose callers use their own default.
+    pub fn served(&self) -> bool {
+        self.value.is_some()
     }
 
     /// The boolean served, if the flag is boolean.
@@ -209,7 +221,8 @@ impl Serialize for Value {
 /// compare variant indexes, not names.
 #[derive(Clone, Copy)]
 struct Decision<'s> {
-    variant: VariantIndex,
+    /// `None` for a disabled flag without `off_variant`: no value served.
+    variant: Option<VariantIndex>,
     reason: Reason,
     rule: Option<(u32, &'s Rule)>,
     bucket: Option<u32>,
@@ -222,6 +235,10 @@ struct Decision<'s> {
 
 impl<'s> Decision<'s> {
     fn plain(variant: VariantIndex, reason: Reason) -> Self {
+        Self::serving(Some(variant), reason)
+    }
+
+    fn serving(variant: Option<VariantIndex>, reason: Reason) -> Self {
         Self {
             variant,
             reason,
@@ -331,10 +348,10 @@ impl Snapshot {
         let slot = &self.slots[index];
         let flag = &*slot.flag;
         let decision = self.decide(index, ctx, at, explain);
-        let variant = &flag.variants[decision.variant as usize];
+        let variant = decision.variant.map(|v| &flag.variants[v as usize]);
         Evaluation {
-            value: Some(&variant.value),
-            variant: Some(&variant.key),
+            value: variant.map(|v| &v.value),
+            variant: variant.map(|v| &*v.key),
             reason: decision.reason,
             error: None,
             rule: decision.rule.map(|(index, rule)| RuleRef {
@@ -345,6 +362,7 @@ impl Snapshot {
             enrolled: decision.enrolled,
             arm: decision.arm.map(|arm| &*flag.variants[arm as usize].key),
             flag_version: Some(flag.version),
+            metadata: Metadata::new(&flag.metadata),
             stale: slot.stale,
             overridden: decision.overridden,
             unmet_prerequisite: decision.unmet_prerequisite,
@@ -371,14 +389,18 @@ impl Snapshot {
             };
         }
         if !flag.enabled || slot.disabled || slot.runtime_kill.is_some() {
-            return Decision::plain(flag.off, Reason::Disabled);
+            return Decision::serving(flag.off, Reason::Disabled);
         }
         for (requirement, (parent_key, wanted)) in slot.requires.iter().zip(&flag.requires) {
-            let served = requirement.slot.map(|parent| {
+            // `None`: the parent is not served, or serves no value (disabled
+            // without `off_variant`); either way the requirement is unmet.
+            let served = requirement.slot.and_then(|parent| {
                 // Compile guarantees the resolved prerequisite graph is acyclic, so this ends.
-                let served = self.decide(parent as usize, ctx, at, &mut NoExplain);
+                let served = self
+                    .decide(parent as usize, ctx, at, &mut NoExplain)
+                    .variant?;
                 let variants = &self.slots[parent as usize].flag.variants;
-                (served.variant, &*variants[served.variant as usize].key)
+                Some((served, &*variants[served as usize].key))
             });
             let met = requirement.variant.is_some() && requirement.variant == served.map(|s| s.0);
             explain.prerequisite(parent_key, wanted, served.map(|s| s.1), met);
@@ -422,8 +444,12 @@ fn enrol<'s>(
     decision: Decision<'s>,
     fell_through_guard: bool,
 ) -> Decision<'s> {
+    // Only a disabled flag serves no value, and it is never enrolled.
+    let Some(variant) = decision.variant else {
+        return decision;
+    };
     if decision.enrolled {
-        return decision.enrolled_as(decision.variant);
+        return decision.enrolled_as(variant);
     }
     if flag.guardrails.is_empty() {
         return decision;
@@ -431,10 +457,10 @@ fn enrol<'s>(
     match flag.guarded_rule {
         Some(guard) if fell_through_guard => decision.enrolled_as(guard.control),
         Some(guard) if guard.rule as usize == rule && decision.bucket.is_some() => {
-            decision.enrolled_as(decision.variant)
+            decision.enrolled_as(variant)
         }
         Some(_) => decision,
-        None if decision.variant != flag.default => decision.enrolled_as(decision.variant),
+        None if variant != flag.default => decision.enrolled_as(variant),
         None => decision,
     }
 }

@@ -55,6 +55,7 @@ static const char CONFIG[] =
     "when = [{ attr = \"email\", op = \"ends_with\", value = \"@corp.example\" }]\n"
     "serve = \"on\"\n"
     "[flags.color]\n"
+    "metadata = { team = \"growth\", ticket = 7 }\n"
     "variants = { red = \"red\", blue = \"blue\" }\n"
     "default = \"red\"\n"
     "[flags.limit]\n"
@@ -218,7 +219,8 @@ static void test_getters(FlagsEngine *engine) {
 
     CHECK(flags_eval_bool(snap, ctx, FLAGS_LIT("beta"), false, &status) == true);
     CHECK(status == FLAGS_STATUS_OK);
-    CHECK(flags_eval_bool(snap, ctx, FLAGS_LIT("killed"), true, NULL) == false);
+    /* Killed without an off_variant: the caller's default. */
+    CHECK(flags_eval_bool(snap, ctx, FLAGS_LIT("killed"), true, NULL) == true);
     CHECK(str_is(flags_eval_string(snap, ctx, FLAGS_LIT("color"), FLAGS_LIT("x"), &status), "red"));
     CHECK(status == FLAGS_STATUS_OK);
     CHECK(flags_eval_int(snap, ctx, FLAGS_LIT("limit"), -1, &status) == 100);
@@ -281,6 +283,7 @@ static void test_detail_and_all(FlagsEngine *engine) {
     CHECK(d.rule_index == 0 && str_is(d.rule_name, "staff") && d.bucket == -1);
     CHECK(d.has_flag_version && !d.enrolled && !d.stale && !d.overridden);
     CHECK(d.flag.ptr == NULL && d.unmet_prerequisite.ptr == NULL);
+    CHECK(str_is(d.metadata_json, "{}"));
 
     CHECK(flags_eval_detail(snap, ctx, FLAGS_LIT("everyone"), FLAGS_TYPE_ANY, &d) == FLAGS_STATUS_OK);
     CHECK(d.reason == FLAGS_REASON_SPLIT && d.bucket >= 0 && d.bucket < 1000000);
@@ -293,9 +296,16 @@ static void test_detail_and_all(FlagsEngine *engine) {
     CHECK(flags_eval_detail(snap, ctx, FLAGS_LIT("child"), FLAGS_TYPE_BOOL, &d) == FLAGS_STATUS_OK);
     CHECK(d.reason == FLAGS_REASON_DEFAULT && str_is(d.unmet_prerequisite, "killed"));
     CHECK(flags_eval_detail(snap, ctx, FLAGS_LIT("killed"), FLAGS_TYPE_BOOL, &d) == FLAGS_STATUS_OK);
-    CHECK(d.reason == FLAGS_REASON_DISABLED && !d.bool_value);
+    /* Killed without an off_variant: no value served, so the caller's default. */
+    CHECK(d.reason == FLAGS_REASON_DISABLED && d.value_type == FLAGS_TYPE_ANY);
+    CHECK(d.variant.ptr == NULL && d.error == FLAGS_STATUS_OK && d.has_flag_version);
+    FlagsStatus killed_status = FLAGS_STATUS_PANIC;
+    CHECK(flags_eval_bool(snap, ctx, FLAGS_LIT("killed"), true, &killed_status) == true);
+    CHECK(killed_status == FLAGS_STATUS_OK);
+    CHECK(flags_eval_bool(snap, ctx, FLAGS_LIT("killed"), false, NULL) == false);
     CHECK(flags_eval_detail(snap, ctx, FLAGS_LIT("color"), FLAGS_TYPE_ANY, &d) == FLAGS_STATUS_OK);
     CHECK(d.reason == FLAGS_REASON_STATIC && d.rule_index == -1);
+    CHECK(str_is(d.metadata_json, "{\"team\":\"growth\",\"ticket\":7}"));
     CHECK(flags_eval_detail(snap, ctx, FLAGS_LIT("limit"), FLAGS_TYPE_INT, &d) == FLAGS_STATUS_OK);
     CHECK(d.value_type == FLAGS_TYPE_INT && d.int_value == 10 && d.reason == FLAGS_REASON_DEFAULT);
     CHECK(flags_eval_detail(snap, ctx, FLAGS_LIT("rate"), FLAGS_TYPE_FLOAT, &d) == FLAGS_STATUS_OK);
@@ -320,8 +330,10 @@ static void test_detail_and_all(FlagsEngine *engine) {
     CHECK(flags_eval_detail(snap, ctx, FLAGS_LIT("nope"), FLAGS_TYPE_ANY, &d) == FLAGS_STATUS_FLAG_NOT_FOUND);
     CHECK(d.reason == FLAGS_REASON_ERROR && d.error == FLAGS_STATUS_FLAG_NOT_FOUND);
     CHECK(d.value_type == FLAGS_TYPE_ANY && d.variant.ptr == NULL && !d.has_flag_version);
+    CHECK(d.metadata_json.ptr == NULL);
     CHECK(flags_eval_detail(snap, ctx, FLAGS_LIT("color"), FLAGS_TYPE_INT, &d) == FLAGS_STATUS_TYPE_MISMATCH);
     CHECK(d.error == FLAGS_STATUS_TYPE_MISMATCH && d.has_flag_version && d.variant.ptr == NULL);
+    CHECK(str_is(d.metadata_json, "{\"team\":\"growth\",\"ticket\":7}"));
 
     /* Bad arguments leave the detail alone. */
     d.rule_index = 12345;
@@ -344,6 +356,8 @@ static void test_detail_and_all(FlagsEngine *engine) {
     CHECK(flags_eval_all(snap, ctx, all, n, &count) == FLAGS_STATUS_OK && count == n);
     CHECK(str_is(all[0].flag, "beta") && all[0].bool_value && str_is(all[0].rule_name, "staff"));
     CHECK(str_is(all[1].flag, "color") && str_is(all[1].string_value, "red"));
+    CHECK(str_is(all[1].metadata_json, "{\"team\":\"growth\",\"ticket\":7}"));
+    CHECK(str_is(all[0].metadata_json, "{}"));
     CHECK(str_is(all[n - 2].flag, "schedule") && all[n - 2].bool_value);
     CHECK(str_is(all[n - 1].flag, "this-century") && all[n - 1].bool_value);
     CHECK(flags_eval_all(snap, ctx, all, n, NULL) == FLAGS_STATUS_NULL_ARGUMENT);

@@ -125,9 +125,12 @@ fn typed(value: &str) -> Value {
 fn describe(view: &EvaluationView<'_>, steps: &[Step], explain: bool) -> String {
     let e = &view.evaluation;
     let mut out = String::new();
-    let value = e.value.map_or("null".into(), |v| {
-        serde_json::to_string(v).unwrap_or_else(|_| "?".into())
-    });
+    let value = match (e.value, e.error) {
+        (Some(v), _) => serde_json::to_string(v).unwrap_or_else(|_| "?".into()),
+        // A disabled flag without `off_variant`.
+        (None, None) => "no value (callers use their own default)".into(),
+        (None, Some(_)) => "null".into(),
+    };
     let rule_lines: BTreeMap<usize, u32> = steps
         .iter()
         .filter_map(|step| match step {

@@ -2,11 +2,13 @@
 //! evaluation, shaped exactly as `service/openapi.yaml` defines them.
 //!
 //! Success items carry `key`, `value`, `reason`, `variant` and `metadata`
+//! (`value` and `variant` left out for a disabled flag that serves none)
 //! (plain strings, numbers and booleans: `flagVersion`, `configVersion` on
 //! single-flag answers, `ruleIndex`/`ruleName` when a rule decided, `bucket`
 //! when one was drawn, `enrolled` for flags running an experiment or with
 //! guardrails, `arm` when an enrolled unit counts under another variant,
-//! `stale`/`overridden` when true, `killedBy` when killed). A bulk answer's
+//! `stale`/`overridden` when true, `killedBy` when killed, then the flag's
+//! declared `metadata` entries). A bulk answer's
 //! items carry only what belongs to their flag, so a client comparing cached
 //! items sees exactly the flags a save changed; the config version is in its
 //! top-level `metadata` and its ETag. Bulk answers carry a strong ETag,
@@ -134,9 +136,16 @@ fn write_success(
         reason => reason.as_str(),
     };
     field(out, b"{\"key\":", evaluated.key)?;
-    field(out, b",\"value\":", &e.value)?;
+    // A disabled flag without `off_variant` serves no value: OFREP leaves
+    // out `value` and `variant` (as flagd does), and clients use their own
+    // default.
+    if let Some(value) = e.value {
+        field(out, b",\"value\":", value)?;
+    }
     field(out, b",\"reason\":", reason)?;
-    field(out, b",\"variant\":", &e.variant)?;
+    if let Some(variant) = e.variant {
+        field(out, b",\"variant\":", variant)?;
+    }
     out.extend_from_slice(b",\"metadata\":{");
     let members = out.len();
     if let Some(version) = e.flag_version {
@@ -170,6 +179,12 @@ fn write_success(
     }
     if let Some(by) = e.killed_by {
         field(out, b",\"killedBy\":", by)?;
+    }
+    // The flag's declared metadata; compile keeps its keys apart from the
+    // engine's (flags_core::metadata::ENGINE_KEYS).
+    for (key, value) in e.metadata.iter() {
+        field(out, b",", key)?;
+        field(out, b":", value)?;
     }
     // Each member was written after a comma; the first one takes none.
     if out.get(members) == Some(&b',') {
@@ -345,6 +360,55 @@ experiment = { metrics = [] }
             json!({"key": "test", "value": "a \"quoted\" value", "reason": "SPLIT",
                    "variant": "quoted", "metadata": {"ruleIndex": 0,
                    "ruleName": "the \"split\"", "bucket": bucket, "enrolled": true}})
+        );
+    }
+
+    #[test]
+    fn declared_metadata_follows_the_engines_keys_none_of_which_it_can_shadow() {
+        let config = "version = 1\n[flags.m]\nmetadata = { team = \"checkout\", ticket = 1234, public = true }\n[[flags.m.rules]]\nsplit = { on = 50, off = 50 }\nexperiment = {}\n";
+        let (answer, _) = written(config, "m", &Context::with_key("u-1"), true);
+        let metadata = answer["metadata"].as_object().unwrap();
+        let declared = json!({"team": "checkout", "ticket": 1234, "public": true});
+        for (key, value) in declared.as_object().unwrap() {
+            assert_eq!(metadata.get(key), Some(value), "{answer}");
+        }
+        let engine: Vec<&str> = metadata
+            .keys()
+            .map(String::as_str)
+            .filter(|key| declared.get(key).is_none())
+            .collect();
+        assert_eq!(
+            engine,
+            [
+                "flagVersion",
+                "configVersion",
+                "ruleIndex",
+                "bucket",
+                "enrolled"
+            ]
+        );
+        assert!(
+            engine
+                .iter()
+                .all(|key| flags_core::metadata::ENGINE_KEYS.contains(key))
+        );
+    }
+
+    #[test]
+    fn a_disabled_flag_without_off_variant_answers_without_value_or_variant() {
+        let config = "version = 1\n[flags.dark]\nenabled = false\n[flags.lit]\nenabled = false\noff_variant = \"off\"\n";
+        let ctx = Context::with_key("u-1");
+        let (dark, text) = answer(config, "dark", &ctx);
+        assert_eq!(
+            dark,
+            json!({"key": "dark", "reason": "DISABLED", "metadata": {"killedBy": "file"}}),
+            "{text}"
+        );
+        let (lit, _) = answer(config, "lit", &ctx);
+        assert_eq!(
+            lit,
+            json!({"key": "lit", "value": false, "reason": "DISABLED", "variant": "off",
+                   "metadata": {"killedBy": "file"}})
         );
     }
 

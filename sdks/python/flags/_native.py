@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .errors import ConfigError, ConfigFileError, FlagsError, LibraryError
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 # FlagsStatus
 OK = 0
@@ -43,6 +43,7 @@ class FlagsDetail(ctypes.Structure):
         ("string_value", FlagsStr),
         ("rule_name", FlagsStr),
         ("unmet_prerequisite", FlagsStr),
+        ("metadata_json", FlagsStr),
         ("int_value", ctypes.c_int64),
         ("float_value", ctypes.c_double),
         ("flag_version", ctypes.c_uint64),

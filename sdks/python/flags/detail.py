@@ -56,6 +56,8 @@ class Detail:
     ``error`` is set when ``reason`` is ``Reason.ERROR`` (value and variant
     are then None); ``rule_index``/``rule_name`` name the deciding rule,
     ``bucket`` is the bucket it drew, ``enrolled`` means log an exposure.
+    ``metadata`` is the flag's declared metadata (empty when it declares
+    none, or is unknown).
     """
 
     flag: str
@@ -71,6 +73,7 @@ class Detail:
     overridden: bool
     flag_version: Optional[str]
     unmet_prerequisite: Optional[str]
+    metadata: dict
 
     @classmethod
     def _from_native(cls, flag, d):
@@ -89,4 +92,5 @@ class Detail:
             # The same 16-hex-digit form the Rust crate and the server print.
             flag_version=f"{d.flag_version:016x}" if d.has_flag_version else None,
             unmet_prerequisite=_native.text(d.unmet_prerequisite),
+            metadata=json.loads(_native.text(d.metadata_json) or "{}"),
         )

@@ -51,7 +51,8 @@ class _Getters:
     Each takes a prepared ``ctx`` (one foreign call per evaluation), or
     ``key``/``attrs`` to build a throwaway context (convenient, but one more
     foreign call per attribute). Typed getters return ``default`` when the
-    flag is unknown or of another type; ``detail`` says why.
+    flag is unknown, of another type, or disabled without an ``off_variant``
+    (it then serves no value); ``detail`` says why.
     """
 
     __slots__ = ()

@@ -50,6 +50,7 @@ def test_case(case, monkeypatch):
         "stale": detail.stale,
         "overridden": detail.overridden,
         "unmet_prerequisite": detail.unmet_prerequisite,
+        "metadata": detail.metadata,
     }
     assert observed == case["expected"]
     # == alone would take True for 1 and 0 for 0.0.

@@ -118,6 +118,28 @@ def test_detail_explains_the_answer(engine, ctx):
     assert mismatch.error == ErrorCode.TYPE_MISMATCH and mismatch.flag_version is not None
 
 
+def test_a_disabled_flag_without_off_variant_gives_the_callers_default(ctx):
+    text = CONFIG + """
+[flags.dark]
+enabled = false
+variants = { lit = "L", unlit = "U" }
+default = "unlit"
+metadata = { team = "web", ticket = 7 }
+[flags.dimmed]
+enabled = false
+variants = { lit = "L", unlit = "U" }
+default = "lit"
+off_variant = "unlit"
+"""
+    with Flags.from_toml(text) as engine:
+        assert engine.string("dark", ctx, default="mine") == "mine"
+        assert engine.string("dimmed", ctx, default="mine") == "U"
+        dark = engine.detail("dark", ctx, type=str)
+        assert (dark.value, dark.variant, dark.reason, dark.error) == (None, None, Reason.DISABLED, None)
+        assert dark.metadata == {"team": "web", "ticket": 7}
+        assert engine.detail("color", ctx).metadata == {}
+
+
 def test_detail_rejects_an_unknown_type(engine, ctx):
     with pytest.raises(TypeError, match="type must be"):
         engine.detail("beta", ctx, type=list)
