@@ -6,6 +6,12 @@
 //! [`AnalysedFlag::assignment`]) or stopped; a flag the config no longer
 //! analyses stops. So a config published again (a reload that changes
 //! nothing, or several replicas publishing the same file) starts nothing.
+//! And a config published before the newest start or stop stored changes
+//! nothing: with several replicas, one may store the phases of a config it
+//! published earlier (its writer was waiting for the database) after
+//! another stored those of a newer one, and the older must not undo the
+//! newer. (What this cannot see: a newer config that changed no phase, the
+//! file edited and edited back, with a replica storing the edit late.)
 //! Every backend decides here and stores the [`PhaseChange`]s in its own
 //! way. Not here: reading or writing the `phases` table (each backend's
 //! writer) or what a readout shows of a phase (`crate::events::analysis`).
@@ -55,18 +61,23 @@ pub enum PhaseChange<'a> {
 
 /// Every flag's phases, in order.
 #[derive(Default)]
-pub struct Phases(HashMap<String, Vec<PhaseRow>>);
+pub struct Phases {
+    flags: HashMap<String, Vec<PhaseRow>>,
+    /// The newest start or stop stored (Unix ms).
+    newest: i64,
+}
 
 impl Phases {
     /// Adds a stored phase of `flag`; rows come in order of number.
     pub fn push(&mut self, flag: String, row: PhaseRow) {
-        self.0.entry(flag).or_default().push(row);
+        self.newest = self.newest.max(row.started).max(row.stopped.unwrap_or(0));
+        self.flags.entry(flag).or_default().push(row);
     }
 
     /// The phase in force at `time`; events before the first phase started
     /// (sent late, or stored before phases existed) belong to the first.
     pub fn at(&self, flag: &str, time: i64) -> i64 {
-        let Some(phases) = self.0.get(flag) else {
+        let Some(phases) = self.flags.get(flag) else {
             return 1;
         };
         phases
@@ -80,7 +91,7 @@ impl Phases {
     /// When `flag`'s `phase` ends (Unix ms): its stop or the next phase's
     /// start, whichever comes first; `i64::MAX` while it runs.
     pub fn end(&self, flag: &str, phase: i64) -> i64 {
-        let Some(phases) = self.0.get(flag) else {
+        let Some(phases) = self.flags.get(flag) else {
             return i64::MAX;
         };
         let next = phases
@@ -99,7 +110,11 @@ impl Phases {
     /// whose assignment changed or that stopped.
     pub fn apply<'a>(&mut self, start: &'a PhaseStart) -> Vec<PhaseChange<'a>> {
         let mut changes = Vec::new();
-        for (flag, phases) in &mut self.0 {
+        if start.published < self.newest {
+            return changes;
+        }
+        self.newest = start.published;
+        for (flag, phases) in &mut self.flags {
             let Some(last) = phases.last_mut() else {
                 continue;
             };
@@ -116,7 +131,7 @@ impl Phases {
         }
         for running in &start.flags {
             let assignment = format!("{:016x}", running.assignment);
-            let phases = self.0.entry(running.flag.clone()).or_default();
+            let phases = self.flags.entry(running.flag.clone()).or_default();
             if phases
                 .last()
                 .is_some_and(|last| last.assignment == assignment && last.stopped.is_none())
@@ -184,21 +199,45 @@ mod tests {
     }
 
     #[test]
+    fn a_config_published_before_the_newest_stored_change_changes_nothing() {
+        let mut phases = Phases::default();
+        phases.apply(&start(vec![analysed("f", 1), analysed("g", 1)], 10));
+        phases.apply(&start(vec![analysed("f", 2), analysed("g", 1)], 30));
+        // Another replica's writer stores what it published at 20 only now.
+        let late = start(vec![analysed("f", 1)], 20);
+        assert_eq!(phases.apply(&late), [], "neither f's restart nor g's stop");
+        assert_eq!(
+            phases.apply(&start(Vec::new(), 29)),
+            [],
+            "nor anything else older"
+        );
+        assert_eq!(phases.at("f", 40), 2);
+        assert_eq!(phases.end("g", 1), i64::MAX);
+        // What it publishes next, after the newer phase, counts as usual.
+        assert_eq!(
+            phases.apply(&start(vec![analysed("f", 2)], 40)).len(),
+            1,
+            "g stops"
+        );
+    }
+
+    #[test]
     fn a_flag_no_longer_analysed_stops_and_starts_again_when_it_comes_back() {
         let mut phases = Phases::default();
         phases.apply(&start(vec![analysed("f", 1)], 10));
         let removed = start(Vec::new(), 5);
+        assert_eq!(phases.apply(&removed), [], "older than the start: stale");
+        let removed = start(Vec::new(), 15);
         let changes = phases.apply(&removed);
         assert_eq!(
             changes,
             [PhaseChange::Stopped {
                 flag: "f".into(),
                 phase: 1,
-                stopped: 10,
-            }],
-            "never before the phase's own start"
+                stopped: 15,
+            }]
         );
-        assert_eq!(phases.end("f", 1), 10);
+        assert_eq!(phases.end("f", 1), 15);
         assert!(
             phases.apply(&start(Vec::new(), 40)).is_empty(),
             "stopped once"
