@@ -25,6 +25,8 @@ pub mod phases;
 pub mod postgres;
 pub mod retention;
 pub mod sqlite;
+#[cfg(test)]
+pub mod test_events;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -11,7 +11,8 @@ use super::job::Outcome;
 use super::test_database::{TestDatabase, with_database};
 use super::test_relay::Relay;
 use super::*;
-use crate::store::{Conversion, EventId};
+use crate::store::Conversion;
+use crate::store::test_events::{client_exposure, conversion, exposure, id};
 
 /// Runs `future` (a write) to completion on this thread.
 fn block_on<F: Future>(future: F) -> F::Output {
@@ -32,43 +33,6 @@ fn write(store: &PostgresStore, events: Vec<Event>) -> Vec<Stored> {
 /// Waits until the writer has committed everything queued before.
 fn flush(store: &PostgresStore) {
     write(store, Vec::new());
-}
-
-fn id(id: &str, payload: u64) -> EventId {
-    EventId {
-        id: id.into(),
-        payload,
-    }
-}
-
-fn conversion(id: &str) -> Event {
-    Event::Conversion(Conversion {
-        id: self::id(id, 7),
-        metric: "m".into(),
-        unit: "u".into(),
-        value: None,
-        time: 1,
-    })
-}
-
-fn exposure(variant: &str, time: i64) -> Event {
-    Event::Exposure(Exposure {
-        id: None,
-        flag: "f".into(),
-        variant: variant.into(),
-        unit: "u".into(),
-        time,
-    })
-}
-
-fn client_exposure(id: &str, payload: u64, variant: &str, time: i64) -> Event {
-    Event::Exposure(Exposure {
-        id: Some(self::id(id, payload)),
-        flag: "f".into(),
-        variant: variant.into(),
-        unit: "u".into(),
-        time,
-    })
 }
 
 /// Queues `events` as one request, as `write` does, for a writer run by hand.

@@ -587,53 +587,7 @@ mod tests {
 
     use super::*;
     use crate::store::Conversion;
-
-    fn id(id: &str, payload: u64) -> EventId {
-        EventId {
-            id: id.into(),
-            payload,
-        }
-    }
-
-    fn conversion(id: &str) -> Event {
-        Event::Conversion(Conversion {
-            id: self::id(id, 7),
-            metric: "m".into(),
-            unit: "u".into(),
-            value: None,
-            time: 1,
-        })
-    }
-
-    fn exposure(variant: &str, time: i64) -> Event {
-        Event::Exposure(Exposure {
-            id: None,
-            flag: "f".into(),
-            variant: variant.into(),
-            unit: "u".into(),
-            time,
-        })
-    }
-
-    fn client_exposure(id: &str, payload: u64, variant: &str, time: i64) -> Event {
-        Event::Exposure(Exposure {
-            id: Some(self::id(id, payload)),
-            flag: "f".into(),
-            variant: variant.into(),
-            unit: "u".into(),
-            time,
-        })
-    }
-
-    fn revenue(id: &str, value: f64) -> Event {
-        Event::Conversion(Conversion {
-            id: self::id(id, value.to_bits()),
-            metric: "r".into(),
-            unit: "u".into(),
-            value: Some(value),
-            time: 10,
-        })
-    }
+    use crate::store::test_events::{client_exposure, conversion, exposure, id, revenue};
 
     /// Queues `events` as one request, as `write` does, for a writer run by hand.
     fn queue(store: &WriterHandle, events: Vec<Event>) -> oneshot::Receiver<Outcome> {
