@@ -27,6 +27,7 @@ exposure reporting (not offered by this provider).
 """
 
 import datetime
+import types
 
 from openfeature.event import ProviderEventDetails
 from openfeature.exception import ErrorCode as OpenFeatureErrorCode
@@ -118,7 +119,8 @@ def _rfc3339(name, at):
 
 def flag_metadata(detail):
     """The OpenFeature flag metadata of a ``Detail``: the engine's keys the
-    SDK reports, then the flag's declared metadata."""
+    SDK reports, then the flag's declared metadata; read-only, as
+    OpenFeature requires (spec 1.4.15.1)."""
     metadata = {}
     if detail.flag_version is not None:
         metadata["flagVersion"] = detail.flag_version
@@ -132,7 +134,7 @@ def flag_metadata(detail):
         if getattr(detail, key):
             metadata[key] = True
     metadata.update(detail.metadata)
-    return metadata
+    return types.MappingProxyType(metadata)
 
 
 class FlagsProvider(AbstractProvider):

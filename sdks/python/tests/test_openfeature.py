@@ -11,16 +11,14 @@ import datetime
 
 import pytest
 
-pytest.importorskip("openfeature", reason="the provider needs openfeature-sdk (flags[openfeature])")
+from openfeature import api
+from openfeature.evaluation_context import EvaluationContext
+from openfeature.event import ProviderEvent
+from openfeature.exception import ErrorCode, InvalidContextError
+from openfeature.flag_evaluation import Reason
 
-from openfeature import api  # noqa: E402
-from openfeature.evaluation_context import EvaluationContext  # noqa: E402
-from openfeature.event import ProviderEvent  # noqa: E402
-from openfeature.exception import ErrorCode, InvalidContextError  # noqa: E402
-from openfeature.flag_evaluation import Reason  # noqa: E402
-
-from flags import ClosedError, ConfigError, ConfigWarning, Context, Flags  # noqa: E402
-from flags.openfeature import FlagsProvider, flags_context  # noqa: E402
+from flags import ClosedError, ConfigError, ConfigWarning, Context, Flags
+from flags.openfeature import FlagsProvider, flags_context
 
 CONFIG = """
 version = 1

@@ -16,13 +16,11 @@ Not here: the mapping's own cases (test_openfeature.py).
 
 import pytest
 
-pytest.importorskip("openfeature", reason="the provider needs openfeature-sdk (flags[openfeature])")
+from openfeature import api
+from openfeature.evaluation_context import EvaluationContext
+from test_conformance import CASES, case_engine, case_instant
 
-from openfeature import api  # noqa: E402
-from openfeature.evaluation_context import EvaluationContext  # noqa: E402
-from test_conformance import CASES, case_engine, case_instant  # noqa: E402
-
-from flags.openfeature import ENGINE_METADATA_KEYS, FlagsProvider  # noqa: E402
+from flags.openfeature import ENGINE_METADATA_KEYS, FlagsProvider
 
 # The caller's default per type, and the client method that reads it.
 DEFAULTS = {
