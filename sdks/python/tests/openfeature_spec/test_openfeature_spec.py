@@ -288,8 +288,7 @@ def old_evaluation(spec, flag_type, key, fallback):
 
 @when(parsers.re(r'an object flag with key "(?P<key>.*)" is evaluated with (?:details and )?a null default value'))
 def old_object(spec, key):
-    # OpenFeature's Python SDK has no null object default: {} stands for it.
-    spec.flag = ("object", key, {})
+    spec.flag = ("object", key, None)
     spec.evaluate()
 
 
