@@ -61,6 +61,10 @@ serve = "on"
 [[flags.holidays.rules]]
 when = [{ attr = "now", op = "after", value = 2026-12-20T00:00:00Z }]
 serve = "on"
+[flags.signed-up-at]
+[[flags.signed-up-at.rules]]
+when = [{ attr = "signed_up", op = "in", values = ["2026-01-01T00:00:00Z", "2026-01-01T00:00:00.600Z", "2026-01-01T00:00:00.500001Z"] }]
+serve = "on"
 [flags.signed-up-early]
 [[flags.signed-up-early.rules]]
 when = [{ attr = "signed_up", op = "before", value = 2026-01-01T00:00:00.5Z }]
@@ -198,6 +202,13 @@ def test_the_context_maps_every_attribute_type(provider):
         assert provider.resolve_boolean_details("signed-up-early", not before, EvaluationContext("u", {"signed_up": at})).value is before, at
     earlier = early.replace(hour=18)  # 23:00Z on 2025-12-31
     assert provider.resolve_boolean_details("signed-up-early", False, EvaluationContext("u", {"signed_up": earlier})).value is True
+
+
+def test_datetimes_are_written_as_the_rust_provider_writes_them(provider):
+    # A rule may compare the text: whole seconds, then .mmm, then .uuuuuu.
+    for micros, served in ((0, True), (600_000, True), (500_001, True), (600_001, False), (500_000, False)):
+        at = datetime.datetime(2026, 1, 1, 1, 0, 0, micros, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))
+        assert provider.resolve_boolean_details("signed-up-at", not served, EvaluationContext("u", {"signed_up": at})).value is served, at
 
 
 def test_values_the_format_cannot_test_are_left_out(provider, engine):
