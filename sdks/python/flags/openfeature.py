@@ -117,7 +117,7 @@ def _rfc3339(name, at):
     return utc.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
 
 
-def flag_metadata(detail):
+def _flag_metadata(detail):
     """The OpenFeature flag metadata of a ``Detail``: the engine's keys the
     SDK reports, then the flag's declared metadata; read-only, as
     OpenFeature requires (spec 1.4.15.1)."""
@@ -208,7 +208,7 @@ class FlagsProvider(AbstractProvider):
         detail = self._flags.detail(flag_key, ctx, type=value_type)
         if detail.error is not None:
             return self._error(flag_key, default_value, detail, value_type)
-        metadata = flag_metadata(detail)
+        metadata = _flag_metadata(detail)
         if detail.variant is None:
             # Disabled without an off_variant: the caller's default, as the kill intends.
             return FlagResolutionDetails(
@@ -237,7 +237,7 @@ class FlagsProvider(AbstractProvider):
             reason=OpenFeatureReason.ERROR,
             error_code=code,
             error_message=message,
-            flag_metadata=flag_metadata(detail),
+            flag_metadata=_flag_metadata(detail),
         )
 
     def _problem(self, flag_key):
