@@ -2,7 +2,8 @@
 # Runs every test of the project: the Rust workspace (which includes the C
 # test program under valgrind and the conformance cases through the crate
 # and the C ABI), then the checks that need Python: the bucketing vectors,
-# the conformance cases' expected results, and the Python SDK's tests over
+# the conformance cases' expected results, and the Python SDK's tests (with
+# its OpenFeature provider's, and OpenFeature's Gherkin suite through it) over
 # the shared library the Rust build just produced; last, the web console's
 # end-to-end test in headless Chromium against the `flags` binary that
 # build made.
@@ -112,7 +113,8 @@ if [ -f tests/vectors/generate_bucketing.py ]; then
 fi
 "$python" tests/conformance/generate.py --check
 
-# The debug build of libflags_ffi that `cargo test` just made.
+# The debug build of libflags_ffi that `cargo test` just made. This runs the
+# OpenFeature provider's tests and tests/openfeature's features too.
 (cd sdks/python && FLAGS_LIB="$target/debug/libflags_ffi.so" "$python" -m pytest -q)
 
 # The debug `flags` that `cargo test` just built, serving the console.

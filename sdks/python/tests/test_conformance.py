@@ -23,20 +23,32 @@ def test_there_are_enough_cases():
     assert len(CASES) >= 60
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
-def test_case(case, monkeypatch):
+def case_engine(case, monkeypatch):
+    """The engine of a case: its environment set (and no other override),
+    its config loaded, then updated when the case has an update.
+    test_openfeature_conformance.py runs the cases through it too."""
     for name in list(os.environ):
         if name.startswith("FLAGS_OVERRIDE_"):
             monkeypatch.delenv(name)
     for name, value in case.get("env", {}).items():
         monkeypatch.setenv(name, value)
     configs = CONFORMANCE / "configs"
-    with Flags.from_file(configs / case["config"]) as flags:
-        if "update" in case:
-            assert flags.update_file(configs / case["update"]), "the update rejects flags"
+    flags = Flags.from_file(configs / case["config"])
+    if "update" in case:
+        assert flags.update_file(configs / case["update"]), "the update rejects flags"
+    return flags
+
+
+def case_instant(case):
+    """The instant a case is evaluated at, as an aware datetime."""
+    return datetime.datetime.fromisoformat(case["instant"].replace("Z", "+00:00"))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_case(case, monkeypatch):
+    with case_engine(case, monkeypatch) as flags:
         context = case["context"]
-        at = datetime.datetime.fromisoformat(case["instant"].replace("Z", "+00:00"))
-        with Context(context.get("targetingKey"), context["attributes"], at=at) as ctx:
+        with Context(context.get("targetingKey"), context["attributes"], at=case_instant(case)) as ctx:
             detail = flags.detail(case["flag"], ctx, type=TYPES[case["type"]])
     observed = {
         "value": detail.value,
