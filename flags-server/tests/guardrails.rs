@@ -349,7 +349,11 @@ async fn a_harmful_rollout_is_killed_by_itself_and_stays_killed_until_revived() 
         .send("/v1/guardrails", None, Some(CLIENT))
         .await
         .status();
-    assert_eq!(client, StatusCode::FORBIDDEN, "a client token sees no trips");
+    assert_eq!(
+        client,
+        StatusCode::FORBIDDEN,
+        "a client token sees no trips"
+    );
 
     let answer = api.evaluate("u-1").await;
     assert_eq!(answer["reason"], "DISABLED", "{answer}");
@@ -543,7 +547,11 @@ async fn an_alert_notifies_once_kills_nothing_and_its_figures_are_shown() {
     let trips = api.guardrails().await["trips"].clone();
     assert_eq!(trips.as_array().map(Vec::len), Some(1), "{trips}");
     assert_eq!(
-        (&trips[0]["action"], &trips[0]["figures"], &trips[0]["revived_at"]),
+        (
+            &trips[0]["action"],
+            &trips[0]["figures"],
+            &trips[0]["revived_at"]
+        ),
         (
             &json!("alert"),
             &bodies(&receiver, "guardrail.alert")[0].1["figures"],

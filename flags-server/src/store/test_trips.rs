@@ -21,7 +21,9 @@ fn trip(flag: &str, action: &str, tripped_at: i64) -> GuardrailTrip {
 
 /// Checks the trip log of an empty `store`.
 pub fn the_trip_log_is_capped_per_flag_and_revives_end_kills(store: &dyn EventStore) {
-    store.record_guardrail_trip(&trip("other", "kill", 1)).unwrap();
+    store
+        .record_guardrail_trip(&trip("other", "kill", 1))
+        .unwrap();
     let extra = 3;
     for at in 0..(TRIPS_KEPT_PER_FLAG + extra) as i64 {
         let action = if at % 2 == 0 { "alert" } else { "kill" };

@@ -63,9 +63,9 @@ use self::writer::{QUEUE_CAPACITY, Writer};
 use super::health::Health;
 use super::retention::Retention;
 use super::{
-    Answer, ArmSums, Event, EventStore, Exposure, GuardrailRow, GuardrailTrip, Look, LookPoint, MetricWindow,
-    Pending, PhaseRecord, PhaseStart, Readouts, RecentUnit, StoreError, StoreOptions, Stored,
-    StoredKill, WriteError, WriterHealth,
+    Answer, ArmSums, Event, EventStore, Exposure, GuardrailRow, GuardrailTrip, Look, LookPoint,
+    MetricWindow, Pending, PhaseRecord, PhaseStart, Readouts, RecentUnit, StoreError, StoreOptions,
+    Stored, StoredKill, WriteError, WriterHealth,
 };
 use crate::store::MAX_TEXT;
 

@@ -31,9 +31,9 @@ pub use schema::OpenError;
 use writer::WriterHandle;
 
 use super::{
-    Answer, ArmSums, Event, EventStore, Exposure, GuardrailRow, GuardrailTrip, Look, LookPoint, MetricWindow,
-    Pending, PhaseRecord, PhaseStart, Readouts, RecentUnit, StoreError, StoreOptions, Stored,
-    StoredKill, WriteError, WriterHealth,
+    Answer, ArmSums, Event, EventStore, Exposure, GuardrailRow, GuardrailTrip, Look, LookPoint,
+    MetricWindow, Pending, PhaseRecord, PhaseStart, Readouts, RecentUnit, StoreError, StoreOptions,
+    Stored, StoredKill, WriteError, WriterHealth,
 };
 
 /// Reads the database in a data directory on a connection of its own,
