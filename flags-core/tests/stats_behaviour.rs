@@ -147,6 +147,37 @@ fn one_unit_has_a_mean_but_no_variance() {
 }
 
 #[test]
+fn always_valid_lift_interval_is_undefined_with_a_reason_never_nan() {
+    let one_unit = ArmInput::mean("control", 1, 3.0, 9.0);
+    let two_units = ArmInput::mean("treatment", 2, 3.0, 5.0);
+    let analysis = stats::analyze(&request(vec![one_unit, two_units])).unwrap();
+    let lift = &analysis.comparisons[0].sequential_relative_lift;
+    assert_eq!(lift.ci, None);
+    assert_eq!(
+        lift.undefined_because.as_deref(),
+        Some("an arm has too few units for a variance (a mean needs 2, a rate 1)")
+    );
+    let json = serde_json::to_string(&analysis).unwrap();
+    assert!(!json.contains("NaN") && !json.contains("inf"), "{json}");
+}
+
+#[test]
+fn always_valid_lift_interval_is_wider_than_the_fixed_horizon_one() {
+    let analysis = stats::analyze(&request(vec![
+        ArmInput::conversion("control", 20_000, 2000),
+        ArmInput::conversion("treatment", 20_000, 2300),
+    ]))
+    .unwrap();
+    let comparison = &analysis.comparisons[0];
+    let fixed = comparison.comparison.relative_lift_ci.unwrap();
+    let always = comparison.sequential_relative_lift.ci.unwrap();
+    let lift = comparison.comparison.relative_lift.unwrap();
+    assert_eq!(comparison.sequential_relative_lift.undefined_because, None);
+    assert!(always.lower.unwrap() < fixed.lower.unwrap() && fixed.lower.unwrap() < lift);
+    assert!(always.upper.unwrap() > fixed.upper.unwrap() && fixed.upper.unwrap() > lift);
+}
+
+#[test]
 fn one_sided_alternatives_give_one_sided_intervals() {
     let (c, t) = (conv(1000, 100), conv(1000, 125));
     let two = proportions::compare(&c, &t, 0.05, Alternative::TwoSided).unwrap();

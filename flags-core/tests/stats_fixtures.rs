@@ -269,6 +269,11 @@ fn sequential_matches_spec_and_gbstats() {
             &serde_json::to_value(&analysis.comparisons[0].sequential).unwrap(),
             &case["expected"],
         );
+        c.value(
+            &format!("sequential[{i}].relative_lift"),
+            &serde_json::to_value(&analysis.comparisons[0].sequential_relative_lift).unwrap(),
+            &case["expected_relative_lift"],
+        );
     }
     c.finish("sequential");
 }

@@ -1,7 +1,7 @@
 // The readout's picture, drawn as SVG by hand: per treatment arm, the
-// relative lift with its fixed-horizon 95% interval, and the difference
-// with its always-valid 95% interval, each against a line at zero. The
-// numbers are the API's; the table beside the chart gives them as text.
+// relative lift with its fixed-horizon 95% interval and with its
+// always-valid 95% interval, each against a line at zero. The numbers are
+// the API's; the table beside the chart gives them as text.
 
 import { h, raw, s } from "./dom.js";
 
@@ -59,7 +59,7 @@ function panel({ left, title, rows, format, kind }) {
         s("line", { x1: to, x2: to, y1: y - 6, y2: y + 6, class: `ci ci-${kind}` }),
       );
     } else {
-      parts.push(s("text", { x: left + 4, y: y + 4, class: "tick" }, "no interval yet"));
+      parts.push(s("text", { x: left + 4, y: y + 4, class: "tick", "data-arm": row.arm, "data-kind": kind }, row.reason ?? "no interval yet"));
     }
     if (row.estimate !== null && row.estimate !== undefined) {
       parts.push(s("circle", { cx: x(row.estimate), cy: y, r: 4, class: `estimate estimate-${kind}` }));
@@ -74,7 +74,6 @@ export function liftChart(metric, analysis) {
   const height = TOP + comparisons.length * ROW + 22;
   const titleId = `chart-${metric}-title`;
   const percent = (x) => `${(x * 100).toFixed(1)}%`;
-  const plain = (x) => x.toPrecision(2);
   const labels = comparisons.map((c, i) =>
     s("text", { x: LABEL - 8, y: TOP + i * ROW + ROW / 2 + 4, "text-anchor": "end", class: "arm-label" }, c.arm),
   );
@@ -90,7 +89,7 @@ export function liftChart(metric, analysis) {
     s(
       "title",
       { id: titleId },
-      `${metric}: each arm's relative lift over control ${analysis.arms[0].name} with its fixed-horizon 95% interval, and its difference with the always-valid 95% interval; the table below gives the numbers.`,
+      `${metric}: each arm's relative lift over control ${analysis.arms[0].name} with its fixed-horizon 95% interval, and with its always-valid 95% interval; the table below gives the numbers.`,
     ),
     labels,
     panel({
@@ -102,9 +101,14 @@ export function liftChart(metric, analysis) {
     }),
     panel({
       left: LABEL + PANEL + GAP,
-      title: "Difference, always-valid 95% CI",
-      rows: comparisons.map((c) => ({ arm: c.arm, estimate: c.difference, ci: c.sequential.ci })),
-      format: plain,
+      title: "Relative lift, always-valid 95% CI",
+      rows: comparisons.map((c) => ({
+        arm: c.arm,
+        estimate: c.relative_lift,
+        ci: c.sequential_relative_lift.ci,
+        reason: c.sequential_relative_lift.undefined_because,
+      })),
+      format: percent,
       kind: "sequential",
     }),
   );

@@ -512,6 +512,8 @@ function comparisonRow(metric, comparison, arm) {
       "data-lift-upper": raw(c.relative_lift_ci?.upper),
       "data-sequential-lower": raw(c.sequential.ci?.lower),
       "data-sequential-upper": raw(c.sequential.ci?.upper),
+      "data-sequential-lift-lower": raw(c.sequential_relative_lift.ci?.lower),
+      "data-sequential-lift-upper": raw(c.sequential_relative_lift.ci?.upper),
       "data-sequential-p": raw(c.sequential.p_value),
     },
     h("th", { scope: "row" }, c.arm),
@@ -519,6 +521,7 @@ function comparisonRow(metric, comparison, arm) {
     h("td", {}, fixed(arm?.mean)),
     h("td", {}, percent(c.relative_lift)),
     h("td", {}, interval(c.relative_lift_ci, (x) => percent(x))),
+    h("td", {}, c.sequential_relative_lift.ci ? interval(c.sequential_relative_lift.ci, (x) => percent(x)) : `none: ${c.sequential_relative_lift.undefined_because}`),
     h("td", {}, pValue(c.p_value)),
     h("td", {}, pValue(c.adjusted_p_value)),
     h("td", {}, fixed(c.difference)),
@@ -561,6 +564,7 @@ function metricSection(metric) {
               "Mean",
               "Relative lift",
               "95% CI (fixed horizon)",
+              "Always-valid 95% CI of the lift",
               "p-value",
               "Adjusted p",
               "Difference",
@@ -688,6 +692,37 @@ function guardrailTable(flag, guardrail) {
   );
 }
 
+function tripRow(trip) {
+  const ended = trip.action === "alert" ? "alert only: nothing to revive" : trip.revived_at ? ["revived by ", trip.revived_by ?? "?", " at ", when(trip.revived_at)] : h("strong", {}, "in force");
+  return h(
+    "tr",
+    { class: "trip", "data-flag": trip.flag, "data-metric": trip.metric, "data-action": trip.action, "data-revived": trip.revived_at ? "yes" : "no" },
+    h("th", { scope: "row" }, when(trip.tripped_at)),
+    h("td", {}, flagLink(trip.flag)),
+    h("td", {}, trip.metric),
+    h("td", {}, trip.arm ?? "pooled treatment"),
+    h("td", {}, badge(trip.action, trip.action)),
+    h("td", { class: "trip-figures" }, trip.reason),
+    h("td", {}, ended),
+  );
+}
+
+function tripHistory(overview) {
+  if (overview.trips_error) return h("p", { class: "error" }, `The trip history cannot be read: ${overview.trips_error}`);
+  if (overview.trips.length === 0) return h("p", {}, "No guardrail has tripped.");
+  return h(
+    "div",
+    { class: "scroll" },
+    h(
+      "table",
+      { id: "trips" },
+      h("caption", {}, "Every trip and alert, newest first (the last 100 per flag), with the figures at the trip and the revive that ended a kill"),
+      h("thead", {}, h("tr", {}, ["When", "Flag", "Metric", "Arm", "Action", "Figures at the trip", "Ended"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, overview.trips.map(tripRow)),
+    ),
+  );
+}
+
 async function guardrailsPage() {
   const [overview, status] = await Promise.all([api("/v1/guardrails"), api("/v1/status")]);
   const trips = (status.killed_flags ?? []).filter((k) => String(k.runtime_kill?.killed_by ?? "").startsWith("guardrail:"));
@@ -706,7 +741,7 @@ async function guardrailsPage() {
     ),
     h("h2", {}, "Trips in force"),
     trips.length === 0
-      ? h("p", {}, "No flag is killed by a guardrail. (A revived flag's trip is no longer listed; its webhook notifications are the history.)")
+      ? h("p", {}, "No flag is killed by a guardrail.")
       : h(
           "ul",
           {},
@@ -714,6 +749,8 @@ async function guardrailsPage() {
             h("li", {}, flagLink(trip.flag), ` killed by ${trip.runtime_kill.killed_by} since `, when(trip.runtime_kill.since), `: ${trip.runtime_kill.reason ?? ""}`),
           ),
         ),
+    h("h2", {}, "Trip history"),
+    tripHistory(overview),
   ];
 }
 

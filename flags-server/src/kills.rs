@@ -12,6 +12,8 @@
 //! outcome says it was not persisted, and why (a retried kill retries the
 //! write). Not here: the table (`crate::store`), the HTTP shapes
 //! (`server::kills`) or how a killed flag evaluates (`flags_core::KilledBy`).
+//! A revive that clears a guardrail's kill also records itself in the
+//! guardrails' trip log.
 
 use std::collections::btree_map::Entry;
 use std::sync::{Arc, Mutex};
@@ -183,6 +185,15 @@ impl Kills {
         // Also when nothing was in force: a revive whose write failed
         // earlier left the row behind.
         let persisted = self.write(|store| store.clear_kill(flag));
+        if let (Ok(store), Some(kill)) = (&self.store, &cleared)
+            && matches!(kill.by, KilledBy::Guardrail(_))
+        {
+            // Only the revive API revives: an admin does.
+            let by = KilledBy::Admin.to_string();
+            if let Err(error) = store.record_guardrail_revive(flag, &by, now_ms()) {
+                tracing::error!(flag, "revive not logged in the guardrail trip log: {error}");
+            }
+        }
         Some(Outcome {
             change,
             persisted,

@@ -5,7 +5,8 @@
 //! clears it (`flag.revived`) for good; an A/A rollout is left alone; an
 //! absolute guardrail trips only after a whole window above its limit; an
 //! `alert` guardrail notifies once and kills nothing; `/v1/guardrails` and
-//! `/metrics` show the figures the traffic makes.
+//! `/metrics` show the figures the traffic makes, and the trip log keeps
+//! each trip and alert, and the revive that ended a kill.
 
 mod common;
 
@@ -320,6 +321,39 @@ async fn a_harmful_rollout_is_killed_by_itself_and_stays_killed_until_revived() 
     );
     assert_eq!(figures["alpha"], 0.05);
     assert!(control_errors < treatment_errors, "{traffic:?}");
+    // The trip log has it, with the figures the webhook carried (logged
+    // before the webhook is sent).
+    let trips = api.guardrails().await["trips"].clone();
+    assert_eq!(trips.as_array().map(Vec::len), Some(1), "{trips}");
+    let trip = &trips[0];
+    assert_eq!(
+        (
+            &trip["flag"],
+            &trip["metric"],
+            &trip["arm"],
+            &trip["action"],
+            &trip["figures"],
+            &trip["revived_at"]
+        ),
+        (
+            &json!("checkout"),
+            &json!("errors"),
+            &json!("on"),
+            &json!("kill"),
+            figures,
+            &Value::Null
+        ),
+        "{trip}"
+    );
+    let client = api
+        .send("/v1/guardrails", None, Some(CLIENT))
+        .await
+        .status();
+    assert_eq!(
+        client,
+        StatusCode::FORBIDDEN,
+        "a client token sees no trips"
+    );
 
     let answer = api.evaluate("u-1").await;
     assert_eq!(answer["reason"], "DISABLED", "{answer}");
@@ -377,6 +411,12 @@ async fn a_harmful_rollout_is_killed_by_itself_and_stays_killed_until_revived() 
     .await;
     let revived = bodies(&receiver, "flag.revived");
     assert_eq!(revived[0].1["figures"]["cleared_kill"], "guardrail:errors");
+    // The trip log kept the trip across the restart, and the revive ended it.
+    let trips = api.guardrails().await["trips"].clone();
+    assert_eq!(trips.as_array().map(Vec::len), Some(1), "{trips}");
+    assert_eq!(trips[0]["revived_by"], "admin", "{trips}");
+    let revived_at = time(trips[0]["revived_at"].as_str().unwrap());
+    assert!(revived_at >= time(trips[0]["tripped_at"].as_str().unwrap()));
 
     // The revive starts a new analysis phase: the guardrail re-arms on the
     // units exposed from then on, so the evidence that tripped it does not
@@ -504,6 +544,21 @@ async fn an_alert_notifies_once_kills_nothing_and_its_figures_are_shown() {
     assert!(bodies(&receiver, "guardrail.tripped").is_empty());
     let answer = api.evaluate("u-1").await;
     assert_ne!(answer["reason"], "DISABLED", "{answer}");
+    let trips = api.guardrails().await["trips"].clone();
+    assert_eq!(trips.as_array().map(Vec::len), Some(1), "{trips}");
+    assert_eq!(
+        (
+            &trips[0]["action"],
+            &trips[0]["figures"],
+            &trips[0]["revived_at"]
+        ),
+        (
+            &json!("alert"),
+            &bodies(&receiver, "guardrail.alert")[0].1["figures"],
+            &Value::Null
+        ),
+        "{trips}"
+    );
 
     let overview = api.guardrails().await;
     assert_eq!(overview["interval_seconds"], 0.1);

@@ -208,6 +208,23 @@ fn sequential_results_carry_the_likelihood_ratio_and_the_decision() {
     assert_eq!(printed["comparisons"][0]["sequential"]["rejected_at"], 3);
     let table = text(&stats(&["--table"], &request.to_string()).stdout);
     assert!(table.contains("rejected at"), "{table}");
+    let lift_ci = &printed["comparisons"][0]["sequential_relative_lift"]["ci"];
+    let lower = lift_ci["lower"].as_f64().unwrap();
+    assert_eq!(lift_ci["upper"], Value::Null, "one-sided");
+    assert!(
+        table.contains(&format!("[{:+.2}%, +inf]", lower * 100.0)),
+        "{table}"
+    );
+
+    // No control conversions: no lift, and the table says why.
+    request["arms"][0]["conversions"] = json!(0);
+    let table = text(&stats(&["--table"], &request.to_string()).stdout);
+    assert!(
+        table.contains(
+            "always-valid lift CI of better: n/a, the relative lift is undefined: the control's mean is 0"
+        ),
+        "{table}"
+    );
 
     request["sequential"] = json!({"look": 3, "previous_rejected_at": [null, 3]});
     let output = stats(&[], &request.to_string());

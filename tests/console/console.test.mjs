@@ -72,11 +72,11 @@ serve = "v2"
 
 /** A running `flags serve` in a fresh directory. */
 class Server {
-  static async start({ env = {} } = {}) {
+  static async start({ env = {}, text = CONFIG, args = [] } = {}) {
     const dir = mkdtempSync(join(tmpdir(), "flags-console-"));
     const config = join(dir, "flags.toml");
-    writeFileSync(config, CONFIG);
-    const child = spawn(bin, ["serve", "--config", config, "--addr", "127.0.0.1:0", "--data", join(dir, "data")], {
+    writeFileSync(config, text);
+    const child = spawn(bin, ["serve", "--config", config, "--addr", "127.0.0.1:0", "--data", join(dir, "data"), ...args], {
       env: { ...process.env, FLAGS_LOG: "warn", ...env },
       stdio: ["ignore", "pipe", "inherit"],
     });
@@ -292,15 +292,21 @@ test("the readout shows one interval per arm per metric, equal to the API's, and
       const fixed = chart.locator(`line[data-kind="fixed"][data-arm="${c.arm}"]`);
       assert.equal(await fixed.getAttribute("data-lower"), raw(c.relative_lift_ci.lower), `${metric.metric} ${c.arm}`);
       assert.equal(await fixed.getAttribute("data-upper"), raw(c.relative_lift_ci.upper), `${metric.metric} ${c.arm}`);
+      // The always-valid interval of the relative lift, wider than the fixed-horizon one.
+      const always = c.sequential_relative_lift.ci;
+      assert.ok(always, `${metric.metric} ${c.arm}: ${c.sequential_relative_lift.undefined_because}`);
+      assert.ok(always.lower < c.relative_lift_ci.lower && always.upper > c.relative_lift_ci.upper, `${metric.metric} ${c.arm}`);
       const sequential = chart.locator(`line[data-kind="sequential"][data-arm="${c.arm}"]`);
-      assert.equal(await sequential.getAttribute("data-lower"), raw(c.sequential.ci.lower));
-      assert.equal(await sequential.getAttribute("data-upper"), raw(c.sequential.ci.upper));
+      assert.equal(await sequential.getAttribute("data-lower"), raw(always.lower), `${metric.metric} ${c.arm}`);
+      assert.equal(await sequential.getAttribute("data-upper"), raw(always.upper), `${metric.metric} ${c.arm}`);
       const row = page.locator(`tr.comparison[data-metric="${metric.metric}"][data-arm="${c.arm}"]`);
       assert.equal(await row.count(), 1);
       assert.equal(await row.getAttribute("data-lift"), raw(c.relative_lift));
       assert.equal(await row.getAttribute("data-lift-lower"), raw(c.relative_lift_ci.lower));
       assert.equal(await row.getAttribute("data-lift-upper"), raw(c.relative_lift_ci.upper));
       assert.equal(await row.getAttribute("data-sequential-p"), raw(c.sequential.p_value));
+      assert.equal(await row.getAttribute("data-sequential-lift-lower"), raw(always.lower));
+      assert.equal(await row.getAttribute("data-sequential-lift-upper"), raw(always.upper));
       // The always-valid p-value over looks: the last point is this look's,
       // the API's running minimum, and no point is below a later one.
       const points = page.locator(`svg.p-value-chart[data-metric="${metric.metric}"] circle.p-point[data-arm="${c.arm}"]`);
@@ -311,6 +317,7 @@ test("the readout shows one interval per arm per metric, equal to the API's, and
       const text = await row.innerText();
       const pct = (x) => `${(x * 100).toFixed(2)}%`;
       assert.ok(text.includes(`[${pct(c.relative_lift_ci.lower)}, ${pct(c.relative_lift_ci.upper)}]`), text);
+      assert.ok(text.includes(`[${pct(always.lower)}, ${pct(always.upper)}]`), text);
     }
   }
   for (const arm of results.arms) {
@@ -319,6 +326,83 @@ test("the readout shows one interval per arm per metric, equal to the API's, and
   if (screenshots) await page.screenshot({ path: join(root, "docs/console-readout.png"), fullPage: true });
   assert.deepEqual(errors, []);
   await close();
+});
+
+/** Waits until `condition` (async) holds, polling, at most `limit` ms. */
+async function until(what, condition, limit = 20000) {
+  const deadline = Date.now() + limit;
+  while (!(await condition())) {
+    assert.ok(Date.now() < deadline, `not within ${limit} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** A 50% rollout killed once more than 10% of its treatment errs for a whole second. */
+const GUARDED = `version = 1
+[metrics.errors]
+kind = "conversion"
+
+[flags.risky]
+[[flags.risky.rules]]
+rollout = 50
+serve = "on"
+[[flags.risky.guardrails]]
+metric = "errors"
+max_rate = 10
+window = "1s"
+min_units = 5
+`;
+
+test("the guardrails page shows the trip history the API gives: when, the figures at the trip, and the revive that ended it", async () => {
+  const guarded = await Server.start({ text: GUARDED, args: ["--guardrail-interval", "100ms"] });
+  try {
+    const treated = [];
+    for (let i = 0; i < 40; i++) {
+      const answer = await guarded.call("POST", "/ofrep/v1/evaluate/flags/risky", { context: { targetingKey: `u-${i}` } });
+      if (answer.variant === "on") treated.push(`u-${i}`);
+    }
+    assert.ok(treated.length >= 10, `${treated.length} treated units`);
+    // Every treated unit errs again before each check, until the guardrail kills the flag.
+    let trips = [];
+    for (let round = 0; trips.length === 0; round++) {
+      assert.ok(round < 100, `not tripped after ${round} checks`);
+      const events = treated.map((key) => ({ type: "conversion", id: `e-${round}-${key}`, metric: "errors", key }));
+      await guarded.call("POST", "/v1/events", { events });
+      const sent = new Date().toISOString();
+      await until("the next check", async () => {
+        const overview = await guarded.call("GET", "/v1/guardrails");
+        trips = overview.trips;
+        return overview.last_check !== null && overview.last_check > sent;
+      });
+    }
+    assert.equal(trips.length, 1, JSON.stringify(trips));
+    const [trip] = trips;
+    assert.equal(trip.flag, "risky");
+    assert.equal(trip.action, "kill");
+    assert.equal(trip.revived_at, null);
+
+    const { page, errors, close } = await open(guarded, "/ui/#/guardrails");
+    await shown(page, "Guardrails");
+    const row = page.locator('#trips tr.trip[data-flag="risky"]');
+    assert.equal(await row.count(), 1);
+    let text = await row.innerText();
+    for (const shown of [trip.tripped_at, trip.metric, "pooled treatment", "kill", trip.reason, "in force"]) {
+      assert.ok(text.includes(shown), `${shown} in ${text}`);
+    }
+
+    await guarded.call("POST", "/v1/admin/flags/risky/revive");
+    const [revived] = (await guarded.call("GET", "/v1/guardrails")).trips;
+    assert.equal(revived.revived_by, "admin");
+    await page.reload();
+    await shown(page, "Guardrails");
+    assert.equal(await row.getAttribute("data-revived"), "yes");
+    text = await row.innerText();
+    assert.ok(text.includes(`revived by admin at ${revived.revived_at}`), text);
+    assert.deepEqual(errors, []);
+    await close();
+  } finally {
+    await guarded.stop();
+  }
 });
 
 test("the SRM banner appears for the experiment with a seeded mismatch", async () => {

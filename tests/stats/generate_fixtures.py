@@ -31,6 +31,8 @@ formula with scipy quantiles, and cross-checked where possible:
   relative-lift delta-method interval  (means: checked against gbstats TwoSidedTTest, relative)
   mSPRT p-value and interval           (two-sided: checked against gbstats SequentialTwoSidedTTest,
                                         absolute; one-sided: mpmath, the half-normal mixture)
+  always-valid relative-lift interval  (two-sided: checked against gbstats SequentialTwoSidedTTest,
+                                        relative)
 scipy's own t quantiles are checked against mpmath; the few points where scipy
 is wrong (q = 1e-300 with small df, where it returns -inf or a wrong value) are
 put in `t_isf_mpmath` with mpmath references instead.
@@ -445,6 +447,10 @@ def sequential():
          "greater", 1, None),
         ("mean", [arm_from(800, 10.0, 3.0), arm_from(820, 9.6, 3.3)], 0.05, 2000, None, None,
          "less", 4, None),
+        # Degenerate lifts: no control conversions (no relative lift), no
+        # treatment conversions (a lift of -1 with standard error 0).
+        ("conversion", [(1000, 0), (1000, 5)], 0.05, 5000, None, None, "two_sided", 1, None),
+        ("conversion", [(1000, 50), (1000, 0)], 0.05, 5000, None, None, "two_sided", 1, None),
     ]
     out = []
     for metric, arms, alpha, S, tau2, previous, alternative, look, rejected_at in specs:
@@ -474,16 +480,31 @@ def sequential():
                                                          previous, alternative)
             expected = {"p_value": p, "ci": {"lower": lo, "upper": hi}, "tau_squared": tau2_used,
                         "ln_likelihood_ratio": ln_l}
-            if tau2 is None and previous is None and alternative == "two_sided":
+            relative = relative_lift_reference(m_c, v_c, n_c, m_t, v_t, n_t, tau2_used / V, alpha,
+                                               alternative)
+            # gbstats gives an arm with a mean or a variance of 0 its default
+            # (empty) result; here they have the spec's.
+            if (tau2 is None and previous is None and alternative == "two_sided"
+                    and v_c > 0 and v_t > 0):
                 gb = SequentialTwoSidedTTest(*gb_stats, SequentialConfig(
                     alpha=alpha, sequential_tuning_parameter=S, difference_type="absolute"))
                 r = gb.compute_result()
                 assert close(r.ci[0], lo, 1e-9) and close(r.ci[1], hi, 1e-9), (arms, r.ci, lo, hi)
                 assert close(r.p_value, p, 1e-9, 1e-300), (arms, r.p_value, p)
                 cross_checks.append("mSPRT CI and p-value == gbstats SequentialTwoSidedTTest")
+                gb = SequentialTwoSidedTTest(*gb_stats, SequentialConfig(
+                    alpha=alpha, sequential_tuning_parameter=S, difference_type="relative"))
+                ci = gb.compute_result().ci
+                assert close(ci[0], relative["ci"]["lower"], 1e-9), (arms, ci, relative)
+                assert close(ci[1], relative["ci"]["upper"], 1e-9), (arms, ci, relative)
+                cross_checks.append("always-valid relative lift CI == gbstats "
+                                    "SequentialTwoSidedTTest(difference_type='relative')")
         else:
             p = previous
             expected = {"p_value": previous, "ci": None, "tau_squared": tau2, "ln_likelihood_ratio": None}
+            relative = {"ci": None, "undefined_because":
+                        "the relative lift is undefined: the control's mean is 0" if m_c == 0 else
+                        "the difference's variance is 0 or undefined, so this look is undefined"}
         significant = p is not None and p <= alpha
         expected.update({
             "look": look,
@@ -491,8 +512,25 @@ def sequential():
             "rejected_at": rejected_at if rejected_at is not None else (look if significant else None),
             "direction": ("increase" if m_t > m_c else "decrease") if significant else None,
         })
-        out.append({"request": request, "expected": expected})
+        out.append({"request": request, "expected": expected, "expected_relative_lift": relative})
     return out
+
+
+def relative_lift_reference(m_c, v_c, n_c, m_t, v_t, n_t, r, alpha, alternative):
+    """The always-valid interval of the relative lift: the mSPRT boundary at
+    the difference's r = tau^2 / V, applied to the lift with its
+    delta-method variance (gbstats' frequentist_variance, relative)."""
+    if m_c == 0:
+        return {"ci": None, "undefined_because": "the relative lift is undefined: the control's mean is 0"}
+    m_c, m_t = mp.mpf(m_c), mp.mpf(m_t)
+    lift = (m_t - m_c) / m_c
+    var = v_t / (m_c**2 * n_t) + v_c * m_t**2 / (m_c**4 * n_c)
+    if var == 0:
+        # A degenerate interval around the lift, as the fixed-horizon one.
+        bound = float(lift)
+        return {"ci": interval(bound, bound, alternative), "undefined_because": None}
+    _, lo, hi, _, _ = msprt_reference(lift, var, n_c + n_t, alpha, None, r * var, None, alternative)
+    return {"ci": {"lower": lo, "upper": hi}, "undefined_because": None}
 
 
 # ---------------------------------------------------------------- planning

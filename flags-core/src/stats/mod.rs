@@ -6,8 +6,9 @@
 //! intervals, a p-value (two-proportion z-test for conversion metrics, Welch's
 //! t-test for mean and ratio metrics), a Holm- or Benjamini-Hochberg-adjusted
 //! p-value, an always-valid (mSPRT) p-value, interval and decision for
-//! peeking, the Bayesian view of the lift (chance to beat control, risks,
-//! credible interval; for conversions also the exact Beta chance); plus a
+//! peeking (with the same boundary on the relative lift), the Bayesian view
+//! of the lift (chance to beat control, risks, credible interval; for
+//! conversions also the exact Beta chance); plus a
 //! sample-ratio-mismatch check of the traffic split.
 //! [`guardrail::relative_harm`] is the one-sided, always-valid test that rolls
 //! a release back when it does harm. [`analyze`] does the whole readout from
@@ -62,7 +63,9 @@ pub use report::{
     Analysis, AnalysisMetric, AnalysisRequest, ArmComparison, ArmInput, ArmStats, ArmSummary,
     MetricKind, TestKind, analyze,
 };
-pub use sequential::{OneSidedResult, PreviousLook, SequentialResult, SequentialSettings};
+pub use sequential::{
+    OneSidedResult, PreviousLook, SequentialLift, SequentialResult, SequentialSettings,
+};
 pub use srm::{SrmRequest, SrmResult};
 
 /// Direction of the alternative hypothesis, for the treatment minus control difference.

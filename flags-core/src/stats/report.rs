@@ -5,12 +5,12 @@ use serde::{Deserialize, Serialize};
 use super::bayes::{LiftPosterior, NormalPrior};
 use super::cuped::{self, Covariate, CupedArm, CupedResult};
 use super::error::check_alpha;
-use super::lift::Moments;
+use super::lift::{Moments, relative_lift_se};
 use super::means::compare_moments;
 use super::ratio::RatioStats;
 use super::sequential::{
-    PreviousLook, SequentialResult, SequentialSettings, check_previous, check_rejected_at,
-    check_settings, msprt,
+    PreviousLook, SequentialLift, SequentialResult, SequentialSettings, check_previous,
+    check_rejected_at, check_settings, msprt, relative_lift_interval,
 };
 use super::srm::{SRM_THRESHOLD, SrmResult, chi_square};
 use super::{
@@ -227,6 +227,9 @@ pub struct ArmComparison {
     pub adjusted_p_value: Option<f64>,
     /// Always-valid (mSPRT) p-value, interval, likelihood ratio and decision.
     pub sequential: SequentialResult,
+    /// Always-valid interval of the relative lift: the sequential boundary
+    /// applied to the lift with its delta-method variance.
+    pub sequential_relative_lift: SequentialLift,
     /// Bayesian `P(p_t > p_c)` with Beta posteriors, exact (conversion
     /// metrics only).
     pub chance_to_beat_control: Option<f64>,
@@ -370,6 +373,20 @@ fn previous_looks(request: &AnalysisRequest) -> Result<Vec<PreviousLook>, InputE
         .collect()
 }
 
+/// The relative lift and its delta-method standard error, or why they do
+/// not exist.
+fn lift_estimate(
+    lift: Option<f64>,
+    moments: Option<(Moments, Moments)>,
+) -> Result<(f64, f64), &'static str> {
+    let (control, treatment) =
+        moments.ok_or("an arm has too few units for a variance (a mean needs 2, a rate 1)")?;
+    let lift = lift.ok_or("the relative lift is undefined: the control's mean is 0")?;
+    let se = relative_lift_se(&control, &treatment)
+        .ok_or("the delta-method variance of the relative lift is not a finite number")?;
+    Ok((lift, se))
+}
+
 /// Runs the whole readout of one metric.
 ///
 /// For each treatment arm against control (arm 0): the frequentist comparison
@@ -378,7 +395,9 @@ fn previous_looks(request: &AnalysisRequest) -> Result<Vec<PreviousLook>, InputE
 /// [`cuped`]), the p-value adjusted across the treatment arms by the
 /// request's correction ([`adjust::adjust`]: Holm by default, or
 /// Benjamini-Hochberg, or none), the always-valid mSPRT p-value, interval and
-/// decision ([`super::sequential::msprt`]) with `V = v_c/n_c + v_t/n_t`, the
+/// decision ([`super::sequential::msprt`]) with `V = v_c/n_c + v_t/n_t` and
+/// the always-valid interval of the relative lift at the same look
+/// ([`super::sequential::relative_lift_interval`]), the
 /// Bayesian lift ([`bayes`]'s effect test, with the request's prior), and for
 /// conversions the exact chance to beat control
 /// ([`bayes::chance_to_beat_control`]). Plus the SRM check of the units
@@ -479,6 +498,14 @@ pub fn analyze(request: &AnalysisRequest) -> Result<Analysis, InputError> {
             &request.sequential,
             previous[i],
         )?;
+        let sequential_relative_lift = relative_lift_interval(
+            lift_estimate(comparison.relative_lift, moments),
+            variance,
+            total_units,
+            alpha,
+            alternative,
+            &request.sequential,
+        );
         comparisons.push(ArmComparison {
             arm: request.arms[i].name.clone(),
             index: i,
@@ -486,6 +513,7 @@ pub fn analyze(request: &AnalysisRequest) -> Result<Analysis, InputError> {
             comparison,
             adjusted_p_value: None,
             sequential,
+            sequential_relative_lift,
             chance_to_beat_control,
             bayesian,
             cuped: cuped_result,

@@ -1,7 +1,9 @@
 //! Always-valid inference for peeking: the normal-mixture mSPRT on the
 //! absolute difference (Johari et al. 2017; Waudby-Smith et al. 2023), tuned
 //! as GrowthBook's sequential engine is, two-sided or one-sided, with the
-//! decision it supports at each look.
+//! decision it supports at each look; and the same boundary applied to the
+//! relative lift with its delta-method variance, as gbstats' sequential test
+//! does for relative effects.
 //!
 //! What it is not: it keeps no state between looks. The caller hands back
 //! the previous look's running-minimum p-value and first rejection.
@@ -95,6 +97,26 @@ pub struct SequentialResult {
     pub significant: bool,
     /// When significant, which way the current estimate points; else `None`.
     pub direction: Option<Direction>,
+}
+
+/// The always-valid interval of one treatment arm's relative lift at this look.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SequentialLift {
+    /// Always-valid confidence interval of the relative lift (one-sided for
+    /// a one-sided alternative); `None` when undefined, and then
+    /// `undefined_because` says why.
+    pub ci: Option<Interval>,
+    /// Why `ci` is `None`; `None` when it is defined.
+    pub undefined_because: Option<String>,
+}
+
+impl SequentialLift {
+    fn undefined(reason: &str) -> Self {
+        SequentialLift {
+            ci: None,
+            undefined_because: Some(reason.to_owned()),
+        }
+    }
 }
 
 /// Checks the sequential settings that do not depend on the data.
@@ -206,9 +228,9 @@ pub fn msprt(
         significant: false,
         direction: None,
     };
-    let ratio = mixture_variance(variance, total_units, alpha, settings) / variance;
-    let defined = variance > 0.0 && variance.is_finite() && difference.is_finite();
-    if defined && ratio > 0.0 && ratio.is_finite() {
+    let ratio =
+        mixture_ratio(variance, total_units, alpha, settings).filter(|_| difference.is_finite());
+    if let Some(ratio) = ratio {
         // Everything is written in ratio = tau^2 / V to avoid overflow.
         let sd = variance.sqrt();
         let ln_l = match alternative {
@@ -237,6 +259,61 @@ pub fn msprt(
         result.direction = Direction::of(difference);
     }
     Ok(result)
+}
+
+/// `r = tau^2 / V`, the mixture variance over the difference's variance
+/// `V`; `None` when `V` or `r` is not a positive finite number.
+fn mixture_ratio(
+    variance: f64,
+    total_units: f64,
+    alpha: f64,
+    settings: &SequentialSettings,
+) -> Option<f64> {
+    let ratio = mixture_variance(variance, total_units, alpha, settings) / variance;
+    (variance > 0.0 && variance.is_finite() && ratio > 0.0 && ratio.is_finite()).then_some(ratio)
+}
+
+/// The always-valid interval of the relative lift `lift` with delta-method
+/// standard error `lift_se` (each arm's `lift::relative_lift_se`), where the
+/// difference has variance `V` after `total_units` units.
+///
+/// It is [`msprt`]'s interval with the lift in place of `d` and `lift_se^2`
+/// in place of `V`, at the same `r = tau^2 / V` as the difference's test
+/// (gbstats 0.8.0's `SequentialTwoSidedTTest` with
+/// `difference_type="relative"`): two-sided
+/// `lift -/+ lift_se sqrt((1 + r) / r (2 ln(1/alpha) + ln(1 + r)))`,
+/// one-sided `lift -/+ z* lift_se`. With the default `tau^2`,
+/// `r = rho^2 (n_c + n_t)` whatever the scale, so this is exactly gbstats'
+/// boundary; a `tau_squared` given on the difference's scale carries over as
+/// the same `r`.
+///
+/// `lift` is `Err(reason)` when the lift or its standard error does not
+/// exist; the result is then undefined with that reason, as it is when the
+/// difference's look is undefined (`V` not positive).
+pub(crate) fn relative_lift_interval(
+    lift: Result<(f64, f64), &str>,
+    variance: f64,
+    total_units: f64,
+    alpha: f64,
+    alternative: Alternative,
+    settings: &SequentialSettings,
+) -> SequentialLift {
+    let (lift, lift_se) = match lift {
+        Ok(estimate) => estimate,
+        Err(reason) => return SequentialLift::undefined(reason),
+    };
+    let Some(ratio) = mixture_ratio(variance, total_units, alpha, settings) else {
+        return SequentialLift::undefined(
+            "the difference's variance is 0 or undefined, so this look is undefined",
+        );
+    };
+    match sequential_interval(lift, lift_se, ratio, alpha, alternative) {
+        Some(ci) => SequentialLift {
+            ci: Some(ci),
+            undefined_because: None,
+        },
+        None => SequentialLift::undefined("the interval's bounds are not finite numbers"),
+    }
 }
 
 /// The always-valid interval of `d` with standard deviation `sd` and

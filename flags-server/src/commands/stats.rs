@@ -166,14 +166,21 @@ fn analysis_table(analysis: &Analysis) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "{:<16} {:>6} {:>12} {:>10} {:>12} {:>12} {:>10}",
-        "sequential", "look", "ln LR", "seq. p", "significant", "rejected at", "direction"
+        "{:<16} {:>6} {:>12} {:>10} {:>12} {:>12} {:>10} {:>28}",
+        "sequential",
+        "look",
+        "ln LR",
+        "seq. p",
+        "significant",
+        "rejected at",
+        "direction",
+        "always-valid lift CI"
     );
     for c in &analysis.comparisons {
         let s = &c.sequential;
         let _ = writeln!(
             out,
-            "{:<16} {:>6} {:>12} {:>10} {:>12} {:>12} {:>10}",
+            "{:<16} {:>6} {:>12} {:>10} {:>12} {:>12} {:>10} {:>28}",
             c.arm,
             s.look,
             number(s.ln_likelihood_ratio),
@@ -182,7 +189,13 @@ fn analysis_table(analysis: &Analysis) -> String {
             s.rejected_at
                 .map_or("-".to_string(), |look| look.to_string()),
             s.direction.as_ref().map_or("-".to_string(), name),
+            interval(c.sequential_relative_lift.ci.as_ref(), percent),
         );
+    }
+    for c in &analysis.comparisons {
+        if let Some(reason) = &c.sequential_relative_lift.undefined_because {
+            let _ = writeln!(out, "always-valid lift CI of {}: n/a, {reason}", c.arm);
+        }
     }
     for c in &analysis.comparisons {
         if let Some(cuped) = &c.cuped {

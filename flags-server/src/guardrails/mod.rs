@@ -1,7 +1,8 @@
 //! Guardrails that roll back by themselves: a timer checks the metrics of
 //! every guarded flag off the request path, keeps each check's state, and
 //! kills the flag (`action = "kill"`) or only notifies (`"alert"`) when one
-//! trips.
+//! trips, and logs each trip and alert in the store's trip log (the revive
+//! that ends a kill is logged by `crate::kills`).
 //!
 //! What it is for: the timer (`spawn`: every `--guardrail-interval`, one
 //! check at a time, the database work on a blocking thread); a check
@@ -44,7 +45,7 @@ use crate::events::EventLog;
 use crate::events::analysis::current_phase;
 use crate::kills::{Change, Kills};
 use crate::live::LiveConfig;
-use crate::store::{EventStore, Readouts, StoreError};
+use crate::store::{EventStore, GuardrailTrip, Readouts, StoreError};
 use crate::webhooks::{FlagChange, Notification, Notifier};
 use decide::{ArmState, Check, Step};
 use store::Key;
@@ -81,6 +82,8 @@ pub struct Book {
 
 /// A guardrail that tripped at this check, for one arm.
 struct Trip {
+    /// The guardrail's index among the flag's.
+    index: usize,
     arm: Option<String>,
     state: ArmState,
 }
@@ -161,6 +164,7 @@ impl Guardrails {
         for (key, step) in steps {
             if step.tripped {
                 trips.push(Trip {
+                    index: key.guardrail,
                     arm: key.arm.clone(),
                     state: step.state.clone(),
                 });
@@ -284,6 +288,36 @@ impl Guardrails {
                     Ok(vec![(key, step)])
                 })
             }
+        }
+    }
+
+    /// Appends `trip` of `flag`'s `guardrail` to the store's trip log. A
+    /// failed write is logged and not retried: the trip acts all the same,
+    /// and its kill stays in `/v1/status`.
+    fn log_trip(&self, flag: &str, guardrail: &Guardrail, trip: &Trip) {
+        let Ok(store) = &self.store else {
+            return;
+        };
+        let entry = GuardrailTrip {
+            flag: flag.to_string(),
+            guardrail: trip.index as i64,
+            metric: guardrail.metric.to_string(),
+            arm: trip.arm.clone().unwrap_or_default(),
+            action: guardrail.action.as_str().to_string(),
+            tripped_at: trip.state.decided_at,
+            // A map of plain numbers and strings: serialising cannot fail.
+            figures: serde_json::to_string(&view::trip_figures(
+                guardrail,
+                trip.arm.as_deref(),
+                &trip.state,
+            ))
+            .unwrap_or_default(),
+            reason: view::reason(guardrail, trip.arm.as_deref(), &trip.state),
+            revived_at: None,
+            revived_by: None,
+        };
+        if let Err(error) = store.record_guardrail_trip(&entry) {
+            tracing::error!(flag, "guardrail trip not logged: {error}");
         }
     }
 
@@ -442,6 +476,7 @@ fn act(
                     metric = &*guardrail.metric,
                     "guardrail alert"
                 );
+                state.guardrails().log_trip(flag.key(), guardrail, trip);
                 let change = flag_change(flag, guardrail, trip);
                 state.notifier().send(Notification::GuardrailAlert(change));
             }
@@ -463,6 +498,7 @@ fn act(
                     metric = &*guardrail.metric,
                     "guardrail killed the flag"
                 );
+                state.guardrails().log_trip(flag.key(), guardrail, trip);
                 let change = flag_change(flag, guardrail, trip);
                 state
                     .notifier()

@@ -1,5 +1,6 @@
-//! What guardrails show: the JSON of `GET /v1/guardrails`, which `flags
-//! results FLAG --json` prints for one flag in the same shape; the flat
+//! What guardrails show: the JSON of `GET /v1/guardrails` (with the trip
+//! log), which `flags results FLAG --json` prints for one flag in the same
+//! shape; the flat
 //! figures of a trip's notification; and the sentence stored as its kill's
 //! reason.
 //!
@@ -20,6 +21,7 @@ use super::decide::{ArmState, Decision, Figures};
 use super::store::Key;
 use crate::clock::rfc3339_ms;
 use crate::metrics::GuardrailGauge;
+use crate::store::GuardrailTrip;
 
 /// `GET /v1/guardrails`: every served flag with guardrails.
 #[derive(Serialize)]
@@ -33,6 +35,65 @@ pub struct Overview<'a> {
     pub store_error: Option<String>,
     /// Per flag, in file order.
     pub flags: Vec<FlagGuardrails<'a>>,
+}
+
+/// `GET /v1/guardrails`: the [`Overview`] and the trip log.
+#[derive(Serialize)]
+pub struct WithTrips<'a> {
+    /// The guardrails and their states.
+    #[serde(flatten)]
+    pub overview: Overview<'a>,
+    /// Every logged trip and alert, newest first (the store keeps
+    /// `TRIPS_KEPT_PER_FLAG` per flag).
+    pub trips: Vec<TripView>,
+    /// Why the trip log cannot be read, when it cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trips_error: Option<String>,
+}
+
+/// One entry of the trip log.
+#[derive(Debug, Serialize)]
+pub struct TripView {
+    /// The flag.
+    pub flag: String,
+    /// The guardrail's index among the flag's.
+    pub guardrail: i64,
+    /// The metric.
+    pub metric: String,
+    /// The treatment arm compared; `None` for a pooled (absolute) guardrail.
+    pub arm: Option<String>,
+    /// `kill` or `alert`.
+    pub action: String,
+    /// When it tripped.
+    pub tripped_at: String,
+    /// The figures at the trip, flat, as the webhooks carry them.
+    pub figures: Value,
+    /// The same in a sentence.
+    pub reason: String,
+    /// When an admin revived the flag it killed; `None` while the kill
+    /// holds, and for alerts.
+    pub revived_at: Option<String>,
+    /// Who revived it.
+    pub revived_by: Option<String>,
+}
+
+impl TripView {
+    /// The entry as stored; figures that are not JSON (never written so)
+    /// show as `null`.
+    pub fn of(trip: GuardrailTrip) -> Self {
+        Self {
+            figures: serde_json::from_str(&trip.figures).unwrap_or(Value::Null),
+            tripped_at: rfc3339_ms(trip.tripped_at),
+            revived_at: trip.revived_at.map(rfc3339_ms),
+            arm: (!trip.arm.is_empty()).then_some(trip.arm),
+            flag: trip.flag,
+            guardrail: trip.guardrail,
+            metric: trip.metric,
+            action: trip.action,
+            reason: trip.reason,
+            revived_by: trip.revived_by,
+        }
+    }
 }
 
 /// One flag's guardrails.

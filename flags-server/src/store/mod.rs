@@ -27,6 +27,8 @@ pub mod retention;
 pub mod sqlite;
 #[cfg(test)]
 pub mod test_events;
+#[cfg(test)]
+pub mod test_trips;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -361,6 +363,37 @@ pub struct GuardrailRow {
     pub checked_at: i64,
 }
 
+/// Most trips kept per flag in the trip log: recording one more deletes
+/// the flag's oldest.
+pub const TRIPS_KEPT_PER_FLAG: usize = 100;
+
+/// One entry of the guardrails' trip log: a guardrail that tripped (and
+/// killed its flag) or fired an alert, with what it saw then, and, for a
+/// kill, the revive that ended it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GuardrailTrip {
+    /// The flag.
+    pub flag: String,
+    /// The guardrail's index among the flag's.
+    pub guardrail: i64,
+    /// The metric.
+    pub metric: String,
+    /// The treatment arm compared; empty for a pooled (absolute) guardrail.
+    pub arm: String,
+    /// `"kill"` or `"alert"`: what the guardrail did.
+    pub action: String,
+    /// When it tripped (Unix ms).
+    pub tripped_at: i64,
+    /// The figures at the trip, as the webhooks carry them (a JSON object).
+    pub figures: String,
+    /// The same, in a sentence (the kill's reason).
+    pub reason: String,
+    /// When the kill was revived (Unix ms); `None` while it holds, and for alerts.
+    pub revived_at: Option<i64>,
+    /// Who revived it (`"admin"`: the revive API).
+    pub revived_by: Option<String>,
+}
+
 /// A webhook delivery not yet delivered nor given up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pending {
@@ -448,6 +481,9 @@ pub trait Readouts: Send + Sync {
 
     /// Every stored guardrail state, by flag, guardrail, metric and arm.
     fn guardrail_states(&self) -> Result<Vec<GuardrailRow>, StoreError>;
+
+    /// The trip log (at most [`TRIPS_KEPT_PER_FLAG`] per flag), newest first.
+    fn guardrail_trips(&self) -> Result<Vec<GuardrailTrip>, StoreError>;
 }
 
 /// The event store (see the module's documentation). Shared as
@@ -500,6 +536,14 @@ pub trait EventStore: Send + Sync {
 
     /// Replaces the stored states of `rows`' keys, all or none.
     fn save_guardrail_states(&self, rows: &[GuardrailRow]) -> Result<(), StoreError>;
+
+    /// Appends `trip` to the trip log, deleting its flag's oldest beyond
+    /// [`TRIPS_KEPT_PER_FLAG`].
+    fn record_guardrail_trip(&self, trip: &GuardrailTrip) -> Result<(), StoreError>;
+
+    /// Marks the kills of `flag` in the trip log that no revive ended yet
+    /// as revived `by` at `at` (Unix ms).
+    fn record_guardrail_revive(&self, flag: &str, by: &str, at: i64) -> Result<(), StoreError>;
 
     // The webhook outbox (blocking).
 

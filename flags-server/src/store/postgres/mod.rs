@@ -26,6 +26,7 @@
 mod aggregates;
 mod connect;
 mod group;
+mod guardrail_trips;
 mod guardrails;
 mod job;
 mod kills;
@@ -62,9 +63,9 @@ use self::writer::{QUEUE_CAPACITY, Writer};
 use super::health::Health;
 use super::retention::Retention;
 use super::{
-    Answer, ArmSums, Event, EventStore, Exposure, GuardrailRow, Look, LookPoint, MetricWindow,
-    Pending, PhaseRecord, PhaseStart, Readouts, RecentUnit, StoreError, StoreOptions, Stored,
-    StoredKill, WriteError, WriterHealth,
+    Answer, ArmSums, Event, EventStore, Exposure, GuardrailRow, GuardrailTrip, Look, LookPoint,
+    MetricWindow, Pending, PhaseRecord, PhaseStart, Readouts, RecentUnit, StoreError, StoreOptions,
+    Stored, StoredKill, WriteError, WriterHealth,
 };
 use crate::store::MAX_TEXT;
 
@@ -197,6 +198,10 @@ impl Readouts for PostgresStore {
     fn guardrail_states(&self) -> Result<Vec<GuardrailRow>, StoreError> {
         self.database.with_client(guardrails::load)
     }
+
+    fn guardrail_trips(&self) -> Result<Vec<GuardrailTrip>, StoreError> {
+        self.database.with_client(guardrail_trips::load)
+    }
 }
 
 impl EventStore for PostgresStore {
@@ -271,6 +276,16 @@ impl EventStore for PostgresStore {
 
     fn save_guardrail_states(&self, rows: &[GuardrailRow]) -> Result<(), StoreError> {
         self.database.with_client(|c| guardrails::save(c, rows))
+    }
+
+    fn record_guardrail_trip(&self, trip: &GuardrailTrip) -> Result<(), StoreError> {
+        self.database
+            .with_client(|c| guardrail_trips::record(c, trip))
+    }
+
+    fn record_guardrail_revive(&self, flag: &str, by: &str, at: i64) -> Result<(), StoreError> {
+        self.database
+            .with_client(|c| guardrail_trips::revive(c, flag, by, at))
     }
 
     fn enqueue_deliveries(

@@ -143,6 +143,21 @@ const MIGRATIONS: &[&str] = &[
          p_value double precision NOT NULL,
          PRIMARY KEY (flag, phase, metric, arm, minute)
      );"#,
+    // 3: the guardrails' trip log, as SQLite's schema version 11 has it.
+    r#"CREATE TABLE guardrail_trips (
+         id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+         flag       text COLLATE "C" NOT NULL,
+         guardrail  bigint NOT NULL,
+         metric     text COLLATE "C" NOT NULL,
+         arm        text COLLATE "C" NOT NULL,
+         action     text NOT NULL,
+         tripped_at bigint NOT NULL,
+         figures    text NOT NULL,
+         reason     text NOT NULL,
+         revived_at bigint,
+         revived_by text
+     );
+     CREATE INDEX guardrail_trips_by_flag ON guardrail_trips (flag, id);"#,
 ];
 
 /// The schema version this binary writes.

@@ -565,6 +565,14 @@ fn guardrail_states_are_replaced_and_read_back_by_every_store() {
 }
 
 #[test]
+fn the_trip_log_is_capped_and_revives_end_kills() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    crate::store::test_trips::the_trip_log_is_capped_per_flag_and_revives_end_kills(&open(&db));
+}
+
+#[test]
 fn the_outbox_never_hands_one_row_to_two_stores_at_once() {
     let Some(db) = TestDatabase::create() else {
         return;

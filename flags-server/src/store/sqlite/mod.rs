@@ -12,6 +12,7 @@
 
 pub mod aggregates;
 pub mod guardrail_checks;
+pub mod guardrail_trips;
 pub mod kills;
 pub mod lock;
 pub mod outbox;
@@ -30,9 +31,9 @@ pub use schema::OpenError;
 use writer::WriterHandle;
 
 use super::{
-    Answer, ArmSums, Event, EventStore, Exposure, GuardrailRow, Look, LookPoint, MetricWindow,
-    Pending, PhaseRecord, PhaseStart, Readouts, RecentUnit, StoreError, StoreOptions, Stored,
-    StoredKill, WriteError, WriterHealth,
+    Answer, ArmSums, Event, EventStore, Exposure, GuardrailRow, GuardrailTrip, Look, LookPoint,
+    MetricWindow, Pending, PhaseRecord, PhaseStart, Readouts, RecentUnit, StoreError, StoreOptions,
+    Stored, StoredKill, WriteError, WriterHealth,
 };
 
 /// Reads the database in a data directory on a connection of its own,
@@ -119,6 +120,10 @@ impl Readouts for SqliteReader {
     fn guardrail_states(&self) -> Result<Vec<GuardrailRow>, StoreError> {
         self.read(guardrail_checks::load)
     }
+
+    fn guardrail_trips(&self) -> Result<Vec<GuardrailTrip>, StoreError> {
+        self.read(guardrail_trips::load)
+    }
 }
 
 /// The store of one server's data directory.
@@ -202,6 +207,14 @@ impl EventStore for SqliteStore {
 
     fn save_guardrail_states(&self, rows: &[GuardrailRow]) -> Result<(), StoreError> {
         self.side(|c| guardrail_checks::save(c, rows))
+    }
+
+    fn record_guardrail_trip(&self, trip: &GuardrailTrip) -> Result<(), StoreError> {
+        self.side(|c| guardrail_trips::record(c, trip))
+    }
+
+    fn record_guardrail_revive(&self, flag: &str, by: &str, at: i64) -> Result<(), StoreError> {
+        self.side(|c| guardrail_trips::revive(c, flag, by, at))
     }
 
     fn enqueue_deliveries(

@@ -229,6 +229,23 @@ const MIGRATIONS: &[&str] = &[
          p_value REAL    NOT NULL,
          PRIMARY KEY (flag, phase, metric, arm, minute)
      ) WITHOUT ROWID;",
+    // 11: the guardrails' trip log (see `crate::store::GuardrailTrip`):
+    // every trip and alert with its figures, and the revive that ended a
+    // kill; at most `TRIPS_KEPT_PER_FLAG` rows per flag.
+    "CREATE TABLE guardrail_trips (
+         id         INTEGER PRIMARY KEY,
+         flag       TEXT    NOT NULL,
+         guardrail  INTEGER NOT NULL,
+         metric     TEXT    NOT NULL,
+         arm        TEXT    NOT NULL,
+         action     TEXT    NOT NULL,
+         tripped_at INTEGER NOT NULL,
+         figures    TEXT    NOT NULL,
+         reason     TEXT    NOT NULL,
+         revived_at INTEGER,
+         revived_by TEXT
+     );
+     CREATE INDEX guardrail_trips_by_flag ON guardrail_trips (flag, id);",
 ];
 
 /// The migrations that build schema version `version - 1` from nothing (tests).

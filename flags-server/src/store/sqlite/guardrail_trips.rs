@@ -1,0 +1,89 @@
+//! The guardrails' trip log in the SQLite event database
+//! (`guardrail_trips`, schema version 11): every trip and alert, and the
+//! revive that ended a kill, at most `TRIPS_KEPT_PER_FLAG` per flag.
+//!
+//! Written with the events' durability, like the guardrail states. Not
+//! here: what is logged or when (`crate::guardrails`, `crate::kills`).
+
+use rusqlite::{Connection, params};
+
+use crate::store::{GuardrailTrip, TRIPS_KEPT_PER_FLAG};
+
+/// Appends `trip` and deletes its flag's trips beyond the newest
+/// [`TRIPS_KEPT_PER_FLAG`], in one transaction.
+pub fn record(connection: &mut Connection, trip: &GuardrailTrip) -> rusqlite::Result<()> {
+    let transaction = connection.transaction()?;
+    transaction.execute(
+        "INSERT INTO guardrail_trips (flag, guardrail, metric, arm, action, tripped_at,
+             figures, reason, revived_at, revived_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            trip.flag,
+            trip.guardrail,
+            trip.metric,
+            trip.arm,
+            trip.action,
+            trip.tripped_at,
+            trip.figures,
+            trip.reason,
+            trip.revived_at,
+            trip.revived_by,
+        ],
+    )?;
+    transaction.execute(
+        "DELETE FROM guardrail_trips WHERE flag = ?1 AND id <= (
+             SELECT id FROM guardrail_trips WHERE flag = ?1
+             ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+        params![trip.flag, TRIPS_KEPT_PER_FLAG as i64],
+    )?;
+    transaction.commit()
+}
+
+/// Marks `flag`'s kills that no revive ended yet as revived `by` at `at`.
+pub fn revive(connection: &Connection, flag: &str, by: &str, at: i64) -> rusqlite::Result<()> {
+    connection
+        .prepare_cached(
+            "UPDATE guardrail_trips SET revived_at = ?3, revived_by = ?2
+             WHERE flag = ?1 AND action = 'kill' AND revived_at IS NULL",
+        )?
+        .execute(params![flag, by, at])
+        .map(drop)
+}
+
+/// The whole log, newest first.
+pub fn load(connection: &Connection) -> rusqlite::Result<Vec<GuardrailTrip>> {
+    let mut statement = connection.prepare(
+        "SELECT flag, guardrail, metric, arm, action, tripped_at, figures, reason,
+                revived_at, revived_by
+         FROM guardrail_trips ORDER BY tripped_at DESC, id DESC",
+    )?;
+    let rows = statement.query_map([], |row| {
+        Ok(GuardrailTrip {
+            flag: row.get(0)?,
+            guardrail: row.get(1)?,
+            metric: row.get(2)?,
+            arm: row.get(3)?,
+            action: row.get(4)?,
+            tripped_at: row.get(5)?,
+            figures: row.get(6)?,
+            reason: row.get(7)?,
+            revived_at: row.get(8)?,
+            revived_by: row.get(9)?,
+        })
+    })?;
+    rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::StoreOptions;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::test_trips::the_trip_log_is_capped_per_flag_and_revives_end_kills;
+
+    #[test]
+    fn the_trip_log_is_capped_and_revives_end_kills() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), StoreOptions::default()).unwrap();
+        the_trip_log_is_capped_per_flag_and_revives_end_kills(&store);
+    }
+}
