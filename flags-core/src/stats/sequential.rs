@@ -415,14 +415,11 @@ pub fn msprt_one_sided(
         ln_likelihood_ratio: None,
         tau_squared: settings.tau_squared,
     };
-    if !(variance > 0.0 && variance.is_finite() && excess.is_finite()) {
+    let ratio =
+        mixture_ratio(variance, total_units, alpha, settings).filter(|_| excess.is_finite());
+    let Some(ratio) = ratio else {
         return Ok(undefined);
-    }
-    let tau2 = mixture_variance(variance, total_units, alpha, settings);
-    let ratio = tau2 / variance;
-    if !(ratio > 0.0 && ratio.is_finite()) {
-        return Ok(undefined);
-    }
+    };
     let ln_l = one_sided_ln_l(excess / variance.sqrt(), ratio);
     let p_now = if ln_l.is_nan() {
         1.0
@@ -432,6 +429,6 @@ pub fn msprt_one_sided(
     Ok(OneSidedResult {
         p_value: Some(previous.map_or(p_now, |prev| prev.min(p_now))),
         ln_likelihood_ratio: finite(ln_l),
-        tau_squared: finite(tau2),
+        tau_squared: finite(ratio * variance),
     })
 }
