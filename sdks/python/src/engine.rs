@@ -42,13 +42,52 @@ enum Served {
 pub struct Getters {
     /// `None` once closed.
     served: ArcSwapOption<Served>,
+    /// The keys `all()` made last, reused while the snapshot is the same.
+    keys: Mutex<Option<FlagKeys>>,
+}
+
+/// A snapshot's flag keys as Python strings, in file order: made once per
+/// snapshot, they save `all()` making and hashing a string per flag.
+struct FlagKeys {
+    /// Held so that the snapshot the keys are of is never another one at
+    /// the same address.
+    snapshot: Arc<FlagsSnapshot>,
+    keys: Vec<Py<PyString>>,
+}
+
+impl FlagKeys {
+    fn new(py: Python<'_>, snapshot: &Arc<FlagsSnapshot>) -> Self {
+        let keys = snapshot
+            .core()
+            .flags()
+            .map(|flag| PyString::new(py, flag.key()).unbind());
+        Self {
+            snapshot: Arc::clone(snapshot),
+            keys: keys.collect(),
+        }
+    }
 }
 
 impl Getters {
     fn new(served: Served) -> Self {
         Self {
             served: ArcSwapOption::from_pointee(served),
+            keys: Mutex::new(None),
         }
+    }
+
+    /// The keys of `snapshot`, from the cache if they are there. Taken out
+    /// of it (and given back by the caller), so that a call made meanwhile
+    /// on this thread, by a finaliser, never waits for the lock.
+    fn take_keys(&self, py: Python<'_>, snapshot: &Arc<FlagsSnapshot>) -> FlagKeys {
+        let cached = self
+            .keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        cached
+            .filter(|keys| Arc::ptr_eq(&keys.snapshot, snapshot))
+            .unwrap_or_else(|| FlagKeys::new(py, snapshot))
     }
 
     fn snapshot(&self, py: Python<'_>) -> PyResult<Arc<FlagsSnapshot>> {
@@ -251,15 +290,18 @@ impl Getters {
         attrs: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let snapshot = self.snapshot(py)?;
-        with_unit(ctx, key, attrs, |unit, at| {
+        let keys = self.take_keys(py, &snapshot);
+        let details = with_unit(ctx, key, attrs, |unit, at| {
             let details = PyDict::new(py);
-            for (flag, result) in snapshot.core().evaluate_all(unit, at) {
-                let flag = PyString::new(py, flag);
-                let detail = Detail::new(flag.clone().unbind(), &snapshot, result);
-                details.set_item(flag, Bound::new(py, detail)?)?;
+            let results = snapshot.core().evaluate_all(unit, at);
+            for ((_, result), flag) in results.zip(&keys.keys) {
+                let detail = Detail::new(flag.clone_ref(py), &snapshot, result);
+                details.set_item(flag.bind(py), Bound::new(py, detail)?)?;
             }
             Ok(details)
-        })
+        });
+        *self.keys.lock().unwrap_or_else(PoisonError::into_inner) = Some(keys);
+        details
     }
 }
 
