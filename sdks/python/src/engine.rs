@@ -16,6 +16,7 @@ use flags_core::{Evaluation, Timestamp, ValueType};
 use flags_ffi::{FlagsEngine, FlagsSnapshot, Source};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString, PyTuple, PyType};
 
 use crate::detail::{Detail, value_object};
@@ -100,7 +101,6 @@ impl Getters {
 
     /// Evaluates `flag` for the unit, expecting `expected`, and hands the
     /// result (borrowing the snapshot) to `pick`.
-    #[allow(clippy::too_many_arguments)]
     fn evaluate<R>(
         &self,
         flag: &Bound<'_, PyAny>,
@@ -152,9 +152,14 @@ fn with_unit<R>(
     }
 }
 
-/// The empty string, the default of `string()`.
+static EMPTY_STRING: PyOnceLock<Py<PyString>> = PyOnceLock::new();
+
+/// The empty string, the default of `string()`: made once.
 fn empty_string() -> Py<PyAny> {
-    Python::attach(|py| PyString::intern(py, "").into_any().unbind())
+    Python::attach(|py| {
+        let empty = EMPTY_STRING.get_or_init(py, || PyString::new(py, "").unbind());
+        empty.clone_ref(py).into_any()
+    })
 }
 
 #[pymethods]
@@ -273,10 +278,12 @@ impl Getters {
         r#type: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Detail> {
         let expected = r#type.map(value_type).transpose()?;
-        let name = flag.cast::<PyString>().map(|name| name.clone().unbind());
+        let Ok(name) = flag.cast::<PyString>() else {
+            return Err(not_a(flag, "flag", "a str"));
+        };
+        let name = name.clone().unbind();
         self.evaluate(flag, ctx, key, attrs, expected, |snapshot, result| {
-            // `evaluate` checked that `flag` is a str.
-            Ok(Detail::new(name.map_err(PyErr::from)?, snapshot, result))
+            Ok(Detail::new(name, snapshot, result))
         })
     }
 

@@ -72,21 +72,20 @@ pub(crate) fn with_dict<R>(
     let entries: SmallVec<[(Bound<'_, PyAny>, Bound<'_, PyAny>); 16]> = attrs
         .map(|attrs| attrs.iter().collect())
         .unwrap_or_default();
-    let mut values = SmallVec::<[Attr<'_>; 16]>::with_capacity(entries.len());
+    let mut parsed = SmallVec::<[(&str, Attr<'_>); 16]>::with_capacity(entries.len());
     for (name, value) in &entries {
         let name = text(name, "attribute name")?;
-        values.push(if name == TARGETING_KEY {
+        let value = if name == TARGETING_KEY {
             Attr::Str(text(value, TARGETING_KEY)?)
         } else {
             attr(name, value)?
-        });
+        };
+        parsed.push((name, value));
     }
     let mut ctx = flags_core::Context::new();
-    for ((name, _), value) in entries.iter().zip(&values) {
-        // Checked to be a str above.
-        let name = text(name, "attribute name")?;
+    for (name, value) in &parsed {
         match value {
-            Attr::Str(key) if name == TARGETING_KEY => ctx.set_key(Some(key)),
+            Attr::Str(key) if *name == TARGETING_KEY => ctx.set_key(Some(key)),
             Attr::Absent => {}
             Attr::Str(text) => ctx.set(name, *text),
             Attr::Num(number) => ctx.set(name, *number),
