@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use flags_core::{ErrorCode, Evaluation, Reason, Value};
 use flags_ffi::FlagsSnapshot;
-use pyo3::IntoPyObjectExt;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::{IntoPyObject, IntoPyObjectExt};
 
 /// One evaluation: the value and variant served, and why.
 ///
@@ -194,12 +194,19 @@ impl Detail {
         Ok(dict)
     }
 
+    /// Equal when about the same flag with the same outcome, as the
+    /// fields of a dataclass compare.
+    fn __eq__(&self, py: Python<'_>, other: &Self) -> PyResult<bool> {
+        let (mine, theirs) = (self.flag.bind(py), other.flag.bind(py));
+        Ok(mine.to_str()? == theirs.to_str()? && self.result == other.result)
+    }
+
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         Ok(format!(
-            "Detail(flag={}, value={}, variant={:?}, reason={})",
+            "Detail(flag={}, value={}, variant={}, reason={})",
             self.flag.bind(py).repr()?,
             self.value(py)?.bind(py).repr()?,
-            self.result.variant,
+            self.variant().into_pyobject(py)?.repr()?,
             self.result.reason.as_str(),
         ))
     }

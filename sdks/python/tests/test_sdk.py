@@ -140,6 +140,14 @@ off_variant = "unlit"
         assert engine.detail("color", ctx).metadata == {}
 
 
+def test_details_compare_by_content_and_show_it(engine, ctx):
+    assert engine.detail("beta", ctx) == engine.detail("beta", ctx)
+    assert engine.detail("beta", ctx) != engine.detail("beta", {"email": "x@example.com"})
+    assert engine.detail("beta", ctx) != engine.detail("nope", ctx)
+    assert engine.detail("beta", ctx) != "beta"
+    assert repr(engine.detail("beta", ctx)) == "Detail(flag='beta', value=True, variant='on', reason=TARGETING_MATCH)"
+
+
 def test_detail_rejects_an_unknown_type(engine, ctx):
     with pytest.raises(TypeError, match="type must be"):
         engine.detail("beta", ctx, type=list)
