@@ -3,8 +3,8 @@
 # test program under valgrind and the conformance cases through the crate
 # and the C ABI), then the checks that need Python: the bucketing vectors,
 # the conformance cases' expected results, and the Python SDK's tests (with
-# its OpenFeature provider's, and OpenFeature's Gherkin suite through it) over
-# the shared library the Rust build just produced; last, the web console's
+# its OpenFeature provider's, and OpenFeature's Gherkin suite through it)
+# against its wheel, installed in a fresh virtual environment; last, the web console's
 # end-to-end test in headless Chromium against the `flags` binary that
 # build made.
 #
@@ -113,9 +113,20 @@ if [ -f tests/vectors/generate_bucketing.py ]; then
 fi
 "$python" tests/conformance/generate.py --check
 
-# The debug build of libflags_ffi that `cargo test` just made. This runs the
-# OpenFeature provider's tests and tests/openfeature's features too.
-(cd sdks/python && FLAGS_LIB="$target/debug/libflags_ffi.so" "$python" -m pytest -q)
+# The Python SDK as a user gets it: a wheel built by maturin (a debug build,
+# which reuses what `cargo test` just compiled), installed into a fresh
+# virtual environment with its `openfeature` extra and the test runners
+# (tests/requirements.txt), and tested from the target directory, where the
+# source tree's `flags` cannot be imported (tests/conftest.py checks where it
+# came from).
+sdk="$PWD/sdks/python" wheels="$target/py-wheels" wheel_venv="$target/py-wheel-venv"
+rm -rf "$wheels"
+(cd "$sdk" && "$venv/bin/maturin" build --quiet --out "$wheels")
+python3 -m venv --clear "$wheel_venv"
+"$wheel_venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+  "$(echo "$wheels"/flags-*.whl)[openfeature]" -r "$sdk/tests/requirements.txt"
+(cd "$target" && FLAGS_TEST_INSTALLED=1 "$wheel_venv/bin/python" -m pytest -q -p no:cacheprovider \
+  --import-mode=importlib --rootdir "$sdk" "$sdk/tests")
 
 # The debug `flags` that `cargo test` just built, serving the console.
 (cd tests/console && FLAGS_BIN="$target/debug/flags" node --test console.test.mjs)

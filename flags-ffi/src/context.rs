@@ -19,6 +19,7 @@ use crate::strings::{FlagsStr, text};
 /// Create with `flags_context_new`, free with `flags_context_free`. Setting
 /// a name again replaces its value. Any number of threads may evaluate with
 /// one context at once, but none may while another thread modifies it.
+#[derive(Default)]
 pub struct FlagsContext {
     key: Option<Box<str>>,
     attrs: Vec<(Box<str>, Owned)>,
@@ -69,20 +70,65 @@ impl Owned {
     }
 }
 
+/// The Rust API the Python SDK's `Context` shares with the C ABI.
 impl FlagsContext {
+    /// An empty context: no key, no attributes, evaluated at the current time.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// The core context to evaluate with. Its strings are only valid while
     /// `self` is borrowed (`Context` is invariant, so the honest lifetime
     /// cannot be spelled); evaluation never keeps them.
-    pub(crate) fn view(&self) -> &Context<'static> {
+    pub fn view(&self) -> &Context<'static> {
         &self.view
     }
 
-    /// The instant set with `flags_context_set_instant`, if any.
-    pub(crate) fn instant(&self) -> Option<Timestamp> {
+    /// The instant evaluations use instead of the clock, if one is set.
+    pub fn instant(&self) -> Option<Timestamp> {
         self.instant
     }
 
-    fn set_key(&mut self, key: &str) {
+    /// Evaluates at `instant` instead of the clock (`None`: the clock).
+    pub fn set_instant(&mut self, instant: Option<Timestamp>) {
+        self.instant = instant;
+    }
+
+    /// Sets a string attribute (copied).
+    pub fn set_string(&mut self, name: &str, value: &str) {
+        self.set(name, Owned::Str(value.into()));
+    }
+
+    /// Sets a number attribute (integers and floats compare numerically).
+    pub fn set_number(&mut self, name: &str, value: f64) {
+        self.set(name, Owned::Num(value));
+    }
+
+    /// Sets a boolean attribute.
+    pub fn set_bool(&mut self, name: &str, value: bool) {
+        self.set(name, Owned::Bool(value));
+    }
+
+    /// Sets a string-list attribute.
+    pub fn set_strings(&mut self, name: &str, items: Vec<String>) {
+        self.set(name, Owned::List(items));
+    }
+
+    /// Removes an attribute; removing one that is not set is no error.
+    pub fn remove(&mut self, name: &str) {
+        self.retain(false, |n| n != name);
+    }
+
+    /// Removes the key, every attribute and the instant, keeping the
+    /// memory for reuse.
+    pub fn clear(&mut self) {
+        self.retain(true, |_| false);
+        self.instant = None;
+    }
+
+    /// Sets the targeting key (the default bucketing unit; `attr = "key"`
+    /// in conditions), copied.
+    pub fn set_key(&mut self, key: &str) {
         // Unhook the old key from the view before it is freed.
         self.view.set_key(None);
         let key = self.key.insert(key.into());
@@ -115,7 +161,7 @@ impl FlagsContext {
     /// Removes the key (if `key`) and the attributes `keep` rejects, then
     /// rebuilds `view`, which has no removal of its own. `view` is emptied
     /// first, so it never holds a borrow of what is freed.
-    fn remove(&mut self, key: bool, mut keep: impl FnMut(&str) -> bool) {
+    fn retain(&mut self, key: bool, mut keep: impl FnMut(&str) -> bool) {
         self.view.clear();
         if key {
             self.key = None;
@@ -148,12 +194,7 @@ unsafe fn context<'a>(ctx: *mut FlagsContext) -> Result<&'a mut FlagsContext, Er
 pub extern "C" fn flags_context_new() -> *mut FlagsContext {
     let mut created = std::ptr::null_mut();
     guard(|| {
-        created = Box::into_raw(Box::new(FlagsContext {
-            key: None,
-            attrs: Vec::new(),
-            instant: None,
-            view: Context::new(),
-        }));
+        created = Box::into_raw(Box::new(FlagsContext::new()));
         Ok(FlagsStatus::Ok)
     });
     created
@@ -216,7 +257,7 @@ pub unsafe extern "C" fn flags_context_set_string(
                 text(value, value_len, "value")?,
             )
         };
-        ctx.set(name, Owned::Str(value.into()));
+        ctx.set_string(name, value);
         Ok(FlagsStatus::Ok)
     })
 }
@@ -236,7 +277,7 @@ pub unsafe extern "C" fn flags_context_set_number(
     guard(|| {
         // SAFETY: the caller's contract on `ctx` and `name`.
         let (ctx, name) = unsafe { (context(ctx)?, text(name, name_len, "name")?) };
-        ctx.set(name, Owned::Num(value));
+        ctx.set_number(name, value);
         Ok(FlagsStatus::Ok)
     })
 }
@@ -256,7 +297,7 @@ pub unsafe extern "C" fn flags_context_set_bool(
     guard(|| {
         // SAFETY: the caller's contract on `ctx` and `name`.
         let (ctx, name) = unsafe { (context(ctx)?, text(name, name_len, "name")?) };
-        ctx.set(name, Owned::Bool(value));
+        ctx.set_bool(name, value);
         Ok(FlagsStatus::Ok)
     })
 }
@@ -291,7 +332,7 @@ pub unsafe extern "C" fn flags_context_set_string_list(
             // SAFETY: each view is readable for its length per the contract.
             .map(|item| unsafe { item.read("items[]") }.map(String::from))
             .collect::<Result<Vec<_>, _>>()?;
-        ctx.set(name, Owned::List(list));
+        ctx.set_strings(name, list);
         Ok(FlagsStatus::Ok)
     })
 }
@@ -310,7 +351,7 @@ pub unsafe extern "C" fn flags_context_remove(
     guard(|| {
         // SAFETY: the caller's contract on `ctx` and `name`.
         let (ctx, name) = unsafe { (context(ctx)?, text(name, name_len, "name")?) };
-        ctx.remove(false, |n| n != name);
+        ctx.remove(name);
         Ok(FlagsStatus::Ok)
     })
 }
@@ -324,9 +365,7 @@ pub unsafe extern "C" fn flags_context_remove(
 pub unsafe extern "C" fn flags_context_clear(ctx: *mut FlagsContext) -> FlagsStatus {
     guard(|| {
         // SAFETY: the caller's contract on `ctx`.
-        let ctx = unsafe { context(ctx) }?;
-        ctx.remove(true, |_| false);
-        ctx.instant = None;
+        unsafe { context(ctx) }?.clear();
         Ok(FlagsStatus::Ok)
     })
 }
@@ -352,7 +391,7 @@ pub unsafe extern "C" fn flags_context_set_instant(
                 format!("`nanos` is {nanos}, not below 1 000 000 000"),
             ));
         }
-        ctx.instant = Some(Timestamp::from_unix(unix_seconds, nanos));
+        ctx.set_instant(Some(Timestamp::from_unix(unix_seconds, nanos)));
         Ok(FlagsStatus::Ok)
     })
 }
@@ -365,7 +404,7 @@ pub unsafe extern "C" fn flags_context_set_instant(
 pub unsafe extern "C" fn flags_context_clear_instant(ctx: *mut FlagsContext) -> FlagsStatus {
     guard(|| {
         // SAFETY: the caller's contract on `ctx`.
-        unsafe { context(ctx) }?.instant = None;
+        unsafe { context(ctx) }?.set_instant(None);
         Ok(FlagsStatus::Ok)
     })
 }
@@ -373,15 +412,6 @@ pub unsafe extern "C" fn flags_context_clear_instant(ctx: *mut FlagsContext) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn new() -> FlagsContext {
-        FlagsContext {
-            key: None,
-            attrs: Vec::new(),
-            instant: None,
-            view: Context::new(),
-        }
-    }
 
     /// The view, as (name, value as text) pairs, for comparison.
     fn seen(ctx: &FlagsContext) -> (Option<&str>, Vec<(&str, String)>) {
@@ -395,7 +425,7 @@ mod tests {
 
     #[test]
     fn the_view_follows_sets_replacements_and_removals() {
-        let mut ctx = new();
+        let mut ctx = FlagsContext::new();
         ctx.set_key("first");
         ctx.set_key("second");
         ctx.set("plan", Owned::Str("free".into()));
@@ -413,7 +443,7 @@ mod tests {
         assert_eq!(attrs[1], ("roles", "true".to_string()));
         assert_eq!(attrs[41], ("n39", "39".to_string()));
 
-        ctx.remove(false, |name| name != "plan");
+        ctx.remove("plan");
         let (key, attrs) = seen(&ctx);
         assert_eq!((key, attrs.len()), (Some("second"), 41));
         assert!(ctx.view().get("plan").is_none());
@@ -423,7 +453,7 @@ mod tests {
             Some(AttrValue::Str("again"))
         ));
 
-        ctx.remove(true, |_| false);
+        ctx.clear();
         assert_eq!(seen(&ctx), (None, Vec::new()));
     }
 }

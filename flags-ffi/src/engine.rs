@@ -6,14 +6,21 @@
 //! last-known-good merge against the one they replace. A guard keeps its
 //! snapshot, and every string view into it, alive until it is released.
 //!
-//! Not here: evaluation (`evaluate`) or contexts (`context`).
+//! The same engine is the Rust API of the Python SDK's extension
+//! ([`FlagsEngine::load`], [`FlagsEngine::update`], [`FlagsEngine::snapshot`],
+//! [`FlagsSnapshot::evaluate`]), so both bindings load and reload alike.
+//!
+//! Not here: the C entry points' evaluation (`evaluate`) or contexts (`context`).
 
 use std::borrow::Cow;
 use std::ffi::c_char;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
-use flags_core::{Diagnostics, Overrides, Snapshot, Value, compile_merged};
+use flags_core::{
+    Context, Diagnostics, Evaluation, NoExplain, Overrides, Snapshot, Timestamp, Value, ValueType,
+    compile_merged,
+};
 use rustc_hash::FxHashMap;
 
 use crate::args::{handle, write};
@@ -50,26 +57,20 @@ pub struct FlagsSnapshot {
 
 impl FlagsSnapshot {
     /// Compiles `text` over `previous` (last-known-good per flag), applying
-    /// the `FLAGS_OVERRIDE_*` environment. Rejected flags are reported as
-    /// [`FlagsStatus::RejectedFlags`] with the problems as last error; a
+    /// the `FLAGS_OVERRIDE_*` environment. Returns the snapshot and the
+    /// problems of the flags it rejected (named in `path` when given); a
     /// config that cannot be used at all is an error.
     fn load(
         text: &str,
         previous: Option<&Self>,
         path: Option<&str>,
-    ) -> Result<(Self, FlagsStatus), Error> {
+    ) -> Result<(Self, Diagnostics), Error> {
         let located = |problems: Diagnostics| match path {
             Some(path) => problems.in_file(path),
             None => problems,
         };
         let merged = compile_merged(text, previous.map(|p| &p.core), &Overrides::from_env())
             .map_err(|problems| Error::new(FlagsStatus::Config, located(problems).to_string()))?;
-        let status = if merged.rejected.is_empty() {
-            FlagsStatus::Ok
-        } else {
-            set_last_error(located(merged.rejected).to_string());
-            FlagsStatus::RejectedFlags
-        };
         let core = merged.snapshot;
         let mut objects = FxHashMap::default();
         for flag in core.flags() {
@@ -95,8 +96,34 @@ impl FlagsSnapshot {
                 objects,
                 metadata,
             },
-            status,
+            located(merged.rejected),
         ))
+    }
+
+    /// The compiled config.
+    pub fn core(&self) -> &Snapshot {
+        &self.core
+    }
+
+    /// Evaluates `flag` for `ctx` at `at`: the flag's position in file
+    /// order (`None` for an unknown flag) and its evaluation, checked
+    /// against `expected` (`None` accepts every type).
+    pub fn evaluate<'s>(
+        &'s self,
+        flag: &str,
+        ctx: &Context<'_>,
+        at: Timestamp,
+        expected: Option<ValueType>,
+    ) -> (Option<usize>, Evaluation<'s>) {
+        let position = self.core.position(flag);
+        let result = position
+            .and_then(|p| self.core.explain_at(p, ctx, at, &mut NoExplain))
+            .map_or_else(Evaluation::not_found, |(_, result)| result);
+        let result = match expected {
+            Some(expected) => result.expect_type(expected),
+            None => result,
+        };
+        (position, result)
     }
 
     /// The JSON text of the metadata of the flag at `position` (file order).
@@ -112,22 +139,62 @@ impl FlagsSnapshot {
     }
 }
 
+/// The Rust API the Python SDK's extension shares with the C ABI.
 impl FlagsEngine {
-    fn update(&self, text: &str, path: Option<&str>) -> Result<FlagsStatus, Error> {
+    /// Creates an engine from `source`, applying the `FLAGS_OVERRIDE_*`
+    /// environment. Returns it with the problems of the flags it rejected
+    /// (empty when the config is fully valid; those flags are not served).
+    /// An unreadable file is [`FlagsStatus::Io`], a config that cannot be
+    /// used at all [`FlagsStatus::Config`].
+    pub fn load(source: Source<'_>) -> Result<(Self, Diagnostics), Error> {
+        let (text, path) = source.read()?;
+        let (snapshot, rejected) = FlagsSnapshot::load(&text, None, path)?;
+        let engine = Self {
+            current: ArcSwap::from_pointee(snapshot),
+            updating: Mutex::new(()),
+        };
+        Ok((engine, rejected))
+    }
+
+    /// Replaces the snapshot atomically with one compiled from `source`
+    /// over the current one (per-flag last-known-good). Returns the
+    /// problems of the flags it rejected; errors as for
+    /// [`FlagsEngine::load`], and on error nothing changed.
+    pub fn update(&self, source: Source<'_>) -> Result<Diagnostics, Error> {
+        let (text, path) = source.read()?;
         // A panic while holding the lock leaves nothing half-done (the swap
         // is the last step), so a poisoned lock is safe to take over.
         let _serial = self.updating.lock().unwrap_or_else(PoisonError::into_inner);
         let previous = self.current.load();
-        let (next, status) = FlagsSnapshot::load(text, Some(&previous), path)?;
+        let (next, rejected) = FlagsSnapshot::load(&text, Some(&previous), path)?;
         self.current.store(Arc::new(next));
-        Ok(status)
+        Ok(rejected)
+    }
+
+    /// The current snapshot, kept alive (and unchanged) while it is held.
+    pub fn snapshot(&self) -> Arc<FlagsSnapshot> {
+        self.current.load_full()
     }
 }
 
-/// Where a config comes from: its text, or a file holding it.
-enum Source<'a> {
+/// Where a config comes from: its text, or a file holding it (a UTF-8
+/// path, which problems name).
+pub enum Source<'a> {
+    /// The text of a `flags.toml`.
     Text(&'a str),
+    /// The path of a `flags.toml`.
     File(&'a str),
+}
+
+/// The status that reports a load: some flags rejected (their problems
+/// become the last error) or none.
+fn load_status(rejected: Diagnostics) -> FlagsStatus {
+    if rejected.is_empty() {
+        FlagsStatus::Ok
+    } else {
+        set_last_error(rejected.to_string());
+        FlagsStatus::RejectedFlags
+    }
 }
 
 impl Source<'_> {
@@ -154,16 +221,10 @@ unsafe fn create<'a>(
     // SAFETY: the caller's contract on `engine`. NULL goes out first, so the
     // output is defined whatever fails next, bad arguments included.
     unsafe { write(engine, std::ptr::null_mut(), "engine") }?;
-    let source = decode()?;
-    let (text, path) = source.read()?;
-    let (snapshot, status) = FlagsSnapshot::load(&text, None, path)?;
-    let created = Box::into_raw(Box::new(FlagsEngine {
-        current: ArcSwap::from_pointee(snapshot),
-        updating: Mutex::new(()),
-    }));
+    let (created, rejected) = FlagsEngine::load(decode()?)?;
     // SAFETY: checked non-NULL and writable above.
-    unsafe { engine.write(created) };
-    Ok(status)
+    unsafe { engine.write(Box::into_raw(Box::new(created))) };
+    Ok(load_status(rejected))
 }
 
 /// Replaces the engine's snapshot with one compiled from `source`.
@@ -173,8 +234,7 @@ unsafe fn create<'a>(
 unsafe fn update(engine: *const FlagsEngine, source: Source<'_>) -> Result<FlagsStatus, Error> {
     // SAFETY: the caller's contract on `engine`.
     let engine = unsafe { handle(engine, "engine") }?;
-    let (text, path) = source.read()?;
-    engine.update(&text, path)
+    engine.update(source).map(load_status)
 }
 
 /// Creates an engine from the TOML text of a `flags.toml`.
@@ -290,7 +350,7 @@ pub unsafe extern "C" fn flags_snapshot_acquire(
     guard(|| {
         // SAFETY: the caller's contract on `engine`.
         let engine = unsafe { handle(engine, "engine") }?;
-        acquired = Arc::into_raw(engine.current.load_full());
+        acquired = Arc::into_raw(engine.snapshot());
         Ok(FlagsStatus::Ok)
     });
     acquired

@@ -48,9 +48,9 @@ pub enum FlagsStatus {
 }
 
 /// A failure on its way to the caller: a status plus the message that
-/// becomes the thread's last error.
+/// becomes the thread's last error (or, in the Python SDK, an exception).
 #[derive(Debug)]
-pub(crate) struct Error {
+pub struct Error {
     status: FlagsStatus,
     message: String,
 }
@@ -67,9 +67,14 @@ impl Error {
         Self::new(FlagsStatus::NullArgument, format!("`{what}` is NULL"))
     }
 
-    #[cfg(test)]
-    pub(crate) fn status(&self) -> FlagsStatus {
+    /// What failed.
+    pub fn status(&self) -> FlagsStatus {
         self.status
+    }
+
+    /// Why, for a person: every problem of a config, with its position.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 
     /// Records the message as this thread's last error and returns the status.

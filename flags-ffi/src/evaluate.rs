@@ -8,7 +8,7 @@
 
 use std::ffi::c_char;
 
-use flags_core::{ErrorCode, Evaluation, NoExplain, Reason, Timestamp, Value, ValueType};
+use flags_core::{ErrorCode, Evaluation, Reason, Timestamp, Value, ValueType};
 
 use crate::args::{handle, write};
 use crate::context::FlagsContext;
@@ -198,16 +198,8 @@ impl<'a> Call<'a> {
     /// The flag's position in file order (`None` for an unknown flag) and
     /// its evaluation, checked against `expected`.
     fn evaluate(&self, flag: &str, expected: Option<ValueType>) -> (Option<usize>, Evaluation<'a>) {
-        let core = &self.snapshot.core;
-        let position = core.position(flag);
-        let result = position
-            .and_then(|p| core.explain_at(p, self.ctx.view(), self.at(), &mut NoExplain))
-            .map_or_else(Evaluation::not_found, |(_, result)| result);
-        let result = match expected {
-            Some(expected) => result.expect_type(expected),
-            None => result,
-        };
-        (position, result)
+        self.snapshot
+            .evaluate(flag, self.ctx.view(), self.at(), expected)
     }
 }
 

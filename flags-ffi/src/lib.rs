@@ -14,7 +14,10 @@
 //! - `error`, `args`, `strings`: status codes, argument checks, string views.
 //!
 //! It is not a second engine: every answer comes from `flags-core`, so the
-//! C ABI agrees with the Rust crate and the server. docs/ffi.md explains how
+//! C ABI agrees with the Rust crate and the server. Its engine and context
+//! are also a small Rust API ([`FlagsEngine`], [`FlagsSnapshot`],
+//! [`FlagsContext`]) that the Python SDK's extension (sdks/python) builds on
+//! instead of a copy. docs/ffi.md explains how
 //! to build, link and embed it.
 
 mod args;
@@ -33,11 +36,11 @@ pub use context::{
     flags_context_set_string_list,
 };
 pub use engine::{
-    FlagsEngine, FlagsSnapshot, flags_engine_free, flags_engine_from_file, flags_engine_from_toml,
-    flags_engine_update, flags_engine_update_from_file, flags_snapshot_acquire,
-    flags_snapshot_flag_count, flags_snapshot_release,
+    FlagsEngine, FlagsSnapshot, Source, flags_engine_free, flags_engine_from_file,
+    flags_engine_from_toml, flags_engine_update, flags_engine_update_from_file,
+    flags_snapshot_acquire, flags_snapshot_flag_count, flags_snapshot_release,
 };
-pub use error::{FlagsStatus, flags_last_error};
+pub use error::{Error, FlagsStatus, flags_last_error};
 pub use evaluate::{
     FlagsDetail, FlagsReason, FlagsType, flags_eval_all, flags_eval_bool, flags_eval_detail,
     flags_eval_float, flags_eval_int, flags_eval_object, flags_eval_string,

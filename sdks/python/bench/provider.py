@@ -3,14 +3,11 @@ the same client calls, in the same run, through FlagsProvider and through
 OpenFeature's own InMemoryProvider (which does no evaluation at all), so
 the difference is our provider's cost. The goal is under 1 µs per call.
 
-    cargo build -p flags-ffi --release
-    PYTHONPATH=sdks/python FLAGS_LIB=target/release/libflags_ffi.so \
-        python sdks/python/bench/provider.py
+    python sdks/python/bench/provider.py
 
-(from the repository root, with a Python that has ``openfeature-sdk``;
-``PYTHONPATH`` is not needed once ``flags`` is installed). Prints, per
-shape, the median time per call
-of each provider over ``--rounds`` rounds of ``--calls`` calls, and the
+(from the repository root, with a Python where a release wheel of the SDK
+is installed with its ``openfeature`` extra: sdks/python/README.md says how
+to build it). Prints, per shape, the median time per call of each provider over ``--rounds`` rounds of ``--calls`` calls, and the
 difference. Not a test; it stops if either provider does not serve the
 flag, since an error path would time something else.
 """

@@ -1,29 +1,22 @@
 """flags: the Python SDK of the flags feature-flag engine.
 
-A thin, idiomatic layer over the engine's C ABI (libflags_ffi, loaded with
-ctypes from FLAGS_LIB or the cargo target directory), so Python gets the
-same answers as the Rust crate and the server. Not a reimplementation of
-the engine, and no compiled extension to build.
+A thin, idiomatic layer over the engine itself, compiled into this package
+as the extension module ``flags._flags`` (pyo3 over the Rust crate), so
+Python gets the same answers as the Rust crate and the server. Not a
+reimplementation of the engine.
 
-    from flags import Flags, Context
+    from flags import Flags
 
     flags = Flags.from_file("flags.toml")
-    ctx = Context(key="user-1", attrs={"country": "US"})
-    if flags.bool("new-checkout", ctx, default=False):
+    if flags.bool("new-checkout", {"targeting_key": "user-1", "country": "US"}):
         ...
+
+sdks/python/README.md has the whole guide.
 """
 
-from .context import Context
-from .detail import Detail, ErrorCode, Reason
-from .engine import Flags, Snapshot, bucket
-from .errors import (
-    ClosedError,
-    ConfigError,
-    ConfigFileError,
-    ConfigWarning,
-    FlagsError,
-    LibraryError,
-)
+from ._flags import Context, Detail, Flags, Snapshot, bucket
+from .detail import ErrorCode, Reason
+from .errors import ClosedError, ConfigError, ConfigFileError, ConfigWarning, FlagsError
 
 __all__ = [
     "ClosedError",
@@ -35,7 +28,6 @@ __all__ = [
     "ErrorCode",
     "Flags",
     "FlagsError",
-    "LibraryError",
     "Reason",
     "Snapshot",
     "bucket",

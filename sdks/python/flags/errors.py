@@ -2,15 +2,12 @@
 
 Not raised for evaluation outcomes: an unknown flag or a value of another
 type gives the default from the typed getters, and an error in a Detail.
+Wrong argument types raise TypeError, as everywhere in Python.
 """
 
 
 class FlagsError(Exception):
-    """Base class of every error the SDK raises; `status` is the C ABI code."""
-
-    def __init__(self, message, status=None):
-        super().__init__(message)
-        self.status = status
+    """Base class of every error the SDK raises."""
 
 
 class ConfigError(FlagsError, ValueError):
@@ -24,10 +21,6 @@ class ConfigFileError(FlagsError, OSError):
 
 class ClosedError(FlagsError, ValueError):
     """A closed Flags, Snapshot or Context was used."""
-
-
-class LibraryError(FlagsError, OSError):
-    """The native library could not be found or loaded, or does not match."""
 
 
 class ConfigWarning(UserWarning):

@@ -22,7 +22,7 @@ flags-openfeature, maps it):
   ``overridden`` when true), then the flag's declared ``metadata``.
 
 Needs ``pip install flags[openfeature]``. Only the SDK's public API is used
-(``Flags``, ``Context``, ``Detail``). Not here: the engine (engine.py),
+(``Flags``, ``Context``, dict contexts, ``Detail``). Not here: the engine (engine.py),
 exposure reporting (not offered by this provider).
 """
 
@@ -36,9 +36,8 @@ from openfeature.flag_evaluation import FlagResolutionDetails
 from openfeature.flag_evaluation import Reason as OpenFeatureReason
 from openfeature.provider import AbstractProvider, Metadata
 
-from .context import Context
+from ._flags import Context, Flags
 from .detail import ErrorCode, Reason
-from .engine import Flags
 
 __all__ = ["ENGINE_METADATA_KEYS", "FlagsProvider", "flags_context"]
 
@@ -62,12 +61,17 @@ ENGINE_METADATA_KEYS = frozenset(
     }
 )
 
+#: The dict key that holds the targeting key (see ``flags.Flags``).
+_TARGETING_KEY = "targeting_key"
 _REASONS = {reason: OpenFeatureReason(reason.value) for reason in Reason}
 _TYPE_NAMES = {bool: "a boolean", str: "a string", int: "an integer", float: "a float", dict: "an object"}
 
 
 def flags_context(evaluation_context, at=None):
-    """OpenFeature's ``EvaluationContext`` as the engine's ``Context``.
+    """OpenFeature's ``EvaluationContext`` as the engine's context: a plain
+    dict (read in place by the engine, the cheap form), or a ``Context``
+    when ``at`` fixes the evaluation instant or an attribute is itself
+    named ``targeting_key`` (a dict cannot tell it from the key).
 
     The targeting key is the unit; attributes map to attributes: str, int,
     float and bool as they are (int and float are both numbers, so ``18``
@@ -75,10 +79,7 @@ def flags_context(evaluation_context, at=None):
     as its RFC 3339 text in UTC. Values the format cannot test (mappings,
     lists of anything but str) and ``None`` are left out, as in the Rust
     provider. A naive datetime (which instant?) or a key that is not a str
-    raises ``InvalidContextError``. ``at`` fixes the evaluation instant.
-
-    The one place that knows both context types: switch it here when the
-    SDK takes plain dicts.
+    raises ``InvalidContextError``.
     """
     key, attributes = None, {}
     if evaluation_context is not None:
@@ -87,10 +88,16 @@ def flags_context(evaluation_context, at=None):
             value = _attribute(name, value)
             if value is not None:
                 attributes[name] = value
-    try:
-        return Context(key, attributes, at=at)
-    except (TypeError, ValueError) as e:
-        raise InvalidContextError(str(e)) from None
+    if key is not None and not isinstance(key, str):
+        raise InvalidContextError(f"the targeting key must be a str, not {type(key).__name__}")
+    if at is not None or _TARGETING_KEY in attributes:
+        try:
+            return Context(key, attributes, at=at)
+        except (TypeError, ValueError) as e:
+            raise InvalidContextError(str(e)) from None
+    if key is not None:
+        attributes[_TARGETING_KEY] = key
+    return attributes
 
 
 def _attribute(name, value):

@@ -213,10 +213,21 @@ def test_datetimes_are_written_as_the_rust_provider_writes_them(provider):
 
 def test_values_the_format_cannot_test_are_left_out(provider, engine):
     ctx = EvaluationContext("u", {"nested": {"a": 1}, "numbers": [1, 2], "email": "a@corp.example"})
-    with flags_context(ctx) as mapped:
-        assert engine.bool("staff", mapped) is True
+    mapped = flags_context(ctx)
+    assert mapped == {"targeting_key": "u", "email": "a@corp.example"}
+    assert engine.bool("staff", mapped) is True
     with Context("u", {"email": "a@corp.example"}) as same:
-        assert engine.detail("staff", same) == engine.detail("staff", flags_context(ctx))
+        assert engine.detail("staff", same) == engine.detail("staff", mapped)
+
+
+def test_an_attribute_named_targeting_key_is_not_taken_for_the_key(engine):
+    ctx = EvaluationContext("u", {"targeting_key": "someone-else", "email": "a@corp.example"})
+    mapped = flags_context(ctx)
+    assert isinstance(mapped, Context)
+    # The rollout buckets by the targeting key: "u", not the attribute.
+    bucket = engine.detail("rollout", mapped).bucket
+    assert bucket == engine.detail("rollout", {"targeting_key": "u"}).bucket
+    assert bucket != engine.detail("rollout", {"targeting_key": "someone-else"}).bucket
 
 
 def test_an_unusable_context_is_invalid_context(client):

@@ -140,6 +140,14 @@ off_variant = "unlit"
         assert engine.detail("color", ctx).metadata == {}
 
 
+def test_details_compare_by_content_and_show_it(engine, ctx):
+    assert engine.detail("beta", ctx) == engine.detail("beta", ctx)
+    assert engine.detail("beta", ctx) != engine.detail("beta", {"email": "x@example.com"})
+    assert engine.detail("beta", ctx) != engine.detail("nope", ctx)
+    assert engine.detail("beta", ctx) != "beta"
+    assert repr(engine.detail("beta", ctx)) == "Detail(flag='beta', value=True, variant='on', reason=TARGETING_MATCH)"
+
+
 def test_detail_rejects_an_unknown_type(engine, ctx):
     with pytest.raises(TypeError, match="type must be"):
         engine.detail("beta", ctx, type=list)
@@ -164,6 +172,35 @@ def test_context_attribute_types_and_removal(engine):
         ctx.clear()
         assert engine.bool("roles", ctx) is False
         assert engine.detail("everyone", ctx).reason == Reason.DEFAULT  # no key, no unit
+
+
+def test_a_dict_is_a_context(engine):
+    unit = {"targeting_key": "u", "roles": ["viewer", "buyer"], "age": 18, "admin": True}
+    assert engine.bool("roles", unit) is True
+    assert engine.bool("roles", dict(unit, age=17.5)) is False
+    assert engine.bool("roles", dict(unit, admin=None)) is False  # None: absent
+    assert engine.bool("roles", dict(unit, roles=("buyer",))) is True
+    assert engine.int("limit", {"plan": "pro"}) == 100
+    assert engine.string("color", {"email": "a@corp.example"}) == "red"
+    with Context("u", {"roles": ["buyer"], "age": 18, "admin": True}) as prepared:
+        assert engine.detail("everyone", {"targeting_key": "u"}).bucket == engine.detail("everyone", prepared).bucket
+    # No targeting key, no unit: the rollout cannot draw a bucket.
+    assert engine.detail("everyone", {"key": "u"}).reason == Reason.DEFAULT
+    results = engine.all({"targeting_key": "u", "plan": "pro"})
+    assert results["limit"].value == 100 and results["everyone"].reason == Reason.SPLIT
+
+
+def test_bad_dict_contexts_raise_clear_errors(engine):
+    with pytest.raises(TypeError, match="attribute 'x' must be"):
+        engine.bool("beta", {"x": {"nested": 1}})
+    with pytest.raises(TypeError, match="element of attribute 'roles'"):
+        engine.bool("beta", {"roles": ["ok", 3]})
+    with pytest.raises(TypeError, match="targeting_key must be a str, not int"):
+        engine.bool("beta", {"targeting_key": 42})
+    with pytest.raises(TypeError, match="attribute name must be a str"):
+        engine.bool("beta", {b"name": "v"})
+    with pytest.raises(UnicodeEncodeError):
+        engine.bool("beta", {"targeting_key": "\ud800"})
 
 
 def test_context_instant_fixes_now(engine):
@@ -197,8 +234,8 @@ def test_bad_context_input_raises_clear_errors():
 def test_bad_evaluation_input_raises_clear_errors(engine, ctx):
     with pytest.raises(TypeError, match="flag must be a str"):
         engine.bool(42, ctx)
-    with pytest.raises(TypeError, match="ctx must be a Context"):
-        engine.bool("beta", {"email": "x"})
+    with pytest.raises(TypeError, match="ctx must be a Context or a dict, not list"):
+        engine.bool("beta", ["email"])
     with pytest.raises(TypeError):
         engine.int("limit", ctx, default="ten")
 
