@@ -17,14 +17,16 @@
 //! results`. Not here: the statistics themselves (`flags_core`).
 
 use flags_core::stats::{
-    self, Analysis, AnalysisRequest, ArmInput, MeanStats, MetricKind, Plan, PlanningRequest,
-    SequentialSettings, SrmResult,
+    self, Analysis, AnalysisRequest, ArmInput, Covariate, MeanStats, MetricKind, Plan,
+    PlanningRequest, RatioStats, SequentialSettings, SideSums, SrmResult,
 };
-use flags_core::{ExperimentInfo, MetricDefinition, Snapshot, bucket::BUCKETS};
+use flags_core::{ExperimentInfo, MetricDefinition, RatioPart, RatioParts, Snapshot, bucket::BUCKETS};
 use serde::Serialize;
 
 use crate::clock::rfc3339_ms;
-use crate::store::{EventStore, Look, MetricWindow, PhaseRecord, Readouts, StoreError};
+use crate::store::{
+    EventStore, Look, MetricWindow, PairedSums, PhaseRecord, Readouts, StoreError, UnitValue,
+};
 
 /// Why there is no readout.
 #[derive(Debug, thiserror::Error)]
@@ -198,7 +200,7 @@ pub fn results(
         let Some(definition) = snapshot.metric(metric) else {
             continue;
         };
-        let inputs = arm_inputs(store, flag, metric, definition, &arms, &exposed, &window)?;
+        let inputs = readout_inputs(store, flag, metric, definition, &arms, &exposed, &window)?;
         let request = AnalysisRequest {
             weights: weights.clone(),
             sequential: SequentialSettings {
@@ -501,9 +503,57 @@ pub(crate) fn exposed_units(
         .collect())
 }
 
-/// Each arm's input to the analysis of `metric`, in `arms`' order. A mean
-/// metric whose maintained sums no longer make a possible sample (rounding
-/// of sums of squares updated by differences) is summed afresh.
+/// Each arm's input to the readout of `metric`, in `arms`' order: as
+/// [`arm_inputs`], or with each arm's CUPED covariate when the metric has
+/// `cuped` (guardrails read [`arm_inputs`]: their test takes none).
+fn readout_inputs(
+    store: &dyn Readouts,
+    flag: &str,
+    metric: &str,
+    definition: &MetricDefinition,
+    arms: &[&str],
+    exposed: &[i64],
+    window: &Window,
+) -> Result<Vec<ArmInput>, StoreError> {
+    match definition.cuped {
+        Some(lookback) if definition.ratio.is_none() => {
+            let converted = definition.kind == MetricKind::Conversion;
+            let after = after_exposure(metric, converted, definition.cap, definition.window);
+            let before = UnitValue {
+                from_ms: -(lookback.as_millis() as i64),
+                to_ms: Some(0),
+                ..after
+            };
+            let sums = paired_per_arm(store, flag, window, before, after, arms)?;
+            Ok(arms
+                .iter()
+                .zip(exposed)
+                .zip(sums)
+                .map(|((name, units), sums)| {
+                    let covariate = Covariate {
+                        sum: sums.first.sum,
+                        sum_of_squares: (!converted).then_some(sums.first.sum_of_squares),
+                        sum_of_products: sums.sum_of_products,
+                    };
+                    let value = sums.second;
+                    let input = if converted {
+                        ArmInput::conversion(name, *units, value.sum.round() as i64)
+                    } else {
+                        ArmInput::mean(name, *units, value.sum, value.sum_of_squares)
+                    };
+                    input.with_covariate(covariate)
+                })
+                .collect())
+        }
+        _ => arm_inputs(store, flag, metric, definition, arms, exposed, window),
+    }
+}
+
+/// Each arm's input to the analysis of `metric`, in `arms`' order: a
+/// ratio's numerator and denominator sums, or a conversion or mean
+/// metric's. A mean metric whose maintained sums no longer make a possible
+/// sample (rounding of sums of squares updated by differences) is summed
+/// afresh.
 pub(crate) fn arm_inputs(
     store: &dyn Readouts,
     flag: &str,
@@ -513,6 +563,9 @@ pub(crate) fn arm_inputs(
     exposed: &[i64],
     window: &Window,
 ) -> Result<Vec<ArmInput>, StoreError> {
+    if let Some(parts) = &definition.ratio {
+        return ratio_inputs(store, flag, parts, arms, exposed, window);
+    }
     let mut over = MetricWindow {
         span_ms: definition.window.map(|span| span.as_millis() as i64),
         cap: definition.cap,
@@ -524,16 +577,104 @@ pub(crate) fn arm_inputs(
         over.from_units = true;
         sums = sums_per_arm(store.metric_sums(flag, window.number, metric, over)?, arms);
     }
+    let converted = definition.kind == MetricKind::Conversion;
     Ok(arms
         .iter()
         .zip(exposed)
         .zip(sums)
-        .map(
-            |((name, units), (converted, sum, sum_of_squares))| match definition.kind {
-                MetricKind::Conversion => ArmInput::conversion(name, *units, converted),
-                MetricKind::Mean => ArmInput::mean(name, *units, sum, sum_of_squares),
-            },
-        )
+        .map(|((name, units), (conversions, sum, sum_of_squares))| {
+            if converted {
+                ArmInput::conversion(name, *units, conversions)
+            } else {
+                ArmInput::mean(name, *units, sum, sum_of_squares)
+            }
+        })
+        .collect())
+}
+
+/// Each arm's ratio input: the sums of its units' numerator and
+/// denominator values (each by its own metric's kind, cap and window)
+/// and of their products.
+fn ratio_inputs(
+    store: &dyn Readouts,
+    flag: &str,
+    parts: &RatioParts,
+    arms: &[&str],
+    exposed: &[i64],
+    window: &Window,
+) -> Result<Vec<ArmInput>, StoreError> {
+    let (numerator, denominator) = (
+        part_value(&parts.numerator),
+        part_value(&parts.denominator),
+    );
+    let sums = paired_per_arm(store, flag, window, numerator, denominator, arms)?;
+    Ok(arms
+        .iter()
+        .zip(exposed)
+        .zip(sums)
+        .map(|((name, units), sums)| {
+            let stats = RatioStats {
+                units: *units,
+                numerator: sums.first,
+                denominator: sums.second,
+                sum_of_products: sums.sum_of_products,
+            };
+            ArmInput::ratio(name, stats)
+        })
+        .collect())
+}
+
+/// A ratio part's value per unit, as [`after_exposure`].
+fn part_value(part: &RatioPart) -> UnitValue<'_> {
+    let converted = part.kind == MetricKind::Conversion;
+    after_exposure(&part.metric, converted, part.cap, part.window)
+}
+
+/// A metric's value per unit as a readout counts it: its events from the
+/// first exposure, within its `window` if any, capped at its `cap`.
+fn after_exposure(
+    metric: &str,
+    converted: bool,
+    cap: Option<f64>,
+    window: Option<std::time::Duration>,
+) -> UnitValue<'_> {
+    UnitValue {
+        metric,
+        from_ms: 0,
+        to_ms: window.map(|span| span.as_millis() as i64),
+        cap,
+        converted,
+    }
+}
+
+/// [`Readouts::paired_sums`] over `window`'s phase in `arms`' order, zero
+/// for an arm without any.
+fn paired_per_arm(
+    store: &dyn Readouts,
+    flag: &str,
+    window: &Window,
+    first: UnitValue<'_>,
+    second: UnitValue<'_>,
+    arms: &[&str],
+) -> Result<Vec<PairedSums>, StoreError> {
+    let sums = store.paired_sums(flag, window.number, window.end, first, second)?;
+    let zero = SideSums {
+        sum: 0.0,
+        sum_of_squares: 0.0,
+    };
+    Ok(arms
+        .iter()
+        .map(|arm| {
+            sums.iter()
+                .find(|s| s.variant == *arm)
+                .cloned()
+                .unwrap_or(PairedSums {
+                    variant: arm.to_string(),
+                    first: zero,
+                    second: zero,
+                    sum_of_products: 0.0,
+                })
+        })
         .collect())
 }
 

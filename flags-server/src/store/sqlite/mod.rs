@@ -31,8 +31,8 @@ use writer::WriterHandle;
 
 use super::{
     Answer, ArmSums, Event, EventStore, Exposure, GuardrailRow, Look, LookPoint, MetricWindow,
-    Pending, PhaseRecord, PhaseStart, Readouts, RecentUnit, StoreError, StoreOptions, Stored,
-    StoredKill, WriteError, WriterHealth,
+    PairedSums, Pending, PhaseRecord, PhaseStart, Readouts, RecentUnit, StoreError, StoreOptions,
+    Stored, StoredKill, UnitValue, WriteError, WriterHealth,
 };
 
 /// Reads the database in a data directory on a connection of its own,
@@ -81,6 +81,17 @@ impl Readouts for SqliteReader {
         window: MetricWindow,
     ) -> Result<Vec<ArmSums>, StoreError> {
         self.read(|c| reads::metric_sums(c, flag, phase, metric, window))
+    }
+
+    fn paired_sums(
+        &self,
+        flag: &str,
+        phase: i64,
+        end: i64,
+        first: UnitValue<'_>,
+        second: UnitValue<'_>,
+    ) -> Result<Vec<PairedSums>, StoreError> {
+        self.read(|c| reads::paired_sums(c, flag, phase, end, first, second))
     }
 
     fn looks(
