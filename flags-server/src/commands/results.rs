@@ -59,9 +59,9 @@ pub fn run(args: &ResultsArgs) -> Result<(), Error> {
             analysis::results(store.as_ref(), &snapshot, &args.flag, args.phase).map_err(|e| {
                 match e {
                     ResultsError::NotFound(details) => Error::Usage(details),
-                    ResultsError::Store(_) | ResultsError::Unreadable(_) => {
-                        Error::Serve(e.to_string())
-                    }
+                    ResultsError::Store(_)
+                    | ResultsError::Unreadable(_)
+                    | ResultsError::Correction(_) => Error::Serve(e.to_string()),
                 }
             })?,
         ),

@@ -17,7 +17,7 @@
 //! results`. Not here: the statistics themselves (`flags_core`).
 
 use flags_core::stats::{
-    self, Analysis, AnalysisRequest, ArmInput, Covariate, MeanStats, MetricKind, Plan,
+    self, Analysis, AnalysisRequest, ArmInput, Correction, Covariate, MeanStats, MetricKind, Plan,
     PlanningRequest, RatioStats, SequentialSettings, SideSums, SrmResult,
 };
 use flags_core::{ExperimentInfo, MetricDefinition, RatioPart, RatioParts, Snapshot, bucket::BUCKETS};
@@ -41,6 +41,10 @@ pub enum ResultsError {
     /// edited by hand).
     #[error("the event store holds {0}")]
     Unreadable(String),
+    /// The correction across metrics refused the analyses' p-values (a
+    /// p-value outside [0, 1]: a bug, never the data).
+    #[error("cannot adjust the p-values across metrics: {0}")]
+    Correction(#[from] stats::InputError),
 }
 
 /// The readout of one experiment.
@@ -65,6 +69,11 @@ pub struct ExperimentResults {
     /// Why there is no sample-ratio check.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub srm_skipped: Option<String>,
+    /// The experiment's `correction` across metrics: the adjustment of the
+    /// family of every metric's and every treatment arm's fixed-horizon
+    /// p-value (`none` unless configured; see each metric's
+    /// `adjusted_across_metrics`).
+    pub correction_across_metrics: Correction,
     /// One readout per configured metric, in config order.
     pub metrics: Vec<MetricResults>,
     /// This look's running-minimum always-valid p-values, to store.
@@ -133,9 +142,25 @@ pub struct MetricResults {
     /// Each arm's always-valid p-value over the earlier looks (its running
     /// minimum by minute, oldest first; this look is not in it yet).
     pub p_value_history: Vec<HistoryPoint>,
+    /// With a `correction` across metrics, each treatment arm's p-value
+    /// adjusted over the p-values of every metric and arm of the experiment
+    /// (`analysis.comparisons[].adjusted_p_value` is adjusted over this
+    /// metric's arms only); empty without one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub adjusted_across_metrics: Vec<AdjustedAcrossMetrics>,
     /// The analysis, or why the statistics module refused the inputs.
     #[serde(flatten)]
     pub outcome: MetricOutcome,
+}
+
+/// A treatment arm's p-value adjusted across all metrics of the experiment.
+#[derive(Debug, Serialize)]
+pub struct AdjustedAcrossMetrics {
+    /// The treatment arm.
+    pub arm: String,
+    /// The adjusted p-value; `None` when the arm's p-value is undefined
+    /// (left out of the family).
+    pub p_value: Option<f64>,
 }
 
 /// A point of an arm's always-valid p-value over time.
@@ -243,6 +268,7 @@ pub fn results(
         metrics.push(MetricResults {
             metric: metric.to_string(),
             inputs,
+            adjusted_across_metrics: Vec::new(),
             p_value_history,
             progress: plan.as_ref().and_then(|plan| {
                 let needed = plan.units_per_arm? as f64;
@@ -253,6 +279,11 @@ pub fn results(
             outcome,
         });
     }
+    let correction_across_metrics = match &experiment {
+        Some(experiment) => experiment.correction_across_metrics(),
+        None => design.correction_across_metrics,
+    };
+    adjust_across_metrics(&mut metrics, correction_across_metrics)?;
     let (sample_ratio_mismatch, srm_skipped) = match &weights {
         Some(weights) => match stats::srm::chi_square(&exposed, weights, stats::srm::SRM_THRESHOLD)
         {
@@ -285,9 +316,43 @@ pub fn results(
         multiple_exposures,
         sample_ratio_mismatch,
         srm_skipped,
+        correction_across_metrics,
         metrics,
         looks,
     })
+}
+
+/// Adjusts the fixed-horizon p-values of every treatment arm of every
+/// analysed metric together by `correction` (`stats::adjust`), into each
+/// metric's `adjusted_across_metrics`; nothing for [`Correction::None`].
+fn adjust_across_metrics(
+    metrics: &mut [MetricResults],
+    correction: Correction,
+) -> Result<(), stats::InputError> {
+    if correction == Correction::None {
+        return Ok(());
+    }
+    let comparisons = |m: &MetricResults| match &m.outcome {
+        MetricOutcome::Analysis(analysis) => analysis.comparisons.clone(),
+        MetricOutcome::Error(_) => Vec::new(),
+    };
+    let family: Vec<Option<f64>> = metrics
+        .iter()
+        .flat_map(comparisons)
+        .map(|c| c.comparison.p_value)
+        .collect();
+    let mut adjusted = stats::adjust::adjust(&family, correction)?.into_iter();
+    for metric in metrics.iter_mut() {
+        metric.adjusted_across_metrics = comparisons(metric)
+            .into_iter()
+            .zip(adjusted.by_ref())
+            .map(|(c, p_value)| AdjustedAcrossMetrics {
+                arm: c.arm,
+                p_value,
+            })
+            .collect();
+    }
+    Ok(())
 }
 
 /// A phase's arms (variant, weight in percent if known), control first,
@@ -295,6 +360,7 @@ pub fn results(
 struct PhaseDesign {
     arms: Vec<(String, Option<f64>)>,
     metrics: Vec<String>,
+    correction_across_metrics: Correction,
     source: DesignSource,
 }
 
@@ -303,6 +369,9 @@ struct PhaseDesign {
 struct StoredDesign {
     arms: Vec<StoredArm>,
     metrics: Vec<String>,
+    /// Absent from designs stored before corrections across metrics.
+    #[serde(default)]
+    correction_across_metrics: Option<Correction>,
 }
 
 #[derive(serde::Deserialize)]
@@ -345,6 +414,9 @@ impl PhaseDesign {
                         .map(|arm| (arm.variant, Some(arm.weight)))
                         .collect(),
                     metrics: stored.metrics,
+                    correction_across_metrics: stored
+                        .correction_across_metrics
+                        .unwrap_or(Correction::None),
                     source: DesignSource::Stored,
                 }
             }
@@ -354,11 +426,13 @@ impl PhaseDesign {
                     .map(|(name, width)| (name.to_string(), Some(percent(width))))
                     .collect(),
                 metrics: experiment.metrics().map(str::to_string).collect(),
+                correction_across_metrics: experiment.correction_across_metrics(),
                 source: DesignSource::CurrentConfig,
             },
             (None, None) => Self {
                 arms: Vec::new(),
                 metrics: Vec::new(),
+                correction_across_metrics: Correction::None,
                 source: DesignSource::Unknown,
             },
         };

@@ -255,6 +255,7 @@ pub fn design(experiment: &ExperimentInfo<'_>) -> String {
             serde_json::json!({"name": name, "range": [percent(start), percent(end)]})
         }),
         "metrics": experiment.metrics().collect::<Vec<_>>(),
+        "correction_across_metrics": experiment.correction_across_metrics(),
     })
     .to_string()
 }
