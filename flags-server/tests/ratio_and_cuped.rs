@@ -307,8 +307,7 @@ async fn ratio_and_cuped_readouts_equal_the_statistics_of_the_raw_events_and_hol
             .collect(),
     );
 
-    let (status, readout) =
-        status_json(server.get("/v1/experiments/checkout/results").await).await;
+    let (status, readout) = status_json(server.get("/v1/experiments/checkout/results").await).await;
     assert_eq!(status, 200, "{readout}");
     assert_eq!(readout["multiple_exposures"], 1, "{readout}");
     assert_eq!(readout["correction_across_metrics"], "holm", "{readout}");
@@ -321,10 +320,7 @@ async fn ratio_and_cuped_readouts_equal_the_statistics_of_the_raw_events_and_hol
     }
     // CUPED helped: the covariate is each spender's habit.
     let reduction = revenue.comparisons[0].cuped.as_ref().unwrap();
-    assert!(
-        reduction.variance_reduction.unwrap() > 0.3,
-        "{reduction:?}"
-    );
+    assert!(reduction.variance_reduction.unwrap() > 0.3, "{reduction:?}");
 
     // Holm over the three metrics' treatment p-values together.
     let family: Vec<Option<f64>> = analyses
@@ -337,4 +333,28 @@ async fn ratio_and_cuped_readouts_equal_the_statistics_of_the_raw_events_and_hol
         assert_eq!(adjusted[0]["arm"], "treatment", "{adjusted}");
         assert_json_close(&adjusted[0]["p_value"], &json!(p_value));
     }
+
+    // `flags results` shows them: CUPED's variance reduction and the
+    // p-values adjusted across metrics.
+    let output = common::command()
+        .args(["results", "checkout"])
+        .args(server.store_args())
+        .arg("--config")
+        .arg(&server.config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    let reduced = format!(
+        "treatment: CUPED theta {:.4}, variance reduced by {:.1}%",
+        reduction.theta,
+        reduction.variance_reduction.unwrap() * 100.0
+    );
+    assert!(text.contains(&reduced), "{reduced} in {text}");
+    let ratio_line = format!(
+        "treatment: p adjusted across all metrics (holm) = {:.4}",
+        holm[2].unwrap()
+    );
+    assert!(text.contains("metric revenue-per-session"), "{text}");
+    assert!(text.contains(&ratio_line), "{ratio_line} in {text}");
 }

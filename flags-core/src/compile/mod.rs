@@ -28,8 +28,8 @@ use crate::config::{
 use crate::diagnostic::{Diagnostic, Diagnostics, LineIndex, Section};
 use crate::overrides::Overrides;
 use crate::snapshot::{
-    ConfigVersion, FlagVersion, MetricDefinition, RatioPart, RatioParts, Requirement, Segment, Slot,
-    Snapshot,
+    ConfigVersion, FlagVersion, MetricDefinition, RatioPart, RatioParts, Requirement, Segment,
+    Slot, Snapshot,
 };
 use crate::suggest;
 use crate::time::parse_span;
@@ -184,9 +184,8 @@ impl<'d> Scope<'d> {
             .iter()
             .map(|entry| {
                 let mut problems = Problems::new(index);
-                let metric = entry_config(entry, &mut problems, "metric").and_then(|config| {
-                    compile_metric(config, entry.span.clone(), &mut problems)
-                });
+                let metric = entry_config(entry, &mut problems, "metric")
+                    .and_then(|config| compile_metric(config, entry.span.clone(), &mut problems));
                 (problems, metric)
             })
             .collect();
@@ -486,7 +485,10 @@ fn ratio_parts(
         None
     };
     let numerator = config.numerator.as_ref().and_then(|n| part("numerator", n));
-    let denominator = config.denominator.as_ref().and_then(|d| part("denominator", d));
+    let denominator = config
+        .denominator
+        .as_ref()
+        .and_then(|d| part("denominator", d));
     Some(RatioParts {
         numerator: numerator?,
         denominator: denominator?,

@@ -20,7 +20,9 @@ use flags_core::stats::{
     self, Analysis, AnalysisRequest, ArmInput, Correction, Covariate, MeanStats, MetricKind, Plan,
     PlanningRequest, RatioStats, SequentialSettings, SideSums, SrmResult,
 };
-use flags_core::{ExperimentInfo, MetricDefinition, RatioPart, RatioParts, Snapshot, bucket::BUCKETS};
+use flags_core::{
+    ExperimentInfo, MetricDefinition, RatioPart, RatioParts, Snapshot, bucket::BUCKETS,
+};
 use serde::Serialize;
 
 use crate::clock::rfc3339_ms;
@@ -677,10 +679,7 @@ fn ratio_inputs(
     exposed: &[i64],
     window: &Window,
 ) -> Result<Vec<ArmInput>, StoreError> {
-    let (numerator, denominator) = (
-        part_value(&parts.numerator),
-        part_value(&parts.denominator),
-    );
+    let (numerator, denominator) = (part_value(&parts.numerator), part_value(&parts.denominator));
     let sums = paired_per_arm(store, flag, window, numerator, denominator, arms)?;
     Ok(arms
         .iter()

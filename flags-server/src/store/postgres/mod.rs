@@ -63,8 +63,8 @@ use super::health::Health;
 use super::retention::Retention;
 use super::{
     Answer, ArmSums, Event, EventStore, Exposure, GuardrailRow, Look, LookPoint, MetricWindow,
-    PairedSums, Pending, PhaseRecord, PhaseStart, Readouts, RecentUnit, StoreError, StoreOptions, Stored,
-    StoredKill, UnitValue, WriteError, WriterHealth,
+    PairedSums, Pending, PhaseRecord, PhaseStart, Readouts, RecentUnit, StoreError, StoreOptions,
+    Stored, StoredKill, UnitValue, WriteError, WriterHealth,
 };
 use crate::store::MAX_TEXT;
 
