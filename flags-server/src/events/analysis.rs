@@ -7,6 +7,11 @@
 //! to more than one variant is excluded and counted in `multiple_exposures`.
 //! The writer keeps these per-arm statistics up to date as events arrive
 //! (`aggregates`), so a readout reads a few rows whatever the number of units.
+//! A ratio metric (its numerator's and denominator's values per unit) and a
+//! metric with `cuped` (its covariate before the first exposure and its
+//! value after, per unit) are read as paired per-arm sums computed from the
+//! stored events at read time (`Readouts::paired_sums`); an experiment's
+//! `correction` then adjusts every metric's and arm's p-value together.
 //!
 //! A readout covers one analysis phase (the current one unless asked):
 //! exposures stored in that phase, and conversions from a unit's first
