@@ -58,6 +58,6 @@ pub use metadata::Metadata;
 pub use overrides::{ENV_PREFIX, Overrides, env_name};
 pub use snapshot::{
     ConfigVersion, ExperimentInfo, FlagInfo, FlagVersion, MetricDefinition, OverrideStatus,
-    RuleAction, RuleInfo, Snapshot, Value, ValueType,
+    RatioPart, RatioParts, RuleAction, RuleInfo, Snapshot, Value, ValueType,
 };
 pub use time::{MAX_SPAN, Timestamp, parse_span};

@@ -50,13 +50,42 @@ pub(crate) struct Slot {
 }
 
 /// A metric as `[metrics]` declares it.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct MetricDefinition {
     /// How it is analysed.
     pub kind: MetricKind,
     /// `mean` only: each unit's total is capped at this before analysis.
     pub cap: Option<f64>,
     /// Only events within this span after the unit's first exposure count.
+    pub window: Option<std::time::Duration>,
+    /// `conversion` and `mean` only: the span before each unit's first
+    /// exposure over which the same metric is its CUPED covariate.
+    pub cuped: Option<std::time::Duration>,
+    /// `ratio` only (and always there): the metrics it divides.
+    pub ratio: Option<RatioParts>,
+}
+
+/// The two declared metrics, each a `conversion` or a `mean`, whose
+/// per-unit values a `ratio` metric sums and divides.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RatioParts {
+    /// Summed above the line.
+    pub numerator: RatioPart,
+    /// Summed below the line.
+    pub denominator: RatioPart,
+}
+
+/// One side of a ratio: a declared metric, with its declaration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RatioPart {
+    /// The metric's name.
+    pub metric: Box<str>,
+    /// Its kind (a unit's value is 0 or 1 for a conversion), `cap` and
+    /// `window`; never a ratio.
+    pub kind: MetricKind,
+    /// Its `cap`.
+    pub cap: Option<f64>,
+    /// Its `window`.
     pub window: Option<std::time::Duration>,
 }
 
@@ -219,6 +248,8 @@ pub(crate) struct Experiment {
     pub(crate) metrics: Box<[Box<str>]>,
     /// Relative minimum detectable effect as a fraction (`0.05` = 5%).
     pub(crate) mde: Option<f64>,
+    /// The adjustment of all metrics' p-values together (`correction`).
+    pub(crate) correction_across_metrics: crate::stats::Correction,
 }
 
 /// The part of a layer an experiment owns: `start <= bucket < end`.
@@ -626,6 +657,12 @@ impl<'s> ExperimentInfo<'s> {
     /// `0.05`), if configured.
     pub fn mde(&self) -> Option<f64> {
         self.experiment.mde
+    }
+    /// The adjustment of the p-values of every metric and arm together
+    /// (`correction`; [`Correction::None`](crate::stats::Correction::None)
+    /// unless configured). Not the per-metric one across arms.
+    pub fn correction_across_metrics(&self) -> crate::stats::Correction {
+        self.experiment.correction_across_metrics
     }
     /// A hash of everything that decides which enrolled unit gets which arm
     /// and who is enrolled: the split (variants and bucket ranges), the

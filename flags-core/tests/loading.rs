@@ -131,7 +131,7 @@ experiment = { mde = 5, colour = 1 }
             "9:1: metrics.m: unknown key `knd`; did you mean `kind`?",
             "12:43: flags.f: unknown key `varient`; did you mean `variant`?",
             "15:56: flags.f: unknown key `rolout`; did you mean `rollout`?",
-            "18:25: flags.f: unknown key `colour`; expected one of traffic, layer, range, metrics, mde",
+            "18:25: flags.f: unknown key `colour`; expected one of traffic, layer, range, metrics, mde, correction",
         ],
     );
 }
@@ -775,6 +775,195 @@ metadata = "checkout"
         &[
             "3:12: flags.a: `metadata` has 33 entries; a flag may have at most 32",
             "5:21: flags.b: metadata `note` is 1025 bytes long; values are at most 1024",
+        ],
+    );
+}
+
+#[test]
+fn a_ratio_metric_divides_two_declared_conversion_or_mean_metrics() {
+    let text = r#"version = 1
+[metrics.revenue]
+kind = "mean"
+cap = 500
+[metrics.sessions]
+kind = "mean"
+[metrics.revenue-per-session]
+kind = "ratio"
+numerator = "revenue"
+denominator = "sessions"
+"#;
+    let snapshot = compile(text, &Overrides::new()).unwrap();
+    let ratio = snapshot.metric("revenue-per-session").unwrap();
+    assert_eq!(ratio.kind, flags_core::stats::MetricKind::Ratio);
+    let part = |metric: &str, cap| flags_core::RatioPart {
+        metric: metric.into(),
+        kind: flags_core::stats::MetricKind::Mean,
+        cap,
+        window: None,
+    };
+    assert_eq!(
+        ratio.ratio,
+        Some(flags_core::RatioParts {
+            numerator: part("revenue", Some(500.0)),
+            denominator: part("sessions", None),
+        })
+    );
+    assert_eq!(snapshot.metric("revenue").unwrap().ratio, None);
+}
+
+#[test]
+fn a_ratio_metric_s_parts_are_checked_where_they_are_written() {
+    assert_reports_exactly(
+        r#"[metrics.revenue]
+kind = "mean"
+[metrics.sessions]
+kind = "mean"
+cap = -1
+[metrics.per-session]
+kind = "ratio"
+numerator = "revenu"
+denominator = "sessions"
+[metrics.nested]
+kind = "ratio"
+numerator = "per-session"
+denominator = "nested"
+[metrics.half]
+kind = "ratio"
+numerator = "revenue"
+[metrics.stray]
+kind = "mean"
+numerator = "revenue"
+[metrics.capped]
+kind = "ratio"
+numerator = "revenue"
+denominator = "clicks"
+cap = 5
+window = "7d"
+cuped = "7d"
+"#,
+        &[
+            "6:7: metrics.sessions: `cap` must be a positive number, got -1",
+            "9:13: metrics.per-session: unknown metric `revenu`; did you mean `revenue`?",
+            "10:15: metrics.per-session: metric `sessions` has errors",
+            "13:13: metrics.nested: `numerator` must be a `conversion` or `mean` metric, and `per-session` is a `ratio`: divide the metrics it divides instead",
+            "14:15: metrics.nested: `denominator` must be a `conversion` or `mean` metric, and `nested` is a `ratio`: divide the metrics it divides instead",
+            "15:10: metrics.half: a `ratio` metric needs `numerator` and `denominator`, the metrics it divides; `denominator` is missing",
+            "20:13: metrics.stray: `numerator` applies to `ratio` metrics only",
+            "24:15: metrics.capped: unknown metric `clicks`; declare it under [metrics]",
+            "25:7: metrics.capped: `cap` does not apply to a `ratio` metric: set it on its numerator and denominator metrics",
+            "26:10: metrics.capped: `window` does not apply to a `ratio` metric: set it on its numerator and denominator metrics",
+            "27:9: metrics.capped: `cuped` does not apply to a `ratio` metric: set it on its numerator and denominator metrics",
+        ],
+    );
+}
+
+#[test]
+fn cuped_is_a_span_of_at_most_90_days_on_conversion_and_mean_metrics() {
+    let text = "version = 1\n[metrics.buy]\nkind = \"conversion\"\ncuped = \"14d\"\n\
+                [metrics.spend]\nkind = \"mean\"\ncuped = \"90d\"\n";
+    let snapshot = compile(text, &Overrides::new()).unwrap();
+    let day = std::time::Duration::from_secs(86_400);
+    assert_eq!(snapshot.metric("buy").unwrap().cuped, Some(14 * day));
+    assert_eq!(snapshot.metric("spend").unwrap().cuped, Some(90 * day));
+    assert_eq!(
+        compile(
+            "version = 1\n[metrics.buy]\nkind = \"conversion\"\n",
+            &Overrides::new()
+        )
+        .unwrap()
+        .metric("buy")
+        .unwrap()
+        .cuped,
+        None
+    );
+    assert_reports_exactly(
+        r#"[metrics.a]
+kind = "mean"
+cuped = "91d"
+[metrics.b]
+kind = "conversion"
+cuped = "0d"
+[metrics.c]
+kind = "mean"
+cuped = "two weeks"
+"#,
+        &[
+            "4:9: metrics.a: `cuped` must be a positive duration of at most 90d such as \"14d\", got `91d`",
+            "7:9: metrics.b: `cuped` must be a positive duration of at most 90d such as \"14d\", got `0d`",
+            "10:9: metrics.c: `cuped` must be a positive duration of at most 90d such as \"14d\", got `two weeks`",
+        ],
+    );
+}
+
+#[test]
+fn an_experiment_s_correction_across_metrics_is_holm_bh_or_none_and_none_by_default() {
+    use flags_core::stats::Correction;
+    let correction = |experiment: &str| {
+        let text = format!(
+            "version = 1\n[metrics.buy]\nkind = \"conversion\"\n[flags.f]\n[[flags.f.rules]]\n\
+             split = {{ on = 50, off = 50 }}\nexperiment = {experiment}\n"
+        );
+        let snapshot = compile(&text, &Overrides::new()).unwrap();
+        let flag = snapshot.flag("f").unwrap();
+        let experiment = flag.experiments().next().unwrap();
+        experiment.correction_across_metrics()
+    };
+    assert_eq!(correction("{ metrics = [\"buy\"] }"), Correction::None);
+    assert_eq!(
+        correction("{ metrics = [\"buy\"], correction = \"holm\" }"),
+        Correction::Holm
+    );
+    assert_eq!(
+        correction("{ metrics = [\"buy\"], correction = \"bh\" }"),
+        Correction::BenjaminiHochberg
+    );
+    assert_eq!(
+        correction("{ metrics = [\"buy\"], correction = \"none\" }"),
+        Correction::None
+    );
+    assert_reports_exactly(
+        r#"[metrics.buy]
+kind = "conversion"
+[flags.f]
+[[flags.f.rules]]
+split = { on = 50, off = 50 }
+experiment = { metrics = ["buy"], correction = "hlm" }
+[flags.g]
+[[flags.g.rules]]
+split = { on = 50, off = 50 }
+experiment = { metrics = ["buy"], correction = "bonferroni" }
+"#,
+        &[
+            "7:48: flags.f: unknown correction `hlm`; did you mean `holm`?",
+            "11:48: flags.g: unknown correction `bonferroni`; expected one of holm, bh, none",
+        ],
+    );
+}
+
+#[test]
+fn an_absolute_guardrail_cannot_watch_a_ratio_metric_and_a_relative_one_can() {
+    let metrics = r#"[metrics.errors]
+kind = "mean"
+[metrics.requests]
+kind = "mean"
+[metrics.error-rate]
+kind = "ratio"
+numerator = "errors"
+denominator = "requests"
+"#;
+    assert_reports_exactly(
+        &format!(
+            "{metrics}[flags.f]\n[[flags.f.rules]]\nsplit = {{ on = 50, off = 50 }}\n\
+             [[flags.f.guardrails]]\nmetric = \"error-rate\"\n"
+        ),
+        &[],
+    );
+    assert_reports_exactly(
+        &format!(
+            "{metrics}[flags.f]\n[[flags.f.guardrails]]\nmetric = \"error-rate\"\nmax_rate = 5\nwindow = \"5m\"\n"
+        ),
+        &[
+            "13:12: flags.f: `max_rate` counts the units with an event of the metric, and `error-rate` is a ratio, which has no events of its own: watch its numerator or denominator metric, or compare arms with `max_increase`",
         ],
     );
 }

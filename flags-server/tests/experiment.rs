@@ -173,9 +173,10 @@ async fn seeded_experiment(units: Units) {
             .iter()
             .map(|arm| {
                 let (units, converters, sum, squares) = truth[*arm];
-                match kind {
-                    MetricKind::Conversion => ArmInput::conversion(arm, units, converters),
-                    MetricKind::Mean => ArmInput::mean(arm, units, sum, squares),
+                if kind == MetricKind::Conversion {
+                    ArmInput::conversion(arm, units, converters)
+                } else {
+                    ArmInput::mean(arm, units, sum, squares)
                 }
             })
             .collect();

@@ -118,9 +118,10 @@ async fn two_replicas_count_every_event_once_and_read_out_the_statistics_of_all_
                 .iter()
                 .map(|arm| {
                     let (units, converters, sum, squares) = truth[*arm];
-                    match kind {
-                        MetricKind::Conversion => ArmInput::conversion(arm, units, converters),
-                        MetricKind::Mean => ArmInput::mean(arm, units, sum, squares),
+                    if kind == MetricKind::Conversion {
+                        ArmInput::conversion(arm, units, converters)
+                    } else {
+                        ArmInput::mean(arm, units, sum, squares)
                     }
                 })
                 .collect();

@@ -16,6 +16,7 @@ use crate::snapshot::{
     Action, Arm, Attr, Experiment, Flag, FlagVersion, LayerRange, Rollout, Rule, Step, Value,
     ValueType, Variant, VariantIndex,
 };
+use crate::stats::Correction;
 use crate::suggest;
 
 /// Variant indexes are `u16`; this also bounds what one flag may ask of memory.
@@ -448,6 +449,7 @@ fn experiment(
         Some(mde) => Some(*mde.get_ref() / 100.0),
         None => None,
     };
+    let correction_across_metrics = correction_across_metrics(config.correction.as_ref(), problems);
     Some(Experiment {
         traffic: traffic?,
         traffic_seed: bucket::seed(&format!("{salt}/traffic")),
@@ -458,8 +460,34 @@ fn experiment(
             .map(|m| m.get_ref().as_str().into())
             .collect(),
         mde,
+        correction_across_metrics: correction_across_metrics?,
     })
 }
+
+/// The experiment's `correction` across all its metrics; none by default.
+fn correction_across_metrics(
+    written: Option<&Spanned<String>>,
+    problems: &mut Problems<'_>,
+) -> Option<Correction> {
+    let Some(written) = written else {
+        return Some(Correction::None);
+    };
+    match written.get_ref().as_str() {
+        "holm" => Some(Correction::Holm),
+        "bh" => Some(Correction::BenjaminiHochberg),
+        "none" => Some(Correction::None),
+        other => {
+            problems.at(
+                written.span(),
+                suggest::unknown("correction", other, &CORRECTIONS),
+            );
+            None
+        }
+    }
+}
+
+/// The values `correction` takes: Holm, Benjamini-Hochberg, none.
+const CORRECTIONS: [&str; 3] = ["holm", "bh", "none"];
 
 fn layer_range(
     layer: &Spanned<String>,

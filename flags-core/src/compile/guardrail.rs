@@ -12,7 +12,7 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::{Problems, Scope};
-use crate::config::GuardrailConfig;
+use crate::config::{GuardrailConfig, MetricKind};
 use crate::guardrail::{GuardedRule, Guardrail, GuardrailAction, GuardrailTest};
 use crate::snapshot::{Action, Rollout, Rule, VariantIndex};
 use crate::stats::guardrail::Harm;
@@ -75,7 +75,18 @@ fn guardrail(
 ) -> Option<Guardrail> {
     let config = spanned.get_ref();
     let before = problems.len();
-    scope.metric(&config.metric, problems);
+    let kind = scope.metric(&config.metric, problems).map(|m| m.kind);
+    if let (Some(MetricKind::Ratio), Some(max_rate)) = (kind, &config.max_rate) {
+        problems.at(
+            max_rate.span(),
+            format!(
+                "`max_rate` counts the units with an event of the metric, and `{}` is a ratio, \
+                 which has no events of its own: watch its numerator or denominator metric, \
+                 or compare arms with `max_increase`",
+                config.metric.get_ref()
+            ),
+        );
+    }
     let test = match (&config.max_rate, &config.window) {
         (None, None) => relative(config, spanned.span(), randomized, problems),
         (Some(max_rate), Some(window)) => absolute(config, max_rate, window, problems),

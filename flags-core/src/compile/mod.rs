@@ -28,7 +28,8 @@ use crate::config::{
 use crate::diagnostic::{Diagnostic, Diagnostics, LineIndex, Section};
 use crate::overrides::Overrides;
 use crate::snapshot::{
-    ConfigVersion, FlagVersion, MetricDefinition, Requirement, Segment, Slot, Snapshot,
+    ConfigVersion, FlagVersion, MetricDefinition, RatioPart, RatioParts, Requirement, Segment,
+    Slot, Snapshot,
 };
 use crate::suggest;
 use crate::time::parse_span;
@@ -175,10 +176,39 @@ impl<'d> Scope<'d> {
             let clean = problems.finish(Section::Layer, &entry.name, out);
             scope.layers.insert(&entry.name, layer.filter(|_| clean));
         }
-        for entry in &document.metrics {
-            let mut problems = Problems::new(index);
-            let metric = entry_config(entry, &mut problems, "metric")
-                .and_then(|config| compile_metric(config, &mut problems));
+        // Each metric on its own, then each ratio's parts against the
+        // others: a part must be a valid conversion or mean metric, so a
+        // ratio never refers to a ratio and no cycle can form.
+        let alone: Vec<(Problems<'_>, Option<MetricDefinition>)> = document
+            .metrics
+            .iter()
+            .map(|entry| {
+                let mut problems = Problems::new(index);
+                let metric = entry_config(entry, &mut problems, "metric")
+                    .and_then(|config| compile_metric(config, entry.span.clone(), &mut problems));
+                (problems, metric)
+            })
+            .collect();
+        let valid: FxHashMap<&str, Option<MetricDefinition>> = document
+            .metrics
+            .iter()
+            .zip(&alone)
+            .map(|(entry, (problems, metric))| {
+                let metric = metric.clone().filter(|_| problems.len() == 0);
+                (entry.name.as_str(), metric)
+            })
+            .collect();
+        for (entry, (mut problems, metric)) in document.metrics.iter().zip(alone) {
+            let metric = match entry.complete() {
+                Some(config) if config.kind == MetricKind::Ratio => {
+                    let parts = ratio_parts(config, &valid, &mut problems);
+                    metric.zip(parts).map(|(metric, parts)| MetricDefinition {
+                        ratio: Some(parts),
+                        ..metric
+                    })
+                }
+                _ => metric,
+            };
             let clean = problems.finish(Section::Metric, &entry.name, out);
             scope.metrics.insert(&entry.name, metric.filter(|_| clean));
         }
@@ -234,24 +264,27 @@ impl<'d> Scope<'d> {
         }
     }
 
-    pub(crate) fn metric(&self, name: &Spanned<String>, problems: &mut Problems<'_>) {
+    /// The declaration of metric `name`; reported when it is unknown or has errors.
+    pub(crate) fn metric(
+        &self,
+        name: &Spanned<String>,
+        problems: &mut Problems<'_>,
+    ) -> Option<&MetricDefinition> {
         match self.metrics.get(name.get_ref().as_str()) {
-            Some(Some(_)) => {}
-            Some(None) => problems.at(
-                name.span(),
-                format!("metric `{}` has errors", name.get_ref()),
-            ),
-            None => {
-                let hint = suggest::did_you_mean(name.get_ref(), self.metrics.keys().copied());
-                let hint = if hint.is_empty() {
-                    "; declare it under [metrics]".to_string()
-                } else {
-                    hint
-                };
+            Some(Some(metric)) => Some(metric),
+            Some(None) => {
                 problems.at(
                     name.span(),
-                    format!("unknown metric `{}`{hint}", name.get_ref()),
+                    format!("metric `{}` has errors", name.get_ref()),
                 );
+                None
+            }
+            None => {
+                problems.at(
+                    name.span(),
+                    unknown_metric(name.get_ref(), self.metrics.keys().copied()),
+                );
+                None
             }
         }
     }
@@ -263,7 +296,7 @@ impl<'d> Scope<'d> {
             .filter_map(|e| {
                 Some((
                     e.name.as_str().into(),
-                    (*self.metrics.get(e.name.as_str())?)?,
+                    self.metrics.get(e.name.as_str())?.clone()?,
                 ))
             })
             .collect()
@@ -287,14 +320,33 @@ fn entry_config<'e, T>(
     entry.complete()
 }
 
-/// A metric's `cap` and `window` checked, each problem at its position.
-fn compile_metric(config: &MetricConfig, problems: &mut Problems<'_>) -> Option<MetricDefinition> {
+/// `unknown metric `name``, with the closest of `known` or a hint to declare it.
+fn unknown_metric<'k>(name: &str, known: impl IntoIterator<Item = &'k str>) -> String {
+    let hint = suggest::did_you_mean(name, known);
+    let hint = if hint.is_empty() {
+        "; declare it under [metrics]".to_string()
+    } else {
+        hint
+    };
+    format!("unknown metric `{name}`{hint}")
+}
+
+/// The longest `cuped` span: a covariate reaches back this far at most
+/// before each unit's first exposure (a quarter of a year covers weekly and
+/// monthly cycles; older behaviour predicts little and costs a longer scan).
+pub const MAX_CUPED_SPAN: std::time::Duration = std::time::Duration::from_secs(90 * 86_400);
+
+/// A metric checked on its own (its keys for its kind, `cap`, `window` and
+/// `cuped`), each problem at its position; a ratio's parts are resolved
+/// against the other metrics by [`ratio_parts`].
+fn compile_metric(
+    config: &MetricConfig,
+    span: Range<usize>,
+    problems: &mut Problems<'_>,
+) -> Option<MetricDefinition> {
     let cap = match &config.cap {
-        Some(cap) if config.kind == MetricKind::Conversion => {
-            problems.at(
-                cap.span(),
-                "`cap` applies to `mean` metrics: a conversion metric counts each unit once already",
-            );
+        Some(cap) if config.kind != MetricKind::Mean => {
+            problems.at(cap.span(), only_on_kind("cap", config.kind));
             None
         }
         Some(cap) if !(cap.get_ref().is_finite() && *cap.get_ref() > 0.0) => {
@@ -308,6 +360,10 @@ fn compile_metric(config: &MetricConfig, problems: &mut Problems<'_>) -> Option<
         None => Some(None),
     };
     let window = match &config.window {
+        Some(window) if config.kind == MetricKind::Ratio => {
+            problems.at(window.span(), only_on_kind("window", config.kind));
+            None
+        }
         Some(window) => match parse_span(window.get_ref()) {
             Some(span) if !span.is_zero() => Some(Some(span)),
             _ => {
@@ -323,10 +379,119 @@ fn compile_metric(config: &MetricConfig, problems: &mut Problems<'_>) -> Option<
         },
         None => Some(None),
     };
+    let cuped = match &config.cuped {
+        Some(cuped) if config.kind == MetricKind::Ratio => {
+            problems.at(cuped.span(), only_on_kind("cuped", config.kind));
+            None
+        }
+        Some(cuped) => match parse_span(cuped.get_ref()) {
+            Some(span) if !span.is_zero() && span <= MAX_CUPED_SPAN => Some(Some(span)),
+            _ => {
+                problems.at(
+                    cuped.span(),
+                    format!(
+                        "`cuped` must be a positive duration of at most 90d such as \"14d\", got `{}`",
+                        cuped.get_ref()
+                    ),
+                );
+                None
+            }
+        },
+        None => Some(None),
+    };
+    check_ratio_keys(config, span, problems);
     Some(MetricDefinition {
         kind: config.kind,
         cap: cap?,
         window: window?,
+        cuped: cuped?,
+        ratio: None,
+    })
+}
+
+/// Why `key` cannot be set on a metric of `kind`.
+fn only_on_kind(key: &str, kind: MetricKind) -> String {
+    match (key, kind) {
+        ("numerator" | "denominator", _) => {
+            format!("`{key}` applies to `ratio` metrics only")
+        }
+        ("cap", MetricKind::Conversion) => {
+            "`cap` applies to `mean` metrics: a conversion metric counts each unit once already"
+                .to_string()
+        }
+        _ => format!(
+            "`{key}` does not apply to a `ratio` metric: set it on its numerator and denominator metrics"
+        ),
+    }
+}
+
+/// Checks that a ratio has `numerator` and `denominator`, or that another
+/// kind has neither; the parts themselves are resolved by [`ratio_parts`].
+fn check_ratio_keys(config: &MetricConfig, span: Range<usize>, problems: &mut Problems<'_>) {
+    let parts = [
+        ("numerator", &config.numerator),
+        ("denominator", &config.denominator),
+    ];
+    for (key, part) in parts {
+        match (config.kind, part) {
+            (MetricKind::Ratio, Some(_)) | (_, None) => {}
+            (_, Some(part)) => problems.at(part.span(), only_on_kind(key, config.kind)),
+        }
+    }
+    let missing: Vec<&str> = parts
+        .iter()
+        .filter(|(_, part)| part.is_none())
+        .map(|(key, _)| *key)
+        .collect();
+    if config.kind == MetricKind::Ratio && !missing.is_empty() {
+        problems.at(
+            span,
+            format!(
+                "a `ratio` metric needs `numerator` and `denominator`, the metrics it divides; `{}` is missing",
+                missing.join("` and `")
+            ),
+        );
+    }
+}
+
+/// A ratio's parts: each declared, valid on its own (`valid`), and not a
+/// ratio itself; `None` with each problem reported.
+fn ratio_parts(
+    config: &MetricConfig,
+    valid: &FxHashMap<&str, Option<MetricDefinition>>,
+    problems: &mut Problems<'_>,
+) -> Option<RatioParts> {
+    let mut part = |key: &str, written: &Spanned<String>| {
+        let name = written.get_ref();
+        match valid.get(name.as_str()) {
+            None => problems.at(written.span(), unknown_metric(name, valid.keys().copied())),
+            Some(None) => problems.at(written.span(), format!("metric `{name}` has errors")),
+            Some(Some(part)) if part.kind == MetricKind::Ratio => problems.at(
+                written.span(),
+                format!(
+                    "`{key}` must be a `conversion` or `mean` metric, and `{name}` is a `ratio`: \
+                     divide the metrics it divides instead"
+                ),
+            ),
+            Some(Some(part)) => {
+                return Some(RatioPart {
+                    metric: name.as_str().into(),
+                    kind: part.kind,
+                    cap: part.cap,
+                    window: part.window,
+                });
+            }
+        }
+        None
+    };
+    let numerator = config.numerator.as_ref().and_then(|n| part("numerator", n));
+    let denominator = config
+        .denominator
+        .as_ref()
+        .and_then(|d| part("denominator", d));
+    Some(RatioParts {
+        numerator: numerator?,
+        denominator: denominator?,
     })
 }
 

@@ -179,6 +179,12 @@ pub struct ExperimentConfig {
     /// Relative minimum detectable effect, in percent of the control's rate
     /// (`5` = a 5% relative lift), for sizing the experiment.
     pub mde: Option<Spanned<f64>>,
+    /// `"holm"`, `"bh"` or `"none"`: the adjustment of the p-values of all
+    /// metrics and arms together (not the per-metric one across arms).
+    /// Left out of the flag's version hash when absent, so that flags
+    /// without it keep the versions they had before it existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correction: Option<Spanned<String>>,
 }
 
 /// One condition of a `when` list.
@@ -301,6 +307,14 @@ pub struct MetricConfig {
     /// Only events within this span (e.g. `"7d"`) after the unit's first
     /// exposure count.
     pub window: Option<Spanned<String>>,
+    /// `conversion` and `mean` only: the span (e.g. `"14d"`) before each
+    /// unit's first exposure whose value of the same metric is the CUPED
+    /// covariate.
+    pub cuped: Option<Spanned<String>>,
+    /// `ratio` only: the metric summed per unit above the line.
+    pub numerator: Option<Spanned<String>>,
+    /// `ratio` only: the metric summed per unit below the line.
+    pub denominator: Option<Spanned<String>>,
 }
 
 /// How a metric is analysed.
@@ -311,6 +325,9 @@ pub enum MetricKind {
     Conversion,
     /// The sum of a numeric value per unit.
     Mean,
+    /// The sum of one metric over the sum of another, over the units
+    /// (revenue per session); no events of its own.
+    Ratio,
 }
 
 // The keys each table reads, in the order the format documents them. A key
@@ -417,6 +434,7 @@ impl ReadTable for ExperimentConfig {
             range: fields.optional("range"),
             metrics: fields.optional("metrics").unwrap_or_default(),
             mde: fields.optional("mde"),
+            correction: fields.optional("correction"),
         })
     }
 }
@@ -465,11 +483,17 @@ impl ReadTable for MetricConfig {
         let kind = fields.required("kind");
         let cap = fields.optional("cap");
         let window = fields.optional("window");
+        let cuped = fields.optional("cuped");
+        let numerator = fields.optional("numerator");
+        let denominator = fields.optional("denominator");
         Some(Self {
             description,
             kind: kind?,
             cap,
             window,
+            cuped,
+            numerator,
+            denominator,
         })
     }
 }

@@ -27,7 +27,8 @@ fn default_srm_threshold() -> f64 {
 }
 
 /// Kind of metric: conversions are `(units, conversions)`, means are
-/// `(units, sum, sum_of_squares)`. The same type the config's `[metrics]` use.
+/// `(units, sum, sum_of_squares)`, ratios are [`RatioStats`]. The same type
+/// the config's `[metrics]` use.
 pub use crate::config::MetricKind;
 
 /// Kind of metric of an analysis: a [`MetricKind`] or a ratio of two sums.
@@ -47,6 +48,7 @@ impl From<MetricKind> for AnalysisMetric {
         match kind {
             MetricKind::Conversion => AnalysisMetric::Conversion,
             MetricKind::Mean => AnalysisMetric::Mean,
+            MetricKind::Ratio => AnalysisMetric::Ratio,
         }
     }
 }

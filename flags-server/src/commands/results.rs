@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::collections::BTreeMap;
 
 use flags_core::stats::guardrail::Harm;
-use flags_core::stats::{Analysis, ArmStats, Interval};
+use flags_core::stats::{Analysis, ArmStats, Correction, Interval};
 use flags_core::{Overrides, compile};
 use serde::Serialize;
 
@@ -59,9 +59,9 @@ pub fn run(args: &ResultsArgs) -> Result<(), Error> {
             analysis::results(store.as_ref(), &snapshot, &args.flag, args.phase).map_err(|e| {
                 match e {
                     ResultsError::NotFound(details) => Error::Usage(details),
-                    ResultsError::Store(_) | ResultsError::Unreadable(_) => {
-                        Error::Serve(e.to_string())
-                    }
+                    ResultsError::Store(_)
+                    | ResultsError::Unreadable(_)
+                    | ResultsError::Correction(_) => Error::Serve(e.to_string()),
                 }
             })?,
         ),
@@ -189,9 +189,18 @@ fn render(results: &ExperimentResults) -> String {
         out += &format!("\nmetric {}\n", metric.metric);
         match &metric.outcome {
             MetricOutcome::Analysis(analysis) => {
-                out += &render_analysis(metric.inputs.as_slice(), analysis)
+                out += &render_analysis(metric.inputs.as_slice(), analysis);
+                out += &render_cuped(analysis);
             }
             MetricOutcome::Error(error) => out += &format!("  no analysis: {error}\n"),
+        }
+        for adjusted in &metric.adjusted_across_metrics {
+            out += &format!(
+                "{}: p adjusted across all metrics ({}) = {}\n",
+                adjusted.arm,
+                correction_name(results.correction_across_metrics),
+                number(adjusted.p_value)
+            );
         }
         if let (Some(plan), Some(progress)) = (&metric.plan, metric.progress) {
             out += &format!(
@@ -252,6 +261,34 @@ fn render_analysis(inputs: &[flags_core::stats::ArmInput], analysis: &Analysis) 
         }
     }
     out
+}
+
+/// What CUPED did for each treatment arm, when the metric has a covariate.
+fn render_cuped(analysis: &Analysis) -> String {
+    analysis
+        .comparisons
+        .iter()
+        .filter_map(|c| {
+            let cuped = c.cuped.as_ref()?;
+            Some(format!(
+                "{}: CUPED theta {}, variance reduced by {}\n",
+                c.arm,
+                number(Some(cuped.theta)),
+                cuped
+                    .variance_reduction
+                    .map_or("-".into(), |r| format!("{:.1}%", r * 100.0))
+            ))
+        })
+        .collect()
+}
+
+/// A correction as `correction = ...` names it in flags.toml.
+fn correction_name(correction: Correction) -> &'static str {
+    match correction {
+        Correction::Holm => "holm",
+        Correction::BenjaminiHochberg => "bh",
+        Correction::None => "none",
+    }
 }
 
 /// The guardrails' stored states as text.

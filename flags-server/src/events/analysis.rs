@@ -7,6 +7,11 @@
 //! to more than one variant is excluded and counted in `multiple_exposures`.
 //! The writer keeps these per-arm statistics up to date as events arrive
 //! (`aggregates`), so a readout reads a few rows whatever the number of units.
+//! A ratio metric (its numerator's and denominator's values per unit) and a
+//! metric with `cuped` (its covariate before the first exposure and its
+//! value after, per unit) are read as paired per-arm sums computed from the
+//! stored events at read time (`Readouts::paired_sums`); an experiment's
+//! `correction` then adjusts every metric's and arm's p-value together.
 //!
 //! A readout covers one analysis phase (the current one unless asked):
 //! exposures stored in that phase, and conversions from a unit's first
@@ -17,14 +22,18 @@
 //! results`. Not here: the statistics themselves (`flags_core`).
 
 use flags_core::stats::{
-    self, Analysis, AnalysisRequest, ArmInput, MeanStats, MetricKind, Plan, PlanningRequest,
-    SequentialSettings, SrmResult,
+    self, Analysis, AnalysisRequest, ArmInput, Correction, Covariate, MeanStats, MetricKind, Plan,
+    PlanningRequest, RatioStats, SequentialSettings, SideSums, SrmResult,
 };
-use flags_core::{ExperimentInfo, MetricDefinition, Snapshot, bucket::BUCKETS};
+use flags_core::{
+    ExperimentInfo, MetricDefinition, RatioPart, RatioParts, Snapshot, bucket::BUCKETS,
+};
 use serde::Serialize;
 
 use crate::clock::rfc3339_ms;
-use crate::store::{EventStore, Look, MetricWindow, PhaseRecord, Readouts, StoreError};
+use crate::store::{
+    EventStore, Look, MetricWindow, PairedSums, PhaseRecord, Readouts, StoreError, UnitValue,
+};
 
 /// Why there is no readout.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +48,10 @@ pub enum ResultsError {
     /// edited by hand).
     #[error("the event store holds {0}")]
     Unreadable(String),
+    /// The correction across metrics refused the analyses' p-values (a
+    /// p-value outside [0, 1]: a bug, never the data).
+    #[error("cannot adjust the p-values across metrics: {0}")]
+    Correction(#[from] stats::InputError),
 }
 
 /// The readout of one experiment.
@@ -63,6 +76,11 @@ pub struct ExperimentResults {
     /// Why there is no sample-ratio check.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub srm_skipped: Option<String>,
+    /// The experiment's `correction` across metrics: the adjustment of the
+    /// family of every metric's and every treatment arm's fixed-horizon
+    /// p-value (`none` unless configured; see each metric's
+    /// `adjusted_across_metrics`).
+    pub correction_across_metrics: Correction,
     /// One readout per configured metric, in config order.
     pub metrics: Vec<MetricResults>,
     /// This look's running-minimum always-valid p-values, to store.
@@ -131,9 +149,25 @@ pub struct MetricResults {
     /// Each arm's always-valid p-value over the earlier looks (its running
     /// minimum by minute, oldest first; this look is not in it yet).
     pub p_value_history: Vec<HistoryPoint>,
+    /// With a `correction` across metrics, each treatment arm's p-value
+    /// adjusted over the p-values of every metric and arm of the experiment
+    /// (`analysis.comparisons[].adjusted_p_value` is adjusted over this
+    /// metric's arms only); empty without one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub adjusted_across_metrics: Vec<AdjustedAcrossMetrics>,
     /// The analysis, or why the statistics module refused the inputs.
     #[serde(flatten)]
     pub outcome: MetricOutcome,
+}
+
+/// A treatment arm's p-value adjusted across all metrics of the experiment.
+#[derive(Debug, Serialize)]
+pub struct AdjustedAcrossMetrics {
+    /// The treatment arm.
+    pub arm: String,
+    /// The adjusted p-value; `None` when the arm's p-value is undefined
+    /// (left out of the family).
+    pub p_value: Option<f64>,
 }
 
 /// A point of an arm's always-valid p-value over time.
@@ -198,7 +232,7 @@ pub fn results(
         let Some(definition) = snapshot.metric(metric) else {
             continue;
         };
-        let inputs = arm_inputs(store, flag, metric, definition, &arms, &exposed, &window)?;
+        let inputs = readout_inputs(store, flag, metric, definition, &arms, &exposed, &window)?;
         let request = AnalysisRequest {
             weights: weights.clone(),
             sequential: SequentialSettings {
@@ -241,6 +275,7 @@ pub fn results(
         metrics.push(MetricResults {
             metric: metric.to_string(),
             inputs,
+            adjusted_across_metrics: Vec::new(),
             p_value_history,
             progress: plan.as_ref().and_then(|plan| {
                 let needed = plan.units_per_arm? as f64;
@@ -251,6 +286,11 @@ pub fn results(
             outcome,
         });
     }
+    let correction_across_metrics = match &experiment {
+        Some(experiment) => experiment.correction_across_metrics(),
+        None => design.correction_across_metrics,
+    };
+    adjust_across_metrics(&mut metrics, correction_across_metrics)?;
     let (sample_ratio_mismatch, srm_skipped) = match &weights {
         Some(weights) => match stats::srm::chi_square(&exposed, weights, stats::srm::SRM_THRESHOLD)
         {
@@ -283,9 +323,43 @@ pub fn results(
         multiple_exposures,
         sample_ratio_mismatch,
         srm_skipped,
+        correction_across_metrics,
         metrics,
         looks,
     })
+}
+
+/// Adjusts the fixed-horizon p-values of every treatment arm of every
+/// analysed metric together by `correction` (`stats::adjust`), into each
+/// metric's `adjusted_across_metrics`; nothing for [`Correction::None`].
+fn adjust_across_metrics(
+    metrics: &mut [MetricResults],
+    correction: Correction,
+) -> Result<(), stats::InputError> {
+    if correction == Correction::None {
+        return Ok(());
+    }
+    let comparisons = |m: &MetricResults| match &m.outcome {
+        MetricOutcome::Analysis(analysis) => analysis.comparisons.clone(),
+        MetricOutcome::Error(_) => Vec::new(),
+    };
+    let family: Vec<Option<f64>> = metrics
+        .iter()
+        .flat_map(comparisons)
+        .map(|c| c.comparison.p_value)
+        .collect();
+    let mut adjusted = stats::adjust::adjust(&family, correction)?.into_iter();
+    for metric in metrics.iter_mut() {
+        metric.adjusted_across_metrics = comparisons(metric)
+            .into_iter()
+            .zip(adjusted.by_ref())
+            .map(|(c, p_value)| AdjustedAcrossMetrics {
+                arm: c.arm,
+                p_value,
+            })
+            .collect();
+    }
+    Ok(())
 }
 
 /// A phase's arms (variant, weight in percent if known), control first,
@@ -293,6 +367,7 @@ pub fn results(
 struct PhaseDesign {
     arms: Vec<(String, Option<f64>)>,
     metrics: Vec<String>,
+    correction_across_metrics: Correction,
     source: DesignSource,
 }
 
@@ -301,6 +376,9 @@ struct PhaseDesign {
 struct StoredDesign {
     arms: Vec<StoredArm>,
     metrics: Vec<String>,
+    /// Absent from designs stored before corrections across metrics.
+    #[serde(default)]
+    correction_across_metrics: Option<Correction>,
 }
 
 #[derive(serde::Deserialize)]
@@ -343,6 +421,9 @@ impl PhaseDesign {
                         .map(|arm| (arm.variant, Some(arm.weight)))
                         .collect(),
                     metrics: stored.metrics,
+                    correction_across_metrics: stored
+                        .correction_across_metrics
+                        .unwrap_or(Correction::None),
                     source: DesignSource::Stored,
                 }
             }
@@ -352,11 +433,13 @@ impl PhaseDesign {
                     .map(|(name, width)| (name.to_string(), Some(percent(width))))
                     .collect(),
                 metrics: experiment.metrics().map(str::to_string).collect(),
+                correction_across_metrics: experiment.correction_across_metrics(),
                 source: DesignSource::CurrentConfig,
             },
             (None, None) => Self {
                 arms: Vec::new(),
                 metrics: Vec::new(),
+                correction_across_metrics: Correction::None,
                 source: DesignSource::Unknown,
             },
         };
@@ -501,9 +584,57 @@ pub(crate) fn exposed_units(
         .collect())
 }
 
-/// Each arm's input to the analysis of `metric`, in `arms`' order. A mean
-/// metric whose maintained sums no longer make a possible sample (rounding
-/// of sums of squares updated by differences) is summed afresh.
+/// Each arm's input to the readout of `metric`, in `arms`' order: as
+/// [`arm_inputs`], or with each arm's CUPED covariate when the metric has
+/// `cuped` (guardrails read [`arm_inputs`]: their test takes none).
+fn readout_inputs(
+    store: &dyn Readouts,
+    flag: &str,
+    metric: &str,
+    definition: &MetricDefinition,
+    arms: &[&str],
+    exposed: &[i64],
+    window: &Window,
+) -> Result<Vec<ArmInput>, StoreError> {
+    match definition.cuped {
+        Some(lookback) if definition.ratio.is_none() => {
+            let converted = definition.kind == MetricKind::Conversion;
+            let after = after_exposure(metric, converted, definition.cap, definition.window);
+            let before = UnitValue {
+                from_ms: -(lookback.as_millis() as i64),
+                to_ms: Some(0),
+                ..after
+            };
+            let sums = paired_per_arm(store, flag, window, before, after, arms)?;
+            Ok(arms
+                .iter()
+                .zip(exposed)
+                .zip(sums)
+                .map(|((name, units), sums)| {
+                    let covariate = Covariate {
+                        sum: sums.first.sum,
+                        sum_of_squares: (!converted).then_some(sums.first.sum_of_squares),
+                        sum_of_products: sums.sum_of_products,
+                    };
+                    let value = sums.second;
+                    let input = if converted {
+                        ArmInput::conversion(name, *units, value.sum.round() as i64)
+                    } else {
+                        ArmInput::mean(name, *units, value.sum, value.sum_of_squares)
+                    };
+                    input.with_covariate(covariate)
+                })
+                .collect())
+        }
+        _ => arm_inputs(store, flag, metric, definition, arms, exposed, window),
+    }
+}
+
+/// Each arm's input to the analysis of `metric`, in `arms`' order: a
+/// ratio's numerator and denominator sums, or a conversion or mean
+/// metric's. A mean metric whose maintained sums no longer make a possible
+/// sample (rounding of sums of squares updated by differences) is summed
+/// afresh.
 pub(crate) fn arm_inputs(
     store: &dyn Readouts,
     flag: &str,
@@ -513,6 +644,9 @@ pub(crate) fn arm_inputs(
     exposed: &[i64],
     window: &Window,
 ) -> Result<Vec<ArmInput>, StoreError> {
+    if let Some(parts) = &definition.ratio {
+        return ratio_inputs(store, flag, parts, arms, exposed, window);
+    }
     let mut over = MetricWindow {
         span_ms: definition.window.map(|span| span.as_millis() as i64),
         cap: definition.cap,
@@ -524,16 +658,101 @@ pub(crate) fn arm_inputs(
         over.from_units = true;
         sums = sums_per_arm(store.metric_sums(flag, window.number, metric, over)?, arms);
     }
+    let converted = definition.kind == MetricKind::Conversion;
     Ok(arms
         .iter()
         .zip(exposed)
         .zip(sums)
-        .map(
-            |((name, units), (converted, sum, sum_of_squares))| match definition.kind {
-                MetricKind::Conversion => ArmInput::conversion(name, *units, converted),
-                MetricKind::Mean => ArmInput::mean(name, *units, sum, sum_of_squares),
-            },
-        )
+        .map(|((name, units), (conversions, sum, sum_of_squares))| {
+            if converted {
+                ArmInput::conversion(name, *units, conversions)
+            } else {
+                ArmInput::mean(name, *units, sum, sum_of_squares)
+            }
+        })
+        .collect())
+}
+
+/// Each arm's ratio input: the sums of its units' numerator and
+/// denominator values (each by its own metric's kind, cap and window)
+/// and of their products.
+fn ratio_inputs(
+    store: &dyn Readouts,
+    flag: &str,
+    parts: &RatioParts,
+    arms: &[&str],
+    exposed: &[i64],
+    window: &Window,
+) -> Result<Vec<ArmInput>, StoreError> {
+    let (numerator, denominator) = (part_value(&parts.numerator), part_value(&parts.denominator));
+    let sums = paired_per_arm(store, flag, window, numerator, denominator, arms)?;
+    Ok(arms
+        .iter()
+        .zip(exposed)
+        .zip(sums)
+        .map(|((name, units), sums)| {
+            let stats = RatioStats {
+                units: *units,
+                numerator: sums.first,
+                denominator: sums.second,
+                sum_of_products: sums.sum_of_products,
+            };
+            ArmInput::ratio(name, stats)
+        })
+        .collect())
+}
+
+/// A ratio part's value per unit, as [`after_exposure`].
+fn part_value(part: &RatioPart) -> UnitValue<'_> {
+    let converted = part.kind == MetricKind::Conversion;
+    after_exposure(&part.metric, converted, part.cap, part.window)
+}
+
+/// A metric's value per unit as a readout counts it: its events from the
+/// first exposure, within its `window` if any, capped at its `cap`.
+fn after_exposure(
+    metric: &str,
+    converted: bool,
+    cap: Option<f64>,
+    window: Option<std::time::Duration>,
+) -> UnitValue<'_> {
+    UnitValue {
+        metric,
+        from_ms: 0,
+        to_ms: window.map(|span| span.as_millis() as i64),
+        cap,
+        converted,
+    }
+}
+
+/// [`Readouts::paired_sums`] over `window`'s phase in `arms`' order, zero
+/// for an arm without any.
+fn paired_per_arm(
+    store: &dyn Readouts,
+    flag: &str,
+    window: &Window,
+    first: UnitValue<'_>,
+    second: UnitValue<'_>,
+    arms: &[&str],
+) -> Result<Vec<PairedSums>, StoreError> {
+    let sums = store.paired_sums(flag, window.number, window.end, first, second)?;
+    let zero = SideSums {
+        sum: 0.0,
+        sum_of_squares: 0.0,
+    };
+    Ok(arms
+        .iter()
+        .map(|arm| {
+            sums.iter()
+                .find(|s| s.variant == *arm)
+                .cloned()
+                .unwrap_or(PairedSums {
+                    variant: arm.to_string(),
+                    first: zero,
+                    second: zero,
+                    sum_of_products: 0.0,
+                })
+        })
         .collect())
 }
 

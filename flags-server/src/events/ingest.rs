@@ -253,6 +253,11 @@ fn event(
                     "`value` {value:e} is beyond ±{MAX_ABS_VALUE:e}, the largest magnitude accepted"
                 ));
             }
+            if kind == MetricKind::Ratio {
+                return Err(format!(
+                    "metric `{metric}` is a ratio of two other metrics: send their events instead"
+                ));
+            }
             if kind == MetricKind::Mean && raw.value.is_none() {
                 return Err(format!("metric `{metric}` is a mean: `value` is required"));
             }

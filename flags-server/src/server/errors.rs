@@ -226,6 +226,7 @@ impl From<ResultsError> for ApiError {
             ResultsError::Store(_) | ResultsError::Unreadable(_) => {
                 Self::unavailable(error.to_string())
             }
+            ResultsError::Correction(_) => Self::internal(error.to_string()),
         }
     }
 }

@@ -35,6 +35,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use flags_core::bucket::BUCKETS;
+use flags_core::stats::SideSums;
 use flags_core::{ExperimentInfo, FlagInfo, KilledBy, Snapshot};
 
 /// The default `--max-queued-events`: two seconds of the writer's measured
@@ -256,6 +257,7 @@ pub fn design(experiment: &ExperimentInfo<'_>) -> String {
             serde_json::json!({"name": name, "range": [percent(start), percent(end)]})
         }),
         "metrics": experiment.metrics().collect::<Vec<_>>(),
+        "correction_across_metrics": experiment.correction_across_metrics(),
     })
     .to_string()
 }
@@ -304,6 +306,38 @@ pub struct ArmSums {
     pub sum: f64,
     /// Sum of the squares of the units' totals.
     pub sum_of_squares: f64,
+}
+
+/// Which events of a metric make a unit's value in [`Readouts::paired_sums`]:
+/// those at or after the unit's first exposure in the phase plus `from_ms`
+/// and before it plus `to_ms` (never at or after the phase's end).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UnitValue<'a> {
+    /// The metric.
+    pub metric: &'a str,
+    /// Where the events start, from the first exposure (ms; negative: before it).
+    pub from_ms: i64,
+    /// Where they end, from the first exposure (ms); `None`: the phase's end.
+    pub to_ms: Option<i64>,
+    /// Cap each unit's total at this.
+    pub cap: Option<f64>,
+    /// The value is 1 for a unit with any such event, else 0 (a conversion
+    /// metric), instead of its total.
+    pub converted: bool,
+}
+
+/// One arm's sums of two per-unit values and of their product, over its
+/// units exposed to it alone (a unit without events has the value 0).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PairedSums {
+    /// The variant.
+    pub variant: String,
+    /// The first value's sum and sum of squares.
+    pub first: SideSums,
+    /// The second value's sum and sum of squares.
+    pub second: SideSums,
+    /// Sum over the units of the first value times the second.
+    pub sum_of_products: f64,
 }
 
 /// A unit with an event of a metric in a guardrail's window, and its
@@ -450,6 +484,20 @@ pub trait Readouts: Send + Sync {
         metric: &str,
         window: MetricWindow,
     ) -> Result<Vec<ArmSums>, StoreError>;
+
+    /// Per-arm sums of two values of each unit of `flag`'s `phase` and of
+    /// their product (a ratio's numerator and denominator; a CUPED metric's
+    /// covariate and value), computed from the stored events whatever
+    /// order they arrived in; `end` is the phase's end (Unix ms). Variants
+    /// without any unit may be missing. One query over the phase's units.
+    fn paired_sums(
+        &self,
+        flag: &str,
+        phase: i64,
+        end: i64,
+        first: UnitValue<'_>,
+        second: UnitValue<'_>,
+    ) -> Result<Vec<PairedSums>, StoreError>;
 
     /// The stored running-minimum p-values of `flag`'s `phase` for
     /// `metric`, per arm.

@@ -64,8 +64,8 @@ use super::health::Health;
 use super::retention::Retention;
 use super::{
     Answer, ArmSums, Event, EventStore, Exposure, GuardrailRow, GuardrailTrip, Look, LookPoint,
-    MetricWindow, Pending, PhaseRecord, PhaseStart, Readouts, RecentUnit, StoreError, StoreOptions,
-    Stored, StoredKill, WriteError, WriterHealth,
+    MetricWindow, PairedSums, Pending, PhaseRecord, PhaseStart, Readouts, RecentUnit, StoreError,
+    StoreOptions, Stored, StoredKill, UnitValue, WriteError, WriterHealth,
 };
 use crate::store::MAX_TEXT;
 
@@ -152,6 +152,18 @@ impl Readouts for PostgresStore {
     ) -> Result<Vec<ArmSums>, StoreError> {
         self.database
             .with_client(|c| reads::metric_sums(c, flag, phase, metric, window))
+    }
+
+    fn paired_sums(
+        &self,
+        flag: &str,
+        phase: i64,
+        end: i64,
+        first: UnitValue<'_>,
+        second: UnitValue<'_>,
+    ) -> Result<Vec<PairedSums>, StoreError> {
+        self.database
+            .with_client(|c| reads::paired_sums(c, flag, phase, end, first, second))
     }
 
     fn looks(

@@ -7,7 +7,11 @@
 
 use postgres::Client;
 
-use crate::store::{ArmSums, LookPoint, MINUTE_MS, MetricWindow, PhaseRecord, RecentUnit};
+use flags_core::stats::SideSums;
+
+use crate::store::{
+    ArmSums, LookPoint, MINUTE_MS, MetricWindow, PairedSums, PhaseRecord, RecentUnit, UnitValue,
+};
 
 /// Every stored phase of `flag`, in order.
 pub fn phases(client: &mut Client, flag: &str) -> Result<Vec<PhaseRecord>, postgres::Error> {
@@ -147,6 +151,83 @@ const WINDOWED: &str = "
     )
     SELECT variant, count(*), coalesce(sum(total), 0), coalesce(sum(total * total), 0)
     FROM totals GROUP BY variant ORDER BY variant";
+
+/// Per-arm sums of two per-unit values and of their product (see
+/// [`UnitValue`]), over units exposed to one variant, from the stored
+/// events: the SQLite store's `paired_sums`.
+pub fn paired_sums(
+    client: &mut Client,
+    flag: &str,
+    phase: i64,
+    end: i64,
+    first: UnitValue<'_>,
+    second: UnitValue<'_>,
+) -> Result<Vec<PairedSums>, postgres::Error> {
+    let rows = client.query(
+        PAIRED,
+        &[
+            &flag,
+            &phase,
+            &end,
+            &first.metric,
+            &first.from_ms,
+            &first.to_ms,
+            &first.cap,
+            &first.converted,
+            &second.metric,
+            &second.from_ms,
+            &second.to_ms,
+            &second.cap,
+            &second.converted,
+        ],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|row| PairedSums {
+            variant: row.get(0),
+            first: SideSums {
+                sum: row.get(1),
+                sum_of_squares: row.get(2),
+            },
+            second: SideSums {
+                sum: row.get(3),
+                sum_of_squares: row.get(4),
+            },
+            sum_of_products: row.get(5),
+        })
+        .collect())
+}
+
+/// The SQLite store's `PAIRED`, with the same parameters.
+const PAIRED: &str = "
+    WITH exposed AS (
+        SELECT unit, min(variant) AS variant, min(time) AS first FROM exposures
+        WHERE flag = $1 AND phase = $2 GROUP BY unit HAVING count(*) = 1
+    ), first_totals AS (
+        SELECT e.unit, coalesce(sum(c.value), 0) AS total
+        FROM exposed e JOIN conversions c
+          ON c.unit = e.unit AND c.metric = $4 AND c.time >= e.first + $5::int8
+         AND c.time < least(coalesce(e.first + $6::int8, $3::int8), $3::int8)
+        GROUP BY e.unit
+    ), second_totals AS (
+        SELECT e.unit, coalesce(sum(c.value), 0) AS total
+        FROM exposed e JOIN conversions c
+          ON c.unit = e.unit AND c.metric = $9 AND c.time >= e.first + $10::int8
+         AND c.time < least(coalesce(e.first + $11::int8, $3::int8), $3::int8)
+        GROUP BY e.unit
+    ), unit_values AS (
+        SELECT e.variant,
+               CASE WHEN f.unit IS NULL THEN 0.0::float8 WHEN $8::bool THEN 1.0::float8
+                    WHEN $7::float8 IS NULL THEN f.total ELSE least(f.total, $7::float8) END AS x,
+               CASE WHEN s.unit IS NULL THEN 0.0::float8 WHEN $13::bool THEN 1.0::float8
+                    WHEN $12::float8 IS NULL THEN s.total ELSE least(s.total, $12::float8) END AS y
+        FROM exposed e
+        LEFT JOIN first_totals f ON f.unit = e.unit
+        LEFT JOIN second_totals s ON s.unit = e.unit
+    )
+    SELECT variant, coalesce(sum(x), 0), coalesce(sum(x * x), 0), coalesce(sum(y), 0),
+           coalesce(sum(y * y), 0), coalesce(sum(x * y), 0)
+    FROM unit_values GROUP BY variant ORDER BY variant";
 
 /// Each arm's running-minimum p-value by minute, oldest first.
 pub fn look_history(

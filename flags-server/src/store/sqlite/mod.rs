@@ -32,8 +32,8 @@ use writer::WriterHandle;
 
 use super::{
     Answer, ArmSums, Event, EventStore, Exposure, GuardrailRow, GuardrailTrip, Look, LookPoint,
-    MetricWindow, Pending, PhaseRecord, PhaseStart, Readouts, RecentUnit, StoreError, StoreOptions,
-    Stored, StoredKill, WriteError, WriterHealth,
+    MetricWindow, PairedSums, Pending, PhaseRecord, PhaseStart, Readouts, RecentUnit, StoreError,
+    StoreOptions, Stored, StoredKill, UnitValue, WriteError, WriterHealth,
 };
 
 /// Reads the database in a data directory on a connection of its own,
@@ -82,6 +82,17 @@ impl Readouts for SqliteReader {
         window: MetricWindow,
     ) -> Result<Vec<ArmSums>, StoreError> {
         self.read(|c| reads::metric_sums(c, flag, phase, metric, window))
+    }
+
+    fn paired_sums(
+        &self,
+        flag: &str,
+        phase: i64,
+        end: i64,
+        first: UnitValue<'_>,
+        second: UnitValue<'_>,
+    ) -> Result<Vec<PairedSums>, StoreError> {
+        self.read(|c| reads::paired_sums(c, flag, phase, end, first, second))
     }
 
     fn looks(

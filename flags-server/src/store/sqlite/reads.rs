@@ -7,7 +7,11 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::store::{ArmSums, LookPoint, MINUTE_MS, MetricWindow, PhaseRecord, RecentUnit};
+use flags_core::stats::SideSums;
+
+use crate::store::{
+    ArmSums, LookPoint, MINUTE_MS, MetricWindow, PairedSums, PhaseRecord, RecentUnit, UnitValue,
+};
 
 /// Every stored phase of `flag`, in order.
 pub fn phases(connection: &Connection, flag: &str) -> rusqlite::Result<Vec<PhaseRecord>> {
@@ -134,6 +138,86 @@ const WINDOWED: &str = "
         GROUP BY e.unit
     )
     SELECT variant, count(*), total(total), total(total * total) FROM totals GROUP BY variant";
+
+/// Per-arm sums of two per-unit values and of their product (see
+/// [`UnitValue`]), over units exposed to one variant, from the stored
+/// events (each unit's conversions found by the `conversions_by_unit`
+/// index): the same whatever order the events arrived in.
+pub fn paired_sums(
+    connection: &Connection,
+    flag: &str,
+    phase: i64,
+    end: i64,
+    first: UnitValue<'_>,
+    second: UnitValue<'_>,
+) -> rusqlite::Result<Vec<PairedSums>> {
+    let mut statement = connection.prepare_cached(PAIRED)?;
+    let rows = statement.query_map(
+        params![
+            flag,
+            phase,
+            end,
+            first.metric,
+            first.from_ms,
+            first.to_ms,
+            first.cap,
+            first.converted,
+            second.metric,
+            second.from_ms,
+            second.to_ms,
+            second.cap,
+            second.converted,
+        ],
+        |row| {
+            Ok(PairedSums {
+                variant: row.get(0)?,
+                first: SideSums {
+                    sum: row.get(1)?,
+                    sum_of_squares: row.get(2)?,
+                },
+                second: SideSums {
+                    sum: row.get(3)?,
+                    sum_of_squares: row.get(4)?,
+                },
+                sum_of_products: row.get(5)?,
+            })
+        },
+    )?;
+    rows.collect()
+}
+
+/// Phase ?2 of flag ?1, ending at ?3; per side, the metric (?4, ?9), the
+/// events' start and end from the first exposure (?5 and ?6, ?10 and ?11;
+/// an end of NULL is the phase's), the cap (?7, ?12; none when NULL) and
+/// whether the value is "converted" rather than the total (?8, ?13).
+const PAIRED: &str = "
+    WITH exposed AS (
+        SELECT unit, min(variant) AS variant, min(time) AS first FROM exposures
+        WHERE flag = ?1 AND phase = ?2 GROUP BY unit HAVING count(*) = 1
+    ), first_totals AS (
+        SELECT e.unit, total(c.value) AS total
+        FROM exposed e JOIN conversions c
+          ON c.unit = e.unit AND c.metric = ?4 AND c.time >= e.first + ?5
+         AND c.time < min(coalesce(e.first + ?6, ?3), ?3)
+        GROUP BY e.unit
+    ), second_totals AS (
+        SELECT e.unit, total(c.value) AS total
+        FROM exposed e JOIN conversions c
+          ON c.unit = e.unit AND c.metric = ?9 AND c.time >= e.first + ?10
+         AND c.time < min(coalesce(e.first + ?11, ?3), ?3)
+        GROUP BY e.unit
+    ), unit_values AS (
+        SELECT e.variant,
+               CASE WHEN f.unit IS NULL THEN 0.0 WHEN ?8 THEN 1.0
+                    WHEN ?7 IS NULL THEN f.total ELSE min(f.total, ?7) END AS x,
+               CASE WHEN s.unit IS NULL THEN 0.0 WHEN ?13 THEN 1.0
+                    WHEN ?12 IS NULL THEN s.total ELSE min(s.total, ?12) END AS y
+        FROM exposed e
+        LEFT JOIN first_totals f ON f.unit = e.unit
+        LEFT JOIN second_totals s ON s.unit = e.unit
+    )
+    SELECT variant, total(x), total(x * x), total(y), total(y * y), total(x * y)
+    FROM unit_values GROUP BY variant ORDER BY variant";
 
 /// The stored running-minimum p-values, per arm.
 pub fn looks(
