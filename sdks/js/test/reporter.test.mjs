@@ -182,29 +182,32 @@ test("with a token, a hidden page sends the queue with fetch keepalive (sendBeac
   const document = Object.assign(new EventTarget(), { visibilityState: "visible" });
   const beacons = [];
   const navigator = { sendBeacon: (...args) => beacons.push(args) };
-  await withGlobal("document", document, () =>
-    withGlobal("navigator", navigator, async () => {
-      const recorder = recordingFetch();
-      const { reporter, errors } = newReporter(server, { fetch: recorder.fetch });
-      try {
-        const features = await openFeature(server, reporter);
-        const expected = {};
-        for (const unit of ["h-1", "h-2"]) countArm(expected, (await features.read(unit, "checkout-button"))[0]);
-        document.dispatchEvent(new Event("visibilitychange")); // still visible: nothing is sent
-        assert.equal(recorder.posts.length, 0);
-        document.visibilityState = "hidden";
-        document.dispatchEvent(new Event("visibilitychange"));
-        await waitFor(async () => nonZero(await server.unitsPerArm("checkout-button")), expected);
-        assert.deepEqual(recorder.posts.map((post) => post.init.keepalive), [true]);
-        assert.equal(recorder.posts[0].init.headers.Authorization, `Bearer ${CLIENT_TOKEN}`);
-        assert.deepEqual(beacons, []);
-        assert.deepEqual(errors, []);
-      } finally {
-        await reporter.close();
-      }
-    }),
-  );
-  await server.stop();
+  try {
+    await withGlobal("document", document, () =>
+      withGlobal("navigator", navigator, async () => {
+        const recorder = recordingFetch();
+        const { reporter, errors } = newReporter(server, { fetch: recorder.fetch });
+        try {
+          const features = await openFeature(server, reporter);
+          const expected = {};
+          for (const unit of ["h-1", "h-2"]) countArm(expected, (await features.read(unit, "checkout-button"))[0]);
+          document.dispatchEvent(new Event("visibilitychange")); // still visible: nothing is sent
+          assert.equal(recorder.posts.length, 0);
+          document.visibilityState = "hidden";
+          document.dispatchEvent(new Event("visibilitychange"));
+          await waitFor(async () => nonZero(await server.unitsPerArm("checkout-button")), expected);
+          assert.deepEqual(recorder.posts.map((post) => post.init.keepalive), [true]);
+          assert.equal(recorder.posts[0].init.headers.Authorization, `Bearer ${CLIENT_TOKEN}`);
+          assert.deepEqual(beacons, []);
+          assert.deepEqual(errors, []);
+        } finally {
+          await reporter.close();
+        }
+      }),
+    );
+  } finally {
+    await server.stop();
+  }
 });
 
 test("without a token, pagehide sends the queue with navigator.sendBeacon", async () => {
@@ -219,25 +222,28 @@ test("without a token, pagehide sends the queue with navigator.sendBeacon", asyn
       return true;
     },
   };
-  await withGlobal("window", window, () =>
-    withGlobal("navigator", navigator, async () => {
-      const recorder = recordingFetch();
-      const { reporter, errors } = newReporter(server, { fetch: recorder.fetch });
-      try {
-        const features = await openFeature(server, reporter);
-        const expected = {};
-        for (const unit of ["b-1", "b-2", "b-3"]) countArm(expected, (await features.read(unit, "checkout-button"))[0]);
-        window.dispatchEvent(new Event("pagehide"));
-        await waitFor(async () => nonZero(await server.unitsPerArm("checkout-button")), expected);
-        assert.deepEqual(beacons, [{ url: `${server.base}/v1/events`, type: "application/json" }]);
-        assert.equal(recorder.posts.length, 0, "fetch is not used");
-        assert.deepEqual(errors, []);
-      } finally {
-        await reporter.close();
-      }
-    }),
-  );
-  await server.stop();
+  try {
+    await withGlobal("window", window, () =>
+      withGlobal("navigator", navigator, async () => {
+        const recorder = recordingFetch();
+        const { reporter, errors } = newReporter(server, { fetch: recorder.fetch });
+        try {
+          const features = await openFeature(server, reporter);
+          const expected = {};
+          for (const unit of ["b-1", "b-2", "b-3"]) countArm(expected, (await features.read(unit, "checkout-button"))[0]);
+          window.dispatchEvent(new Event("pagehide"));
+          await waitFor(async () => nonZero(await server.unitsPerArm("checkout-button")), expected);
+          assert.deepEqual(beacons, [{ url: `${server.base}/v1/events`, type: "application/json" }]);
+          assert.equal(recorder.posts.length, 0, "fetch is not used");
+          assert.deepEqual(errors, []);
+        } finally {
+          await reporter.close();
+        }
+      }),
+    );
+  } finally {
+    await server.stop();
+  }
 });
 
 test("a batch whose answer was a 503 is resent with the same ids, and counted once", async () => {
