@@ -146,8 +146,8 @@ export class FlagsReporter {
     }
     // The id and time are fixed here, so every retry resends the same event.
     this.#pending.push({ ...event, id: newEventId(), time: new Date().toISOString() });
-    if (this.#attempts > 0) return true; // backing off: the retry timer sends it
-    if (this.#pending.length >= this.#options.batchSize) {
+    // While backing off, a full batch waits for the retry timer like the rest.
+    if (this.#attempts === 0 && this.#pending.length >= this.#options.batchSize) {
       this.flush();
     } else if (this.#timer === null && !this.#closed) {
       this.#schedule(this.#options.flushInterval);

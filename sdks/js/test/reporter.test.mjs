@@ -345,6 +345,37 @@ test("a full queue drops the newest event and says so; the queued ones are kept 
   );
 });
 
+test("events queued after a beacon emptied a backing-off queue are still sent by the timer", async () => {
+  let failures = 1;
+  const recorder = recordingFetch(async () => {
+    if (failures-- > 0) throw new TypeError("fetch failed");
+    return Response.json({ received: 1, problems: [] });
+  });
+  const window = new EventTarget();
+  const navigator = { sendBeacon: () => true };
+  await withGlobal("window", window, () =>
+    withGlobal("navigator", navigator, async () => {
+      const reporter = new FlagsReporter({
+        url: "http://127.0.0.1:9",
+        flushInterval: 20,
+        retryDelay: HOUR,
+        onError: () => {},
+        fetch: recorder.fetch,
+      });
+      try {
+        reporter.track("purchase", { unit: "before" });
+        await reporter.flush(); // fails: the retry waits an hour
+        window.dispatchEvent(new Event("pagehide")); // the beacon takes the queue
+        reporter.track("purchase", { unit: "after" });
+        const sentKeys = () => recorder.posts.flatMap((post) => (post.status === 200 ? post.events.map((e) => e.key) : []));
+        await waitFor(sentKeys, ["after"]);
+      } finally {
+        await reporter.close();
+      }
+    }),
+  );
+});
+
 test("an answer that counts the unit under another arm reports that arm", async () => {
   const recorder = recordingFetch(async () => Response.json({ received: 1, problems: [] }));
   const reporter = new FlagsReporter({ url: "http://127.0.0.1:9", fetch: recorder.fetch, flushInterval: HOUR });
