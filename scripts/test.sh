@@ -4,9 +4,10 @@
 # and the C ABI), then the checks that need Python: the bucketing vectors,
 # the conformance cases' expected results, and the Python SDK's tests (with
 # its OpenFeature provider's, and OpenFeature's Gherkin suite through it)
-# against its wheel, installed in a fresh virtual environment; last, the web console's
-# end-to-end test in headless Chromium against the `flags` binary that
-# build made.
+# against its wheel, installed in a fresh virtual environment; last, the web
+# console's end-to-end test in headless Chromium and the web exposure hook's
+# (sdks/js) end-to-end tests under Node, both against the `flags` binary
+# that build made.
 #
 # The Python packages those checks need (scripts/requirements-ci.txt) live in
 # a virtual environment under the target directory (target/py-venv, or
@@ -15,7 +16,8 @@
 # module, gcc and valgrind, plus Node.js (20 or newer, with npm) and Debian's
 # chromium for the console test, whose one Node package (playwright-core,
 # pinned by tests/console/package-lock.json) is installed the same way: by
-# `npm ci` into tests/console/node_modules, again whenever the lock changes.
+# `npm ci` into tests/console/node_modules, again whenever the lock changes;
+# so are sdks/js's (the OpenFeature web SDK and OFREP provider, TypeScript).
 # The event store's tests run twice: against SQLite, then against PostgreSQL
 # (FLAGS_TEST_BACKEND=postgres). The PostgreSQL cluster is a throwaway one
 # under the target directory (scripts/postgres.sh, which needs Debian's
@@ -57,25 +59,22 @@ python_venv() {
   echo "$wanted" >"$stamp"
 }
 
-# Installs the console test's Node packages unless the stamp (the hash of
-# the lock file they were installed from) says they are; checks that Node
-# and Chromium are there first, to say what is missing.
-console_packages() {
-  local dir=tests/console wanted
+# Installs the Node packages of the test directory $1 (`npm ci`, pinned by
+# its package-lock.json) unless the stamp (the hash of the lock file they
+# were installed from) says they are; checks that Node is there first, to
+# say what is missing.
+node_packages() {
+  local dir="$1" wanted
   local stamp="$dir/node_modules/.package-lock.sha256"
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     echo "test.sh: node and npm not found: install Node.js 20 or newer (Debian/Ubuntu: apt-get install nodejs npm)" >&2
-    return 1
-  fi
-  if [ ! -x /usr/bin/chromium ]; then
-    echo "test.sh: /usr/bin/chromium not found: the console test drives Debian's chromium (apt-get install chromium)" >&2
     return 1
   fi
   wanted="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
   if [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
     return
   fi
-  echo "test.sh: installing the console test's Node packages (npm ci in $dir)" >&2
+  echo "test.sh: installing the Node packages of $dir (npm ci)" >&2
   if ! (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error); then
     echo "test.sh: npm ci failed in $dir (its message is above)" >&2
     return 1
@@ -83,8 +82,18 @@ console_packages() {
   echo "$wanted" >"$stamp"
 }
 
+# The console test drives Debian's chromium, which npm does not bring.
+console_packages() {
+  if [ ! -x /usr/bin/chromium ]; then
+    echo "test.sh: /usr/bin/chromium not found: the console test drives Debian's chromium (apt-get install chromium)" >&2
+    return 1
+  fi
+  node_packages tests/console
+}
+
 python_venv
 console_packages
+node_packages sdks/js
 python="$venv/bin/python"
 
 if [ -z "${FLAGS_TEST_DATABASE_URL:-}" ]; then
@@ -130,3 +139,7 @@ python3 -m venv --clear "$wheel_venv"
 
 # The debug `flags` that `cargo test` just built, serving the console.
 (cd tests/console && FLAGS_BIN="$target/debug/flags" node --test console.test.mjs)
+
+# The web exposure hook (sdks/js): its types checked against the OpenFeature
+# web SDK, then its end-to-end tests against the same `flags` (`npm test`).
+(cd sdks/js && FLAGS_BIN="$target/debug/flags" npm test --silent)
