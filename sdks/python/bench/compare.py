@@ -13,7 +13,9 @@ with a context made from a plain dict on every call; for `flags` also
 `all()` over 100 flags against calling the 100 getters. Times are the
 median of --rounds rounds (timeit), each evaluating once for each of
 --users units, per evaluation, including the one Python call of the
-harness that every library pays alike. A second table shows the share of
+harness that every library pays alike. Rounds are interleaved (each runs
+every library's every shape once, after one uncounted warm-up round), so
+the shared machine's noise falls on all of them alike. A second table shows the share of
 units each library served `true` (or "a"), to show they evaluate the same
 flags. Assignment and impression logging is off in every library.
 
@@ -31,6 +33,7 @@ import json
 import logging
 import statistics
 import tempfile
+import time
 import timeit
 from importlib import metadata
 from pathlib import Path
@@ -185,6 +188,13 @@ def flagd(keys):
         )
     )
     client = api.get_client()
+    # File mode loads the file on a thread of its own: until it has, every
+    # evaluation is a "provider not ready" error, which is not what is timed.
+    deadline = time.monotonic() + 10
+    while client.get_boolean_details("static-bool", False).error_code is not None:
+        if time.monotonic() > deadline:
+            raise RuntimeError("flagd's provider did not load flagd-flags.json within 10 s")
+        time.sleep(0.01)
     contexts = [EvaluationContext(targeting_key=key, attributes={"country": COUNTRY}) for key in keys]
 
     def shape(flag, kind):
@@ -209,16 +219,28 @@ LIBRARIES = [
 ]
 
 
-def per_call(call, args, rounds):
-    """The median over `rounds` of the time per call of `call(a)` for
-    each `a` in `args`, in nanoseconds."""
+def once(call, args):
+    """The time per call of `call(a)` for each `a` in `args`, in ns."""
 
     def run():
         for arg in args:
             call(arg)
 
-    times = timeit.repeat(run, number=1, repeat=rounds)
-    return statistics.median(times) / len(args) * 1e9
+    return timeit.timeit(run, number=1) / len(args) * 1e9
+
+
+def interleaved_medians(benchmarks, rounds):
+    """{id: median ns per call} of `benchmarks` ({id: (call, args)}), timed
+    round by round: each round runs every benchmark once, so a burst of
+    noise on the shared machine falls on all libraries alike rather than on
+    the one that happened to be running."""
+    samples = {id: [] for id in benchmarks}
+    for call, args in benchmarks.values():  # one round to warm up, not counted
+        once(call, args)
+    for _ in range(rounds):
+        for id, (call, args) in benchmarks.items():
+            samples[id].append(once(call, args))
+    return {id: statistics.median(times) for id, times in samples.items()}
 
 
 def share(call, args, kind):
@@ -227,18 +249,18 @@ def share(call, args, kind):
     return sum(call(arg) == wanted for arg in args) / len(args)
 
 
-def measure(setup, keys, rounds):
-    """{(shape, context kind): ns per call} and {shape: share served}, or
+def prepare(setup, keys):
+    """{(shape, context kind): (call, args)} and {shape: share served}, or
     the reason the library cannot run."""
     try:
         shape = setup(keys)
-        times, shares = {}, {}
+        calls, shares = {}, {}
         for name, flag, kind in SHAPES:
             (reused, units), (fresh, fresh_keys) = shape(flag, kind)
             shares[name] = share(fresh, fresh_keys, kind)
-            times[(name, "reused")] = per_call(reused, units, rounds)
-            times[(name, "dict")] = per_call(fresh, fresh_keys, rounds)
-        return times, shares
+            calls[(name, "reused")] = (reused, units)
+            calls[(name, "dict")] = (fresh, fresh_keys)
+        return calls, shares
     except ImportError as error:
         return f"not installed ({error.name})", None
     except Exception as error:  # noqa: BLE001 - reported in the table, others still run
@@ -267,7 +289,17 @@ def main():
     logging.basicConfig(level=logging.CRITICAL)
     keys = [f"user-{i}" for i in range(arguments.users)]
 
-    results = {name: measure(setup, keys, arguments.rounds) for name, _, setup in LIBRARIES}
+    prepared = {name: prepare(setup, keys) for name, _, setup in LIBRARIES}
+    (all_call, keys_all), (getters_call, _) = ours_all(keys)
+    benchmarks = {
+        (name, *id): call
+        for name, (calls, _) in prepared.items()
+        if isinstance(calls, dict)
+        for id, call in calls.items()
+    }
+    benchmarks[("flags", "all")] = (all_call, keys_all[:100])
+    benchmarks[("flags", "getters")] = (getters_call, keys_all[:100])
+    medians = interleaved_medians(benchmarks, arguments.rounds)
     header = ["shape, context"] + [f"{name} {version(dist)}" for name, dist, _ in LIBRARIES]
     rows = []
     for shape, _, _ in SHAPES:
@@ -275,20 +307,19 @@ def main():
             label = f"{shape}, {'reused context' if context == 'reused' else 'fresh dict context'}"
             cells = []
             for name, _, _ in LIBRARIES:
-                times, _ = results[name]
-                cells.append(f"{times[(shape, context)]:.0f} ns" if isinstance(times, dict) else times)
+                calls, _ = prepared[name]
+                cells.append(f"{medians[(name, shape, context)]:.0f} ns" if isinstance(calls, dict) else calls)
             rows.append([label] + cells)
-    (all_call, keys_all), (getters_call, _) = ours_all(keys)
     blank = [""] * (len(LIBRARIES) - 1)
-    rows.append(["all() over 100 flags", f"{per_call(all_call, keys_all[:100], arguments.rounds) / 1000:.1f} µs"] + blank)
-    rows.append(["100 getters, one by one", f"{per_call(getters_call, keys_all[:100], arguments.rounds) / 1000:.1f} µs"] + blank)
-    print(f"Median of {arguments.rounds} rounds of {arguments.users} units; time per evaluation.\n")
+    rows.append(["all() over 100 flags", f"{medians[('flags', 'all')] / 1000:.1f} µs"] + blank)
+    rows.append(["100 getters, one by one", f"{medians[('flags', 'getters')] / 1000:.1f} µs"] + blank)
+    print(f"Median of {arguments.rounds} interleaved rounds of {arguments.users} units; time per evaluation.\n")
     print(table(header, rows))
     shares = []
     for shape, _, _ in SHAPES:
         cells = []
         for name, _, _ in LIBRARIES:
-            _, served = results[name]
+            _, served = prepared[name]
             cells.append(f"{served[shape]:.1%}" if served else "")
         shares.append([shape] + cells)
     print("\nShare of units served true (the split: \"a\"), expected 100%, 50%, 25%, 34%:\n")

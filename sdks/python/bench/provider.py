@@ -13,13 +13,12 @@ flag, since an error path would time something else.
 """
 
 import argparse
-import statistics
-import timeit
 
 from openfeature import api
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.provider.in_memory_provider import InMemoryFlag, InMemoryProvider
 
+from compare import interleaved_medians  # the same timing as compare.py, beside this file
 from flags import Flags
 from flags.openfeature import FlagsProvider
 
@@ -59,17 +58,18 @@ def in_memory_provider():
     return InMemoryProvider({"static": flag, "country": flag})
 
 
-def per_call_ns(client, shape, calls, rounds):
+def benchmark(client, shape, calls):
+    """(call, args) for compare.interleaved_medians: `calls` calls of the
+    shape's client method."""
     method, flag, default, context = shape
     call = getattr(client, method)
-    timer = timeit.Timer(lambda: call(flag, default, context))
-    return statistics.median(timer.repeat(repeat=rounds, number=calls)) / calls * 1e9
+    return (lambda ctx: call(flag, default, ctx)), [context] * calls
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=20_000, help="calls per round (default 20000)")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds; the median is kept (default 5)")
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds; the median is kept (default 15)")
     args = parser.parse_args()
 
     api.set_provider(FlagsProvider(Flags.from_toml(CONFIG)), "flags")
@@ -81,9 +81,14 @@ def main():
             if details.error_code is not None or details.value is not True:
                 raise SystemExit(f"{name}: {details} (an error path would time something else)")
     print(f"{'shape':<30} {'InMemoryProvider':>17} {'FlagsProvider':>14} {'added':>9}")
-    for name, shape in SHAPES.items():
-        baseline = per_call_ns(theirs, shape, args.calls, args.rounds)
-        measured = per_call_ns(ours, shape, args.calls, args.rounds)
+    benchmarks = {
+        (provider, name): benchmark(client, shape, args.calls)
+        for name, shape in SHAPES.items()
+        for provider, client in (("ours", ours), ("theirs", theirs))
+    }
+    medians = interleaved_medians(benchmarks, args.rounds)
+    for name in SHAPES:
+        baseline, measured = medians[("theirs", name)], medians[("ours", name)]
         print(f"{name:<30} {baseline:>14.0f} ns {measured:>11.0f} ns {measured - baseline:>6.0f} ns")
     api.clear_providers()
 

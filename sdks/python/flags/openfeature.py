@@ -17,9 +17,10 @@ flags-openfeature, maps it):
   and an integer flag is not a float; ``INVALID_CONTEXT`` for a context
   value the engine cannot take. ``TARGETING_KEY_MISSING`` is never raised:
   a rollout without a unit falls through to the next rule, as everywhere;
-- flag metadata: the engine's keys the SDK reports (``flagVersion``,
-  ``ruleIndex``, ``ruleName``, ``bucket``, and ``enrolled``, ``stale``,
-  ``overridden`` when true), then the flag's declared ``metadata``.
+- flag metadata: the engine's keys the SDK reports (``Detail.flag_metadata``:
+  ``flagVersion``, ``ruleIndex``, ``ruleName``, ``bucket``, ``enrolled``,
+  ``stale`` and ``overridden`` when true, ``arm``, ``killedBy``), then the
+  flag's declared ``metadata``.
 
 Needs ``pip install flags[openfeature]``. Only the SDK's public API is used
 (``Flags``, ``Context``, dict contexts, ``Detail``). Not here: the engine (engine.py),
@@ -43,9 +44,8 @@ __all__ = ["ENGINE_METADATA_KEYS", "FlagsProvider", "flags_context"]
 
 #: The flag-metadata keys the engine sets itself (OFREP's ``metadata``
 #: keys); a flag cannot declare them, so every other key is the flag's own.
-#: This provider sets those the SDK's ``Detail`` carries: ``flagVersion``,
-#: ``ruleIndex``, ``ruleName``, ``bucket``, ``enrolled``, ``stale``,
-#: ``overridden``.
+#: This provider sets all but ``configVersion``, which the SDK's ``Detail``
+#: does not carry.
 ENGINE_METADATA_KEYS = frozenset(
     {
         "flagVersion",
@@ -69,35 +69,65 @@ _TYPE_NAMES = {bool: "a boolean", str: "a string", int: "an integer", float: "a 
 
 def flags_context(evaluation_context, at=None):
     """OpenFeature's ``EvaluationContext`` as the engine's context: a plain
-    dict (read in place by the engine, the cheap form), or a ``Context``
-    when ``at`` fixes the evaluation instant or an attribute is itself
-    named ``targeting_key`` (a dict cannot tell it from the key).
+    dict (read in place by the engine), or a ``Context`` when ``at`` fixes
+    the evaluation instant or an attribute is itself named
+    ``targeting_key`` (a dict cannot tell it from the key).
 
     The targeting key is the unit; attributes map to attributes: str, int,
     float and bool as they are (int and float are both numbers, so ``18``
-    equals ``18.0``), a list or tuple of str as a list, an aware datetime
-    as its RFC 3339 text in UTC. Values the format cannot test (mappings,
-    lists of anything but str) and ``None`` are left out, as in the Rust
-    provider. A naive datetime (which instant?) or a key that is not a str
-    raises ``InvalidContextError``.
+    equals ``18.0``), a list, tuple or set of str as a list, an aware
+    datetime as its RFC 3339 text in UTC. Values the format cannot test
+    (mappings, lists of anything but str) and ``None`` are left out, as in
+    the Rust provider. A naive datetime (which instant?) or a key that is
+    not a str raises ``InvalidContextError``.
     """
-    key, attributes = None, {}
-    if evaluation_context is not None:
-        key = evaluation_context.targeting_key
-        for name, value in evaluation_context.attributes.items():
-            value = _attribute(name, value)
-            if value is not None:
-                attributes[name] = value
+    key, attributes, ctx = _unit(evaluation_context, at)
+    if ctx is not None:
+        return ctx
+    return attributes if key is None else {**attributes, _TARGETING_KEY: key}
+
+
+def _unit(evaluation_context, at):
+    """``(key, attributes, None)`` for ``Flags.detail(key=, attrs=)``, the
+    cheap form (nothing copied when every attribute is already a value the
+    engine takes), or ``(None, None, Context)`` when a dict cannot say it
+    (see ``flags_context``)."""
+    if evaluation_context is None:
+        key, attributes = None, {}
+    else:
+        key, attributes = evaluation_context.targeting_key, evaluation_context.attributes
     if key is not None and not isinstance(key, str):
         raise InvalidContextError(f"the targeting key must be a str, not {type(key).__name__}")
-    if at is not None or _TARGETING_KEY in attributes:
-        try:
-            return Context(key, attributes, at=at)
-        except (TypeError, ValueError) as e:
-            raise InvalidContextError(str(e)) from None
-    if key is not None:
-        attributes[_TARGETING_KEY] = key
-    return attributes
+    if not _plain(attributes):
+        attributes = _mapped(attributes)
+    if at is None and _TARGETING_KEY not in attributes:
+        return key, attributes, None
+    try:
+        return None, None, Context(key, attributes, at=at)
+    except (TypeError, ValueError) as e:
+        raise InvalidContextError(str(e)) from None
+
+
+#: Attribute types the engine takes as they are (None: absent).
+_PLAIN_TYPES = frozenset({str, bool, int, float, type(None)})
+
+
+def _plain(attributes):
+    """Whether every value is of a type the engine takes as it is."""
+    for value in attributes.values():
+        if type(value) not in _PLAIN_TYPES:
+            return False
+    return True
+
+
+def _mapped(attributes):
+    """The attributes the engine can test, converted (``_attribute``)."""
+    mapped = {}
+    for name, value in attributes.items():
+        value = _attribute(name, value)
+        if value is not None:
+            mapped[name] = value
+    return mapped
 
 
 def _attribute(name, value):
@@ -106,7 +136,7 @@ def _attribute(name, value):
         return value
     if isinstance(value, datetime.datetime):
         return _rfc3339(name, value)
-    if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+    if isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(item, str) for item in value):
         return value
     return None
 
@@ -125,23 +155,10 @@ def _rfc3339(name, at):
 
 
 def _flag_metadata(detail):
-    """The OpenFeature flag metadata of a ``Detail``: the engine's keys the
-    SDK reports, then the flag's declared metadata; read-only, as
-    OpenFeature requires (spec 1.4.15.1)."""
-    metadata = {}
-    if detail.flag_version is not None:
-        metadata["flagVersion"] = detail.flag_version
-    if detail.rule_index is not None:
-        metadata["ruleIndex"] = detail.rule_index
-    if detail.rule_name is not None:
-        metadata["ruleName"] = detail.rule_name
-    if detail.bucket is not None:
-        metadata["bucket"] = detail.bucket
-    for key in ("enrolled", "stale", "overridden"):
-        if getattr(detail, key):
-            metadata[key] = True
-    metadata.update(detail.metadata)
-    return types.MappingProxyType(metadata)
+    """The OpenFeature flag metadata of a ``Detail`` (its ``flag_metadata``:
+    the engine's OFREP keys, then the flag's declared metadata); read-only,
+    as OpenFeature requires (spec 1.4.15.1)."""
+    return types.MappingProxyType(detail.flag_metadata)
 
 
 class FlagsProvider(AbstractProvider):
@@ -211,8 +228,8 @@ class FlagsProvider(AbstractProvider):
         return self._resolve(flag_key, default_value, evaluation_context, dict)
 
     def _resolve(self, flag_key, default_value, evaluation_context, value_type):
-        ctx = flags_context(evaluation_context, self._at)
-        detail = self._flags.detail(flag_key, ctx, type=value_type)
+        key, attributes, ctx = _unit(evaluation_context, self._at)
+        detail = self._flags.detail(flag_key, ctx, key=key, attrs=attributes, type=value_type)
         if detail.error is not None:
             return self._error(flag_key, default_value, detail, value_type)
         metadata = _flag_metadata(detail)

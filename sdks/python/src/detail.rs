@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use flags_core::{ErrorCode, Evaluation, Reason, Value};
 use flags_ffi::FlagsSnapshot;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString};
@@ -24,7 +25,9 @@ use pyo3::{IntoPyObject, IntoPyObjectExt};
 /// flag's declared metadata (empty when it declares none, or is unknown).
 /// A disabled flag without `off_variant` has reason `Reason.DISABLED` and
 /// no value: the caller's default applies.
-#[pyclass(frozen, module = "flags")]
+// A free list: `all()` makes one Detail per flag and drops them together,
+// so reusing their memory saves an allocation each.
+#[pyclass(frozen, module = "flags", freelist = 256)]
 pub struct Detail {
     #[pyo3(get)]
     flag: Py<PyString>,
@@ -189,6 +192,49 @@ impl Detail {
     fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let dict = PyDict::new(py);
         for (name, value) in self.result.metadata.iter() {
+            dict.set_item(name, value_object(py, value)?)?;
+        }
+        Ok(dict)
+    }
+
+    /// The flag metadata OFREP and OpenFeature report, as a new dict: the
+    /// engine's keys that apply (`flagVersion`, `ruleIndex`, `ruleName`,
+    /// `bucket`; `enrolled`, `stale`, `overridden` when true; `arm` when it
+    /// is not the variant served; `killedBy` for a disabled flag), then the
+    /// flag's declared `metadata`. Made in one call, for the OpenFeature
+    /// provider, which needs it on every evaluation.
+    #[getter]
+    fn flag_metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let result = &self.result;
+        let dict = PyDict::new(py);
+        if let Some(version) = self.flag_version() {
+            dict.set_item(intern!(py, "flagVersion"), version)?;
+        }
+        if let Some(rule) = result.rule {
+            dict.set_item(intern!(py, "ruleIndex"), rule.index)?;
+            if let Some(name) = rule.name {
+                dict.set_item(intern!(py, "ruleName"), name)?;
+            }
+        }
+        if let Some(bucket) = result.bucket {
+            dict.set_item(intern!(py, "bucket"), bucket)?;
+        }
+        for (key, set) in [
+            (intern!(py, "enrolled"), result.enrolled),
+            (intern!(py, "stale"), result.stale),
+            (intern!(py, "overridden"), result.overridden),
+        ] {
+            if set {
+                dict.set_item(key, true)?;
+            }
+        }
+        if let Some(arm) = result.arm.filter(|arm| Some(*arm) != result.variant) {
+            dict.set_item(intern!(py, "arm"), arm)?;
+        }
+        if let Some(by) = result.killed_by {
+            dict.set_item(intern!(py, "killedBy"), by.to_string())?;
+        }
+        for (name, value) in result.metadata.iter() {
             dict.set_item(name, value_object(py, value)?)?;
         }
         Ok(dict)

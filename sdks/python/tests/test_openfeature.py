@@ -175,6 +175,9 @@ def test_flag_metadata_has_the_engines_keys_then_the_flags_own(client):
     mismatch = client.get_integer_details("static", 0, USER).flag_metadata
     assert mismatch["team"] == "web", "a type mismatch still names the flag's metadata"
     assert client.get_boolean_details("nope", False, USER).flag_metadata == {}
+    for disabled in ("killed", "dimmed"):
+        assert client.get_string_details(disabled, "x", USER).flag_metadata["killedBy"] == "file"
+    assert "killedBy" not in static
 
 
 def test_stale_and_overridden_are_in_the_metadata(engine, client, monkeypatch):
@@ -193,6 +196,7 @@ def test_the_context_maps_every_attribute_type(provider):
     assert provider.resolve_boolean_details("buyers", False, EvaluationContext("u", buyer)).value is True
     assert provider.resolve_boolean_details("buyers", False, EvaluationContext("u", {**buyer, "age": 17.5})).value is False
     assert provider.resolve_boolean_details("buyers", False, EvaluationContext("u", {**buyer, "roles": ("buyer",)})).value is True
+    assert provider.resolve_boolean_details("buyers", False, EvaluationContext("u", {**buyer, "roles": {"buyer"}})).value is True
     assert provider.resolve_boolean_details("buyers", False, EvaluationContext("u", {**buyer, "admin": None})).value is False
     early = datetime.datetime(2025, 12, 31, 20, tzinfo=datetime.timezone(datetime.timedelta(hours=-5)))  # 01:00Z
     assert provider.resolve_boolean_details("signed-up-early", False, EvaluationContext("u", {"signed_up": early})).value is False

@@ -138,6 +138,9 @@ off_variant = "unlit"
         assert (dark.value, dark.variant, dark.reason, dark.error) == (None, None, Reason.DISABLED, None)
         assert dark.metadata == {"team": "web", "ticket": 7}
         assert engine.detail("color", ctx).metadata == {}
+        # OFREP's flag metadata: the engine's keys that apply, then the flag's own.
+        assert dark.flag_metadata == {"flagVersion": dark.flag_version, "killedBy": "file", "team": "web", "ticket": 7}
+        assert engine.detail("color", ctx).flag_metadata == {"flagVersion": engine.detail("color", ctx).flag_version}
 
 
 def test_details_compare_by_content_and_show_it(engine, ctx):
