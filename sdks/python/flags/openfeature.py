@@ -22,9 +22,10 @@ flags-openfeature, maps it):
   ``stale`` and ``overridden`` when true, ``arm``, ``killedBy``), then the
   flag's declared ``metadata``.
 
-Needs ``pip install flags[openfeature]``. Only the SDK's public API is used
-(``Flags``, ``Context``, dict contexts, ``Detail``). Not here: the engine (engine.py),
-exposure reporting (not offered by this provider).
+Needs ``pip install flags[openfeature]``. Uses the SDK's API (``Flags``,
+``Context``, dict contexts) and ``Flags._resolution``, ``detail()`` in one
+call made for this provider. Not here: the engine (the extension,
+``flags._flags``), exposure reporting (not offered by this provider).
 """
 
 import datetime
@@ -37,29 +38,14 @@ from openfeature.flag_evaluation import FlagResolutionDetails
 from openfeature.flag_evaluation import Reason as OpenFeatureReason
 from openfeature.provider import AbstractProvider, Metadata
 
-from ._flags import Context, Flags
+# ENGINE_METADATA_KEYS: the flag-metadata keys the engine sets itself
+# (OFREP's `metadata` keys); a flag cannot declare them, so every other key
+# is the flag's own. This provider sets all but `configVersion`, which the
+# SDK's Detail does not carry.
+from ._flags import ENGINE_METADATA_KEYS, Context, Flags
 from .detail import ErrorCode, Reason
 
 __all__ = ["ENGINE_METADATA_KEYS", "FlagsProvider", "flags_context"]
-
-#: The flag-metadata keys the engine sets itself (OFREP's ``metadata``
-#: keys); a flag cannot declare them, so every other key is the flag's own.
-#: This provider sets all but ``configVersion``, which the SDK's ``Detail``
-#: does not carry.
-ENGINE_METADATA_KEYS = frozenset(
-    {
-        "flagVersion",
-        "configVersion",
-        "ruleIndex",
-        "ruleName",
-        "bucket",
-        "enrolled",
-        "arm",
-        "stale",
-        "overridden",
-        "killedBy",
-    }
-)
 
 #: The dict key that holds the targeting key (see ``flags.Flags``).
 _TARGETING_KEY = "targeting_key"
@@ -154,13 +140,6 @@ def _rfc3339(name, at):
     return utc.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
 
 
-def _flag_metadata(detail):
-    """The OpenFeature flag metadata of a ``Detail`` (its ``flag_metadata``:
-    the engine's OFREP keys, then the flag's declared metadata); read-only,
-    as OpenFeature requires (spec 1.4.15.1)."""
-    return types.MappingProxyType(detail.flag_metadata)
-
-
 class FlagsProvider(AbstractProvider):
     """An OpenFeature provider over a ``Flags`` engine.
 
@@ -229,24 +208,23 @@ class FlagsProvider(AbstractProvider):
 
     def _resolve(self, flag_key, default_value, evaluation_context, value_type):
         key, attributes, ctx = _unit(evaluation_context, self._at)
-        detail = self._flags.detail(flag_key, ctx, key=key, attrs=attributes, type=value_type)
-        if detail.error is not None:
-            return self._error(flag_key, default_value, detail, value_type)
-        metadata = _flag_metadata(detail)
-        if detail.variant is None:
+        # One call for what detail() and five of its attributes would give.
+        value, variant, reason, error, metadata = self._flags._resolution(
+            flag_key, ctx, key=key, attrs=attributes, type=value_type
+        )
+        # Read-only, as OpenFeature requires (spec 1.4.15.1).
+        metadata = types.MappingProxyType(metadata)
+        if error is not None:
+            return self._error(flag_key, default_value, error, metadata, value_type)
+        if variant is None:
             # Disabled without an off_variant: the caller's default, as the kill intends.
             return FlagResolutionDetails(
                 value=default_value, reason=OpenFeatureReason.DISABLED, flag_metadata=metadata
             )
-        return FlagResolutionDetails(
-            value=detail.value,
-            variant=detail.variant,
-            reason=_REASONS[detail.reason],
-            flag_metadata=metadata,
-        )
+        return FlagResolutionDetails(value=value, variant=variant, reason=_REASONS[reason], flag_metadata=metadata)
 
-    def _error(self, flag_key, default_value, detail, value_type):
-        if detail.error == ErrorCode.TYPE_MISMATCH:
+    def _error(self, flag_key, default_value, error, metadata, value_type):
+        if error == ErrorCode.TYPE_MISMATCH:
             code = OpenFeatureErrorCode.TYPE_MISMATCH
             message = f"flag {flag_key!r} is not {_TYPE_NAMES[value_type]} flag"
         else:
@@ -261,7 +239,7 @@ class FlagsProvider(AbstractProvider):
             reason=OpenFeatureReason.ERROR,
             error_code=code,
             error_message=message,
-            flag_metadata=_flag_metadata(detail),
+            flag_metadata=metadata,
         )
 
     def _problem(self, flag_key):

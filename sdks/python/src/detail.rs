@@ -56,6 +56,30 @@ impl Detail {
     }
 }
 
+/// What the OpenFeature provider reads of one evaluation: `(value,
+/// variant, reason, error, flag_metadata)`, as the Detail getters of those
+/// names give them.
+pub(crate) type Resolution<'py> = (
+    Py<PyAny>,
+    Option<&'static str>,
+    Py<PyAny>,
+    Option<Py<PyAny>>,
+    Bound<'py, PyDict>,
+);
+
+impl Detail {
+    /// The [`Resolution`] of this evaluation, made in one call.
+    pub(crate) fn resolution<'py>(&self, py: Python<'py>) -> PyResult<Resolution<'py>> {
+        Ok((
+            self.value(py)?,
+            self.variant(),
+            self.reason(py)?,
+            self.error(py)?,
+            self.flag_metadata(py)?,
+        ))
+    }
+}
+
 /// The members of flags.detail's `Reason` and `ErrorCode`, fetched once.
 struct Members {
     reasons: [Py<PyAny>; 6],

@@ -19,7 +19,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString, PyTuple, PyType};
 
-use crate::detail::{Detail, value_object};
+use crate::detail::{Detail, Resolution, value_object};
 use crate::errors::{closed, load_error, not_a, text, warn_rejected};
 use crate::unit::{Context, with_dict};
 
@@ -278,12 +278,29 @@ impl Getters {
         r#type: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Detail> {
         let expected = r#type.map(value_type).transpose()?;
-        let Ok(name) = flag.cast::<PyString>() else {
-            return Err(not_a(flag, "flag", "a str"));
-        };
-        let name = name.clone().unbind();
+        let name = flag_name(flag)?;
         self.evaluate(flag, ctx, key, attrs, expected, |snapshot, result| {
             Ok(Detail::new(name, snapshot, result))
+        })
+    }
+
+    /// `detail()`'s answer as the tuple `(value, variant, reason, error,
+    /// flag_metadata)`, without making a Detail: the one call the
+    /// OpenFeature provider (flags.openfeature) makes per evaluation, where
+    /// a Detail and five attribute reads cost more than the evaluation.
+    #[pyo3(signature = (flag, ctx=None, *, key=None, attrs=None, r#type=None))]
+    fn _resolution<'py>(
+        &self,
+        flag: &Bound<'py, PyAny>,
+        ctx: Option<&Bound<'py, PyAny>>,
+        key: Option<&Bound<'py, PyAny>>,
+        attrs: Option<&Bound<'py, PyAny>>,
+        r#type: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Resolution<'py>> {
+        let expected = r#type.map(value_type).transpose()?;
+        let name = flag_name(flag)?;
+        self.evaluate(flag, ctx, key, attrs, expected, |snapshot, result| {
+            Detail::new(name, snapshot, result).resolution(flag.py())
         })
     }
 
@@ -309,6 +326,14 @@ impl Getters {
         });
         *self.keys.lock().unwrap_or_else(PoisonError::into_inner) = Some(keys);
         details
+    }
+}
+
+/// The flag key a Detail is about: `flag`, which must be a str.
+fn flag_name(flag: &Bound<'_, PyAny>) -> PyResult<Py<PyString>> {
+    match flag.cast::<PyString>() {
+        Ok(name) => Ok(name.clone().unbind()),
+        Err(_) => Err(not_a(flag, "flag", "a str")),
     }
 }
 

@@ -40,5 +40,10 @@ fn _flags(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<unit::Context>()?;
     module.add_class::<detail::Detail>()?;
     module.add_function(wrap_pyfunction!(bucket, module)?)?;
+    // The flag-metadata keys the engine sets itself, from the one list the
+    // engine checks declared metadata against.
+    let engine_keys =
+        pyo3::types::PyFrozenSet::new(module.py(), flags_core::metadata::ENGINE_KEYS)?;
+    module.add("ENGINE_METADATA_KEYS", engine_keys)?;
     Ok(())
 }
