@@ -31,6 +31,27 @@ split = { control = 34, green = 33, red = 33 }
 experiment = { metrics = ["purchase", "revenue"] }
 "#;
 
+/// `CONFIG` with the metrics whose readout pairs two values per unit, read
+/// from the raw events rather than the writer's aggregates: `revenue` with
+/// CUPED, and revenue per purchase.
+const PAIRED_CONFIG: &str = r#"version = 1
+[metrics.purchase]
+kind = "conversion"
+[metrics.revenue]
+kind = "mean"
+cuped = "14d"
+[metrics.revenue_per_purchase]
+kind = "ratio"
+numerator = "revenue"
+denominator = "purchase"
+[flags.button-color]
+variants = { control = "blue", green = "green", red = "red" }
+default = "control"
+[[flags.button-color.rules]]
+split = { control = 34, green = 33, red = 33 }
+experiment = { metrics = ["purchase", "revenue", "revenue_per_purchase"] }
+"#;
+
 /// Acknowledged events per second, batches of 100, from concurrent clients.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement: run by hand in release mode"]
@@ -209,7 +230,9 @@ async fn memory_stays_under_the_ceiling_while_clients_outpace_the_disk() {
     assert!(sampled_peak.max(high_water) < ceiling);
 }
 
-/// `flags results` over N exposed units and N conversions (default 10 million each).
+/// `flags results` over N exposed units and N conversions (default 10
+/// million each); with `FLAGS_LOAD_PAIRED=1`, over `PAIRED_CONFIG`'s
+/// metrics.
 #[test]
 #[ignore = "a measurement: run by hand in release mode"]
 fn readout_time_at_scale() {
@@ -217,12 +240,16 @@ fn readout_time_at_scale() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(10_000_000);
+    let config_text = match std::env::var("FLAGS_LOAD_PAIRED").as_deref() {
+        Ok("1") => PAIRED_CONFIG,
+        _ => CONFIG,
+    };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = dir.path().join("flags.toml");
-    std::fs::write(&config, CONFIG).unwrap();
+    std::fs::write(&config, config_text).unwrap();
     let server = Server::start_with(
-        CONFIG,
+        config_text,
         common::Options::default()
             .arg("--data")
             .arg(data.to_str().unwrap()),
@@ -299,6 +326,7 @@ fn readout_time_at_scale() {
              ALTER TABLE phases DROP COLUMN design; ALTER TABLE phases DROP COLUMN stopped;
              DROP TABLE guardrail_checks; DROP INDEX conversions_by_metric_time;
              DROP TABLE look_history;
+             DROP TABLE guardrail_trips;
              PRAGMA user_version = 2;",
         )
         .unwrap();
@@ -310,7 +338,7 @@ fn readout_time_at_scale() {
     drop(server);
     let migrating = Instant::now();
     let migrated = Server::start_with(
-        CONFIG,
+        config_text,
         common::Options::default()
             .arg("--data")
             .arg(data.to_str().unwrap()),
