@@ -1,6 +1,7 @@
-"""The README's Python examples, run in order from the repository's root
-(where its `flags.toml` is): each block must run, and print exactly the
-`text` block that follows it, because docs are promises.
+"""The Python examples of the README and of docs/openfeature.md, each
+file's run in order from the repository's root (where its `flags.toml`
+is): each block must run, and print exactly the `text` block that follows
+it, because docs are promises.
 
 Not here: the API in detail (test_sdk.py).
 """
@@ -11,14 +12,19 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+
 SDK = Path(__file__).resolve().parents[1]
 REPO = SDK.parents[1]
 BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.DOTALL)
 
 
-def examples():
-    """(code, expected output or None) for each python block."""
-    blocks = BLOCK.findall((SDK / "README.md").read_text(encoding="utf-8"))
+DOCS = {"README.md": 6, "docs/openfeature.md": 1}  # each file, and how many examples it has at least
+
+
+def examples(doc):
+    """(code, expected output or None) for each python block of `doc`."""
+    blocks = BLOCK.findall((SDK / doc).read_text(encoding="utf-8"))
     pairs = []
     for i, (language, body) in enumerate(blocks):
         if language == "python":
@@ -27,18 +33,20 @@ def examples():
     return pairs
 
 
-def test_the_readme_has_examples_with_output():
-    assert len(examples()) >= 6
-    assert all(output is not None for _, output in examples())
+@pytest.mark.parametrize("doc", DOCS)
+def test_the_docs_have_examples_with_output(doc):
+    assert len(examples(doc)) >= DOCS[doc]
+    assert all(output is not None for _, output in examples(doc))
 
 
-def test_the_readme_examples_print_what_it_says(monkeypatch):
+@pytest.mark.parametrize("doc", DOCS)
+def test_the_examples_print_what_the_docs_say(monkeypatch, doc):
     monkeypatch.chdir(REPO)
     for name in [n for n in os.environ if n.startswith("FLAGS_OVERRIDE_")]:
         monkeypatch.delenv(name)
     namespace = {}
-    for code, expected in examples():
+    for code, expected in examples(doc):
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
-            exec(compile(code, "README.md", "exec"), namespace)
+            exec(compile(code, doc, "exec"), namespace)
         assert printed.getvalue() == expected, code
