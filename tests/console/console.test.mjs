@@ -9,16 +9,13 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { renameSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { startFlagsServe, stopFlagsServe } from "../support/flags-serve.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const bin = process.env.FLAGS_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(root, "target"), "debug/flags");
 const screenshots = process.env.FLAGS_UPDATE_SCREENSHOTS === "1";
 
 const CONFIG = `version = 1
@@ -73,23 +70,8 @@ serve = "v2"
 /** A running `flags serve` in a fresh directory. */
 class Server {
   static async start({ env = {}, text = CONFIG, args = [] } = {}) {
-    const dir = mkdtempSync(join(tmpdir(), "flags-console-"));
-    const config = join(dir, "flags.toml");
-    writeFileSync(config, text);
-    const child = spawn(bin, ["serve", "--config", config, "--addr", "127.0.0.1:0", "--data", join(dir, "data"), ...args], {
-      env: { ...process.env, FLAGS_LOG: "warn", ...env },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    const base = await new Promise((resolve, reject) => {
-      child.once("error", reject);
-      child.once("exit", (code) => reject(new Error(`${bin} exited (${code}) before listening`)));
-      createInterface({ input: child.stdout }).on("line", (line) => {
-        const match = /^listening on (http:\/\/\S+)/.exec(line);
-        if (match) resolve(match[1]);
-      });
-    });
-    return Object.assign(new Server(), { dir, config, child, base, exited, token: env.FLAGS_ADMIN_TOKENS });
+    const started = await startFlagsServe({ text, env, args, prefix: "flags-console-" });
+    return Object.assign(new Server(), started, { token: env.FLAGS_ADMIN_TOKENS });
   }
 
   async call(method, path, body) {
@@ -109,9 +91,7 @@ class Server {
   }
 
   async stop() {
-    this.child.kill("SIGTERM");
-    await this.exited;
-    rmSync(this.dir, { recursive: true, force: true });
+    await stopFlagsServe(this);
   }
 }
 

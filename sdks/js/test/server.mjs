@@ -3,16 +3,8 @@
 // it (its experiments' readouts), and a wait on a condition.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-const bin = process.env.FLAGS_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(root, "target"), "debug/flags");
+import { startFlagsServe, stopFlagsServe } from "../../../tests/support/flags-serve.mjs";
 
 export const CLIENT_TOKEN = "client-token-for-tests";
 const ADMIN_TOKEN = "admin-token-for-tests";
@@ -52,25 +44,9 @@ rollout = 50
 export class FlagsServer {
   /** Starts a server; with `tokens`, a client and an admin token are configured. */
   static async start({ tokens = true } = {}) {
-    const dir = mkdtempSync(join(tmpdir(), "flags-js-"));
-    const config = join(dir, "flags.toml");
-    writeFileSync(config, CONFIG);
-    const env = { ...process.env, FLAGS_LOG: "warn" };
-    if (tokens) Object.assign(env, { FLAGS_CLIENT_TOKENS: CLIENT_TOKEN, FLAGS_ADMIN_TOKENS: ADMIN_TOKEN });
-    const child = spawn(bin, ["serve", "--config", config, "--addr", "127.0.0.1:0", "--data", join(dir, "data")], {
-      env,
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    const base = await new Promise((resolve, reject) => {
-      child.once("error", reject);
-      child.once("exit", (code) => reject(new Error(`${bin} exited (${code}) before listening`)));
-      createInterface({ input: child.stdout }).on("line", (line) => {
-        const match = /^listening on (http:\/\/\S+)/.exec(line);
-        if (match) resolve(match[1]);
-      });
-    });
-    return Object.assign(new FlagsServer(), { dir, child, base, exited, tokens });
+    const env = tokens ? { FLAGS_CLIENT_TOKENS: CLIENT_TOKEN, FLAGS_ADMIN_TOKENS: ADMIN_TOKEN } : {};
+    const started = await startFlagsServe({ text: CONFIG, env, prefix: "flags-js-" });
+    return Object.assign(new FlagsServer(), started, { tokens });
   }
 
   /** The units per arm of `flag`'s readout, as `{variant: units}`. */
@@ -96,9 +72,7 @@ export class FlagsServer {
   }
 
   async stop() {
-    this.child.kill("SIGTERM");
-    await this.exited;
-    rmSync(this.dir, { recursive: true, force: true });
+    await stopFlagsServe(this);
   }
 }
 
