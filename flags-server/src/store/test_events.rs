@@ -54,3 +54,45 @@ pub fn revenue(id: &str, value: f64) -> Event {
         time: 10,
     })
 }
+
+/// 400 events of flag `f` (arms `on` and `off`), metric `m` and revenue
+/// `r`, in a shuffled order: late exposures, earlier re-exposures,
+/// units in both arms, conversions before and after exposure.
+pub fn shuffled_events() -> Vec<Event> {
+    let mut seed = 0x0123_4567_89ab_cdef_u64;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut events = Vec::new();
+    for i in 0..400 {
+        let unit = format!("u{}", next(60));
+        let time = next(1000) as i64;
+        events.push(match next(3) {
+            0 => Event::Exposure(Exposure {
+                id: None,
+                flag: "f".into(),
+                variant: ["on", "off"][(next(20) == 0) as usize ^ (unit.len() % 2)].into(),
+                unit,
+                time,
+            }),
+            1 => Event::Conversion(Conversion {
+                id: self::id(&format!("c{i}"), 0),
+                metric: "m".into(),
+                unit,
+                value: None,
+                time,
+            }),
+            _ => Event::Conversion(Conversion {
+                id: self::id(&format!("c{i}"), 0),
+                metric: "r".into(),
+                unit,
+                value: Some(next(100) as f64),
+                time,
+            }),
+        });
+    }
+    events
+}

@@ -12,7 +12,7 @@ use super::test_database::{TestDatabase, with_database};
 use super::test_relay::Relay;
 use super::*;
 use crate::store::Conversion;
-use crate::store::test_events::{client_exposure, conversion, exposure, id};
+use crate::store::test_events::{client_exposure, conversion, exposure, id, shuffled_events};
 
 /// Runs `future` (a write) to completion on this thread.
 fn block_on<F: Future>(future: F) -> F::Output {
@@ -405,47 +405,6 @@ fn rows(client: &mut Client, queries: &[&str]) -> Vec<String> {
     }
     rows.sort();
     rows
-}
-
-/// 400 events in a shuffled order: late exposures, earlier re-exposures,
-/// units in both arms, conversions before and after exposure.
-fn shuffled_events() -> Vec<Event> {
-    let mut seed = 0x0123_4567_89ab_cdef_u64;
-    let mut next = |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
-    let mut events = Vec::new();
-    for i in 0..400 {
-        let unit = format!("u{}", next(60));
-        let time = next(1000) as i64;
-        events.push(match next(3) {
-            0 => Event::Exposure(Exposure {
-                id: None,
-                flag: "f".into(),
-                variant: ["on", "off"][(next(20) == 0) as usize ^ (unit.len() % 2)].into(),
-                unit,
-                time,
-            }),
-            1 => Event::Conversion(Conversion {
-                id: id(&format!("c{i}"), 0),
-                metric: "m".into(),
-                unit,
-                value: None,
-                time,
-            }),
-            _ => Event::Conversion(Conversion {
-                id: id(&format!("c{i}"), 0),
-                metric: "r".into(),
-                unit,
-                value: Some(next(100) as f64),
-                time,
-            }),
-        });
-    }
-    events
 }
 
 #[test]

@@ -586,8 +586,9 @@ mod tests {
     use std::sync::atomic::Ordering::Relaxed;
 
     use super::*;
-    use crate::store::Conversion;
-    use crate::store::test_events::{client_exposure, conversion, exposure, id, revenue};
+    use crate::store::test_events::{
+        client_exposure, conversion, exposure, revenue, shuffled_events,
+    };
 
     /// Queues `events` as one request, as `write` does, for a writer run by hand.
     fn queue(store: &WriterHandle, events: Vec<Event>) -> oneshot::Receiver<Outcome> {
@@ -893,43 +894,7 @@ mod tests {
 
     #[tokio::test]
     async fn incremental_aggregates_equal_an_aggregation_from_scratch() {
-        // Events in a shuffled order: late exposures, earlier re-exposures,
-        // units in both arms, conversions before and after exposure.
-        let mut seed = 0x0123_4567_89ab_cdef_u64;
-        let mut next = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
-        let mut events = Vec::new();
-        for i in 0..400 {
-            let unit = format!("u{}", next(60));
-            let time = next(1000) as i64;
-            events.push(match next(3) {
-                0 => Event::Exposure(Exposure {
-                    id: None,
-                    flag: "f".into(),
-                    variant: ["a", "b"][(next(20) == 0) as usize ^ (unit.len() % 2)].into(),
-                    unit,
-                    time,
-                }),
-                1 => Event::Conversion(Conversion {
-                    id: id(&format!("c{i}"), 0),
-                    metric: "m".into(),
-                    unit,
-                    value: None,
-                    time,
-                }),
-                _ => Event::Conversion(Conversion {
-                    id: id(&format!("c{i}"), 0),
-                    metric: "r".into(),
-                    unit,
-                    value: Some(next(100) as f64),
-                    time,
-                }),
-            });
-        }
+        let events = shuffled_events();
         let incremental = tempfile::tempdir().unwrap();
         let store = WriterHandle::open(incremental.path(), StoreOptions::default()).unwrap();
         for batch in events.chunks(37) {
