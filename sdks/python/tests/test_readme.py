@@ -1,7 +1,7 @@
-"""The Python examples of the README and of docs/openfeature.md, each
-file's run in order from the repository's root (where its `flags.toml`
-is): each block must run, and print exactly the `text` block that follows
-it, because docs are promises.
+"""The Python examples of the SDK's README, of its docs/openfeature.md and
+of the project's README, each file's run in order from the repository's
+root (where its `flags.toml` is): each block must run, and print exactly
+the `text` block that follows it, because docs are promises.
 
 Not here: the API in detail (test_sdk.py).
 """
@@ -19,12 +19,13 @@ REPO = SDK.parents[1]
 BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.DOTALL)
 
 
-DOCS = {"README.md": 6, "docs/openfeature.md": 1}  # each file, and how many examples it has at least
+# Each file (from the repository's root), and how many examples it has at least.
+DOCS = {"sdks/python/README.md": 6, "sdks/python/docs/openfeature.md": 1, "README.md": 1}
 
 
 def examples(doc):
     """(code, expected output or None) for each python block of `doc`."""
-    blocks = BLOCK.findall((SDK / doc).read_text(encoding="utf-8"))
+    blocks = BLOCK.findall((REPO / doc).read_text(encoding="utf-8"))
     pairs = []
     for i, (language, body) in enumerate(blocks):
         if language == "python":
