@@ -14,7 +14,9 @@ reimplementation of the engine.
 sdks/python/README.md has the whole guide.
 """
 
-from ._flags import Context, Detail, Flags, Snapshot, bucket
+from collections.abc import Mapping
+
+from ._flags import Context, Detail, FlagMetadata, Flags, Snapshot, bucket
 from .detail import ErrorCode, Reason
 from .errors import ClosedError, ConfigError, ConfigFileError, ConfigWarning, FlagsError
 
@@ -26,9 +28,14 @@ __all__ = [
     "Context",
     "Detail",
     "ErrorCode",
+    "FlagMetadata",
     "Flags",
     "FlagsError",
     "Reason",
     "Snapshot",
     "bucket",
 ]
+
+# A Detail's flag_metadata is read-only and made lazily in Rust; it is a
+# Mapping like any other for isinstance checks (OpenFeature's FlagMetadata).
+Mapping.register(FlagMetadata)

@@ -29,7 +29,6 @@ call made for this provider. Not here: the engine (the extension,
 """
 
 import datetime
-import types
 
 from openfeature.event import ProviderEventDetails
 from openfeature.exception import ErrorCode as OpenFeatureErrorCode
@@ -49,6 +48,8 @@ __all__ = ["ENGINE_METADATA_KEYS", "FlagsProvider", "flags_context"]
 
 #: The dict key that holds the targeting key (see ``flags.Flags``).
 _TARGETING_KEY = "targeting_key"
+#: The attributes of no context (read, never written).
+_NO_ATTRIBUTES = {}
 _REASONS = {reason: OpenFeatureReason(reason.value) for reason in Reason}
 _TYPE_NAMES = {bool: "a boolean", str: "a string", int: "an integer", float: "a float", dict: "an object"}
 
@@ -207,13 +208,8 @@ class FlagsProvider(AbstractProvider):
         return self._resolve(flag_key, default_value, evaluation_context, dict)
 
     def _resolve(self, flag_key, default_value, evaluation_context, value_type):
-        key, attributes, ctx = _unit(evaluation_context, self._at)
-        # One call for what detail() and five of its attributes would give.
-        value, variant, reason, error, metadata = self._flags._resolution(
-            flag_key, ctx, key=key, attrs=attributes, type=value_type
-        )
-        # Read-only, as OpenFeature requires (spec 1.4.15.1).
-        metadata = types.MappingProxyType(metadata)
+        # The metadata is a read-only FlagMetadata, as OpenFeature requires (spec 1.4.15.1).
+        value, variant, reason, error, metadata = self._resolution(flag_key, evaluation_context, value_type)
         if error is not None:
             return self._error(flag_key, default_value, error, metadata, value_type)
         if variant is None:
@@ -222,6 +218,25 @@ class FlagsProvider(AbstractProvider):
                 value=default_value, reason=OpenFeatureReason.DISABLED, flag_metadata=metadata
             )
         return FlagResolutionDetails(value=value, variant=variant, reason=_REASONS[reason], flag_metadata=metadata)
+
+    def _resolution(self, flag_key, evaluation_context, value_type):
+        """The extension's ``Flags._resolution`` (what ``detail()`` and five of
+        its attributes would give, in one call) for this context. OpenFeature's
+        attributes are handed over as they are, for the engine to read in
+        place; only when it refuses one (a datetime, a mapping, a list of
+        numbers), when the instant is fixed, or when an attribute is named
+        like the key, are they mapped first (``_unit``)."""
+        if evaluation_context is None:
+            key, attributes = None, _NO_ATTRIBUTES
+        else:
+            key, attributes = evaluation_context.targeting_key, evaluation_context.attributes
+        if self._at is None and _TARGETING_KEY not in attributes:
+            try:
+                return self._flags._resolution(flag_key, None, key=key, attrs=attributes, type=value_type)
+            except TypeError:
+                pass  # a value the engine does not take as it is: mapped below
+        key, attributes, ctx = _unit(evaluation_context, self._at)
+        return self._flags._resolution(flag_key, ctx, key=key, attrs=attributes, type=value_type)
 
     def _error(self, flag_key, default_value, error, metadata, value_type):
         if error == ErrorCode.TYPE_MISMATCH:

@@ -11,11 +11,12 @@ use std::sync::Arc;
 
 use flags_core::{ErrorCode, Evaluation, Reason, Value};
 use flags_ffi::FlagsSnapshot;
-use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString};
 use pyo3::{IntoPyObject, IntoPyObjectExt};
+
+use crate::flag_metadata::FlagMetadata;
 
 /// One evaluation: the value and variant served, and why.
 ///
@@ -64,7 +65,7 @@ pub(crate) type Resolution<'py> = (
     Option<&'static str>,
     Py<PyAny>,
     Option<Py<PyAny>>,
-    Bound<'py, PyDict>,
+    Bound<'py, FlagMetadata>,
 );
 
 impl Detail {
@@ -201,9 +202,7 @@ impl Detail {
     /// an unknown flag.
     #[getter]
     fn flag_version(&self) -> Option<String> {
-        self.result
-            .flag_version
-            .map(|version| format!("{:016x}", version.0))
+        self.result.flag_version.map(|version| version.to_string())
     }
 
     #[getter]
@@ -221,47 +220,14 @@ impl Detail {
         Ok(dict)
     }
 
-    /// The flag metadata OFREP and OpenFeature report, as a new dict: the
-    /// engine's keys that apply (`flagVersion`, `ruleIndex`, `ruleName`,
-    /// `bucket`; `enrolled`, `stale`, `overridden` when true; `arm` when it
-    /// is not the variant served; `killedBy` for a disabled flag), then the
-    /// flag's declared `metadata`. Made in one call, for the OpenFeature
-    /// provider, which needs it on every evaluation.
+    /// The flag metadata OFREP and OpenFeature report, as a read-only
+    /// mapping (see `FlagMetadata`).
     #[getter]
-    fn flag_metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let result = &self.result;
-        let dict = PyDict::new(py);
-        if let Some(version) = self.flag_version() {
-            dict.set_item(intern!(py, "flagVersion"), version)?;
-        }
-        if let Some(rule) = result.rule {
-            dict.set_item(intern!(py, "ruleIndex"), rule.index)?;
-            if let Some(name) = rule.name {
-                dict.set_item(intern!(py, "ruleName"), name)?;
-            }
-        }
-        if let Some(bucket) = result.bucket {
-            dict.set_item(intern!(py, "bucket"), bucket)?;
-        }
-        for (key, set) in [
-            (intern!(py, "enrolled"), result.enrolled),
-            (intern!(py, "stale"), result.stale),
-            (intern!(py, "overridden"), result.overridden),
-        ] {
-            if set {
-                dict.set_item(key, true)?;
-            }
-        }
-        if let Some(arm) = result.arm.filter(|arm| Some(*arm) != result.variant) {
-            dict.set_item(intern!(py, "arm"), arm)?;
-        }
-        if let Some(by) = result.killed_by {
-            dict.set_item(intern!(py, "killedBy"), by.to_string())?;
-        }
-        for (name, value) in result.metadata.iter() {
-            dict.set_item(name, value_object(py, value)?)?;
-        }
-        Ok(dict)
+    fn flag_metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, FlagMetadata>> {
+        Bound::new(
+            py,
+            FlagMetadata::new(self.result, Arc::clone(&self._snapshot)),
+        )
     }
 
     /// Equal when about the same flag with the same outcome, as the

@@ -7,6 +7,8 @@
 //!   getters they share;
 //! - `unit`: `Context` (a prepared unit) and plain dicts read in place;
 //! - `detail`: `Detail` and the conversion of values to Python objects;
+//! - `flag_metadata`: `FlagMetadata`, an evaluation's OFREP metadata as a
+//!   read-only mapping;
 //! - `errors`: the one place failures become the SDK's exceptions.
 //!
 //! Not here: anything natural in Python (the exceptions, the `Reason` and
@@ -21,6 +23,7 @@ use pyo3::prelude::*;
 mod detail;
 mod engine;
 mod errors;
+mod flag_metadata;
 mod unit;
 
 /// The bucket in [0, 1 000 000) of `unit` under `salt` (bucketing v1), for
@@ -39,6 +42,7 @@ fn _flags(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<engine::Snapshot>()?;
     module.add_class::<unit::Context>()?;
     module.add_class::<detail::Detail>()?;
+    module.add_class::<flag_metadata::FlagMetadata>()?;
     module.add_function(wrap_pyfunction!(bucket, module)?)?;
     // The flag-metadata keys the engine sets itself, from the one list the
     // engine checks declared metadata against.

@@ -178,6 +178,8 @@ def test_flag_metadata_has_the_engines_keys_then_the_flags_own(client):
     for disabled in ("killed", "dimmed"):
         assert client.get_string_details(disabled, "x", USER).flag_metadata["killedBy"] == "file"
     assert "killedBy" not in static
+    with pytest.raises(TypeError):  # read-only, as OpenFeature requires (spec 1.4.15.1)
+        static["team"] = "other"
 
 
 def test_stale_and_overridden_are_in_the_metadata(engine, client, monkeypatch):

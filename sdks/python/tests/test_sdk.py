@@ -9,6 +9,7 @@ cases; the Rust tests cover the engine).
 import datetime
 import json
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -141,6 +142,26 @@ off_variant = "unlit"
         # OFREP's flag metadata: the engine's keys that apply, then the flag's own.
         assert dark.flag_metadata == {"flagVersion": dark.flag_version, "killedBy": "file", "team": "web", "ticket": 7}
         assert engine.detail("color", ctx).flag_metadata == {"flagVersion": engine.detail("color", ctx).flag_version}
+
+
+def test_flag_metadata_is_a_read_only_mapping(ctx):
+    text = CONFIG + '\n[flags.dark]\nenabled = false\nvariants = { lit = "L" }\ndefault = "lit"\nmetadata = { team = "web", ratio = 0.5 }\n'
+    with Flags.from_toml(text) as engine:
+        dark = engine.detail("dark", ctx)
+        metadata = dark.flag_metadata
+        expected = {"flagVersion": dark.flag_version, "killedBy": "file", "team": "web", "ratio": 0.5}
+        assert isinstance(metadata, Mapping)
+        assert dict(metadata) == expected == metadata.copy()
+        assert metadata == expected and metadata == dark.flag_metadata and metadata != {}
+        assert (len(metadata), list(metadata), metadata.keys()) == (4, list(expected), list(expected))
+        assert (metadata.values(), metadata.items()) == (list(expected.values()), list(expected.items()))
+        assert ("team" in metadata, "bucket" in metadata, 7 in metadata) == (True, False, False)
+        assert (metadata.get("team"), metadata.get("bucket"), metadata.get("bucket", 0)) == ("web", None, 0)
+        with pytest.raises(KeyError, match="bucket"):
+            metadata["bucket"]
+        with pytest.raises(TypeError):
+            metadata["team"] = "other"
+        assert repr(metadata).startswith("FlagMetadata({'flagVersion': ")
 
 
 def test_details_compare_by_content_and_show_it(engine, ctx):
